@@ -1,0 +1,57 @@
+using PeftSharp.Tensors;
+
+namespace PeftSharp.Models;
+
+/// <summary>
+/// What one decoder block's forward saves for its backward, for N = batch·seq tokens. With activation recompute a
+/// single instance is shared by all blocks and refilled just before each block's backward.
+/// </summary>
+public sealed class BlockActivations : IDisposable
+{
+    public readonly Tensor Xn1, Rstd1;          // (N,C), (N)      input RMSNorm
+    public readonly Tensor QRaw, KRaw;          // (N,Hq·D), (N,Hkv·D) projections before q/k norm (qwen3 only)
+    public readonly Tensor RstdQ, RstdK;        // (N·Hq), (N·Hkv)  per-head q/k norm (qwen3 only)
+    public readonly Tensor Q, K, V;             // (N,Hq·D), (N,Hkv·D), (N,Hkv·D)  after norm and RoPE
+    public readonly Tensor Attn, Lse;           // (N,Hq·D), (N·Hq)
+    public readonly Tensor Mid;                 // (N,C) residual after attention
+    public readonly Tensor Xn2, Rstd2;          // (N,C), (N)      post-attention RMSNorm
+    public readonly Tensor GateOut, UpOut, H;   // (N,F) each; H = silu(gate)·up
+
+    public BlockActivations(ModelConfig c, int n)
+    {
+        int qd = c.NumHeads * c.HeadDim, kvd = c.NumKvHeads * c.HeadDim, f = c.IntermediateSize;
+        Xn1 = new Tensor(DType.F32, n, c.HiddenSize); Rstd1 = new Tensor(DType.F32, n);
+        bool qk = c.QkNorm;
+        QRaw = new Tensor(DType.F32, qk ? n : 0, qd); KRaw = new Tensor(DType.F32, qk ? n : 0, kvd);
+        RstdQ = new Tensor(DType.F32, qk ? n * c.NumHeads : 0); RstdK = new Tensor(DType.F32, qk ? n * c.NumKvHeads : 0);
+        Q = new Tensor(DType.F32, n, qd); K = new Tensor(DType.F32, n, kvd); V = new Tensor(DType.F32, n, kvd);
+        Attn = new Tensor(DType.F32, n, qd); Lse = new Tensor(DType.F32, n * c.NumHeads);
+        Mid = new Tensor(DType.F32, n, c.HiddenSize);
+        Xn2 = new Tensor(DType.F32, n, c.HiddenSize); Rstd2 = new Tensor(DType.F32, n);
+        GateOut = new Tensor(DType.F32, n, f); UpOut = new Tensor(DType.F32, n, f); H = new Tensor(DType.F32, n, f);
+    }
+
+    IEnumerable<Tensor> All => [Xn1, Rstd1, QRaw, KRaw, RstdQ, RstdK, Q, K, V, Attn, Lse, Mid, Xn2, Rstd2, GateOut, UpOut, H];
+    public long Bytes => All.Sum(t => t.ByteLength);
+    public void Dispose() { foreach (var t in All) t.Dispose(); }
+}
+
+/// <summary>Gradient scratch shared by all blocks during backward (N tokens).</summary>
+public sealed class BlockGradients : IDisposable
+{
+    public readonly Tensor DXn, DAttn, DQ, DK, DV, DGate, DUp, DH, DQRaw, DKRaw;
+
+    public BlockGradients(ModelConfig c, int n)
+    {
+        int qd = c.NumHeads * c.HeadDim, kvd = c.NumKvHeads * c.HeadDim, f = c.IntermediateSize;
+        DXn = new Tensor(DType.F32, n, c.HiddenSize);
+        DAttn = new Tensor(DType.F32, n, qd);
+        DQ = new Tensor(DType.F32, n, qd); DK = new Tensor(DType.F32, n, kvd); DV = new Tensor(DType.F32, n, kvd);
+        DGate = new Tensor(DType.F32, n, f); DUp = new Tensor(DType.F32, n, f); DH = new Tensor(DType.F32, n, f);
+        DQRaw = new Tensor(DType.F32, c.QkNorm ? n : 0, qd); DKRaw = new Tensor(DType.F32, c.QkNorm ? n : 0, kvd);
+    }
+
+    IEnumerable<Tensor> All => [DXn, DAttn, DQ, DK, DV, DGate, DUp, DH, DQRaw, DKRaw];
+    public long Bytes => All.Sum(t => t.ByteLength);
+    public void Dispose() { foreach (var t in All) t.Dispose(); }
+}

@@ -1,0 +1,126 @@
+using PeftSharp.Kernels;
+using PeftSharp.Tensors;
+
+namespace PeftSharp.Models;
+
+/// <summary>
+/// Runs a <see cref="CausalLM"/> over batches of a fixed shape (batch × seq) for training and evaluation.
+/// Buffers are allocated once for the shape and reused every step. With <c>recompute</c> on (gradient
+/// checkpointing), only each block's input is kept and the block's forward is re-run just before its backward.
+/// </summary>
+public sealed class ModelPass : IDisposable
+{
+    readonly CausalLM _m;
+    readonly Tensor[] _residual;                 // L+1 × (N,C): input of block l; [L] = last block's output
+    readonly BlockActivations[] _acts;           // L instances, or 1 shared when recomputing
+    BlockGradients? _grads;
+    Tensor? _dA, _dB;                            // (N,C) gradient ping-pong buffers
+    readonly Tensor _final, _rstdFinal;          // (N,C), (N)
+
+    public int Batch { get; }
+    public int Seq { get; }
+    public int Tokens => Batch * Seq;
+    public bool Recompute { get; }
+
+    public ModelPass(CausalLM model, int batch, int seq, bool recompute)
+    {
+        if (seq > model.Config.MaxPositions && model.Rope.MaxPositions < seq)
+            throw new PeftException($"sequence length {seq} exceeds the model's max_position_embeddings {model.Config.MaxPositions}");
+        _m = model; Batch = batch; Seq = seq; Recompute = recompute;
+        var c = model.Config;
+        int n = batch * seq;
+        _residual = new Tensor[c.NumLayers + 1];
+        for (int i = 0; i <= c.NumLayers; i++) _residual[i] = new Tensor(DType.F32, n, c.HiddenSize);
+        _acts = new BlockActivations[recompute ? 1 : c.NumLayers];
+        for (int i = 0; i < _acts.Length; i++) _acts[i] = new BlockActivations(c, n);
+        _final = new Tensor(DType.F32, n, c.HiddenSize);
+        _rstdFinal = new Tensor(DType.F32, n);
+    }
+
+    /// <summary>Bytes of activation memory this pass holds (saved activations + gradient scratch).</summary>
+    public long ActivationBytes =>
+        _residual.Sum(t => t.ByteLength) + _acts.Sum(a => a.Bytes) + (_grads?.Bytes ?? 0)
+        + (_dA?.ByteLength ?? 0) * 2 + _final.ByteLength + _rstdFinal.ByteLength;
+
+    /// <summary>The final-normed hidden states (N,C) of the last forward.</summary>
+    public Tensor FinalHidden => _final;
+
+    BlockActivations Acts(int layer) => _acts[Recompute ? 0 : layer];
+
+    void Check(ReadOnlySpan<int> ids, ReadOnlySpan<int> positions, ReadOnlySpan<int> segmentIds, ReadOnlySpan<int> targets)
+    {
+        int n = Tokens;
+        if (ids.Length != n || positions.Length != n || targets.Length != n || (segmentIds.Length != 0 && segmentIds.Length != n))
+            throw new ArgumentException($"batch arrays must have {n} = {Batch}×{Seq} entries");
+        int v = _m.Config.VocabSize;
+        foreach (var id in ids) if ((uint)id >= (uint)v) throw new PeftException($"token id {id} is outside the vocabulary (size {v})");
+        foreach (var t in targets) if (t != -100 && (uint)t >= (uint)v) throw new PeftException($"target id {t} is outside the vocabulary (size {v})");
+        int maxPos = _m.Rope.MaxPositions;
+        foreach (var p in positions) if ((uint)p >= (uint)maxPos) throw new PeftException($"position {p} is outside [0, {maxPos})");
+    }
+
+    /// <summary>Forward through the final norm; activations saved for backward when <paramref name="training"/>.</summary>
+    public void Forward(ReadOnlySpan<int> ids, ReadOnlySpan<int> positions, ReadOnlySpan<int> segmentIds, bool training)
+    {
+        var c = _m.Config;
+        Embedding.Forward(_residual[0].Floats, ids, _m.Embed.AsMatrix());
+        for (int l = 0; l < c.NumLayers; l++)
+            BlockPass.Forward(_m.Layers[l], c, _m.Rope, Acts(l), _residual[l], _residual[l + 1], positions, segmentIds, Batch, Seq, training);
+        RmsNorm.Forward(_final.Floats, _rstdFinal.Floats, _residual[c.NumLayers].Floats, _m.FinalNorm.Values, Tokens, c.HiddenSize, c.RmsNormEps);
+    }
+
+    /// <summary>Forward only: (sum of token losses, number of scored tokens).</summary>
+    public (double LossSum, int Count) Loss(ReadOnlySpan<int> ids, ReadOnlySpan<int> positions, ReadOnlySpan<int> segmentIds, ReadOnlySpan<int> targets)
+    {
+        Check(ids, positions, segmentIds, targets);
+        Forward(ids, positions, segmentIds, training: false);
+        return CrossEntropy.ForwardBackward(_final.Floats, _m.LmHead.AsMatrix(), targets, Tokens, _m.Config.HiddenSize, 0f, Span<float>.Empty, Span<float>.Empty);
+    }
+
+    /// <summary>
+    /// Forward and backward of Σ token losses × <paramref name="gradScale"/> (e.g. 1 / tokens in the optimizer step);
+    /// gradients accumulate (+=) into every trainable parameter. Returns (sum of token losses, number of scored tokens).
+    /// </summary>
+    public (double LossSum, int Count) ForwardBackward(ReadOnlySpan<int> ids, ReadOnlySpan<int> positions, ReadOnlySpan<int> segmentIds,
+        ReadOnlySpan<int> targets, float gradScale, bool inputGradients = false)
+    {
+        Check(ids, positions, segmentIds, targets);
+        var c = _m.Config;
+        int n = Tokens;
+        Forward(ids, positions, segmentIds, training: true);
+
+        _grads ??= new BlockGradients(c, n);
+        _dA ??= new Tensor(DType.F32, n, c.HiddenSize);
+        _dB ??= new Tensor(DType.F32, n, c.HiddenSize);
+
+        // LM head + loss: dFinal lives in _dB, then the final norm's backward writes dResidual[L] into _dA.
+        _dB.Floats.Clear();
+        var result = CrossEntropy.ForwardBackward(_final.Floats, _m.LmHead.AsMatrix(), targets, n, c.HiddenSize, gradScale, _dB.Floats, _m.LmHeadGradOrEmpty);
+        _dA.Floats.Clear();
+        RmsNorm.Backward(_dA.Floats, _m.FinalNorm.GradOrEmpty, _dB.Floats, _residual[c.NumLayers].Floats, _m.FinalNorm.Values, _rstdFinal.Floats, n, c.HiddenSize);
+
+        Tensor dOut = _dA, dIn = _dB;
+        for (int l = c.NumLayers - 1; l >= 0; l--)
+        {
+            if (Recompute)
+                BlockPass.Forward(_m.Layers[l], c, _m.Rope, _acts[0], _residual[l], _residual[l + 1], positions, segmentIds, Batch, Seq, training: true);
+            BlockPass.Backward(_m.Layers[l], c, _m.Rope, Acts(l), _grads, _residual[l], dOut, dIn, positions, segmentIds, Batch, Seq);
+            (dOut, dIn) = (dIn, dOut);
+        }
+        // dOut now holds dL/d(embedding output).
+        if (_m.EmbedParam != null) Embedding.Backward(_m.EmbedParam.Grad.Floats, dOut.Floats, ids, c.HiddenSize);
+        LastInputGradient = dOut;
+        return result;
+    }
+
+    /// <summary>dL/d(embedding output) (N,C) after the last <see cref="ForwardBackward"/> (for tests of input gradients).</summary>
+    public Tensor? LastInputGradient { get; private set; }
+
+    public void Dispose()
+    {
+        foreach (var t in _residual) t.Dispose();
+        foreach (var a in _acts) a.Dispose();
+        _grads?.Dispose(); _dA?.Dispose(); _dB?.Dispose();
+        _final.Dispose(); _rstdFinal.Dispose();
+    }
+}

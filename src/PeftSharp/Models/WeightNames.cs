@@ -1,0 +1,22 @@
+namespace PeftSharp.Models;
+
+/// <summary>Hugging Face tensor names of the Llama-family layout (llama, mistral, qwen2, qwen3 share it).</summary>
+public static class WeightNames
+{
+    public const string Embed = "model.embed_tokens.weight";
+    public const string FinalNorm = "model.norm.weight";
+    public const string LmHead = "lm_head.weight";
+
+    public static string Layer(int i) => $"model.layers.{i}";
+    public static string InputNorm(int i) => $"{Layer(i)}.input_layernorm.weight";
+    public static string PostNorm(int i) => $"{Layer(i)}.post_attention_layernorm.weight";
+    public static string QNorm(int i) => $"{Layer(i)}.self_attn.q_norm.weight";
+    public static string KNorm(int i) => $"{Layer(i)}.self_attn.k_norm.weight";
+
+    /// <summary>Module names (no ".weight") of the seven projections of layer i, in HF order.</summary>
+    public static string Attn(int i, string proj) => $"{Layer(i)}.self_attn.{proj}";
+    public static string Mlp(int i, string proj) => $"{Layer(i)}.mlp.{proj}";
+
+    public static readonly string[] AttentionProjections = ["q_proj", "k_proj", "v_proj", "o_proj"];
+    public static readonly string[] MlpProjections = ["gate_proj", "up_proj", "down_proj"];
+}

@@ -1,0 +1,105 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using PeftSharp.Kernels;
+using PeftSharp.Tensors;
+
+namespace PeftSharp.Nn;
+
+/// <summary>
+/// A dense projection. Frozen: the weight stays in its storage dtype (F32/BF16/F16), widened inside the GEMM.
+/// Trainable (full fine-tuning): weight and bias are float32 <see cref="Parameter"/>s with gradients.
+/// </summary>
+public sealed unsafe class Linear : ILinear, IDisposable
+{
+    Tensor _weight;          // (Out, In)
+    Tensor? _bias;           // (Out), F32
+    Parameter? _weightParam, _biasParam;
+
+    public string Name { get; }
+    public int InFeatures { get; }
+    public int OutFeatures { get; }
+    public bool Trainable => _weightParam != null;
+    public Tensor Weight => _weight;
+    public Tensor? Bias => _bias;
+
+    public Linear(string name, Tensor weight, Tensor? bias)
+    {
+        if (weight.Rank != 2) throw new PeftException($"{name}.weight: expected 2-D [out, in], got {weight.ShapeString}");
+        Name = name;
+        _weight = weight;
+        OutFeatures = weight.Shape[0];
+        InFeatures = weight.Shape[1];
+        if (bias != null)
+        {
+            if (bias.Rank != 1 || bias.Shape[0] != OutFeatures)
+                throw new PeftException($"{name}.bias: expected [{OutFeatures}], got {bias.ShapeString}");
+            _bias = bias.DType == DType.F32 ? bias : bias.ToF32();
+        }
+    }
+
+    /// <summary>Full fine-tuning: copies the weight (and bias) to float32 parameters that receive gradients.</summary>
+    public void MakeTrainable()
+    {
+        if (Trainable) return;
+        _weightParam = new Parameter(Name + ".weight", _weight.DType == DType.F32 ? CopyF32(_weight) : _weight.ToF32());
+        _weight = _weightParam.Value;
+        if (_bias != null)
+        {
+            _biasParam = new Parameter(Name + ".bias", CopyF32(_bias));
+            _bias = _biasParam.Value;
+        }
+    }
+
+    static Tensor CopyF32(Tensor t)
+    {
+        var c = new Tensor(DType.F32, t.Shape);
+        t.Floats.CopyTo(c.Floats);
+        return c;
+    }
+
+    public void Forward(float* x, float* y, int n, bool training)
+    {
+        // y (n,Out) = x (n,In) · W (Out,In)ᵀ
+        Gemm.Multiply(false, true, n, OutFeatures, InFeatures, 1f, MatrixView.F32(x, n, InFeatures), _weight.AsMatrix(), 0f, y, OutFeatures);
+        if (_bias != null) AddBiasRows(y, n, _bias.Floats);
+    }
+
+    public void Backward(float* dy, float* x, float* dx, int n)
+    {
+        var dyView = MatrixView.F32(dy, n, OutFeatures);
+        // dx (n,In) += dy (n,Out) · W (Out,In)
+        if (dx != null)
+            Gemm.Multiply(false, false, n, InFeatures, OutFeatures, 1f, dyView, _weight.AsMatrix(), 1f, dx, InFeatures);
+        if (_weightParam != null)
+        {
+            // dW (Out,In) += dyᵀ (Out,n) · x (n,In)
+            Gemm.Multiply(true, false, OutFeatures, InFeatures, n, 1f, dyView, MatrixView.F32(x, n, InFeatures), 1f,
+                (float*)_weightParam.Grad.Data, InFeatures);
+            if (_biasParam != null)
+            {
+                var db = _biasParam.Grad.Floats;
+                for (int i = 0; i < n; i++) TensorPrimitives.Add(db, new ReadOnlySpan<float>(dy + (long)i * OutFeatures, OutFeatures), db);
+            }
+        }
+    }
+
+    internal static void AddBiasRows(float* y, int n, ReadOnlySpan<float> bias)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            var row = new Span<float>(y + (long)i * bias.Length, bias.Length);
+            TensorPrimitives.Add(row, bias, row);
+        }
+    }
+
+    public IEnumerable<Parameter> Parameters()
+    {
+        if (_weightParam != null) yield return _weightParam;
+        if (_biasParam != null) yield return _biasParam;
+    }
+
+    public void Dispose()
+    {
+        _weightParam?.Dispose();
+        _biasParam?.Dispose();
+    }
+}

@@ -1,0 +1,34 @@
+using PeftSharp.Tensors;
+
+namespace PeftSharp.Cli;
+
+public static class BenchUtil
+{
+    public static double Median(IReadOnlyList<double> xs)
+    {
+        if (xs.Count == 0) return double.NaN;
+        var s = xs.OrderBy(x => x).ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+
+    /// <summary>Peak resident set size of this process in MB (VmHWM from /proc), or null where unavailable.</summary>
+    public static double? PeakRssMb()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmHWM:"))
+                    return Math.Round(long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0, 1);
+        }
+        catch (IOException) { }
+        return null;
+    }
+
+    public static DType ParseDType(string s) => s.ToLowerInvariant() switch
+    {
+        "bf16" or "bfloat16" => DType.BF16,
+        "f16" or "fp16" or "float16" => DType.F16,
+        "f32" or "fp32" or "float32" => DType.F32,
+        _ => throw new PeftException($"--dtype: expected bf16, f16 or f32, got '{s}'"),
+    };
+}

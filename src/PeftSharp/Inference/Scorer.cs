@@ -1,0 +1,44 @@
+using System.Text.Json.Nodes;
+using PeftSharp.Models;
+
+namespace PeftSharp.Inference;
+
+/// <summary>Per-token log-probabilities of a sequence under a model (the first token has none).</summary>
+public sealed record ScoreResult(int[] Ids, double?[] LogProbs)
+{
+    /// <summary>Σ log p over the scored tokens.</summary>
+    public double Total => LogProbs.Sum(x => x ?? 0);
+    public int Scored => LogProbs.Count(x => x.HasValue);
+    public double Perplexity => Scored == 0 ? double.NaN : Math.Exp(-Total / Scored);
+
+    public string ToJson() => new JsonObject
+    {
+        ["ids"] = new JsonArray(Ids.Select(i => (JsonNode)i).ToArray()),
+        ["logprobs"] = new JsonArray(LogProbs.Select(l => l is { } v ? (JsonNode)Math.Round(v, 6) : null).ToArray()),
+        ["total"] = Math.Round(Total, 6),
+        ["perplexity"] = Scored == 0 ? null : Math.Round(Perplexity, 6),
+    }.ToJsonString();
+}
+
+public static class Scorer
+{
+    /// <summary>Scores in chunks through a KV cache so memory stays O(chunk × vocab).</summary>
+    public static ScoreResult Score(CausalLM model, int[] ids, int chunk = 64)
+    {
+        int V = model.Config.VocabSize;
+        var logprobs = new double?[ids.Length];
+        using var session = new InferenceSession(model, Math.Max(1, ids.Length));
+        var logits = new float[Math.Min(chunk, ids.Length) * V];
+        for (int start = 0; start < ids.Length; start += chunk)
+        {
+            int n = Math.Min(chunk, ids.Length - start);
+            session.Feed(ids.AsSpan(start, n), Span<float>.Empty, logits.AsSpan(0, n * V));
+            for (int i = 0; i < n; i++)
+            {
+                int next = start + i + 1;
+                if (next < ids.Length) logprobs[next] = LmHead.LogProb(logits.AsSpan(i * V, V), ids[next]);
+            }
+        }
+        return new ScoreResult(ids, logprobs);
+    }
+}

@@ -8,7 +8,7 @@ namespace PeftSharp.Nn;
 /// A dense projection. Frozen: the weight stays in its storage dtype (F32/BF16/F16), widened inside the GEMM.
 /// Trainable (full fine-tuning): weight and bias are float32 <see cref="Parameter"/>s with gradients.
 /// </summary>
-public sealed unsafe class Linear : ILinear, IDisposable
+public sealed unsafe class Linear : IFrozenProjection, IDisposable
 {
     Tensor _weight;          // (Out, In)
     Tensor? _bias;           // (Out), F32
@@ -82,6 +82,54 @@ public sealed unsafe class Linear : ILinear, IDisposable
         }
     }
 
+    public void ForwardNoBias(float* x, float* y, int n) =>
+        Gemm.Multiply(false, true, n, OutFeatures, InFeatures, 1f, MatrixView.F32(x, n, InFeatures), _weight.AsMatrix(), 0f, y, OutFeatures);
+
+    public void WeightTimesTransposed(float* a, int r, float* wat) =>
+        Gemm.Multiply(false, true, OutFeatures, r, InFeatures, 1f, _weight.AsMatrix(), MatrixView.F32(a, r, InFeatures), 0f, wat, r);
+
+    public void RowNormsSquared(Span<double> dst)
+    {
+        var row = new float[InFeatures];
+        for (int i = 0; i < OutFeatures; i++)
+        {
+            ReadRows(i, 1, row);
+            double s = 0;
+            foreach (var v in row) s += (double)v * v;
+            dst[i] = s;
+        }
+    }
+
+    public void ReadRows(int row0, int rows, Span<float> dst) =>
+        DTypeConvert.ToFloat(_weight.Data + (long)row0 * InFeatures * _weight.DType.Size(), _weight.DType, dst[..(rows * InFeatures)]);
+
+    bool _weightOwned;
+
+    /// <summary>Mapped checkpoint weights are read-only: copy once into owned memory before the first in-place change.</summary>
+    void EnsureOwnedWeight()
+    {
+        if (_weightOwned || Trainable) return;
+        var copy = new Tensor(_weight.DType, _weight.Shape);
+        Buffer.MemoryCopy(_weight.Data, copy.Data, copy.ByteLength, _weight.ByteLength);
+        _weight = copy;
+        _weightOwned = true;
+    }
+
+    public void AddToWeight(ReadOnlySpan<float> delta, float alpha)
+    {
+        EnsureOwnedWeight();
+        if (delta.Length != OutFeatures * InFeatures) throw new ArgumentException($"{Name}: delta has {delta.Length} elements, expected {OutFeatures}×{InFeatures}");
+        var row = new float[InFeatures];
+        for (int i = 0; i < OutFeatures; i++)
+        {
+            ReadRows(i, 1, row);
+            TensorPrimitives.MultiplyAdd(delta.Slice(i * InFeatures, InFeatures), alpha, row, row);
+            DTypeConvert.FromFloat(row, _weight.DType, _weight.Data + (long)i * InFeatures * _weight.DType.Size());
+        }
+    }
+
+    public ReadOnlySpan<float> BiasOrEmpty => _bias != null ? _bias.Floats : ReadOnlySpan<float>.Empty;
+
     internal static void AddBiasRows(float* y, int n, ReadOnlySpan<float> bias)
     {
         for (int i = 0; i < n; i++)
@@ -99,6 +147,7 @@ public sealed unsafe class Linear : ILinear, IDisposable
 
     public void Dispose()
     {
+        if (_weightOwned) _weight.Dispose();
         _weightParam?.Dispose();
         _biasParam?.Dispose();
     }

@@ -1,0 +1,47 @@
+using PeftSharp.Nn;
+
+namespace PeftSharp.Peft;
+
+/// <summary>
+/// One adapter's weights on one projection: A (r, in), B (out, r), scaling, dropout, and for DoRA the magnitude
+/// vector m (out). Parameter names are PEFT's saved keys without the "base_model.model." prefix.
+/// </summary>
+public sealed class LoraAdapter : IDisposable
+{
+    public Parameter A { get; }
+    public Parameter B { get; }
+    public Parameter? Magnitude { get; }
+    public int Rank { get; }
+    public float Alpha { get; }
+    public float Scaling { get; }
+    public float DropoutP { get; }
+    public bool UseDora => Magnitude != null;
+    public bool Trainable { get; set; } = true;
+
+    public LoraAdapter(string module, int inFeatures, int outFeatures, int rank, float alpha, bool rsLora, float dropout, bool useDora)
+    {
+        if (rank <= 0) throw new PeftException($"{module}: LoRA rank must be > 0, got {rank}");
+        if (dropout is < 0 or >= 1) throw new PeftException($"{module}: lora_dropout must be in [0, 1), got {dropout}");
+        Rank = rank;
+        Alpha = alpha;
+        Scaling = rsLora ? alpha / MathF.Sqrt(rank) : alpha / rank;
+        DropoutP = dropout;
+        A = new Parameter(module + ".lora_A.weight", rank, inFeatures);
+        B = new Parameter(module + ".lora_B.weight", outFeatures, rank);
+        if (useDora) Magnitude = new Parameter(module + ".lora_magnitude_vector", outFeatures);
+    }
+
+    public IEnumerable<Parameter> Parameters()
+    {
+        yield return A;
+        yield return B;
+        if (Magnitude != null) yield return Magnitude;
+    }
+
+    public void Dispose()
+    {
+        A.Dispose();
+        B.Dispose();
+        Magnitude?.Dispose();
+    }
+}

@@ -145,6 +145,28 @@ public sealed class CausalLM : IDisposable
         }
     }
 
+    Tensor? _embedBase, _lmHeadBase;
+
+    /// <summary>
+    /// modules_to_save: route the embedding (or the LM head) through a float32 parameter of its own (trained in full,
+    /// saved with the adapter); null restores the base weight. With tied embeddings both names share one matrix.
+    /// </summary>
+    public void OverrideEmbedding(Parameter? p)
+    {
+        _embedBase ??= Embed;
+        EmbedParam = p;
+        Embed = p?.Value ?? _embedBase;
+        if (Tied) _lmHead = Embed;
+    }
+
+    public void OverrideLmHead(Parameter? p)
+    {
+        if (Tied) { OverrideEmbedding(p); return; }
+        _lmHeadBase ??= _lmHead;
+        _lmHeadParam = p;
+        _lmHead = p?.Value ?? _lmHeadBase;
+    }
+
     /// <summary>Trainable parameters (full fine-tuning weights and any adapter parameters), each once.</summary>
     public IEnumerable<Parameter> TrainableParameters()
     {

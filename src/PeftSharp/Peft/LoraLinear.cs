@@ -14,7 +14,7 @@ namespace PeftSharp.Peft;
 /// The rank-r side is multiplied first and W + s·B·A is never formed: DoRA's row norm is expanded as
 /// ‖W_i‖² + 2s·⟨B_i, (W·Aᵀ)_i⟩ + s²·B_i·(A·Aᵀ)·B_iᵀ.
 /// </summary>
-public sealed unsafe class LoraLinear : IWrapsLinear, IDisposable
+public sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
 {
     readonly Dictionary<string, LoraAdapter> _adapters = new();
     readonly List<string> _merged = new();

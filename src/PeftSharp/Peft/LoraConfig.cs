@@ -1,0 +1,196 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace PeftSharp.Peft;
+
+/// <summary>
+/// PEFT's LoraConfig: the fields this project implements, with PEFT's defaults and JSON names.
+/// TargetModules is a list (exact or ".suffix" match), a regex string, "all-linear", or null (architecture default).
+/// </summary>
+public sealed record LoraConfig
+{
+    public int R { get; init; } = 8;
+    public double LoraAlpha { get; init; } = 8;
+    public double LoraDropout { get; init; }
+    public IReadOnlyList<string>? TargetModules { get; init; }
+    /// <summary>target_modules given as a single string: a regex for re.fullmatch, or "all-linear".</summary>
+    public string? TargetModulesRegex { get; init; }
+    public IReadOnlyList<string>? ExcludeModules { get; init; }
+    public string? ExcludeModulesRegex { get; init; }
+    public string Bias { get; init; } = "none";
+    public bool UseRsLora { get; init; }
+    public bool UseDora { get; init; }
+    public IReadOnlyList<string>? ModulesToSave { get; init; }
+    /// <summary>"true" (PEFT default: A ~ U(±1/√in), B = 0), "false", "gaussian", "pissa", "pissa_niter_K".</summary>
+    public string InitLoraWeights { get; init; } = "true";
+    public IReadOnlyList<int>? LayersToTransform { get; init; }
+    public string? LayersPattern { get; init; }
+    /// <summary>Ordered (pattern, value) pairs: the first match in file order wins.</summary>
+    public IReadOnlyList<KeyValuePair<string, int>> RankPattern { get; init; } = [];
+    public IReadOnlyList<KeyValuePair<string, double>> AlphaPattern { get; init; } = [];
+    public string? BaseModelNameOrPath { get; init; }
+    public string TaskType { get; init; } = "CAUSAL_LM";
+    public bool InferenceMode { get; init; } = true;
+    public string? Revision { get; init; }
+
+    public static readonly string[] DefaultTargets = ["q_proj", "v_proj"];
+
+    /// <summary>adapter_config.json: sorted keys, keys newer than PEFT 0.14 left out (old PEFT rejects unknown keys).</summary>
+    public string ToJson()
+    {
+        JsonNode? List<T>(IReadOnlyList<T>? xs) => xs == null ? null : new JsonArray(xs.Select(x => JsonValue.Create(x)).ToArray<JsonNode?>());
+        JsonNode? Targets() => TargetModulesRegex != null ? JsonValue.Create(TargetModulesRegex) : List(TargetModules);
+        JsonNode? Exclude() => ExcludeModulesRegex != null ? JsonValue.Create(ExcludeModulesRegex) : List(ExcludeModules);
+        JsonNode Init() => InitLoraWeights switch
+        {
+            "true" => JsonValue.Create(true),
+            "false" => JsonValue.Create(false),
+            var s => JsonValue.Create(s),
+        };
+        var rank = new JsonObject();
+        foreach (var (k, v) in RankPattern) rank[k] = v;
+        var alpha = new JsonObject();
+        foreach (var (k, v) in AlphaPattern) alpha[k] = Number(v);
+        var o = new SortedDictionary<string, JsonNode?>(StringComparer.Ordinal)
+        {
+            ["alpha_pattern"] = alpha,
+            ["auto_mapping"] = null,
+            ["base_model_name_or_path"] = BaseModelNameOrPath,
+            ["bias"] = Bias,
+            ["eva_config"] = null,
+            ["exclude_modules"] = Exclude(),
+            ["fan_in_fan_out"] = false,
+            ["inference_mode"] = InferenceMode,
+            ["init_lora_weights"] = Init(),
+            ["layer_replication"] = null,
+            ["layers_pattern"] = LayersPattern,
+            ["layers_to_transform"] = List(LayersToTransform),
+            ["loftq_config"] = new JsonObject(),
+            ["lora_alpha"] = Number(LoraAlpha),
+            ["lora_bias"] = false,
+            ["lora_dropout"] = LoraDropout,
+            ["megatron_config"] = null,
+            ["megatron_core"] = "megatron.core",
+            ["modules_to_save"] = List(ModulesToSave),
+            ["peft_type"] = "LORA",
+            ["r"] = R,
+            ["rank_pattern"] = rank,
+            ["revision"] = Revision,
+            ["target_modules"] = Targets(),
+            ["task_type"] = TaskType,
+            ["use_dora"] = UseDora,
+            ["use_rslora"] = UseRsLora,
+        };
+        var root = new JsonObject();
+        foreach (var (k, v) in o) root[k] = v;
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    static JsonNode Number(double v) => v == Math.Floor(v) && Math.Abs(v) < 1e15 ? JsonValue.Create((long)v) : JsonValue.Create(v);
+
+    public static LoraConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new PeftException($"{path}: adapter_config.json not found");
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    /// <summary>Reads PEFT's adapter_config.json: unknown keys ignored (as PEFT ≥ 0.14), wrong types named.</summary>
+    public static LoraConfig Parse(string json, string source)
+    {
+        JsonObject root;
+        try { root = JsonNode.Parse(json) as JsonObject ?? throw new PeftException($"{source}: expected a JSON object"); }
+        catch (JsonException e) { throw new PeftException($"{source}: invalid JSON: {e.Message}"); }
+
+        string peftType = Str(root, "peft_type", source) ?? throw new PeftException($"{source}: missing \"peft_type\" (expected \"LORA\")");
+        if (peftType != "LORA") throw new PeftException($"{source}: peft_type \"{peftType}\" is not supported (expected \"LORA\")");
+        if (Bool(root, "fan_in_fan_out", source) == true)
+            throw new PeftException($"{source}: fan_in_fan_out=true is for GPT-2 Conv1D weights; Llama-family models use nn.Linear");
+        if (Bool(root, "lora_bias", source) == true)
+            throw new PeftException($"{source}: lora_bias=true is not supported");
+
+        var c = new LoraConfig
+        {
+            R = (int)(Num(root, "r", source) ?? 8),
+            LoraAlpha = Num(root, "lora_alpha", source) ?? 8,
+            LoraDropout = Num(root, "lora_dropout", source) ?? 0,
+            Bias = Str(root, "bias", source) ?? "none",
+            UseRsLora = Bool(root, "use_rslora", source) ?? false,
+            UseDora = Bool(root, "use_dora", source) ?? false,
+            ModulesToSave = StrList(root, "modules_to_save", source),
+            LayersPattern = root["layers_pattern"] is JsonArray lp ? lp.Select(x => x!.GetValue<string>()).FirstOrDefault() : Str(root, "layers_pattern", source),
+            BaseModelNameOrPath = Str(root, "base_model_name_or_path", source),
+            TaskType = Str(root, "task_type", source) ?? "CAUSAL_LM",
+            InferenceMode = Bool(root, "inference_mode", source) ?? true,
+            Revision = Str(root, "revision", source),
+        };
+        c = root["target_modules"] switch
+        {
+            null => c,
+            JsonValue v when v.TryGetValue<string>(out var s) => c with { TargetModulesRegex = s },
+            JsonArray => c with { TargetModules = StrList(root, "target_modules", source) },
+            _ => throw new PeftException($"{source}: \"target_modules\" must be a list of names or a regex string"),
+        };
+        c = root["exclude_modules"] switch
+        {
+            null => c,
+            JsonValue v when v.TryGetValue<string>(out var s) => c with { ExcludeModulesRegex = s },
+            JsonArray => c with { ExcludeModules = StrList(root, "exclude_modules", source) },
+            _ => throw new PeftException($"{source}: \"exclude_modules\" must be a list of names or a regex string"),
+        };
+        c = root["init_lora_weights"] switch
+        {
+            null => c,
+            JsonValue v when v.TryGetValue<bool>(out var b) => c with { InitLoraWeights = b ? "true" : "false" },
+            JsonValue v when v.TryGetValue<string>(out var s) => c with { InitLoraWeights = s },
+            _ => throw new PeftException($"{source}: \"init_lora_weights\" must be a bool or a string"),
+        };
+        c = root["layers_to_transform"] switch
+        {
+            null => c,
+            JsonValue v when v.TryGetValue<int>(out var i) => c with { LayersToTransform = [i] },
+            JsonArray a => c with { LayersToTransform = a.Select(x => x is JsonValue xv && xv.TryGetValue<int>(out var i) ? i
+                : throw new PeftException($"{source}: \"layers_to_transform\" must hold integers")).ToArray() },
+            _ => throw new PeftException($"{source}: \"layers_to_transform\" must be an int or a list of ints"),
+        };
+        if (root["rank_pattern"] is JsonObject rp)
+            c = c with { RankPattern = rp.Select(kv => new KeyValuePair<string, int>(kv.Key, (int)(AsNum(kv.Value, $"rank_pattern.{kv.Key}", source)))).ToArray() };
+        if (root["alpha_pattern"] is JsonObject ap)
+            c = c with { AlphaPattern = ap.Select(kv => new KeyValuePair<string, double>(kv.Key, AsNum(kv.Value, $"alpha_pattern.{kv.Key}", source))).ToArray() };
+        c.Validate(source);
+        return c;
+    }
+
+    public void Validate(string source)
+    {
+        if (R <= 0) throw new PeftException($"{source}: r must be > 0, got {R}");
+        if (LoraDropout is < 0 or >= 1) throw new PeftException($"{source}: lora_dropout must be in [0, 1), got {LoraDropout}");
+        if (Bias is not ("none" or "all" or "lora_only")) throw new PeftException($"{source}: bias must be \"none\", \"all\" or \"lora_only\", got \"{Bias}\"");
+        if (LayersToTransform != null && TargetModulesRegex != null)
+            throw new PeftException($"{source}: layers_to_transform needs target_modules as a list, not a regex string");
+        if (InitLoraWeights is not ("true" or "false" or "gaussian" or "pissa") && !InitLoraWeights.StartsWith("pissa_niter_"))
+            throw new PeftException($"{source}: init_lora_weights \"{InitLoraWeights}\" is not supported (expected true, false, \"gaussian\", \"pissa\" or \"pissa_niter_K\")");
+    }
+
+    static string? Str(JsonObject o, string key, string src) => o[key] switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue<string>(out var s) => s,
+        _ => throw new PeftException($"{src}: \"{key}\" must be a string"),
+    };
+    static bool? Bool(JsonObject o, string key, string src) => o[key] switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue<bool>(out var b) => b,
+        _ => throw new PeftException($"{src}: \"{key}\" must be true or false"),
+    };
+    static double? Num(JsonObject o, string key, string src) => o[key] is null ? null : AsNum(o[key], key, src);
+    static double AsNum(JsonNode? n, string key, string src) => n is JsonValue v && v.TryGetValue<double>(out var d) ? d
+        : throw new PeftException($"{src}: \"{key}\" must be a number");
+    static IReadOnlyList<string>? StrList(JsonObject o, string key, string src) => o[key] switch
+    {
+        null => null,
+        JsonArray a => a.Select(x => x is JsonValue v && v.TryGetValue<string>(out var s) ? s
+            : throw new PeftException($"{src}: \"{key}\" must be a list of strings")).ToArray(),
+        _ => throw new PeftException($"{src}: \"{key}\" must be a list of strings"),
+    };
+}

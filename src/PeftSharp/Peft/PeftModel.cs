@@ -1,0 +1,269 @@
+using PeftSharp.IO;
+using PeftSharp.Models;
+using PeftSharp.Nn;
+using PeftSharp.Tensors;
+
+namespace PeftSharp.Peft;
+
+/// <summary>
+/// A base <see cref="CausalLM"/> with named LoRA/DoRA adapters injected by PEFT's target rules. One adapter is active
+/// at a time (or none); adapters can be added, loaded from / saved to PEFT's format, switched, unloaded, combined,
+/// merged into the base weights and unmerged.
+/// </summary>
+public sealed class PeftModel : IDisposable
+{
+    readonly Dictionary<string, LoraConfig> _configs = new();
+    readonly Dictionary<string, Dictionary<string, Parameter>> _saved = new();  // adapter → modules_to_save params
+    readonly List<string> _mergedAdapters = new();
+
+    public CausalLM Model { get; }
+    public DropoutContext Dropout { get; } = new();
+    public string? Active { get; private set; }
+    public IReadOnlyDictionary<string, LoraConfig> Configs => _configs;
+
+    public PeftModel(CausalLM model) => Model = model;
+
+    /// <summary>Every adapter-carrying module (wrapping the base projection), in model order.</summary>
+    public IEnumerable<LoraLinear> LoraModules =>
+        Model.Layers.SelectMany(l => l.Projections).OfType<LoraLinear>();
+
+    public const string SavePrefix = "base_model.model.";
+
+    /// <summary>Adds a freshly initialized adapter and makes it active. Returns the targeted module names.</summary>
+    public IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed = 0)
+    {
+        if (_configs.ContainsKey(name)) throw new PeftException($"adapter '{name}' already exists");
+        config.Validate($"adapter '{name}'");
+        var matcher = new TargetMatcher(config);
+        var allLinear = Model.Layers.SelectMany(l => l.Projections).Select(p => p.Name).ToList();
+        foreach (var t in matcher.UnsupportedExplicitTargets(allLinear))
+            throw new PeftException($"target_modules: LoRA on '{t}' is not supported; list it in modules_to_save to train it in full");
+        var targeted = new List<string>();
+        int moduleId = 0;
+        foreach (var layer in Model.Layers)
+        {
+            foreach (var proj in layer.Projections.ToList())
+            {
+                int id = moduleId++;
+                if (!matcher.IsTarget(proj.Name)) continue;
+                targeted.Add(proj.Name);
+                layer.Replace(proj.Name, p => p as LoraLinear ?? new LoraLinear(p, id, Dropout));
+            }
+        }
+        if (targeted.Count == 0)
+            throw new PeftException($"adapter '{name}': target_modules matched no module of the model (e.g. {allLinear.FirstOrDefault()})");
+
+        foreach (var m in LoraModules.Where(m => targeted.Contains(m.Name)))
+        {
+            var ad = new LoraAdapter(m.Name, m.InFeatures, m.OutFeatures, matcher.RankFor(m.Name), (float)matcher.AlphaFor(m.Name),
+                config.UseRsLora, (float)config.LoraDropout, config.UseDora);
+            LoraInit.Initialize(ad, config.InitLoraWeights, seed ^ (ulong)m.ModuleId * 0x9E3779B97F4A7C15UL);
+            m.Add(name, ad);
+            if (config.UseDora) m.InitializeMagnitude(name);
+        }
+        _configs[name] = config;
+        _saved[name] = CreateModulesToSave(config);
+        SetActive(name);
+        return targeted;
+    }
+
+    Dictionary<string, Parameter> CreateModulesToSave(LoraConfig config)
+    {
+        var result = new Dictionary<string, Parameter>();
+        foreach (var m in config.ModulesToSave ?? [])
+        {
+            switch (m)
+            {
+                case "lm_head":
+                    result[WeightNames.LmHead] = new Parameter(WeightNames.LmHead, (Model.Tied ? Model.Embed : Model.LmHead).ToF32());
+                    break;
+                case "embed_tokens":
+                    result[WeightNames.Embed] = new Parameter(WeightNames.Embed, Model.Embed.ToF32());
+                    break;
+                default:
+                    throw new PeftException($"modules_to_save: '{m}' is not supported (supported: lm_head, embed_tokens)");
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Makes <paramref name="name"/> the active adapter (null disables all adapters).</summary>
+    public void SetActive(string? name)
+    {
+        if (name != null && !_configs.ContainsKey(name)) throw new PeftException($"no adapter named '{name}' (have: {string.Join(", ", _configs.Keys)})");
+        Active = name;
+        foreach (var m in LoraModules) m.Active = name != null && m.Adapters.ContainsKey(name) ? name : null;
+        var saved = name != null ? _saved[name] : null;
+        Model.OverrideEmbedding(saved != null && saved.TryGetValue(WeightNames.Embed, out var e) ? e : null);
+        if (!Model.Tied) Model.OverrideLmHead(saved != null && saved.TryGetValue(WeightNames.LmHead, out var h) ? h : null);
+        else if (saved != null && saved.TryGetValue(WeightNames.LmHead, out var th)) Model.OverrideEmbedding(th);
+    }
+
+    /// <summary>Removes an adapter from every module.</summary>
+    public void Unload(string name)
+    {
+        if (!_configs.ContainsKey(name)) throw new PeftException($"no adapter named '{name}'");
+        if (_mergedAdapters.Contains(name)) throw new PeftException($"adapter '{name}' is merged; unmerge it first");
+        foreach (var m in LoraModules) m.Remove(name);
+        foreach (var p in _saved[name].Values) p.Dispose();
+        _saved.Remove(name);
+        _configs.Remove(name);
+        if (Active == name) SetActive(null);
+    }
+
+    /// <summary>Trainable parameters of the active adapter (plus its modules_to_save), in a stable order.</summary>
+    public IEnumerable<Parameter> TrainableParameters() => Model.TrainableParameters();
+
+    /// <summary>The active (or named) adapter's tensors under PEFT's saved names.</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> AdapterTensors(string name)
+    {
+        foreach (var m in LoraModules)
+        {
+            if (!m.Adapters.TryGetValue(name, out var a)) continue;
+            foreach (var p in a.Parameters()) yield return (SavePrefix + p.Name, p.Value);
+        }
+        foreach (var (key, p) in _saved[name]) yield return (SavePrefix + key, p.Value);
+    }
+
+    /// <summary>Writes adapter_config.json and adapter_model.safetensors (F32, or BF16 on request) atomically.</summary>
+    public void Save(string dir, string? name = null, DType dtype = DType.F32, string? baseModelNameOrPath = null)
+    {
+        name ??= Active ?? throw new PeftException("no active adapter to save");
+        if (!_configs.TryGetValue(name, out var config)) throw new PeftException($"no adapter named '{name}'");
+        if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new PeftException($"adapters are saved as F32, BF16 or F16, not {dtype}");
+        Directory.CreateDirectory(dir);
+        var tensors = new List<(string, Tensor)>();
+        var owned = new List<Tensor>();
+        try
+        {
+            foreach (var (n, t) in AdapterTensors(name))
+            {
+                if (dtype == DType.F32) { tensors.Add((n, t)); continue; }
+                var c = new Tensor(dtype, t.Shape);
+                unsafe { DTypeConvert.FromFloat(t.Floats, dtype, c.Data); }
+                owned.Add(c);
+                tensors.Add((n, c));
+            }
+            SafetensorsWriter.Write(Path.Combine(dir, "adapter_model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        }
+        finally { foreach (var t in owned) t.Dispose(); }
+        var cfg = config with { InferenceMode = true, BaseModelNameOrPath = baseModelNameOrPath ?? config.BaseModelNameOrPath };
+        AtomicFile.WriteAllText(Path.Combine(dir, "adapter_config.json"), cfg.ToJson());
+    }
+
+    /// <summary>
+    /// Loads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors; F32/BF16/F16) as adapter
+    /// <paramref name="name"/> and makes it active. Shape or dtype mismatches are errors naming the tensor and both shapes;
+    /// missing and unexpected tensors are reported in the result.
+    /// </summary>
+    public AdapterLoadReport LoadAdapter(string dir, string name = "default")
+    {
+        var config = LoraConfig.Load(Path.Combine(dir, "adapter_config.json"));
+        var file = Path.Combine(dir, "adapter_model.safetensors");
+        if (!File.Exists(file))
+            throw new PeftException(File.Exists(Path.Combine(dir, "adapter_model.bin"))
+                ? $"{dir}: only adapter_model.bin (a pickle) found; re-save the adapter with safe_serialization=True"
+                : $"{dir}: adapter_model.safetensors not found");
+        AddAdapter(name, config);
+        using var st = SafetensorsFile.Open(file);
+        var expected = AdapterTensors(name).ToDictionary(t => t.Name, t => t.Tensor);
+        var missing = new List<string>(expected.Keys);
+        var unexpected = new List<string>();
+        foreach (var entry in st.Entries)
+        {
+            var key = entry.Name;
+            // PEFT writes the magnitude without ".weight"; older files may carry it.
+            if (!expected.ContainsKey(key) && key.EndsWith(".lora_magnitude_vector.weight")) key = key[..^".weight".Length];
+            if (!expected.TryGetValue(key, out var target)) { unexpected.Add(entry.Name); continue; }
+            if (!entry.Shape.AsSpan().SequenceEqual(target.Shape))
+            {
+                Unload(name);
+                throw new PeftException($"{file}: tensor '{entry.Name}' has shape [{string.Join(", ", entry.Shape)}] but the model expects {target.ShapeString}");
+            }
+            if (entry.DType is not (DType.F32 or DType.BF16 or DType.F16))
+            {
+                Unload(name);
+                throw new PeftException($"{file}: tensor '{entry.Name}' is {entry.DType}; expected F32, BF16 or F16");
+            }
+            using var src = st.Get(entry.Name);
+            unsafe { DTypeConvert.ToFloat(src.Data, src.DType, target.Floats); }
+            missing.Remove(key);
+        }
+        foreach (var m in LoraModules) if (m.Adapters.TryGetValue(name, out var a)) a.Trainable = false;
+        return new AdapterLoadReport(name, config, missing, unexpected);
+    }
+
+    /// <summary>Marks the named adapter trainable (after loading, to continue training it).</summary>
+    public void SetTrainable(string name, bool trainable)
+    {
+        foreach (var m in LoraModules) if (m.Adapters.TryGetValue(name, out var a)) a.Trainable = trainable;
+    }
+
+    /// <summary>Merges the active adapter into the base weights (W ← W + s·B·A, or DoRA's rescaled weight).</summary>
+    public void Merge(string? name = null)
+    {
+        name ??= Active ?? throw new PeftException("no active adapter to merge");
+        if (_mergedAdapters.Contains(name)) throw new PeftException($"adapter '{name}' is already merged");
+        if (_saved[name].Count > 0) throw new PeftException($"adapter '{name}' has modules_to_save; merged checkpoints take them from the adapter via `peft merge`");
+        foreach (var m in LoraModules) if (m.Adapters.ContainsKey(name)) m.Merge(name);
+        _mergedAdapters.Add(name);
+    }
+
+    public void Unmerge(string name)
+    {
+        if (!_mergedAdapters.Remove(name)) throw new PeftException($"adapter '{name}' is not merged");
+        foreach (var m in LoraModules) if (m.Adapters.ContainsKey(name)) m.Unmerge(name);
+    }
+
+    /// <summary>
+    /// PEFT's add_weighted_adapter for LoRA: "linear" (same rank: A = Σ √wᵢ·sᵢ·Aᵢ, B = Σ √wᵢ·Bᵢ) or "cat"
+    /// (A = [A₁; A₂ …], B = [w₁s₁B₁ | w₂s₂B₂ …], exact Σ wᵢ·ΔWᵢ); the new adapter has lora_alpha = r (scaling 1).
+    /// </summary>
+    public void Combine(IReadOnlyList<string> adapters, IReadOnlyList<double> weights, string newName, string combination = "cat")
+    {
+        if (adapters.Count == 0 || adapters.Count != weights.Count) throw new PeftException("combine: give one weight per adapter");
+        foreach (var a in adapters)
+        {
+            if (!_configs.TryGetValue(a, out var c)) throw new PeftException($"combine: no adapter named '{a}'");
+            if (c.UseDora) throw new PeftException($"combine: adapter '{a}' uses DoRA; PEFT combines only plain LoRA adapters");
+            if (_saved[a].Count > 0) throw new PeftException($"combine: adapter '{a}' has modules_to_save, which cannot be combined");
+        }
+        if (combination is not ("linear" or "cat")) throw new PeftException($"combine: combination \"{combination}\" is not supported (linear, cat)");
+        var first = _configs[adapters[0]];
+        var modules = LoraModules.Where(m => adapters.Any(a => m.Adapters.ContainsKey(a))).ToList();
+        var ranks = modules.Select(m => adapters.Where(a => m.Adapters.ContainsKey(a)).Select(a => m.Adapters[a].Rank).ToList()).ToList();
+        if (combination == "linear" && ranks.Any(rs => rs.Distinct().Count() > 1))
+            throw new PeftException("combine: \"linear\" needs adapters of the same rank; use \"cat\" for different ranks");
+        int newRank = combination == "cat"
+            ? adapters.Sum(a => _configs[a].R)
+            : first.R;
+        var config = first with
+        {
+            R = newRank, LoraAlpha = newRank, UseRsLora = false, RankPattern = [], AlphaPattern = [], LoraDropout = first.LoraDropout,
+            TargetModules = modules.Select(m => m.Name.Split('.')[^1]).Distinct().ToArray(), TargetModulesRegex = null,
+            InitLoraWeights = "true", LayersToTransform = null,
+        };
+        if (combination == "linear" && weights.Any(w => w < 0)) throw new PeftException("combine: \"linear\" needs non-negative weights (√w is applied to A and B)");
+        var moduleRanks = modules.Select(m => (m.Name, Rank: m.AddCombined(newName, adapters, weights, combination))).ToList();
+        // Modules whose combined rank differs from the common one get rank_pattern/alpha_pattern entries (alpha = r → scaling 1).
+        int common = moduleRanks.GroupBy(x => x.Rank).OrderByDescending(g => g.Count()).First().Key;
+        var exceptions = moduleRanks.Where(x => x.Rank != common).ToList();
+        config = config with
+        {
+            R = common, LoraAlpha = common,
+            RankPattern = exceptions.Select(x => new KeyValuePair<string, int>(System.Text.RegularExpressions.Regex.Escape(x.Name), x.Rank)).ToArray(),
+            AlphaPattern = exceptions.Select(x => new KeyValuePair<string, double>(System.Text.RegularExpressions.Regex.Escape(x.Name), x.Rank)).ToArray(),
+        };
+        _configs[newName] = config;
+        _saved[newName] = new Dictionary<string, Parameter>();
+        SetActive(newName);
+    }
+
+    public void Dispose()
+    {
+        foreach (var d in _saved.Values) foreach (var p in d.Values) p.Dispose();
+        Model.Dispose();
+    }
+}
+
+public sealed record AdapterLoadReport(string Name, LoraConfig Config, IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected);

@@ -1,0 +1,160 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using static PeftSharp.Kernels.AttentionTiles;
+
+namespace PeftSharp.Kernels;
+
+/// <summary>
+/// Causal grouped-query attention, FlashAttention-2 style: 64×64 tiles of scores with an online softmax, so no T×T
+/// matrix is ever formed. lse (N, Hq) holds the natural-log log-sum-exp of the SCALED scores (q·k/√D) per query and
+/// head, index token·Hq + head; Backward recomputes the probabilities from it.
+/// </summary>
+public static unsafe partial class Attention
+{
+    // Causal grouped-query attention over `batch` rows of `seqLen` tokens, computed in tiles with an online softmax
+    // (no T×T matrix). q (N,Hq,D); k,v (N,Hkv,D); segmentIds (N) or empty: with packing, token i attends j only if
+    // j ≤ i in the same row AND segmentIds[i] == segmentIds[j]. output (N,Hq,D); lse (N,Hq) log-sum-exp saved for
+    // Backward. Scale 1/sqrt(D). Query head h uses kv head h / (Hq/Hkv).
+    public static void Forward(Span<float> output, Span<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<int> segmentIds, int batch, int seqLen, int qHeads, int kvHeads, int headDim)
+    {
+        int n = batch * seqLen;
+        CheckShapes(q, k, v, segmentIds, n, qHeads, kvHeads, headDim);
+        Need(output.Length, (long)n * qHeads * headDim, "output");
+        Need(lse.Length, (long)n * qHeads, "lse");
+        if (n == 0) return;
+        int rep = qHeads / kvHeads, dp = (headDim + 7) & ~7, tiles = (seqLen + Br - 1) / Br;
+        float scale = 1f / MathF.Sqrt(headDim);
+        bool packed = !segmentIds.IsEmpty;
+        int[]? loArr = packed ? ArrayPool<int>.Shared.Rent(n) : null;
+        try
+        {
+            if (packed) FirstPositionOfSegment(loArr, segmentIds, batch, seqLen);
+            fixed (float* po = output) fixed (float* pl = lse) fixed (float* pq = q) fixed (float* pk = k) fixed (float* pv = v)
+            fixed (int* ps = segmentIds) fixed (int* plo = loArr)
+            {
+                float* o = po, l = pl, qq = pq, kk = pk, vv = pv; int* seg = ps, lo = plo;
+                Threads.For(batch * qHeads * tiles, (t0, t1) =>
+                {
+                    var sc = Scratch.Get(dp);
+                    for (int t = t0; t < t1; t++)
+                    {
+                        int tile = t % tiles, bh = t / tiles, h = bh % qHeads, b = bh / qHeads;
+                        var g = RowHead(qq, kk, vv, o, l, seg, lo, b, h, h / rep, seqLen, qHeads, kvHeads, headDim, dp, scale);
+                        int i0 = tile * Br;
+                        ForwardTile(sc, g, i0, Math.Min(Br, seqLen - i0));
+                    }
+                });
+            }
+        }
+        finally
+        {
+            if (loArr != null) ArrayPool<int>.Shared.Return(loArr);
+        }
+    }
+
+    // Incremental decoding for ONE sequence: q (tNew,Hq,D) are the queries at positions start … start+tNew−1;
+    // kCache, vCache (≥ start+tNew, Hkv, D) already hold keys/values for positions 0 … start+tNew−1. Causal.
+    // output (tNew,Hq,D).
+    public static void ForwardCached(Span<float> output, ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache,
+        int start, int tNew, int qHeads, int kvHeads, int headDim)
+    {
+        if (start < 0 || tNew < 0) throw new ArgumentException("start and tNew must be ≥ 0");
+        if (qHeads <= 0 || kvHeads <= 0 || qHeads % kvHeads != 0) throw new ArgumentException($"qHeads {qHeads} must be a positive multiple of kvHeads {kvHeads}");
+        Need(q.Length, (long)tNew * qHeads * headDim, "q");
+        Need(output.Length, (long)tNew * qHeads * headDim, "output");
+        Need(kCache.Length, (long)(start + tNew) * kvHeads * headDim, "kCache");
+        Need(vCache.Length, (long)(start + tNew) * kvHeads * headDim, "vCache");
+        if (tNew == 0) return;
+        int rep = qHeads / kvHeads, dp = (headDim + 7) & ~7, tiles = (tNew + Br - 1) / Br;
+        float scale = 1f / MathF.Sqrt(headDim);
+        fixed (float* po = output) fixed (float* pq = q) fixed (float* pk = kCache) fixed (float* pv = vCache)
+        {
+            float* o = po, qq = pq, kk = pk, vv = pv;
+            Threads.For(qHeads * tiles, (t0, t1) =>
+            {
+                var sc = Scratch.Get(dp);
+                for (int t = t0; t < t1; t++)
+                {
+                    int tile = t % tiles, h = t / tiles;
+                    var g = new Head
+                    {
+                        Q = qq + (long)h * headDim, O = o + (long)h * headDim, QStride = (long)qHeads * headDim,
+                        K = kk + (long)(h / rep) * headDim, V = vv + (long)(h / rep) * headDim, KvStride = (long)kvHeads * headDim,
+                        Lse = null, PosOffset = start, D = headDim, Dp = dp, Scale = scale,
+                    };
+                    int i0 = tile * Br;
+                    ForwardTile(sc, g, i0, Math.Min(Br, tNew - i0));
+                }
+            });
+        }
+    }
+
+    /// <summary>Queries i0 … i0+br−1 of one head: online softmax over the visible key tiles, then o = acc / l.</summary>
+    static void ForwardTile(Scratch sc, in Head g, int i0, int br)
+    {
+        int d = g.D, dp = g.Dp;
+        int p0 = g.PosOffset + i0, pLast = p0 + br - 1;
+        GatherRows(sc.Q, dp, g.Q + i0 * g.QStride, g.QStride, br, d, g.Scale);
+        new Span<float>(sc.O, br * dp).Clear();
+        for (int r = 0; r < br; r++) { sc.M[r] = float.NegativeInfinity; sc.L[r] = 0; }
+        int kLo = MinLo(g.Lo, p0, br); // packed: keys before every query's segment start are invisible
+        for (int j0 = kLo / Bc * Bc; j0 <= pLast; j0 += Bc)
+        {
+            int bc = Math.Min(Bc, pLast + 1 - j0);
+            GatherTransposed(sc.KT, dp, g.K + j0 * g.KvStride, g.KvStride, bc, d);
+            GatherRows(sc.V, dp, g.V + j0 * g.KvStride, g.KvStride, bc, d, 1f);
+            Scores(sc.S, sc.Q, br, sc.KT, dp);
+            Mask(sc.S, br, bc, j0, p0, g.Seg);
+            for (int r = 0; r < br; r++)
+            {
+                var sr = new Span<float>(sc.S + r * Bc, bc);
+                float mx = TensorPrimitives.Max(sr);
+                if (float.IsNegativeInfinity(mx)) continue; // nothing visible to this query in this tile
+                float mOld = sc.M[r], mNew = Math.Max(mOld, mx);
+                float alpha = MathF.Exp(mOld - mNew);
+                TensorPrimitives.Subtract(sr, mNew, sr);
+                TensorPrimitives.Exp(sr, sr);
+                sc.L[r] = sc.L[r] * alpha + TensorPrimitives.Sum(sr);
+                sc.M[r] = mNew;
+                AccumulateRows(sc.O + r * dp, alpha, sc.S + r * Bc, 1, sc.V, bc, dp);
+            }
+        }
+        for (int r = 0; r < br; r++)
+        {
+            // Every query sees at least itself, so L > 0.
+            TensorPrimitives.Multiply(new ReadOnlySpan<float>(sc.O + r * dp, d), 1f / sc.L[r], new Span<float>(g.O + (i0 + r) * g.QStride, d));
+            if (g.Lse != null) g.Lse[(long)(i0 + r) * g.LseStride] = sc.M[r] + MathF.Log(sc.L[r]);
+        }
+    }
+
+    static Head RowHead(float* q, float* k, float* v, float* o, float* lse, int* seg, int* lo, int b, int h, int kvh,
+        int seqLen, int qHeads, int kvHeads, int headDim, int dp, float scale)
+    {
+        long row = (long)b * seqLen;
+        return new Head
+        {
+            Q = q + (row * qHeads + h) * headDim, O = o + (row * qHeads + h) * headDim, QStride = (long)qHeads * headDim,
+            K = k + (row * kvHeads + kvh) * headDim, V = v + (row * kvHeads + kvh) * headDim, KvStride = (long)kvHeads * headDim,
+            Lse = lse + row * qHeads + h, LseStride = qHeads,
+            Seg = seg == null ? null : seg + row, Lo = lo == null ? null : lo + row,
+            PosOffset = 0, D = headDim, Dp = dp, Scale = scale,
+        };
+    }
+
+    static void CheckShapes(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> seg,
+        int n, int qHeads, int kvHeads, int headDim)
+    {
+        if (qHeads <= 0 || kvHeads <= 0 || qHeads % kvHeads != 0) throw new ArgumentException($"qHeads {qHeads} must be a positive multiple of kvHeads {kvHeads}");
+        if (headDim <= 0) throw new ArgumentException("headDim must be positive");
+        Need(q.Length, (long)n * qHeads * headDim, "q");
+        Need(k.Length, (long)n * kvHeads * headDim, "k");
+        Need(v.Length, (long)n * kvHeads * headDim, "v");
+        if (!seg.IsEmpty) Need(seg.Length, n, "segmentIds");
+    }
+
+    static void Need(long have, long need, string what)
+    {
+        if (have < need) throw new ArgumentException($"{what} holds {have} elements, need {need}");
+    }
+}

@@ -1,0 +1,200 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace PeftSharp.Kernels;
+
+/// <summary>Tile scratch and micro-kernels shared by the attention forward and backward passes.</summary>
+static unsafe class AttentionTiles
+{
+    /// <summary>Query rows per tile (Br) and key columns per tile (Bc); the micro-kernels assume Bc = 64.</summary>
+    public const int Br = 64, Bc = 64;
+
+    /// <summary>Per-thread tile buffers, padded head dim Dp (multiple of 8). Pinned, reused across calls.</summary>
+    public sealed class Scratch
+    {
+        [ThreadStatic] static Scratch? t_current;
+
+        public static Scratch Get(int dp)
+        {
+            var s = t_current;
+            if (s == null || s.Dp < dp) t_current = s = new Scratch(dp);
+            return s;
+        }
+
+        readonly float[] _mem;
+        public readonly int Dp;
+        public readonly float* Q, KT, V, S, O, M, L, KRows, VT, DO, DP, DK, DV, DQ, Di, Lse;
+
+        Scratch(int dp)
+        {
+            Dp = dp;
+            int tile = Br * dp, scores = Br * Bc;
+            int total = 9 * tile + 2 * scores + 4 * Br;
+            _mem = GC.AllocateUninitializedArray<float>(total, pinned: true);
+            float* p = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_mem));
+            Q = p; p += tile; KT = p; p += tile; V = p; p += tile; O = p; p += tile; KRows = p; p += tile;
+            VT = p; p += tile; DO = p; p += tile; DK = p; p += tile; DV = p; p += tile;
+            S = p; p += scores; DP = p; p += scores;
+            M = p; p += Br; L = p; p += Br; Di = p; p += Br; Lse = p; p += Br;
+            DQ = O; // the backward never uses O, the forward never uses DQ
+        }
+    }
+
+    /// <summary>One (batch row, head) of the attention problem: base pointers already offset to that row and head.</summary>
+    public struct Head
+    {
+        public float* Q, K, V, O, Lse;      // Lse may be null (cached decoding)
+        public long QStride, KvStride;      // floats between consecutive tokens (O and dO share QStride)
+        public int LseStride;
+        public int* Seg, Lo;                // per-position segment id and first position of that id; null without packing
+        public int PosOffset;               // absolute position of query index 0 (KV-cache start), 0 for training
+        public int D, Dp;
+        public float Scale;
+    }
+
+    /// <summary>dst (rows, dp) = scale · src rows (stride srcStride) of length d, zero-padded to dp.</summary>
+    public static void GatherRows(float* dst, int dp, float* src, long srcStride, int rows, int d, float scale)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* s = src + r * srcStride, o = dst + (long)r * dp;
+            int i = 0;
+            var vs = Vector256.Create(scale);
+            for (; i + 8 <= d; i += 8) Vector256.Store(Vector256.Load(s + i) * vs, o + i);
+            for (; i < d; i++) o[i] = s[i] * scale;
+            for (; i < dp; i++) o[i] = 0;
+        }
+    }
+
+    /// <summary>dstT (dp, Bc): column j = src row j (j &lt; rows), zero elsewhere.</summary>
+    public static void GatherTransposed(float* dstT, int dp, float* src, long srcStride, int rows, int d)
+    {
+        if (rows < Bc || d < dp) new Span<float>(dstT, dp * Bc).Clear();
+        for (int j = 0; j < rows; j++)
+        {
+            float* s = src + j * srcStride;
+            for (int i = 0; i < d; i++) dstT[i * Bc + j] = s[i];
+        }
+    }
+
+    /// <summary>s (rows, Bc) = a (rows, dp) · bT (dp, Bc): one row at a time, 64 columns in 8 registers.</summary>
+    public static void Scores(float* s, float* a, int rows, float* bT, int dp)
+    {
+        for (int i = 0; i < rows; i++)
+        {
+            float* ai = a + (long)i * dp;
+            Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+            for (int d = 0; d < dp; d++)
+            {
+                var x = Vector256.Create(ai[d]);
+                float* b = bT + d * Bc;
+                c0 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b), c0);
+                c1 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b + 8), c1);
+                c2 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b + 16), c2);
+                c3 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b + 24), c3);
+                c4 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b + 32), c4);
+                c5 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b + 40), c5);
+                c6 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b + 48), c6);
+                c7 = Vector256.FusedMultiplyAdd(x, Vector256.Load(b + 56), c7);
+            }
+            float* si = s + i * Bc;
+            Vector256.Store(c0, si); Vector256.Store(c1, si + 8); Vector256.Store(c2, si + 16); Vector256.Store(c3, si + 24);
+            Vector256.Store(c4, si + 32); Vector256.Store(c5, si + 40); Vector256.Store(c6, si + 48); Vector256.Store(c7, si + 56);
+        }
+    }
+
+    /// <summary>o (dp) = outScale · o + Σ_t coef[t·stride] · rows[t, :], rows (count, dp). outScale 0 ignores o's old value.</summary>
+    public static void AccumulateRows(float* o, float outScale, float* coef, int stride, float* rows, int count, int dp)
+    {
+        int d0 = 0;
+        var vScale = Vector256.Create(outScale);
+        for (; d0 + 64 <= dp; d0 += 64)
+        {
+            float* od = o + d0;
+            Vector256<float> a0, a1, a2, a3, a4, a5, a6, a7;
+            if (outScale == 0) { a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = Vector256<float>.Zero; }
+            else
+            {
+                a0 = Vector256.Load(od) * vScale; a1 = Vector256.Load(od + 8) * vScale; a2 = Vector256.Load(od + 16) * vScale; a3 = Vector256.Load(od + 24) * vScale;
+                a4 = Vector256.Load(od + 32) * vScale; a5 = Vector256.Load(od + 40) * vScale; a6 = Vector256.Load(od + 48) * vScale; a7 = Vector256.Load(od + 56) * vScale;
+            }
+            for (int t = 0; t < count; t++)
+            {
+                float c = coef[t * stride];
+                if (c == 0) continue; // masked entries
+                var x = Vector256.Create(c);
+                float* r = rows + (long)t * dp + d0;
+                a0 = Vector256.FusedMultiplyAdd(x, Vector256.Load(r), a0);
+                a1 = Vector256.FusedMultiplyAdd(x, Vector256.Load(r + 8), a1);
+                a2 = Vector256.FusedMultiplyAdd(x, Vector256.Load(r + 16), a2);
+                a3 = Vector256.FusedMultiplyAdd(x, Vector256.Load(r + 24), a3);
+                a4 = Vector256.FusedMultiplyAdd(x, Vector256.Load(r + 32), a4);
+                a5 = Vector256.FusedMultiplyAdd(x, Vector256.Load(r + 40), a5);
+                a6 = Vector256.FusedMultiplyAdd(x, Vector256.Load(r + 48), a6);
+                a7 = Vector256.FusedMultiplyAdd(x, Vector256.Load(r + 56), a7);
+            }
+            Vector256.Store(a0, od); Vector256.Store(a1, od + 8); Vector256.Store(a2, od + 16); Vector256.Store(a3, od + 24);
+            Vector256.Store(a4, od + 32); Vector256.Store(a5, od + 40); Vector256.Store(a6, od + 48); Vector256.Store(a7, od + 56);
+        }
+        for (; d0 < dp; d0 += 8)
+        {
+            var a = outScale == 0 ? Vector256<float>.Zero : Vector256.Load(o + d0) * vScale;
+            for (int t = 0; t < count; t++)
+            {
+                float c = coef[t * stride];
+                if (c != 0) a = Vector256.FusedMultiplyAdd(Vector256.Create(c), Vector256.Load(rows + (long)t * dp + d0), a);
+            }
+            Vector256.Store(a, o + d0);
+        }
+    }
+
+    /// <summary>Sets s[r, j] = −∞ where key j0+j may not be seen by query p0+r: padding (j ≥ bc), the future, another segment.</summary>
+    public static void Mask(float* s, int br, int bc, int j0, int p0, int* seg)
+    {
+        // Nothing to mask when every key precedes every query, no padding, no packing.
+        if (j0 + Bc - 1 <= p0 && seg == null) return;
+        for (int r = 0; r < br; r++)
+        {
+            int p = p0 + r;
+            float* sr = s + r * Bc;
+            int visibleEnd = Math.Min(bc, p - j0 + 1); // keys j0 … p are causal-visible
+            if (visibleEnd < 0) visibleEnd = 0;
+            for (int j = visibleEnd; j < Bc; j++) sr[j] = float.NegativeInfinity;
+            if (seg != null)
+            {
+                int sp = seg[p];
+                for (int j = 0; j < visibleEnd; j++)
+                    if (seg[j0 + j] != sp) sr[j] = float.NegativeInfinity;
+            }
+        }
+    }
+
+    /// <summary>Smallest lo over query rows [i0, i0+br): no key before it is visible to the tile.</summary>
+    public static int MinLo(int* lo, int i0, int br)
+    {
+        if (lo == null) return 0;
+        int m = int.MaxValue;
+        for (int r = 0; r < br; r++) m = Math.Min(m, lo[i0 + r]);
+        return m;
+    }
+
+    /// <summary>lo (N): for each token, the first position in its batch row with the same segment id (≤ its own).</summary>
+    public static void FirstPositionOfSegment(Span<int> lo, ReadOnlySpan<int> seg, int batch, int seqLen)
+    {
+        Dictionary<int, int>? first = null;
+        for (int b = 0; b < batch; b++)
+        {
+            first?.Clear();
+            int o = b * seqLen;
+            for (int t = 0; t < seqLen; t++)
+            {
+                int id = seg[o + t];
+                if (t > 0 && seg[o + t - 1] == id) { lo[o + t] = lo[o + t - 1]; continue; }
+                first ??= new Dictionary<int, int>();
+                if (!first.TryGetValue(id, out int f)) { f = t; first[id] = t; }
+                lo[o + t] = f;
+            }
+        }
+    }
+}

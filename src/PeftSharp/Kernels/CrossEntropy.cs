@@ -1,0 +1,160 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using PeftSharp.Tensors;
+
+namespace PeftSharp.Kernels;
+
+/// <summary>
+/// LM head fused with softmax cross-entropy, chunked over the vocabulary: (n, V) logits never exist, only
+/// (active rows × chunk). Pass 1 keeps an online log-sum-exp per row; pass 2 (gradients only) recomputes each chunk's
+/// logits and turns them into dlogits = gradScale · (softmax − onehot) for two GEMMs.
+/// Ignored rows (target −100) are dropped before any GEMM: they cost nothing and get zero gradient.
+/// </summary>
+public static unsafe class CrossEntropy
+{
+    public const int IgnoreIndex = -100;
+
+    /// <summary>Upper bound on floats in the logits chunk buffer (8 MiB).</summary>
+    const int ChunkBudget = 1 << 21;
+
+    // Loss of the LM head fused with softmax cross-entropy, chunked over the vocabulary so (N,V) logits never exist.
+    // hidden (n,c) final-normed states; lmHead (V,c) any dtype; targets (n), -100 = ignored.
+    // Returns the SUM of token losses and the count of non-ignored targets. If dhidden is non-empty,
+    // dhidden (n,c) += gradScale · d(sum of losses)/dhidden; if dLmHead is non-empty, dLmHead (V,c) += the same for
+    // the head weight (full fine-tuning / modules_to_save).
+    public static (double LossSum, int Count) ForwardBackward(ReadOnlySpan<float> hidden, in MatrixView lmHead, ReadOnlySpan<int> targets,
+        int n, int c, float gradScale, Span<float> dhidden, Span<float> dLmHead)
+        => ForwardBackward(hidden, lmHead, targets, n, c, gradScale, dhidden, dLmHead, chunk: 0);
+
+    /// <summary>As the public overload with an explicit vocabulary chunk (0 = choose from the row count); tests use small chunks.</summary>
+    internal static (double LossSum, int Count) ForwardBackward(ReadOnlySpan<float> hidden, in MatrixView lmHead, ReadOnlySpan<int> targets,
+        int n, int c, float gradScale, Span<float> dhidden, Span<float> dLmHead, int chunk)
+    {
+        int vocab = lmHead.Rows;
+        if (lmHead.Cols != c) throw new ArgumentException($"lm_head has {lmHead.Cols} columns, hidden has {c}");
+        if (hidden.Length < (long)n * c) throw new ArgumentException($"hidden holds {hidden.Length} floats, need {(long)n * c}");
+        if (targets.Length < n) throw new ArgumentException($"targets holds {targets.Length} ids, need {n}");
+        bool wantDh = !dhidden.IsEmpty, wantDw = !dLmHead.IsEmpty;
+        if (wantDh && dhidden.Length < (long)n * c) throw new ArgumentException("dhidden shorter than n·c");
+        if (wantDw && dLmHead.Length < (long)vocab * c) throw new ArgumentException("dLmHead shorter than V·c");
+
+        int m = 0;
+        for (int i = 0; i < n; i++)
+        {
+            int t = targets[i];
+            if (t == IgnoreIndex) continue;
+            if ((uint)t >= (uint)vocab)
+                throw new PeftException($"target token id {t} at position {i} is outside the vocabulary (size {vocab}); use -100 to ignore a position");
+            m++;
+        }
+        if (m == 0) return (0, 0);
+        if (chunk <= 0) chunk = Math.Clamp(ChunkBudget / m / 64 * 64, 256, 8192);
+        chunk = Math.Min(chunk, vocab);
+
+        var pool = ArrayPool<float>.Shared;
+        int[] rows = ArrayPool<int>.Shared.Rent(m);
+        int[] tgt = ArrayPool<int>.Shared.Rent(m);
+        float[] logits = pool.Rent(m * chunk);
+        float[] rowMax = pool.Rent(m), tgtLogit = pool.Rent(m);
+        double[] rowSum = ArrayPool<double>.Shared.Rent(m);
+        bool compact = m < n;
+        float[]? hBuf = compact ? pool.Rent(m * c) : null;
+        float[]? dhBuf = compact && wantDh ? pool.Rent(m * c) : null;
+        try
+        {
+            for (int i = 0, r = 0; i < n; i++)
+                if (targets[i] != IgnoreIndex) { rows[r] = i; tgt[r] = targets[i]; r++; }
+            fixed (float* ph = hidden) fixed (float* phb = hBuf) fixed (float* pdhb = dhBuf) fixed (float* pdh = dhidden) fixed (float* pdw = dLmHead)
+            fixed (float* pLog = logits) fixed (float* pMax = rowMax) fixed (float* pTl = tgtLogit) fixed (double* pSum = rowSum) fixed (int* pT = tgt)
+            {
+                float* h = ph;
+                if (compact)
+                {
+                    for (int r = 0; r < m; r++) new ReadOnlySpan<float>(ph + (long)rows[r] * c, c).CopyTo(new Span<float>(phb + (long)r * c, c));
+                    h = phb;
+                }
+                var hView = MatrixView.F32(h, m, c);
+                float* lg = pLog, mx = pMax, tl = pTl; double* sum = pSum; int* tg = pT;
+                for (int r = 0; r < m; r++) { mx[r] = float.NegativeInfinity; sum[r] = 0; }
+
+                // Pass 1: running max and Σexp per row.
+                for (int v0 = 0; v0 < vocab; v0 += chunk)
+                {
+                    int cv = Math.Min(chunk, vocab - v0), vStart = v0;
+                    Gemm.Multiply(false, true, m, cv, c, 1f, hView, lmHead.SliceRows(v0, cv), 0f, lg, cv);
+                    Threads.For(m, (r0, r1) =>
+                    {
+                        for (int r = r0; r < r1; r++)
+                        {
+                            var s = new Span<float>(lg + (long)r * cv, cv);
+                            int t = tg[r] - vStart;
+                            if ((uint)t < (uint)cv) tl[r] = s[t];
+                            float mNew = Math.Max(mx[r], TensorPrimitives.Max(s));
+                            TensorPrimitives.Subtract(s, mNew, s);
+                            TensorPrimitives.Exp(s, s);
+                            sum[r] = sum[r] * Math.Exp((double)mx[r] - mNew) + TensorPrimitives.Sum(s);
+                            mx[r] = mNew;
+                        }
+                    }, minPerThread: 8);
+                }
+                double loss = 0;
+                for (int r = 0; r < m; r++)
+                {
+                    double lse = mx[r] + Math.Log(sum[r]);
+                    loss += lse - tl[r];
+                    mx[r] = (float)lse; // mx now holds lse for pass 2
+                }
+
+                if (wantDh || wantDw)
+                {
+                    float* dh = null;
+                    if (wantDh)
+                    {
+                        dh = compact ? pdhb : pdh;
+                        if (compact) new Span<float>(pdhb, m * c).Clear();
+                    }
+                    float g = gradScale;
+                    for (int v0 = 0; v0 < vocab; v0 += chunk)
+                    {
+                        int cv = Math.Min(chunk, vocab - v0), vStart = v0;
+                        var wChunk = lmHead.SliceRows(v0, cv);
+                        Gemm.Multiply(false, true, m, cv, c, 1f, hView, wChunk, 0f, lg, cv);
+                        // dlogits (m, cv) = g · (softmax − onehot)
+                        Threads.For(m, (r0, r1) =>
+                        {
+                            for (int r = r0; r < r1; r++)
+                            {
+                                var s = new Span<float>(lg + (long)r * cv, cv);
+                                TensorPrimitives.Subtract(s, mx[r], s);
+                                TensorPrimitives.Exp(s, s);
+                                TensorPrimitives.Multiply(s, g, s);
+                                int t = tg[r] - vStart;
+                                if ((uint)t < (uint)cv) s[t] -= g;
+                            }
+                        }, minPerThread: 8);
+                        var dl = MatrixView.F32(lg, m, cv);
+                        // dhidden (m,c) += dlogits (m,cv) · W_chunk (cv,c)
+                        if (dh != null) Gemm.Multiply(false, false, m, c, cv, 1f, dl, wChunk, 1f, dh, c);
+                        // dLmHead_chunk (cv,c) += dlogitsᵀ (cv,m) · hidden (m,c)
+                        if (wantDw) Gemm.Multiply(true, false, cv, c, m, 1f, dl, hView, 1f, pdw + (long)v0 * c, c);
+                    }
+                    if (wantDh && compact)
+                        for (int r = 0; r < m; r++)
+                        {
+                            var dst = new Span<float>(pdh + (long)rows[r] * c, c);
+                            TensorPrimitives.Add(dst, new ReadOnlySpan<float>(pdhb + (long)r * c, c), dst);
+                        }
+                }
+                return (loss, m);
+            }
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(rows); ArrayPool<int>.Shared.Return(tgt);
+            pool.Return(logits); pool.Return(rowMax); pool.Return(tgtLogit);
+            ArrayPool<double>.Shared.Return(rowSum);
+            if (hBuf != null) pool.Return(hBuf);
+            if (dhBuf != null) pool.Return(dhBuf);
+        }
+    }
+}

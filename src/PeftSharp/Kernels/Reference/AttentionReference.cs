@@ -1,0 +1,96 @@
+namespace PeftSharp.Kernels.Reference;
+
+/// <summary>
+/// Naive float64 causal GQA attention with the full T×T softmax per head, the yardstick for <see cref="Attention"/>.
+/// Shapes as the kernel: q (B·T,Hq,D), k/v (B·T,Hkv,D), seg (B·T) or null.
+/// </summary>
+public static class AttentionReference
+{
+    static bool Visible(int[]? seg, int row, int i, int j) => j <= i && (seg == null || seg[row + i] == seg[row + j]);
+
+    /// <summary>P (T,T) of one (batch row, head): softmax over visible keys of scale·q·k, and lse per query.</summary>
+    static (double[] P, double[] Lse) Probabilities(double[] q, double[] k, int[]? seg, int b, int h, int T, int hq, int hkv, int d)
+    {
+        int g = h / (hq / hkv), row = b * T;
+        double scale = 1 / Math.Sqrt(d);
+        var p = new double[T * T];
+        var lse = new double[T];
+        for (int i = 0; i < T; i++)
+        {
+            double mx = double.NegativeInfinity;
+            for (int j = 0; j < T; j++)
+            {
+                if (!Visible(seg, row, i, j)) continue;
+                double s = 0;
+                for (int x = 0; x < d; x++) s += q[((row + i) * hq + h) * d + x] * k[((row + j) * hkv + g) * d + x];
+                p[i * T + j] = s * scale;
+                mx = Math.Max(mx, s * scale);
+            }
+            double sum = 0;
+            for (int j = 0; j < T; j++) if (Visible(seg, row, i, j)) sum += Math.Exp(p[i * T + j] - mx);
+            lse[i] = mx + Math.Log(sum);
+            for (int j = 0; j < T; j++) p[i * T + j] = Visible(seg, row, i, j) ? Math.Exp(p[i * T + j] - lse[i]) : 0;
+        }
+        return (p, lse);
+    }
+
+    // out (N,Hq,D) = P·V per head; lse (N,Hq)
+    public static (double[] Out, double[] Lse) Forward(double[] q, double[] k, double[] v, int[]? seg, int batch, int T, int hq, int hkv, int d)
+    {
+        var o = new double[batch * T * hq * d];
+        var lse = new double[batch * T * hq];
+        for (int b = 0; b < batch; b++)
+            for (int h = 0; h < hq; h++)
+            {
+                var (p, l) = Probabilities(q, k, seg, b, h, T, hq, hkv, d);
+                int g = h / (hq / hkv), row = b * T;
+                for (int i = 0; i < T; i++)
+                {
+                    lse[(row + i) * hq + h] = l[i];
+                    for (int j = 0; j < T; j++)
+                        for (int x = 0; x < d; x++)
+                            o[((row + i) * hq + h) * d + x] += p[i * T + j] * v[((row + j) * hkv + g) * d + x];
+                }
+            }
+        return (o, lse);
+    }
+
+    // With S = scale·QKᵀ, P = softmax(S): dV = Pᵀ dO, dP = dO Vᵀ, dS = P∘(dP − rowsum(P∘dP)), dQ = scale·dS K, dK = scale·dSᵀ Q.
+    public static (double[] Dq, double[] Dk, double[] Dv) Backward(double[] dout, double[] q, double[] k, double[] v, int[]? seg,
+        int batch, int T, int hq, int hkv, int d)
+    {
+        var dq = new double[q.Length]; var dk = new double[k.Length]; var dv = new double[v.Length];
+        double scale = 1 / Math.Sqrt(d);
+        for (int b = 0; b < batch; b++)
+            for (int h = 0; h < hq; h++)
+            {
+                var (p, _) = Probabilities(q, k, seg, b, h, T, hq, hkv, d);
+                int g = h / (hq / hkv), row = b * T;
+                int Qi(int i, int x) => ((row + i) * hq + h) * d + x;
+                int Kj(int j, int x) => ((row + j) * hkv + g) * d + x;
+                for (int i = 0; i < T; i++)
+                {
+                    var dP = new double[T];
+                    double rowDot = 0;
+                    for (int j = 0; j < T; j++)
+                    {
+                        for (int x = 0; x < d; x++) dP[j] += dout[Qi(i, x)] * v[Kj(j, x)];
+                        rowDot += p[i * T + j] * dP[j];
+                    }
+                    for (int j = 0; j < T; j++)
+                    {
+                        double pij = p[i * T + j];
+                        if (pij == 0) continue;
+                        double dS = pij * (dP[j] - rowDot);
+                        for (int x = 0; x < d; x++)
+                        {
+                            dv[Kj(j, x)] += pij * dout[Qi(i, x)];
+                            dq[Qi(i, x)] += scale * dS * k[Kj(j, x)];
+                            dk[Kj(j, x)] += scale * dS * q[Qi(i, x)];
+                        }
+                    }
+                }
+            }
+        return (dq, dk, dv);
+    }
+}

@@ -1,0 +1,42 @@
+namespace PeftSharp.Kernels.Reference;
+
+/// <summary>Naive float64 LM head + softmax cross-entropy with full (n, V) logits, the yardstick for <see cref="CrossEntropy"/>.</summary>
+public static class CrossEntropyReference
+{
+    // hidden (n,c), w (V,c), targets (n) with −100 ignored. Loss = Σ_i (lse_i − logit_i[t_i]);
+    // dlogits = gradScale·(softmax − onehot); dh = dlogits·W; dW = dlogitsᵀ·h.
+    public static (double LossSum, int Count, double[] Dh, double[] Dw) ForwardBackward(double[] h, double[] w, int[] targets,
+        int n, int c, int vocab, double gradScale)
+    {
+        double loss = 0; int count = 0;
+        var dh = new double[n * c]; var dw = new double[vocab * c];
+        var logits = new double[vocab];
+        for (int i = 0; i < n; i++)
+        {
+            if (targets[i] == -100) continue;
+            count++;
+            double mx = double.NegativeInfinity;
+            for (int v = 0; v < vocab; v++)
+            {
+                double s = 0;
+                for (int x = 0; x < c; x++) s += h[i * c + x] * w[v * c + x];
+                logits[v] = s;
+                mx = Math.Max(mx, s);
+            }
+            double sum = 0;
+            for (int v = 0; v < vocab; v++) sum += Math.Exp(logits[v] - mx);
+            double lse = mx + Math.Log(sum);
+            loss += lse - logits[targets[i]];
+            for (int v = 0; v < vocab; v++)
+            {
+                double dl = gradScale * (Math.Exp(logits[v] - lse) - (v == targets[i] ? 1 : 0));
+                for (int x = 0; x < c; x++)
+                {
+                    dh[i * c + x] += dl * w[v * c + x];
+                    dw[v * c + x] += dl * h[i * c + x];
+                }
+            }
+        }
+        return (loss, count, dh, dw);
+    }
+}

@@ -28,7 +28,7 @@ internal static class ModelConfigWriter
             w.WriteString("hidden_act", "silu");
             w.WriteNumber("max_position_embeddings", c.MaxPositions);
             w.WriteNumber("rms_norm_eps", c.RmsNormEps); // float overload: shortest text that reads back as the same float
-            w.WriteNumber("rope_theta", c.RopeTheta);
+            WriteFloat(w, "rope_theta", c.RopeTheta);
             WriteRopeScaling(w, c);
             w.WriteBoolean("tie_word_embeddings", c.TieWordEmbeddings);
             switch (c.ModelType)
@@ -47,7 +47,7 @@ internal static class ModelConfigWriter
                     WriteNullableInt(w, "sliding_window", c.SlidingWindow);
                     break;
             }
-            w.WriteNumber("attention_dropout", 0.0);
+            WriteFloat(w, "attention_dropout", 0.0);
             w.WriteNumber("initializer_range", 0.02);
             WriteNullableInt(w, "bos_token_id", c.BosTokenId);
             if (c.EosTokenIds.Length == 0) w.WriteNull("eos_token_id");
@@ -85,14 +85,24 @@ internal static class ModelConfigWriter
         }
         w.WriteStartObject("rope_scaling");
         w.WriteString("rope_type", r.Type);
-        w.WriteNumber("factor", r.Factor);
+        WriteFloat(w, "factor", r.Factor);
         if (r.Type == "llama3")
         {
-            w.WriteNumber("low_freq_factor", r.LowFreqFactor);
-            w.WriteNumber("high_freq_factor", r.HighFreqFactor);
+            WriteFloat(w, "low_freq_factor", r.LowFreqFactor);
+            WriteFloat(w, "high_freq_factor", r.HighFreqFactor);
             w.WriteNumber("original_max_position_embeddings", r.OriginalMaxPositions);
         }
         w.WriteEndObject();
+    }
+
+    /// <summary>A double that Python reads back as a float (32.0, not 32): transformers' rope validation warns when
+    /// `factor` is an int.</summary>
+    static void WriteFloat(Utf8JsonWriter w, string key, double v)
+    {
+        string text = v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        if (text.IndexOfAny(['.', 'E', 'e']) < 0) text += ".0";
+        w.WritePropertyName(key);
+        w.WriteRawValue(text);
     }
 
     static void WriteNullableInt(Utf8JsonWriter w, string key, int? v)

@@ -14,6 +14,7 @@ public sealed class Sampler
     float[] _scores = [];   // (V) logits after the repetition penalty
     int[] _candidates = []; // kept token ids, in draw order
     double[] _weights = []; // unnormalized probability of each kept candidate
+    ulong[] _sortKeys = []; // top-p ordering scratch
     int _count;
     double _mass;
 
@@ -71,6 +72,7 @@ public sealed class Sampler
             _scores = new float[v];
             _candidates = new int[v];
             _weights = new double[v];
+            _sortKeys = new ulong[v];
         }
         logits.CopyTo(_scores);
         for (int i = 0; i < v; i++)
@@ -122,22 +124,58 @@ public sealed class Sampler
             _mass += w;
         }
 
-        if (_o.TopP < 1) KeepNucleus();
+        if (_o.TopP < 1) KeepNucleus(max);
     }
 
-    /// <summary>Sorts the candidates by descending probability (ties: lower id first) and keeps the shortest prefix
-    /// whose mass reaches top_p.</summary>
-    void KeepNucleus()
+    /// <summary>Keeps the shortest prefix, by descending probability (ties: lower id first), whose mass reaches top_p.
+    /// Sorting 150k candidates costs tens of milliseconds, so only those within <c>delta</c> of the best logit are
+    /// sorted, with delta widened until their mass reaches the target: the nucleus is always inside that set, and
+    /// the kept prefix is the same as a full sort would give.</summary>
+    void KeepNucleus(float max)
     {
-        var ids = _candidates.AsSpan(0, _count);
-        var scores = _scores;
-        ids.Sort((a, b) => scores[a] != scores[b] ? scores[b].CompareTo(scores[a]) : a.CompareTo(b));
         double target = _o.TopP * _mass;
+        int m;
+        for (double delta = 16.0 * _o.Temperature; ; delta *= 2)
+        {
+            m = PartitionWithin(max, delta, out double subsetMass);
+            if (subsetMass >= target || m == _count) break;
+        }
+        // Rounding can leave the prefix sum of the subset a hair below its unordered sum: then sort everything.
+        if (!KeepPrefix(m, max, target) && m < _count) KeepPrefix(_count, max, target);
+    }
+
+    /// <summary>Moves candidates with score ≥ max − delta to the front; returns their count and mass.</summary>
+    int PartitionWithin(float max, double delta, out double mass)
+    {
+        double invT = 1.0 / _o.Temperature;
+        int m = 0;
+        mass = 0;
+        for (int i = 0; i < _count; i++)
+        {
+            int id = _candidates[i];
+            double d = _scores[id] - (double)max;
+            if (d < -delta) continue;
+            mass += Math.Exp(d * invT);
+            (_candidates[i], _candidates[m]) = (_candidates[m], id);
+            m++;
+        }
+        return m;
+    }
+
+    /// <summary>Sorts the first m candidates and keeps the prefix reaching target; false if all m fall short.</summary>
+    bool KeepPrefix(int m, float max, double target)
+    {
+        var ids = _candidates.AsSpan(0, m);
+        // One u64 key per candidate: descending score in the high half, ascending id in the low half, so a plain
+        // primitive sort (several times faster than a comparison delegate) gives the order.
+        var keys = _sortKeys.AsSpan(0, m);
+        for (int i = 0; i < m; i++) keys[i] = ((ulong)~OrderedBits(_scores[ids[i]]) << 32) | (uint)ids[i];
+        keys.Sort();
+        for (int i = 0; i < m; i++) ids[i] = (int)(uint)keys[i];
+        double invT = 1.0 / _o.Temperature;
         double cumulative = 0;
         int keep = 0;
-        double invT = 1.0 / _o.Temperature;
-        float max = _scores[ids[0]];
-        while (keep < _count && (keep == 0 || cumulative < target))
+        while (keep < m && (keep == 0 || cumulative < target))
         {
             double w = Math.Exp((_scores[ids[keep]] - (double)max) * invT);
             _weights[keep] = w;
@@ -146,6 +184,14 @@ public sealed class Sampler
         }
         _count = keep;
         _mass = cumulative;
+        return cumulative >= target || keep < m;
+    }
+
+    /// <summary>Float bits mapped so that unsigned integer order is float order (finite values and −∞).</summary>
+    static uint OrderedBits(float f)
+    {
+        uint b = BitConverter.SingleToUInt32Bits(f);
+        return (b & 0x8000_0000) != 0 ? ~b : b | 0x8000_0000;
     }
 
     /// <summary>The k-th largest score (1-based), by a min-heap of size k: O(V log k).</summary>

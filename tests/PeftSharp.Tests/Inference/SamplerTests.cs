@@ -166,6 +166,60 @@ public class SamplerTests
         Assert.Equal(1.0, probs[1], 12);
     }
 
+    /// <summary>Naive reference: repetition penalty, softmax over all, top-k by full sort (ties kept), top-p by a full
+    /// descending sort (ties by id) and a running sum; renormalized.</summary>
+    static double[] ReferenceDistribution(float[] logits, int[] context, SamplingOptions o)
+    {
+        var s = (float[])logits.Clone();
+        foreach (int t in context.Distinct()) s[t] = logits[t] > 0 ? logits[t] / o.RepetitionPenalty : logits[t] * o.RepetitionPenalty;
+        var order = Enumerable.Range(0, s.Length).OrderByDescending(i => s[i]).ThenBy(i => i).ToArray();
+        var kept = order.Where(i => !float.IsNegativeInfinity(s[i])).ToList();
+        if (o.TopK > 0 && o.TopK < s.Length)
+        {
+            float kth = s[order[o.TopK - 1]];
+            kept = kept.Where(i => s[i] >= kth).ToList();
+        }
+        double max = s[order[0]];
+        var w = kept.ToDictionary(i => i, i => Math.Exp((s[i] - max) / o.Temperature));
+        if (o.TopP < 1)
+        {
+            double target = o.TopP * w.Values.Sum(), cum = 0;
+            int n = 0;
+            while (n < kept.Count && (n == 0 || cum < target)) cum += w[kept[n++]];
+            kept = kept.Take(n).ToList();
+        }
+        double mass = kept.Sum(i => w[i]);
+        var p = new double[s.Length];
+        foreach (int i in kept) p[i] = w[i] / mass;
+        return p;
+    }
+
+    [Fact]
+    public void Distribution_matches_a_naive_full_sort_reference()
+    {
+        var rng = new Random(99);
+        var probs = new double[300];
+        foreach (var o in new[]
+        {
+            new SamplingOptions(1f), new SamplingOptions(0.7f, TopP: 0.9f), new SamplingOptions(1.3f, TopK: 40, TopP: 0.8f),
+            new SamplingOptions(0.2f, TopP: 0.5f, RepetitionPenalty: 1.3f), new SamplingOptions(2f, TopK: 7),
+            new SamplingOptions(1f, TopP: 0.999f), new SamplingOptions(0.05f, TopP: 0.95f),
+        })
+        {
+            for (int trial = 0; trial < 10; trial++)
+            {
+                var logits = Numerics.RandomFloats(rng, 300, 4f);
+                for (int j = 0; j < 20; j++) logits[rng.Next(300)] = MathF.Round(logits[rng.Next(300)]); // ties
+                logits[rng.Next(300)] = float.NegativeInfinity;
+                var context = Enumerable.Range(0, 30).Select(_ => rng.Next(300)).ToArray();
+                new Sampler(o).Distribution(logits, context, probs);
+                var expected = ReferenceDistribution(logits, context, o);
+                for (int i = 0; i < probs.Length; i++)
+                    Assert.True(Math.Abs(probs[i] - expected[i]) < 1e-12, $"{o}: token {i} p={probs[i]} reference {expected[i]}");
+            }
+        }
+    }
+
     [Fact]
     public void Masked_tokens_are_never_drawn()
     {

@@ -1,0 +1,68 @@
+using PeftSharp.Kernels;
+
+namespace PeftSharp.Models;
+
+/// <summary>The parts of a Hugging Face config.json that decide the architecture.</summary>
+public sealed record ModelConfig
+{
+    public static readonly string[] SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3"];
+
+    public required string ModelType { get; init; }
+    public required int VocabSize { get; init; }
+    public required int HiddenSize { get; init; }
+    public required int IntermediateSize { get; init; }
+    public required int NumLayers { get; init; }
+    public required int NumHeads { get; init; }
+    public required int NumKvHeads { get; init; }
+    /// <summary>Explicit `head_dim` (qwen3, some llama) or hidden_size / num_attention_heads.</summary>
+    public required int HeadDim { get; init; }
+    public float RmsNormEps { get; init; } = 1e-6f;
+    public double RopeTheta { get; init; } = 10000;
+    /// <summary>null = plain RoPE (`rope_scaling` null or rope_type "default"); otherwise "linear" or "llama3".</summary>
+    public RopeScaling? RopeScaling { get; init; }
+    public int MaxPositions { get; init; } = 2048;
+    public bool TieWordEmbeddings { get; init; }
+    /// <summary>Bias on q/k/v projections (qwen2; llama/qwen3 with attention_bias).</summary>
+    public bool QkvBias { get; init; }
+    /// <summary>Bias on o_proj (llama/qwen3 with attention_bias).</summary>
+    public bool OutputBias { get; init; }
+    /// <summary>Bias on gate/up/down (llama mlp_bias).</summary>
+    public bool MlpBias { get; init; }
+    /// <summary>RMSNorm on each q and k head before RoPE (qwen3).</summary>
+    public bool QkNorm { get; init; }
+    /// <summary>mistral/qwen sliding window, if any (recorded; generation within it is exact).</summary>
+    public int? SlidingWindow { get; init; }
+    public int? BosTokenId { get; init; }
+    public int[] EosTokenIds { get; init; } = [];
+    /// <summary>`torch_dtype` (or `dtype`) as written: "bfloat16", "float16", "float32".</summary>
+    public string TorchDtype { get; init; } = "float32";
+
+    /// <summary>Reads config.json; unsupported model_type lists the supported ones; bad fields name the key.</summary>
+    public static ModelConfig Load(string path)
+    {
+        if (Directory.Exists(path)) path = Path.Combine(path, "config.json");
+        if (!File.Exists(path)) throw new PeftException($"{path}: config.json not found");
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    public static ModelConfig Parse(string json, string sourceName) => ModelConfigParser.Parse(json, sourceName);
+
+    /// <summary>A config.json that HF transformers loads for this architecture.</summary>
+    public string ToJson() => ModelConfigWriter.ToJson(this);
+
+    /// <summary>Value equality, element-wise on <see cref="EosTokenIds"/> (the generated record equality would
+    /// compare the array by reference, so a parsed config would never equal its round trip).</summary>
+    public bool Equals(ModelConfig? other) =>
+        other is not null
+        && ModelType == other.ModelType && VocabSize == other.VocabSize && HiddenSize == other.HiddenSize
+        && IntermediateSize == other.IntermediateSize && NumLayers == other.NumLayers && NumHeads == other.NumHeads
+        && NumKvHeads == other.NumKvHeads && HeadDim == other.HeadDim && RmsNormEps.Equals(other.RmsNormEps)
+        && RopeTheta.Equals(other.RopeTheta) && Equals(RopeScaling, other.RopeScaling) && MaxPositions == other.MaxPositions
+        && TieWordEmbeddings == other.TieWordEmbeddings && QkvBias == other.QkvBias && OutputBias == other.OutputBias
+        && MlpBias == other.MlpBias && QkNorm == other.QkNorm && SlidingWindow == other.SlidingWindow
+        && BosTokenId == other.BosTokenId && EosTokenIds.AsSpan().SequenceEqual(other.EosTokenIds)
+        && TorchDtype == other.TorchDtype;
+
+    public override int GetHashCode() =>
+        HashCode.Combine(ModelType, VocabSize, HiddenSize, NumLayers, NumHeads, NumKvHeads, HeadDim, TieWordEmbeddings);
+}

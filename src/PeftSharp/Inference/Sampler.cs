@@ -42,7 +42,10 @@ public sealed class Sampler
             cumulative += _weights[i];
             if (u < cumulative) return _candidates[i];
         }
-        return _candidates[_count - 1]; // u landed on the rounding slack at the top
+        // u·mass rounded up onto mass: take the last candidate that has any weight (underflowed tails have none).
+        int last = _count - 1;
+        while (last > 0 && _weights[last] == 0) last--;
+        return _candidates[last];
     }
 
     /// <summary>The probability of every token under these options (what <see cref="Next"/> draws from), into

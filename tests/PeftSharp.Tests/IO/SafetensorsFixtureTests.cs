@@ -83,3 +83,20 @@ public unsafe class SafetensorsFixtureTests
         Assert.Equal(24, next.Data - a.Data); // data_offsets [24, 32] follow [0, 24]
     }
 }
+
+/// <summary>sharded/ is written by tests/fixtures/safetensors/make_sharded.py (unpadded headers, HF index layout).</summary>
+public class SafetensorsShardedFixtureTests
+{
+    [Fact]
+    public void Reads_an_independently_written_sharded_checkpoint()
+    {
+        using var ckpt = SafetensorsCheckpoint.OpenDirectory(IoTestPaths.Fixture("safetensors", "sharded"));
+        Assert.Equal(["lm_head.weight", "model.embed_tokens.weight", "model.norm.weight"], ckpt.Names);
+        Assert.Equal([3, 2], ckpt.Entry("model.embed_tokens.weight").Shape);
+        Assert.Equal([0f, 0.5f, 1f, 1.5f, 2f, 2.5f], ckpt.Get("model.embed_tokens.weight").Floats.ToArray());
+        Assert.Equal([1f, -1f], ckpt.Get("model.norm.weight").Floats.ToArray());
+        Assert.Equal([-3f, -2f, -1f, 1f, 2f, 3f], ckpt.Get("lm_head.weight").Floats.ToArray());
+        Assert.Equal(2, ckpt.FilePaths.Count);
+        Assert.EndsWith("model-00002-of-00002.safetensors", ckpt.FilePaths.Single(p => p.Contains("00002-of")));
+    }
+}

@@ -34,13 +34,13 @@ public static unsafe partial class Attention
             fixed (int* ps = segmentIds) fixed (int* plo = loArr)
             {
                 float* o = po, l = pl, qq = pq, kk = pk, vv = pv; int* seg = ps, lo = plo;
-                Threads.For(batch * qHeads * tiles, (t0, t1) =>
+                Threads.For(batch * kvHeads * tiles, (t0, t1) =>
                 {
-                    var sc = Scratch.Get(dp);
+                    var sc = Scratch.Get(dp, rep * Br);
                     for (int t = t0; t < t1; t++)
                     {
-                        int tile = t % tiles, bh = t / tiles, h = bh % qHeads, b = bh / qHeads;
-                        var g = RowHead(qq, kk, vv, o, l, seg, lo, b, h, h / rep, seqLen, qHeads, kvHeads, headDim, dp, scale);
+                        int tile = t % tiles, bg = t / tiles, kvh = bg % kvHeads, b = bg / kvHeads;
+                        var g = RowGroup(qq, kk, vv, o, l, seg, lo, b, kvh, rep, seqLen, qHeads, kvHeads, headDim, dp, scale);
                         int i0 = tile * Br;
                         ForwardTile(sc, g, i0, Math.Min(Br, seqLen - i0));
                     }
@@ -71,17 +71,17 @@ public static unsafe partial class Attention
         fixed (float* po = output) fixed (float* pq = q) fixed (float* pk = kCache) fixed (float* pv = vCache)
         {
             float* o = po, qq = pq, kk = pk, vv = pv;
-            Threads.For(qHeads * tiles, (t0, t1) =>
+            Threads.For(kvHeads * tiles, (t0, t1) =>
             {
-                var sc = Scratch.Get(dp);
+                var sc = Scratch.Get(dp, rep * Br);
                 for (int t = t0; t < t1; t++)
                 {
-                    int tile = t % tiles, h = t / tiles;
+                    int tile = t % tiles, kvh = t / tiles;
                     var g = new Head
                     {
-                        Q = qq + (long)h * headDim, O = o + (long)h * headDim, QStride = (long)qHeads * headDim,
-                        K = kk + (long)(h / rep) * headDim, V = vv + (long)(h / rep) * headDim, KvStride = (long)kvHeads * headDim,
-                        Lse = null, PosOffset = start, D = headDim, Dp = dp, Scale = scale,
+                        Q = qq + (long)kvh * rep * headDim, O = o + (long)kvh * rep * headDim, QStride = (long)qHeads * headDim,
+                        K = kk + (long)kvh * headDim, V = vv + (long)kvh * headDim, KvStride = (long)kvHeads * headDim,
+                        Lse = null, PosOffset = start, D = headDim, Dp = dp, Rep = rep, Scale = scale,
                     };
                     int i0 = tile * Br;
                     ForwardTile(sc, g, i0, Math.Min(Br, tNew - i0));
@@ -90,55 +90,60 @@ public static unsafe partial class Attention
         }
     }
 
-    /// <summary>Queries i0 … i0+br−1 of one head: online softmax over the visible key tiles, then o = acc / l.</summary>
+    /// <summary>
+    /// Queries i0 … i0+br−1 of the Rep heads sharing one kv head, stacked as Rep·br rows (row hh·br + r = head hh,
+    /// query i0 + r): online softmax over the visible key tiles, then o = acc / l.
+    /// </summary>
     static void ForwardTile(Scratch sc, in Head g, int i0, int br)
     {
-        int d = g.D, dp = g.Dp;
+        int d = g.D, dp = g.Dp, rows = g.Rep * br;
         int p0 = g.PosOffset + i0, pLast = p0 + br - 1;
-        GatherRows(sc.Q, dp, g.Q + i0 * g.QStride, g.QStride, br, d, g.Scale);
-        new Span<float>(sc.O, br * dp).Clear();
-        for (int r = 0; r < br; r++) { sc.M[r] = float.NegativeInfinity; sc.L[r] = 0; }
+        for (int hh = 0; hh < g.Rep; hh++)
+            GatherRows(sc.Q + hh * br * dp, dp, g.Q + hh * d + i0 * g.QStride, g.QStride, br, d, g.Scale);
+        new Span<float>(sc.O, rows * dp).Clear();
+        for (int r = 0; r < rows; r++) { sc.M[r] = float.NegativeInfinity; sc.L[r] = 0; }
         int kLo = MinLo(g.Lo, p0, br); // packed: keys before every query's segment start are invisible
         for (int j0 = kLo / Bc * Bc; j0 <= pLast; j0 += Bc)
         {
             int bc = Math.Min(Bc, pLast + 1 - j0);
             GatherTransposed(sc.KT, dp, g.K + j0 * g.KvStride, g.KvStride, bc, d);
             GatherRows(sc.V, dp, g.V + j0 * g.KvStride, g.KvStride, bc, d, 1f);
-            Scores(sc.S, sc.Q, br, sc.KT, dp);
-            Mask(sc.S, br, bc, j0, p0, g.Seg);
-            for (int r = 0; r < br; r++)
+            Scores(sc.S, sc.Q, rows, sc.KT, dp);
+            for (int hh = 0; hh < g.Rep; hh++) Mask(sc.S + hh * br * Bc, br, bc, j0, p0, g.Seg);
+            for (int r = 0; r < rows; r++)
             {
-                var sr = new Span<float>(sc.S + r * Bc, bc);
-                float mx = TensorPrimitives.Max(sr);
+                float* sr = sc.S + r * Bc;
+                float mx = RowMax(sr);
                 if (float.IsNegativeInfinity(mx)) continue; // nothing visible to this query in this tile
                 float mOld = sc.M[r], mNew = Math.Max(mOld, mx);
                 float alpha = MathF.Exp(mOld - mNew);
-                TensorPrimitives.Subtract(sr, mNew, sr);
-                TensorPrimitives.Exp(sr, sr);
-                sc.L[r] = sc.L[r] * alpha + TensorPrimitives.Sum(sr);
+                sc.L[r] = sc.L[r] * alpha + ExpShifted(sr, mNew);
                 sc.M[r] = mNew;
-                AccumulateRows(sc.O + r * dp, alpha, sc.S + r * Bc, 1, sc.V, bc, dp);
+                AccumulateRows(sc.O + r * dp, alpha, sr, 1, sc.V, bc, dp);
             }
         }
-        for (int r = 0; r < br; r++)
-        {
-            // Every query sees at least itself, so L > 0.
-            TensorPrimitives.Multiply(new ReadOnlySpan<float>(sc.O + r * dp, d), 1f / sc.L[r], new Span<float>(g.O + (i0 + r) * g.QStride, d));
-            if (g.Lse != null) g.Lse[(long)(i0 + r) * g.LseStride] = sc.M[r] + MathF.Log(sc.L[r]);
-        }
+        for (int hh = 0; hh < g.Rep; hh++)
+            for (int r = 0; r < br; r++)
+            {
+                int rr = hh * br + r;
+                // Every query sees at least itself, so L > 0.
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(sc.O + rr * dp, d), 1f / sc.L[rr], new Span<float>(g.O + hh * d + (i0 + r) * g.QStride, d));
+                if (g.Lse != null) g.Lse[(long)(i0 + r) * g.LseStride + hh] = sc.M[rr] + MathF.Log(sc.L[rr]);
+            }
     }
 
-    static Head RowHead(float* q, float* k, float* v, float* o, float* lse, int* seg, int* lo, int b, int h, int kvh,
+    static Head RowGroup(float* q, float* k, float* v, float* o, float* lse, int* seg, int* lo, int b, int kvh, int rep,
         int seqLen, int qHeads, int kvHeads, int headDim, int dp, float scale)
     {
         long row = (long)b * seqLen;
+        int h0 = kvh * rep;
         return new Head
         {
-            Q = q + (row * qHeads + h) * headDim, O = o + (row * qHeads + h) * headDim, QStride = (long)qHeads * headDim,
+            Q = q + (row * qHeads + h0) * headDim, O = o + (row * qHeads + h0) * headDim, QStride = (long)qHeads * headDim,
             K = k + (row * kvHeads + kvh) * headDim, V = v + (row * kvHeads + kvh) * headDim, KvStride = (long)kvHeads * headDim,
-            Lse = lse + row * qHeads + h, LseStride = qHeads,
+            Lse = lse + row * qHeads + h0, LseStride = qHeads,
             Seg = seg == null ? null : seg + row, Lo = lo == null ? null : lo + row,
-            PosOffset = 0, D = headDim, Dp = dp, Scale = scale,
+            PosOffset = 0, D = headDim, Dp = dp, Rep = rep, Scale = scale,
         };
     }
 

@@ -39,7 +39,7 @@ public static unsafe partial class Attention
                 var p = new Grads { DQ = pdq, DK = pdk, DV = pdv, DO = pdo, O = po, Lse = pl, Q = pq, K = pk, V = pv, Seg = ps, Lo = plo };
                 Threads.For(batch * kvHeads, (t0, t1) =>
                 {
-                    var sc = Scratch.Get(dp);
+                    var sc = Scratch.Get(dp, rep * Br);
                     for (int t = t0; t < t1; t++)
                         BackwardGroup(sc, p, t / kvHeads, t % kvHeads, rep, seqLen, qHeads, kvHeads, headDim, dp, scale);
                 });
@@ -70,55 +70,55 @@ public static unsafe partial class Attention
             GatherTransposed(sc.VT, dp, vRow + j0 * kvStride, kvStride, bc, d);
             new Span<float>(sc.DK, bc * dp).Clear();
             new Span<float>(sc.DV, bc * dp).Clear();
-            for (int h = kvh * rep; h < (kvh + 1) * rep; h++)
+            // Query tiles at or after the key tile (causal); the Rep query heads of the group are stacked as Rep·br rows.
+            long qOff = (row * qHeads + kvh * rep) * d;
+            for (int i0 = j0 / Br * Br; i0 < seqLen; i0 += Br)
             {
-                long qOff = (row * qHeads + h) * d;
-                for (int i0 = j0 / Br * Br; i0 < seqLen; i0 += Br) // query tiles at or after the key tile (causal)
+                int br = Math.Min(Br, seqLen - i0), rows = rep * br;
+                if (j0 + bc - 1 < MinLo(lo, i0, br)) continue; // packed: the whole key tile precedes the queries' segments
+                for (int hh = 0; hh < rep; hh++)
                 {
-                    int br = Math.Min(Br, seqLen - i0);
-                    if (j0 + bc - 1 < MinLo(lo, i0, br)) continue; // packed: the whole key tile precedes the queries' segments
-                    GatherRows(sc.Q, dp, p.Q + qOff + i0 * qStride, qStride, br, d, scale);
-                    GatherRows(sc.DO, dp, p.DO + qOff + i0 * qStride, qStride, br, d, 1f);
+                    GatherRows(sc.Q + hh * br * dp, dp, p.Q + qOff + hh * d + i0 * qStride, qStride, br, d, scale);
+                    GatherRows(sc.DO + hh * br * dp, dp, p.DO + qOff + hh * d + i0 * qStride, qStride, br, d, 1f);
                     for (int r = 0; r < br; r++)
                     {
                         long tok = row + i0 + r;
-                        sc.Lse[r] = p.Lse[tok * qHeads + h];
-                        sc.Di[r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(p.DO + qOff + (i0 + r) * qStride, d),
-                                                        new ReadOnlySpan<float>(p.O + qOff + (i0 + r) * qStride, d));
+                        sc.Lse[hh * br + r] = p.Lse[tok * qHeads + kvh * rep + hh];
+                        sc.Di[hh * br + r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(p.DO + qOff + hh * d + (i0 + r) * qStride, d),
+                                                                  new ReadOnlySpan<float>(p.O + qOff + hh * d + (i0 + r) * qStride, d));
                     }
-                    // P (br, Bc) in S
-                    Scores(sc.S, sc.Q, br, sc.KT, dp);
-                    Mask(sc.S, br, bc, j0, i0, seg);
-                    for (int r = 0; r < br; r++)
-                    {
-                        var sr = new Span<float>(sc.S + r * Bc, Bc);
-                        TensorPrimitives.Subtract(sr, sc.Lse[r], sr);
-                        TensorPrimitives.Exp(sr, sr);
-                    }
-                    // dV_j += Pᵀ dO
-                    if (p.DV != null)
-                        for (int jj = 0; jj < bc; jj++) AccumulateRows(sc.DV + jj * dp, 1f, sc.S + jj, Bc, sc.DO, br, dp);
-                    // dP = dO Vᵀ, then dS = P ∘ (dP − Di) in place in DP
-                    Scores(sc.DP, sc.DO, br, sc.VT, dp);
-                    for (int r = 0; r < br; r++)
-                    {
-                        float* pr = sc.S + r * Bc, dpr = sc.DP + r * Bc;
-                        var di = Vector256.Create(sc.Di[r]);
-                        for (int c = 0; c < Bc; c += 8)
-                            Vector256.Store(Vector256.Load(pr + c) * (Vector256.Load(dpr + c) - di), dpr + c);
-                    }
-                    // dK_j += dSᵀ Qs
-                    if (p.DK != null)
-                        for (int jj = 0; jj < bc; jj++) AccumulateRows(sc.DK + jj * dp, 1f, sc.DP + jj, Bc, sc.Q, br, dp);
-                    // dq_i += scale · dS K_j
-                    if (p.DQ != null)
+                }
+                // P (rows, Bc) in S
+                Scores(sc.S, sc.Q, rows, sc.KT, dp);
+                for (int hh = 0; hh < rep; hh++) Mask(sc.S + hh * br * Bc, br, bc, j0, i0, seg);
+                for (int r = 0; r < rows; r++) ExpShifted(sc.S + r * Bc, sc.Lse[r]);
+                // dV_j += Pᵀ dO, one head block (br rows) at a time so its P and dO stay in L1 across the bc passes
+                if (p.DV != null)
+                    for (int hh = 0; hh < rep; hh++)
+                        for (int jj = 0; jj < bc; jj++) AccumulateRows(sc.DV + jj * dp, 1f, sc.S + hh * br * Bc + jj, Bc, sc.DO + hh * br * dp, br, dp);
+                // dP = dO Vᵀ, then dS = P ∘ (dP − Di) in place in DP
+                Scores(sc.DP, sc.DO, rows, sc.VT, dp);
+                for (int r = 0; r < rows; r++)
+                {
+                    float* pr = sc.S + r * Bc, dpr = sc.DP + r * Bc;
+                    var di = Vector256.Create(sc.Di[r]);
+                    for (int c = 0; c < Bc; c += 8)
+                        Vector256.Store(Vector256.Load(pr + c) * (Vector256.Load(dpr + c) - di), dpr + c);
+                }
+                // dK_j += dSᵀ Qs
+                if (p.DK != null)
+                    for (int hh = 0; hh < rep; hh++)
+                        for (int jj = 0; jj < bc; jj++) AccumulateRows(sc.DK + jj * dp, 1f, sc.DP + hh * br * Bc + jj, Bc, sc.Q + hh * br * dp, br, dp);
+                // dq_i += scale · dS K_j
+                if (p.DQ != null)
+                    for (int hh = 0; hh < rep; hh++)
                         for (int r = 0; r < br; r++)
                         {
-                            AccumulateRows(sc.DQ + r * dp, 0f, sc.DP + r * Bc, 1, sc.KRows, bc, dp);
-                            var dst = new Span<float>(p.DQ + qOff + (i0 + r) * qStride, d);
-                            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(sc.DQ + r * dp, d), scale, dst, dst);
+                            int rr = hh * br + r;
+                            AccumulateRows(sc.DQ + rr * dp, 0f, sc.DP + rr * Bc, 1, sc.KRows, bc, dp);
+                            var dst = new Span<float>(p.DQ + qOff + hh * d + (i0 + r) * qStride, d);
+                            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(sc.DQ + rr * dp, d), scale, dst, dst);
                         }
-                }
             }
             for (int jj = 0; jj < bc; jj++)
             {

@@ -10,38 +10,43 @@ static unsafe class AttentionTiles
     /// <summary>Query rows per tile (Br) and key columns per tile (Bc); the micro-kernels assume Bc = 64.</summary>
     public const int Br = 64, Bc = 64;
 
-    /// <summary>Per-thread tile buffers, padded head dim Dp (multiple of 8). Pinned, reused across calls.</summary>
+    /// <summary>
+    /// Per-thread tile buffers, padded head dim Dp (multiple of 8). Query-side tiles hold Rows = (heads sharing a kv
+    /// head) × Br rows, so one gathered key/value tile serves the whole GQA group. Pinned, reused across calls.
+    /// </summary>
     public sealed class Scratch
     {
         [ThreadStatic] static Scratch? t_current;
 
-        public static Scratch Get(int dp)
+        public static Scratch Get(int dp, int rows)
         {
             var s = t_current;
-            if (s == null || s.Dp < dp) t_current = s = new Scratch(dp);
+            if (s == null || s.Dp < dp || s.Rows < rows) t_current = s = new Scratch(Math.Max(dp, s?.Dp ?? 0), Math.Max(rows, s?.Rows ?? 0));
             return s;
         }
 
         readonly float[] _mem;
-        public readonly int Dp;
-        public readonly float* Q, KT, V, S, O, M, L, KRows, VT, DO, DP, DK, DV, DQ, Di, Lse;
+        public readonly int Dp, Rows;
+        // query side (Rows, ·): Q, O (= DQ in the backward), DO, S, DP, M, L, Di, Lse; key side (Bc, ·): KT, V, KRows, VT, DK, DV
+        public readonly float* Q, O, DQ, DO, S, DP, M, L, Di, Lse, KT, V, KRows, VT, DK, DV;
 
-        Scratch(int dp)
+        Scratch(int dp, int rows)
         {
-            Dp = dp;
-            int tile = Br * dp, scores = Br * Bc;
-            int total = 9 * tile + 2 * scores + 4 * Br;
-            _mem = GC.AllocateUninitializedArray<float>(total, pinned: true);
+            Dp = dp; Rows = rows;
+            int qTile = rows * dp, kTile = Bc * dp, scores = rows * Bc;
+            long total = 3L * qTile + 6L * kTile + 2L * scores + 4L * rows + 16;
+            _mem = GC.AllocateUninitializedArray<float>((int)total, pinned: true);
             float* p = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_mem));
-            Q = p; p += tile; KT = p; p += tile; V = p; p += tile; O = p; p += tile; KRows = p; p += tile;
-            VT = p; p += tile; DO = p; p += tile; DK = p; p += tile; DV = p; p += tile;
+            p = (float*)(((nint)p + 31) & ~(nint)31); // 32-byte aligned vectors
+            Q = p; p += qTile; O = p; p += qTile; DO = p; p += qTile;
+            KT = p; p += kTile; V = p; p += kTile; KRows = p; p += kTile; VT = p; p += kTile; DK = p; p += kTile; DV = p; p += kTile;
             S = p; p += scores; DP = p; p += scores;
-            M = p; p += Br; L = p; p += Br; Di = p; p += Br; Lse = p; p += Br;
+            M = p; p += rows; L = p; p += rows; Di = p; p += rows; Lse = p;
             DQ = O; // the backward never uses O, the forward never uses DQ
         }
     }
 
-    /// <summary>One (batch row, head) of the attention problem: base pointers already offset to that row and head.</summary>
+    /// <summary>One (batch row, kv head) of the attention problem: Q/O point at the group's first query head, K/V at the kv head.</summary>
     public struct Head
     {
         public float* Q, K, V, O, Lse;      // Lse may be null (cached decoding)
@@ -49,7 +54,7 @@ static unsafe class AttentionTiles
         public int LseStride;
         public int* Seg, Lo;                // per-position segment id and first position of that id; null without packing
         public int PosOffset;               // absolute position of query index 0 (KV-cache start), 0 for training
-        public int D, Dp;
+        public int D, Dp, Rep;              // Rep query heads (adjacent, D apart) share this kv head
         public float Scale;
     }
 
@@ -147,6 +152,30 @@ static unsafe class AttentionTiles
             }
             Vector256.Store(a, o + d0);
         }
+    }
+
+    /// <summary>Largest of the Bc scores in a row.</summary>
+    public static float RowMax(float* s)
+    {
+        var m = Vector256.Max(Vector256.Max(Vector256.Max(Vector256.Load(s), Vector256.Load(s + 8)), Vector256.Max(Vector256.Load(s + 16), Vector256.Load(s + 24))),
+                              Vector256.Max(Vector256.Max(Vector256.Load(s + 32), Vector256.Load(s + 40)), Vector256.Max(Vector256.Load(s + 48), Vector256.Load(s + 56))));
+        float r = m.GetElement(0);
+        for (int i = 1; i < 8; i++) r = Math.Max(r, m.GetElement(i));
+        return r;
+    }
+
+    /// <summary>s[j] = exp(s[j] − shift) over the Bc columns (−∞ → 0); returns Σ.</summary>
+    public static float ExpShifted(float* s, float shift)
+    {
+        var vm = Vector256.Create(shift);
+        var sum = Vector256<float>.Zero;
+        for (int j = 0; j < Bc; j += 8)
+        {
+            var e = Vector256.Exp(Vector256.Load(s + j) - vm);
+            Vector256.Store(e, s + j);
+            sum += e;
+        }
+        return Vector256.Sum(sum);
     }
 
     /// <summary>Sets s[r, j] = −∞ where key j0+j may not be seen by query p0+r: padding (j ≥ bc), the future, another segment.</summary>

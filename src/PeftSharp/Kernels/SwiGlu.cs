@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 
 namespace PeftSharp.Kernels;
@@ -6,7 +5,7 @@ namespace PeftSharp.Kernels;
 /// <summary>SwiGLU gate of the Llama MLP: silu(gate) · up, silu(g) = g · σ(g).</summary>
 public static unsafe class SwiGlu
 {
-    const int Block = 1024; // elements per stack scratch block (4 KiB)
+    const int Block = 1024; // elements per unit of parallel work
 
     // output (N,F) = silu(gate) · up
     public static void Forward(Span<float> output, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
@@ -18,16 +17,15 @@ public static unsafe class SwiGlu
             float* o = po, g = pg, u = pu;
             Threads.For((len + Block - 1) / Block, (b0, b1) =>
             {
-                Span<float> sig = stackalloc float[Block];
-                for (int b = b0; b < b1; b++)
+                int s = b0 * Block, e = Math.Min(len, b1 * Block), j = s;
+                var one = Vector256<float>.One;
+                for (; j + 8 <= e; j += 8)
                 {
-                    int s = b * Block, m = Math.Min(Block, len - s);
-                    var gs = new ReadOnlySpan<float>(g + s, m);
-                    var sg = sig[..m];
-                    TensorPrimitives.Sigmoid(gs, sg);
-                    TensorPrimitives.Multiply(gs, sg, sg);
-                    TensorPrimitives.Multiply(sg, new ReadOnlySpan<float>(u + s, m), new Span<float>(o + s, m));
+                    var vg = Vector256.Load(g + j);
+                    // silu(g) = g / (1 + e^(−g)); e^(−g) = +∞ for very negative g gives −0, the correct limit
+                    Vector256.Store(vg / (one + Vector256.Exp(-vg)) * Vector256.Load(u + j), o + j);
                 }
+                for (; j < e; j++) o[j] = g[j] / (1 + MathF.Exp(-g[j])) * u[j];
             }, minPerThread: 16);
         }
     }
@@ -46,30 +44,24 @@ public static unsafe class SwiGlu
             float* dg = pdg, du = pdu, dout = pdo, g = pg, u = pu;
             Threads.For((len + Block - 1) / Block, (b0, b1) =>
             {
-                float* sig = stackalloc float[Block];
+                int s = b0 * Block, e = Math.Min(len, b1 * Block), j = s;
                 var one = Vector256<float>.One;
-                for (int b = b0; b < b1; b++)
+                for (; j + 8 <= e; j += 8)
                 {
-                    int s = b * Block, m = Math.Min(Block, len - s);
-                    TensorPrimitives.Sigmoid(new ReadOnlySpan<float>(g + s, m), new Span<float>(sig, m));
-                    float* gb = g + s, ub = u + s, db = dout + s;
-                    int j = 0;
-                    for (; j + 8 <= m; j += 8)
+                    var vg = Vector256.Load(g + j); var vd = Vector256.Load(dout + j);
+                    var vs = one / (one + Vector256.Exp(-vg));
+                    if (wantDu) Vector256.Store(Vector256.FusedMultiplyAdd(vd, vg * vs, Vector256.Load(du + j)), du + j);
+                    if (wantDg)
                     {
-                        var vs = Vector256.Load(sig + j); var vg = Vector256.Load(gb + j); var vd = Vector256.Load(db + j);
-                        if (wantDu) Vector256.Store(Vector256.FusedMultiplyAdd(vd, vg * vs, Vector256.Load(du + s + j)), du + s + j);
-                        if (wantDg)
-                        {
-                            var t = vd * Vector256.Load(ub + j) * vs * Vector256.FusedMultiplyAdd(vg, one - vs, one);
-                            Vector256.Store(Vector256.Load(dg + s + j) + t, dg + s + j);
-                        }
+                        var t = vd * Vector256.Load(u + j) * vs * Vector256.FusedMultiplyAdd(vg, one - vs, one);
+                        Vector256.Store(Vector256.Load(dg + j) + t, dg + j);
                     }
-                    for (; j < m; j++)
-                    {
-                        float sj = sig[j], gj = gb[j], dj = db[j];
-                        if (wantDu) du[s + j] += dj * gj * sj;
-                        if (wantDg) dg[s + j] += dj * ub[j] * sj * (1 + gj * (1 - sj));
-                    }
+                }
+                for (; j < e; j++)
+                {
+                    float sj = 1 / (1 + MathF.Exp(-g[j])), gj = g[j], dj = dout[j];
+                    if (wantDu) du[j] += dj * gj * sj;
+                    if (wantDg) dg[j] += dj * u[j] * sj * (1 + gj * (1 - sj));
                 }
             }, minPerThread: 16);
         }

@@ -35,7 +35,7 @@ public sealed class HfTokenizer : ITokenizer
     HfTokenizer(JsonElement root, string file, TokenizerConfig config)
     {
         SourcePath = file;
-        Name = Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(file))) ?? "tokenizer";
+        Name = NameOf(file);
         Config = config;
         if (root.ValueKind != JsonValueKind.Object) throw new PeftException($"{file}: expected a JSON object at the top level");
         if (!root.TryGetProperty("model", out var modelJson)) throw new PeftException($"{file}: missing \"model\"");
@@ -76,6 +76,14 @@ public sealed class HfTokenizer : ITokenizer
         BosId = Resolve(config.BosToken);
         EosId = Resolve(config.EosToken);
         PadId = Resolve(config.PadToken);
+    }
+
+    /// <summary>The model folder's name; a generic folder name ("models", "tokenizer") gives its parent's name.</summary>
+    static string NameOf(string file)
+    {
+        var dir = new DirectoryInfo(Path.GetDirectoryName(Path.GetFullPath(file))!);
+        if (dir.Name is "models" or "model" or "tokenizer" && dir.Parent != null) dir = dir.Parent;
+        return dir.Name;
     }
 
     static JsonElement OrNull(JsonElement root, string name) => JsonUtil.Prop(root, name);

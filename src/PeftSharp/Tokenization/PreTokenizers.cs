@@ -182,20 +182,26 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
     {
         if (addPrefixSpace && (piece.Length == 0 || piece.Span[0] != ' '))
             piece = new Piece(" " + piece.Span.ToString(), 0, piece.Length + 1);
-        var parts = new List<Piece>();
-        if (useRegex)
+        if (isLast)
         {
-            foreach (var m in Gpt2Regex.EnumerateMatches(piece.Span))
-                if (m.Length > 0) parts.Add(new Piece(piece.Text, piece.Start + m.Index, m.Length));
+            // The caller maps bytes; pre-tokens stay slices of the input.
+            AddParts(piece, output);
+            return;
         }
-        else if (piece.Length > 0) parts.Add(piece);
-
-        if (isLast) { output.AddRange(parts); return; }
+        var parts = new List<Piece>();
+        AddParts(piece, parts);
         foreach (var p in parts)
         {
             var mapped = ByteLevelEncoding.Map(p.Span);
             output.Add(new Piece(mapped, 0, mapped.Length));
         }
+    }
+
+    void AddParts(Piece piece, List<Piece> output)
+    {
+        if (!useRegex) { if (piece.Length > 0) output.Add(piece); return; }
+        foreach (var m in Gpt2Regex.EnumerateMatches(piece.Span))
+            if (m.Length > 0) output.Add(new Piece(piece.Text, piece.Start + m.Index, m.Length));
     }
 }
 

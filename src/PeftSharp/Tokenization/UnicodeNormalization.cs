@@ -46,21 +46,90 @@ internal static class UnicodeNormalization
 
     static int CombiningClass(int cp) => cp < 0x300 ? 0 : Ccc.TryGetValue(cp, out byte c) ? c : 0;
 
+    // Per form, BMP characters that may change under normalization or affect a neighbour: a decomposition, a non-zero
+    // combining class, or being the second element of a composition. Everything else is "stable": text is copied
+    // through untouched and only the regions around unstable characters are normalized.
+    static readonly System.Collections.BitArray[] Unstable = new System.Collections.BitArray[4];
+    static readonly HashSet<int> SecondElements = new();
+
+    static int FormIndex(NormalizationForm form) => form switch
+    {
+        NormalizationForm.FormC => 0, NormalizationForm.FormD => 1, NormalizationForm.FormKC => 2, NormalizationForm.FormKD => 3,
+        _ => throw new ArgumentOutOfRangeException(nameof(form)),
+    };
+
+    static System.Collections.BitArray UnstableTable(int formIndex)
+    {
+        lock (Unstable)
+        {
+            if (Unstable[formIndex] is { } t) return t;
+            if (SecondElements.Count == 0) foreach (long k in Compose.Keys) SecondElements.Add((int)(k & 0x1FFFFF));
+            var bits = new System.Collections.BitArray(0x10000);
+            bool composes = formIndex is 0 or 2, compat = formIndex >= 2;
+            for (int c = 0; c < 0x10000; c++) bits[c] = IsUnstable(c, composes, compat);
+            return Unstable[formIndex] = bits;
+        }
+    }
+
+    static bool IsUnstable(int cp, bool composes, bool compat)
+    {
+        if (cp >= 0xD800 && cp <= 0xDFFF) return false; // surrogates are looked up as pairs
+        bool hangulSyllable = cp >= SBase && cp < SBase + SCount;
+        bool hangulJamoVT = (cp >= VBase && cp < VBase + VCount) || (cp > TBase && cp < TBase + TCount);
+        return CombiningClass(cp) != 0
+            || (Canonical.ContainsKey(cp)) || (compat && Compat.ContainsKey(cp))
+            || (hangulSyllable && !composes)
+            || (composes && (SecondElements.Contains(cp) || hangulJamoVT));
+    }
+
     public static string Normalize(string text, NormalizationForm form)
     {
-        // Below U+0300 nothing decomposes canonically or combines; compatibility forms need a full scan.
-        bool canonicalOnly = form is NormalizationForm.FormC or NormalizationForm.FormD;
-        int firstCandidate = -1;
-        for (int i = 0; i < text.Length; i++)
-            if (text[i] >= (canonicalOnly ? '\u00C0' : '\u00A0')) { firstCandidate = i; break; }
-        if (firstCandidate < 0) return text;
+        int fi = FormIndex(form);
+        var table = UnstableTable(fi);
+        bool composes = fi is 0 or 2, compat = fi >= 2;
 
-        bool compat = !canonicalOnly;
-        var cps = new List<int>(text.Length + 8);
-        for (int i = 0; i < firstCandidate; i++) cps.Add(text[i]);
-        for (int i = firstCandidate; i < text.Length;)
+        bool UnstableAt(int i, out int width)
         {
-            int cp = char.IsSurrogatePair(text, i) ? char.ConvertToUtf32(text[i], text[i + 1]) : text[i];
+            char c = text[i];
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                width = 2;
+                return IsUnstable(char.ConvertToUtf32(c, text[i + 1]), composes, compat);
+            }
+            width = 1;
+            return table[c];
+        }
+
+        StringBuilder? sb = null;
+        int copied = 0; // text[..copied] is already in sb
+        int pos = 0;
+        int lastStable = -1; // start index of the last stable character before pos
+        while (pos < text.Length)
+        {
+            if (!UnstableAt(pos, out int w)) { lastStable = pos; pos += w; continue; }
+            // Region: the stable starter before (it may compose with what follows) through the next stable character.
+            int start = lastStable >= copied ? lastStable : pos;
+            int end = pos + w;
+            while (end < text.Length && UnstableAt(end, out int w2)) end += w2;
+            sb ??= new StringBuilder(text.Length + 16);
+            sb.Append(text, copied, start - copied);
+            AppendNormalized(text.AsSpan(start, end - start), compat, composes, sb);
+            copied = pos = end;
+            lastStable = -1;
+        }
+        if (sb == null) return text;
+        sb.Append(text, copied, text.Length - copied);
+        string result = sb.ToString();
+        return result == text ? text : result;
+    }
+
+    static void AppendNormalized(ReadOnlySpan<char> region, bool compat, bool composes, StringBuilder sb)
+    {
+        var cps = new List<int>(region.Length + 8);
+        for (int i = 0; i < region.Length;)
+        {
+            int cp = char.IsHighSurrogate(region[i]) && i + 1 < region.Length && char.IsLowSurrogate(region[i + 1])
+                ? char.ConvertToUtf32(region[i], region[i + 1]) : region[i];
             i += cp > 0xFFFF ? 2 : 1;
             Decompose(cp, compat, cps);
         }
@@ -72,13 +141,9 @@ internal static class UnicodeNormalization
             int j = i;
             while (j > 0 && CombiningClass(cps[j - 1]) > c) { (cps[j - 1], cps[j]) = (cps[j], cps[j - 1]); j--; }
         }
-        if (form is NormalizationForm.FormC or NormalizationForm.FormKC) ComposeInPlace(cps);
-
-        var sb = new StringBuilder(cps.Count);
+        if (composes) ComposeInPlace(cps);
         foreach (int cp in cps)
             if (cp > 0xFFFF) sb.Append(char.ConvertFromUtf32(cp)); else sb.Append((char)cp);
-        string result = sb.ToString();
-        return result == text ? text : result;
     }
 
     static void Decompose(int cp, bool compat, List<int> output)

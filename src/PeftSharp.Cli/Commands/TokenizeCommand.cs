@@ -51,7 +51,7 @@ public sealed class TokenizeCommand : ICliCommand
         return cmd;
     }
 
-    internal static string Result(HfTokenizer tok, string text, bool addSpecial)
+    public static string Result(HfTokenizer tok, string text, bool addSpecial)
     {
         int[] ids = tok.Encode(text, addSpecial);
         var tokens = ids.Select(tok.IdToToken).ToArray();
@@ -59,7 +59,7 @@ public sealed class TokenizeCommand : ICliCommand
     }
 
     /// <summary>A JSON object line with a string "text" field gives that field; anything else is the raw line.</summary>
-    internal static string TextOfLine(string line)
+    public static string TextOfLine(string line)
     {
         if (line.TrimStart().StartsWith('{'))
         {
@@ -74,7 +74,7 @@ public sealed class TokenizeCommand : ICliCommand
         return line;
     }
 
-    internal static int[] ParseIds(string s)
+    public static int[] ParseIds(string s)
     {
         var parts = s.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var ids = new int[parts.Length];

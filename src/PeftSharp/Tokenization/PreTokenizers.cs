@@ -136,12 +136,14 @@ internal sealed class SequencePreTokenizer(PreTokenizer[] steps) : PreTokenizer
 internal sealed class SplitPreTokenizer(Pattern pattern, SplitBehavior behavior, bool invert) : PreTokenizer
 {
     [ThreadStatic] static List<(int, int)>? matchBuffer;
+    readonly SplitPatternScanner? scanner = pattern.Regex != null ? SplitPatternScanner.For(pattern.Regex.ToString()) : null;
 
     public override void Split(Piece piece, List<Piece> output, bool isLast, bool firstSection)
     {
         var matches = matchBuffer ??= new List<(int, int)>();
         matches.Clear();
-        if (pattern.Regex is { } regex)
+        if (scanner != null) scanner.Scan(piece.Span, matches);
+        else if (pattern.Regex is { } regex)
         {
             foreach (var m in regex.EnumerateMatches(piece.Span))
                 if (m.Length > 0) matches.Add((m.Index, m.Length));
@@ -174,7 +176,6 @@ internal sealed class SplitPreTokenizer(Pattern pattern, SplitBehavior behavior,
 internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) : PreTokenizer
 {
     internal const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
-    static readonly Regex Gpt2Regex = new(Gpt2Pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
 
     public override bool EndsWithByteLevel => true;
 
@@ -197,11 +198,16 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
         }
     }
 
+    static readonly SplitPatternScanner Gpt2Scanner = SplitPatternScanner.For(Gpt2Pattern)!;
+    [ThreadStatic] static List<(int, int)>? matchBuffer;
+
     void AddParts(Piece piece, List<Piece> output)
     {
         if (!useRegex) { if (piece.Length > 0) output.Add(piece); return; }
-        foreach (var m in Gpt2Regex.EnumerateMatches(piece.Span))
-            if (m.Length > 0) output.Add(new Piece(piece.Text, piece.Start + m.Index, m.Length));
+        var matches = matchBuffer ??= new List<(int, int)>();
+        matches.Clear();
+        Gpt2Scanner.Scan(piece.Span, matches);
+        foreach (var (s, l) in matches) output.Add(new Piece(piece.Text, piece.Start + s, l));
     }
 }
 

@@ -1,0 +1,186 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+
+namespace PeftSharp.Tokenization;
+
+/// <summary>
+/// The tokenizer.json "BPE" model: a word (one pre-token) becomes its characters' ids (or byte-fallback "&lt;0xXX&gt;" ids,
+/// or unk), then the lowest-ranked adjacent merge is applied repeatedly (leftmost first on equal ranks) — HF's order.
+/// Results are cached per word (bounded), so common words cost one dictionary probe.
+/// </summary>
+internal sealed class BpeModel
+{
+    const int CacheCapacity = 200_000;
+    const int MaxCachedWordLength = 256;
+
+    readonly Dictionary<string, int> vocab;
+    readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> vocabBySpan;
+    readonly Dictionary<long, (int Rank, int NewId)> merges;
+    readonly int? unkId;
+    readonly bool fuseUnk, byteFallback, ignoreMerges;
+    readonly int[]? byteFallbackIds; // byte → id of "<0xXX>", when every one exists
+    readonly Dictionary<string, int[]> cache = new(StringComparer.Ordinal);
+    readonly Dictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> cacheBySpan;
+    readonly Lock cacheLock = new();
+
+    public IReadOnlyDictionary<string, int> Vocab => vocab;
+
+    BpeModel(Dictionary<string, int> vocab, Dictionary<long, (int, int)> merges, int? unkId, bool fuseUnk, bool byteFallback, bool ignoreMerges)
+    {
+        this.vocab = vocab;
+        vocabBySpan = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        this.merges = merges;
+        this.unkId = unkId;
+        this.fuseUnk = fuseUnk;
+        this.byteFallback = byteFallback;
+        this.ignoreMerges = ignoreMerges;
+        cacheBySpan = cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (byteFallback)
+        {
+            var ids = new int[256];
+            bool all = true;
+            for (int b = 0; b < 256 && all; b++) all = vocab.TryGetValue($"<0x{b:X2}>", out ids[b]);
+            byteFallbackIds = all ? ids : null;
+        }
+    }
+
+    public static BpeModel FromJson(JsonElement e, string file)
+    {
+        string type = JsonUtil.Type(e, file, "model");
+        if (type != "BPE") throw new PeftException($"{file}: unsupported model type '{type}' (only BPE is supported)");
+        if (e.TryGetProperty("dropout", out var d) && d.ValueKind == JsonValueKind.Number && d.GetDouble() > 0)
+            throw new PeftException($"{file}: BPE dropout {d.GetDouble()} is not supported for encoding (it is a training-time augmentation)");
+        foreach (var name in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
+            if (JsonUtil.String(e, name) is { Length: > 0 } v)
+                throw new PeftException($"{file}: BPE {name} \"{v}\" is not supported");
+
+        if (!e.TryGetProperty("vocab", out var vocabJson) || vocabJson.ValueKind != JsonValueKind.Object)
+            throw new PeftException($"{file}: model.vocab must be an object of token → id");
+        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var p in vocabJson.EnumerateObject()) vocab[p.Name] = p.Value.GetInt32();
+
+        var merges = new Dictionary<long, (int, int)>();
+        if (e.TryGetProperty("merges", out var mergesJson) && mergesJson.ValueKind == JsonValueKind.Array)
+        {
+            int rank = 0;
+            foreach (var m in mergesJson.EnumerateArray())
+            {
+                string a, b;
+                if (m.ValueKind == JsonValueKind.String)
+                {
+                    string s = m.GetString()!;
+                    int sp = s.IndexOf(' ');
+                    if (sp <= 0 || sp == s.Length - 1 || s.IndexOf(' ', sp + 1) >= 0)
+                        throw new PeftException($"{file}: model.merges[{rank}] \"{s}\" must be two tokens separated by one space");
+                    a = s[..sp];
+                    b = s[(sp + 1)..];
+                }
+                else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2)
+                {
+                    a = m[0].GetString()!;
+                    b = m[1].GetString()!;
+                }
+                else throw new PeftException($"{file}: model.merges[{rank}] must be \"a b\" or [\"a\",\"b\"], got {JsonUtil.Short(m)}");
+
+                if (!vocab.TryGetValue(a, out int ia) || !vocab.TryGetValue(b, out int ib))
+                    throw new PeftException($"{file}: model.merges[{rank}] uses a token not in the vocabulary: \"{a}\" \"{b}\"");
+                if (!vocab.TryGetValue(a + b, out int inew))
+                    throw new PeftException($"{file}: model.merges[{rank}] result \"{a + b}\" is not in the vocabulary");
+                merges.TryAdd(Key(ia, ib), (rank, inew)); // a repeated pair keeps its first (lowest) rank, as HF does
+                rank++;
+            }
+        }
+
+        int? unkId = null;
+        if (JsonUtil.String(e, "unk_token") is { } unk)
+        {
+            if (!vocab.TryGetValue(unk, out int u)) throw new PeftException($"{file}: model.unk_token \"{unk}\" is not in the vocabulary");
+            unkId = u;
+        }
+        return new BpeModel(vocab, merges, unkId, JsonUtil.Bool(e, "fuse_unk", false), JsonUtil.Bool(e, "byte_fallback", false),
+            JsonUtil.Bool(e, "ignore_merges", false));
+    }
+
+    static long Key(int a, int b) => ((long)a << 32) | (uint)b;
+
+    /// <summary>Appends the ids of one word.</summary>
+    public void Tokenize(ReadOnlySpan<char> word, List<int> output)
+    {
+        if (word.Length == 0) return;
+        if (ignoreMerges && vocabBySpan.TryGetValue(word, out int whole)) { output.Add(whole); return; }
+
+        bool cacheable = word.Length <= MaxCachedWordLength;
+        if (cacheable)
+        {
+            int[]? hit;
+            lock (cacheLock) cacheBySpan.TryGetValue(word, out hit);
+            if (hit != null) { output.AddRange(hit); return; }
+        }
+
+        int before = output.Count;
+        Merge(word, output);
+        if (cacheable)
+        {
+            var ids = CollectionsMarshal.AsSpan(output)[before..].ToArray();
+            lock (cacheLock)
+                if (cache.Count < CacheCapacity) cacheBySpan.TryAdd(word, ids);
+        }
+    }
+
+    /// <summary>The merge loop: symbols in a doubly linked list, candidate merges in a min-heap on (rank, position).</summary>
+    void Merge(ReadOnlySpan<char> word, List<int> output)
+    {
+        var ids = new List<int>(word.Length);
+        Span<byte> utf8 = stackalloc byte[4];
+        // Initial symbols: one per character (a surrogate pair is one character).
+        for (int i = 0; i < word.Length;)
+        {
+            int len = char.IsHighSurrogate(word[i]) && i + 1 < word.Length && char.IsLowSurrogate(word[i + 1]) ? 2 : 1;
+            var ch = word.Slice(i, len);
+            if (vocabBySpan.TryGetValue(ch, out int id)) ids.Add(id);
+            else if (byteFallbackIds != null)
+            {
+                int n = Encoding.UTF8.GetBytes(ch, utf8);
+                for (int k = 0; k < n; k++) ids.Add(byteFallbackIds[utf8[k]]);
+            }
+            else if (unkId is int unk)
+            {
+                // fuse_unk: a run of unknown characters becomes one unk.
+                if (!(fuseUnk && ids.Count > 0 && ids[^1] == unk)) ids.Add(unk);
+            }
+            // No unk token and no byte fallback: the character is dropped, as HF's BPE does.
+            i += len;
+        }
+
+        int count = ids.Count;
+        if (count <= 1) { output.AddRange(ids); return; }
+        var sym = CollectionsMarshal.AsSpan(ids);
+        var prev = new int[count];
+        var next = new int[count];
+        for (int i = 0; i < count; i++) { prev[i] = i - 1; next[i] = i + 1 < count ? i + 1 : -1; }
+
+        var heap = new PriorityQueue<int, long>(count);
+        for (int i = 0; i + 1 < count; i++)
+            if (merges.TryGetValue(Key(sym[i], sym[i + 1]), out var m)) heap.Enqueue(i, ((long)m.Rank << 32) | (uint)i);
+
+        while (heap.TryDequeue(out int pos, out long priority))
+        {
+            int rank = (int)(priority >> 32);
+            int right = next[pos];
+            if (sym[pos] < 0 || right < 0) continue; // left symbol merged away, or now last
+            if (!merges.TryGetValue(Key(sym[pos], sym[right]), out var mm) || mm.Rank != rank) continue; // stale entry
+            sym[pos] = mm.NewId;
+            sym[right] = -1;
+            int after = next[right];
+            next[pos] = after;
+            if (after >= 0) prev[after] = pos;
+            int before = prev[pos];
+            if (before >= 0 && merges.TryGetValue(Key(sym[before], sym[pos]), out var ml))
+                heap.Enqueue(before, ((long)ml.Rank << 32) | (uint)before);
+            if (after >= 0 && merges.TryGetValue(Key(sym[pos], sym[after]), out var mr))
+                heap.Enqueue(pos, ((long)mr.Rank << 32) | (uint)pos);
+        }
+        for (int i = 0; i >= 0; i = next[i]) output.Add(sym[i]);
+    }
+}

@@ -1,0 +1,127 @@
+using System.Text;
+using System.Text.Json;
+using PeftSharp.Tokenization;
+
+namespace PeftSharp.Tests.Tokenization;
+
+/// <summary>Components the three real files do not all exercise, on small synthetic tokenizers.</summary>
+public class TokenizerComponentTests
+{
+    static List<string> SplitLiteral(string text, string behavior, bool invert = false)
+    {
+        var json = JsonDocument.Parse($$"""{"type":"Split","pattern":{"String":"-"},"behavior":"{{behavior}}","invert":{{(invert ? "true" : "false")}}}""");
+        var pre = PreTokenizer.FromJson(json.RootElement, "t.json")!;
+        var output = new List<Piece>();
+        pre.Split(new Piece(text, 0, text.Length), output, isLast: true, firstSection: true);
+        return output.Select(p => p.Span.ToString()).ToList();
+    }
+
+    // The example of HF's SplitDelimiterBehavior documentation: "the-final--countdown" split on "-".
+    [Theory]
+    [InlineData("Removed", "the|final|countdown")]
+    [InlineData("Isolated", "the|-|final|-|-|countdown")]
+    [InlineData("MergedWithPrevious", "the-|final-|-|countdown")]
+    [InlineData("MergedWithNext", "the|-final|-|-countdown")]
+    [InlineData("Contiguous", "the|-|final|--|countdown")]
+    public void SplitBehaviors(string behavior, string expected) =>
+        Assert.Equal(expected.Split('|'), SplitLiteral("the-final--countdown", behavior));
+
+    // invert: the matches are what is kept and the text between them is the delimiter.
+    [Fact]
+    public void SplitInvertKeepsOnlyMatchesWhenRemoved() =>
+        Assert.Equal(["-", "-", "-"], SplitLiteral("the-final--countdown", "Removed", invert: true));
+
+    static HfTokenizer Tiny(string added, string normalizer = "null", string preTokenizer = "null", string decoder = "null")
+    {
+        // Character-level vocabulary a..z, space and "▁", no merges.
+        var vocab = string.Join(",", "abcdefghijklmnopqrstuvwxyz ▁".Select((c, i) => $"\"{c}\":{i}"));
+        string json = $$$"""{"added_tokens":{{{added}}},"normalizer":{{{normalizer}}},"pre_tokenizer":{{{preTokenizer}}},"post_processor":null,"decoder":{{{decoder}}},"model":{"type":"BPE","vocab":{{{{vocab}}}},"merges":[]}}""";
+        return HfTokenizer.FromJson(Encoding.UTF8.GetBytes(json), "tiny.json");
+    }
+
+    static string Added(int id, string content, bool lstrip = false, bool rstrip = false, bool singleWord = false, bool special = true) =>
+        $$"""{"id":{{id}},"content":"{{content}}","single_word":{{(singleWord ? "true" : "false")}},"lstrip":{{(lstrip ? "true" : "false")}},"rstrip":{{(rstrip ? "true" : "false")}},"normalized":false,"special":{{(special ? "true" : "false")}}}""";
+
+    [Fact]
+    public void AddedTokenStripsWhitespaceWhenAsked()
+    {
+        var tok = Tiny($"[{Added(100, "<m>", lstrip: true, rstrip: true)}]");
+        Assert.Equal([0, 100, 1], tok.Encode("a  <m>  b")); // the spaces around <m> are swallowed
+        var plain = Tiny($"[{Added(100, "<m>")}]");
+        Assert.Equal([0, 26, 26, 100, 26, 26, 1], plain.Encode("a  <m>  b"));
+    }
+
+    [Fact]
+    public void SingleWordAddedTokenNeedsWordBoundaries()
+    {
+        var tok = Tiny($"[{Added(100, "ab", singleWord: true, special: false)}]");
+        Assert.Equal([100, 26, 2, 0, 1], tok.Encode("ab cab")); // "ab" inside "cab" is not the added token
+    }
+
+    [Fact]
+    public void LongestAddedTokenWinsAtTheSamePosition()
+    {
+        var tok = Tiny($"[{Added(100, "<a>")},{Added(101, "<a><b>")}]");
+        Assert.Equal([101, 0], tok.Encode("<a><b>a"));
+        Assert.Equal([100, 0], tok.Encode("<a>a"));
+    }
+
+    [Fact]
+    public void MetaspacePreTokenizerAndDecoder()
+    {
+        var tok = Tiny("[]", preTokenizer: """{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true}""",
+            decoder: """{"type":"Metaspace","replacement":"▁","prepend_scheme":"always","split":true}""");
+        int[] ids = tok.Encode("ab c");
+        Assert.Equal(["▁", "a", "b", "▁", "c"], ids.Select(tok.IdToToken).ToArray());
+        Assert.Equal("ab c", tok.Decode(ids));
+    }
+
+    [Fact]
+    public void ReplaceAndLowercaseNormalizers()
+    {
+        var tok = Tiny("[]", normalizer: """{"type":"Sequence","normalizers":[{"type":"Lowercase"},{"type":"Replace","pattern":{"Regex":"x+"},"content":"y"}]}""");
+        Assert.Equal([0, 24, 1], tok.Encode("AXXb"));
+    }
+
+    [Fact]
+    public void ByteFallbackDecoderTurnsInvalidBytesIntoReplacementCharacters()
+    {
+        var chain = new ByteFallbackDecoder().DecodeChain(["<0xE6>", "<0x97>", "<0xA5>", "x", "<0xE6>", "<0x97>"]);
+        Assert.Equal(["日", "x", "\uFFFD", "\uFFFD"], chain);
+    }
+
+    [Fact]
+    public void ByteLevelAlphabetIsABijection()
+    {
+        var seen = new HashSet<char>();
+        for (int b = 0; b < 256; b++)
+        {
+            char c = ByteLevelAlphabet.ByteToChar[b];
+            Assert.True(seen.Add(c));
+            Assert.Equal(b, ByteLevelAlphabet.ByteOf(c));
+        }
+        Assert.Equal('Ġ', ByteLevelAlphabet.ByteToChar[' ']);
+        Assert.Equal('Ċ', ByteLevelAlphabet.ByteToChar['\n']);
+        Assert.Equal(-1, ByteLevelAlphabet.ByteOf('▁'));
+    }
+
+    [Fact]
+    public void TokenizerConfigParsesTokenObjectsAndTemplateLists()
+    {
+        string json = """
+            {"bos_token":{"__type":"AddedToken","content":"<s>","lstrip":false},"eos_token":"</s>","pad_token":null,
+             "add_bos_token":true,"add_eos_token":false,"model_max_length":4096,
+             "chat_template":[{"name":"tool_use","template":"T"},{"name":"default","template":"D"}]}
+            """;
+        using var doc = JsonDocument.Parse(json);
+        var c = TokenizerConfig.Parse(doc.RootElement, "tokenizer_config.json");
+        Assert.Equal(("<s>", "</s>", (string?)null), (c.BosToken, c.EosToken, c.PadToken));
+        Assert.Equal((true, false, 4096L), (c.AddBosToken!.Value, c.AddEosToken!.Value, c.ModelMaxLength!.Value));
+        Assert.Equal("D", c.ChatTemplate);
+
+        using var bad = JsonDocument.Parse("""{"eos_token": 7}""");
+        var e = Assert.Throws<PeftException>(() => TokenizerConfig.Parse(bad.RootElement, "cfg.json"));
+        Assert.Contains("cfg.json", e.Message);
+        Assert.Contains("eos_token", e.Message);
+    }
+}

@@ -11,18 +11,24 @@ public sealed class ScoreCommand : ICliCommand
     public Command Build()
     {
         var dir = new Argument<string>("model-dir") { Description = "Hugging Face model folder" };
-        var ids = new Option<string>("--ids") { Description = "comma-separated token ids", Required = true };
+        var ids = new Option<string?>("--ids") { Description = "comma-separated token ids" };
+        var text = new Option<string?>("--text") { Description = "text to score (tokenized with the model's tokenizer, BOS added)" };
+        var adapters = new Option<string[]>("--adapter") { Description = "PEFT adapter folder(s) (the last one is active)" };
         var threads = SharedOptions.Threads();
         var cmd = new Command("score", "log-probability of each token given the ones before it, as JSON");
         cmd.Arguments.Add(dir);
         cmd.Options.Add(ids);
+        cmd.Options.Add(text);
+        cmd.Options.Add(adapters);
         cmd.Options.Add(threads);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             SharedOptions.ApplyThreads(pr.GetValue(threads));
-            var tokens = TokenIds.Parse(pr.GetValue(ids)!, "--ids");
-            using var model = CausalLM.Load(pr.GetValue(dir)!);
-            var result = Scorer.Score(model, tokens);
+            string? t = pr.GetValue(text), idText = pr.GetValue(ids);
+            if ((t == null) == (idText == null)) throw new PeftException("give exactly one of --ids or --text");
+            using var pm = ModelLoading.Load(pr.GetValue(dir)!, pr.GetValue(adapters));
+            var tokens = t != null ? ModelLoading.Tokenizer(pr.GetValue(dir)!).Encode(t, addSpecial: true) : TokenIds.Parse(idText!, "--ids");
+            var result = Scorer.Score(pm.Model, tokens);
             Console.WriteLine(result.ToJson());
             return 0;
         }));

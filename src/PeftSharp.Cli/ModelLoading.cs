@@ -1,0 +1,40 @@
+using PeftSharp.Models;
+using PeftSharp.Peft;
+using PeftSharp.Tokenization;
+
+namespace PeftSharp.Cli;
+
+/// <summary>Loads a model folder with optional PEFT adapters and its tokenizer, reporting adapter load problems.</summary>
+public static class ModelLoading
+{
+    public static PeftModel Load(string dir, IReadOnlyList<string>? adapters)
+    {
+        var pm = new PeftModel(CausalLM.Load(dir));
+        try
+        {
+            foreach (var (path, i) in (adapters ?? []).Select((p, i) => (p, i)))
+            {
+                var name = adapters!.Count == 1 ? "default" : $"adapter{i}";
+                var report = pm.LoadAdapter(path, name);
+                if (report.Missing.Count > 0)
+                    Console.Error.WriteLine($"warning: {path}: {report.Missing.Count} adapter tensors missing (left at their initial values), e.g. {report.Missing[0]}");
+                if (report.Unexpected.Count > 0)
+                    Console.Error.WriteLine($"warning: {path}: {report.Unexpected.Count} unexpected tensors ignored, e.g. {report.Unexpected[0]}");
+            }
+            return pm;
+        }
+        catch
+        {
+            pm.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The tokenizer in the model folder (tokenizer.json), or a clear error.</summary>
+    public static HfTokenizer Tokenizer(string dir)
+    {
+        if (!File.Exists(Path.Combine(dir, "tokenizer.json")))
+            throw new PeftException($"{dir}: no tokenizer.json; pass token ids with --ids instead of text");
+        return HfTokenizer.Load(dir);
+    }
+}

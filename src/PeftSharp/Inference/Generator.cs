@@ -1,0 +1,40 @@
+using PeftSharp.Models;
+
+namespace PeftSharp.Inference;
+
+/// <summary>Autoregressive generation with a KV cache: prefill the prompt, then sample one token at a time.</summary>
+public static class Generator
+{
+    /// <summary>
+    /// Yields new tokens as they are produced; stops after <paramref name="maxNewTokens"/>, at the context limit, or
+    /// after emitting a stop id (EOS), which is yielded too.
+    /// </summary>
+    public static IEnumerable<int> Generate(CausalLM model, IReadOnlyList<int> prompt, int maxNewTokens, SamplingOptions options,
+        IReadOnlyCollection<int> stopIds)
+    {
+        if (prompt.Count == 0) throw new PeftException("the prompt is empty: give at least one token (e.g. BOS)");
+        if (maxNewTokens < 0) throw new PeftException($"max new tokens must be ≥ 0, got {maxNewTokens}");
+        options.Validate();
+        int limit = Math.Min(model.Rope.MaxPositions, prompt.Count + maxNewTokens);
+        if (prompt.Count >= model.Rope.MaxPositions)
+            throw new PeftException($"the prompt has {prompt.Count} tokens; the model's context is {model.Rope.MaxPositions}");
+        return Run(model, prompt.ToArray(), limit, options, stopIds);
+    }
+
+    static IEnumerable<int> Run(CausalLM model, int[] prompt, int limit, SamplingOptions options, IReadOnlyCollection<int> stopIds)
+    {
+        using var session = new InferenceSession(model, limit);
+        var sampler = new Sampler(options);
+        var logits = new float[model.Config.VocabSize];
+        var context = new List<int>(prompt);
+        session.Feed(prompt, logits);
+        while (session.Length < limit)
+        {
+            int next = sampler.Next(logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(context));
+            context.Add(next);
+            yield return next;
+            if (stopIds.Contains(next) || session.Length + 1 > limit) yield break;
+            session.Feed([next], logits);
+        }
+    }
+}

@@ -52,7 +52,6 @@ public static class TrainingData
             format = loaded.Format;
             skipped += loaded.SkippedCount;
             reasons.AddRange(loaded.SkippedReasons);
-            var sink = new DatasetLoader.ErrorSink(file, options.SkipBadLines);
             var encoded = new List<EncodedExample>(loaded.Examples.Count);
             foreach (var ex in loaded.Examples)
             {

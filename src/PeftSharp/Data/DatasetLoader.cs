@@ -173,11 +173,14 @@ public static class DatasetLoader
                 }
             }
             if (reader.TokenType != JsonTokenType.StartArray) throw new PeftException($"{path}: expected an array of records");
+            int countedTo = 0, line = 1;   // line numbers counted incrementally: files can be large
             while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
             {
-                int line = LineOf(bytes, i + (int)reader.TokenStartIndex);
+                int at = i + (int)reader.TokenStartIndex;
+                for (; countedTo < at; countedTo++) if (bytes[countedTo] == (byte)'\n') line++;
                 var el = JsonElement.ParseValue(ref reader);
-                records.Add((line, () => el));
+                int elementLine = line;
+                records.Add((elementLine, () => el));
             }
         }
         catch (JsonException e)

@@ -60,7 +60,7 @@ internal static class JinjaValues
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         JsonValueKind.Null or JsonValueKind.Undefined => null,
-        JsonValueKind.Number => el.TryGetInt64(out long l) ? l : el.GetDouble(),
+        JsonValueKind.Number => el.TryGetInt64(out long l) ? (object)l : el.GetDouble(),
         JsonValueKind.Object => FromJson(JsonNode.Parse(el.GetRawText())),
         JsonValueKind.Array => FromJson(JsonNode.Parse(el.GetRawText())),
         _ => null,

@@ -41,6 +41,20 @@ public class ChatTemplateReferenceTests
         Assert.Equal(c["expected"]!.GetValue<string>(), actual);
     }
 
+    public static IEnumerable<object[]> Features() =>
+        Expected["features"]!.AsArray().Select(f => new object[] { f!["name"]!.GetValue<string>() });
+
+    /// <summary>Small templates, one per supported feature, rendered by the reference renderer with the same variables.</summary>
+    [Theory]
+    [MemberData(nameof(Features))]
+    public void FeatureRendersLikeReference(string name)
+    {
+        var f = Expected["features"]!.AsArray().First(x => x!["name"]!.GetValue<string>() == name)!;
+        var vars = Expected["feature_vars"]!.AsObject().ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+        string actual = new JinjaTemplate(f["template"]!.GetValue<string>()).Render(vars);
+        Assert.Equal(f["expected"]!.GetValue<string>(), actual);
+    }
+
     [Fact]
     public void FixtureCoversAllThreeTemplatesWithAndWithoutSystem()
     {

@@ -45,7 +45,7 @@ public static class DatasetLoader
         var errors = new ErrorSink(path, options.SkipBadLines);
         var examples = new List<TrainingExample>();
         DatasetFormat format = options.Format;
-        int firstLine = 0;
+        int firstLine = options.Format == DatasetFormat.Auto ? 0 : -1;   // -1: format given, not detected
         foreach (var (line, parse) in records)
         {
             try
@@ -53,8 +53,8 @@ public static class DatasetLoader
                 JsonElement el;
                 try { el = parse(); }
                 catch (JsonException e) { throw new RecordException($"invalid JSON ({Short(e)}); expected one JSON object per line"); }
-                var ex = ParseRecord(el, path, line, ref format, firstLine);
-                if (firstLine == 0) firstLine = line;
+                var ex = ParseRecord(el, path, line, format, firstLine);
+                if (format == DatasetFormat.Auto) { format = ex.Format; firstLine = line; }   // fixed by the first valid record
                 examples.Add(ex);
             }
             catch (RecordException e) { errors.Add(line, e.Message); }
@@ -212,7 +212,7 @@ public static class DatasetLoader
         return keys.Count == 0 ? "no keys" : "keys " + string.Join(", ", keys);
     }
 
-    private static TrainingExample ParseRecord(JsonElement el, string file, int line, ref DatasetFormat format, int firstLine)
+    private static TrainingExample ParseRecord(JsonElement el, string file, int line, DatasetFormat format, int firstLine)
     {
         if (el.ValueKind != JsonValueKind.Object)
             throw new RecordException($"expected a JSON object {DatasetFormats.Shape(format)}, found a {KindName(el.ValueKind)}");

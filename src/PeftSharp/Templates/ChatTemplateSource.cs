@@ -11,8 +11,9 @@ namespace PeftSharp.Templates;
 /// </summary>
 public static class ChatTemplateSource
 {
-    /// <summary>Loads the template of a model folder or a tokenizer_config.json path.</summary>
-    public static ChatTemplate Load(string path)
+    /// <summary>Loads the template of a model folder or a tokenizer_config.json path; <paramref name="templateOverride"/>
+    /// (template source, e.g. read from a .jinja file) replaces the config's chat_template, keeping its special tokens.</summary>
+    public static ChatTemplate Load(string path, string? templateOverride = null)
     {
         string configPath = Directory.Exists(path) ? Path.Combine(path, "tokenizer_config.json") : path;
         if (!File.Exists(configPath)) throw new PeftException($"{configPath}: file not found (expected tokenizer_config.json)");
@@ -20,7 +21,7 @@ public static class ChatTemplateSource
         try { root = JsonNode.Parse(File.ReadAllText(configPath)); }
         catch (JsonException e) { throw new PeftException($"{configPath}: invalid JSON: {e.Message}"); }
         if (root is not JsonObject obj) throw new PeftException($"{configPath}: expected a JSON object");
-        string? template = ReadTemplate(obj, configPath);
+        string? template = templateOverride ?? ReadTemplate(obj, configPath);
         if (template == null)
         {
             string jinja = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(configPath))!, "chat_template.jinja");

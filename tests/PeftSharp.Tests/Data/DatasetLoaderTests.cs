@@ -133,3 +133,18 @@ public class DatasetLoaderTests
         Assert.Contains("unknown data set format 'csv'", Assert.Throws<PeftException>(() => DatasetFormats.Parse("csv")).Message);
     }
 }
+
+public class DatasetLoaderFormatFixingTests
+{
+    [Fact]
+    public void FormatIsFixedByTheFirstValidRecordOnly()
+    {
+        using var files = new DataTestFiles();
+        // Line 1 looks like text but is invalid; with skipping, line 2 decides the format.
+        string p = files.WriteLines("d.jsonl", "{\"text\": 1}", "{\"prompt\": \"p\", \"completion\": \"c\"}", "{\"text\": \"t\"}");
+        var ds = DatasetLoader.Load(p, new DatasetLoadOptions { SkipBadLines = true });
+        Assert.Equal(DatasetFormat.PromptCompletion, ds.Format);
+        Assert.Equal(2, ds.SkippedCount);
+        Assert.Contains("(format prompt-completion, detected at line 2)", ds.SkippedReasons[1]);
+    }
+}

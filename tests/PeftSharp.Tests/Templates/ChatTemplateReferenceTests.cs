@@ -35,7 +35,9 @@ public class ChatTemplateReferenceTests
     {
         var c = Expected["cases"]![index]!;
         var messages = Expected["conversations"]![conversation]!.AsArray()
-            .Select(m => new ChatMessage(m!["role"]!.GetValue<string>(), m["content"]!.GetValue<string>())).ToList();
+            .Select(m => new ChatMessage(m!["role"]!.GetValue<string>(), m["content"]!.GetValue<string>(),
+                m.AsObject().Where(kv => kv.Key is not ("role" or "content")).ToDictionary(kv => kv.Key, kv => (object?)kv.Value)))
+            .ToList();
         var extra = JsonNode.Parse(extraJson)!.AsObject().ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
         string actual = LoadTemplate(template).Render(messages, addGenerationPrompt, extra);
         Assert.Equal(c["expected"]!.GetValue<string>(), actual);

@@ -132,3 +132,22 @@ public class JinjaEngineTests
         Assert.Equal("<s>D", new ChatTemplate(template!, bos, eos).Render([]));
     }
 }
+
+public class JinjaPythonSemanticsTests
+{
+    /// <summary>Where @huggingface/jinja 0.5.11 departs from Python Jinja2 (which transformers uses to make the
+    /// training text), we follow Python: str.strip/lstrip/rstrip honour their characters argument.</summary>
+    [Fact]
+    public void StripWithCharactersFollowsPython()
+    {
+        var t = new JinjaTemplate("[{{ s.lstrip('\\n') }}][{{ s.rstrip('\\n') }}][{{ s.strip('\\n') }}][{{ s.strip() }}]");
+        Assert.Equal("[  x \n][\n  x ][  x ][x]", t.Render(new Dictionary<string, object?> { ["s"] = "\n  x \n" }));
+    }
+
+    [Fact]
+    public void PrintsLikePython()
+    {
+        var t = new JinjaTemplate("{{ true }} {{ none }} {{ [1, 'a', none] }} {{ {'k': false} }} {{ 2.0 }} {{ 10 / 4 }}");
+        Assert.Equal("True None [1, 'a', None] {'k': False} 2.0 2.5", t.Render(new Dictionary<string, object?>()));
+    }
+}

@@ -1,0 +1,27 @@
+namespace PeftSharp.Data;
+
+/// <summary>
+/// One training batch, row-major (BatchSize rows of SeqLen tokens). Each row holds one example (padding) or
+/// several packed examples; attention must only connect positions with the same <see cref="SegmentIds"/> value
+/// (and causally), and positions restart at 0 for each example, so packed examples never see each other.
+/// </summary>
+public sealed class Batch
+{
+    public required int BatchSize { get; init; }
+    public required int SeqLen { get; init; }
+    /// <summary>(B·T) token ids; padding holds the pad id.</summary>
+    public required int[] InputIds { get; init; }
+    /// <summary>(B·T) the id to predict at each position: the label of the NEXT token of the same example
+    /// (already shifted), or −100 where nothing is trained (masked prompt, the example's last token, padding).</summary>
+    public required int[] Targets { get; init; }
+    /// <summary>(B·T) position ids, 0 at the start of every packed example; 0 on padding.</summary>
+    public required int[] Positions { get; init; }
+    /// <summary>(B·T) index of the example within its row (0, 1, ...); −1 on padding.</summary>
+    public required int[] SegmentIds { get; init; }
+    /// <summary>Number of targets that are not −100 (the loss denominator).</summary>
+    public required int TrainedTokens { get; init; }
+    /// <summary>Number of examples in the batch.</summary>
+    public required int ExampleCount { get; init; }
+
+    public const int PaddingSegment = -1;
+}

@@ -1,0 +1,51 @@
+namespace PeftSharp.Templates;
+
+/// <summary>
+/// A model's chat template with the special tokens it is rendered with (from tokenizer_config.json, see
+/// <see cref="ChatTemplateSource"/>). Rendering a conversation gives the exact text the model was trained on.
+/// </summary>
+public sealed class ChatTemplate
+{
+    private readonly JinjaTemplate _template;
+
+    public string Source { get; }
+    public string? BosToken { get; }
+    public string? EosToken { get; }
+
+    public ChatTemplate(string source, string? bosToken, string? eosToken)
+    {
+        Source = source;
+        BosToken = bosToken;
+        EosToken = eosToken;
+        _template = new JinjaTemplate(source);
+    }
+
+    /// <summary>Renders the conversation. <paramref name="extra"/> adds variables (e.g. enable_thinking, tools,
+    /// pad_token); bos_token/eos_token come from this object unless <paramref name="extra"/> sets them.</summary>
+    public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = false,
+        IReadOnlyDictionary<string, object?>? extra = null)
+    {
+        var vars = new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["messages"] = messages,
+            ["add_generation_prompt"] = addGenerationPrompt,
+        };
+        if (BosToken != null) vars["bos_token"] = BosToken;
+        if (EosToken != null) vars["eos_token"] = EosToken;
+        if (extra != null) foreach (var (k, v) in extra) vars[k] = v;
+        return _template.Render(vars);
+    }
+
+    /// <summary>One-shot rendering of a template string.</summary>
+    public static string Render(string template, IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt,
+        IReadOnlyDictionary<string, object?>? extra = null)
+    {
+        var vars = new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["messages"] = messages,
+            ["add_generation_prompt"] = addGenerationPrompt,
+        };
+        if (extra != null) foreach (var (k, v) in extra) vars[k] = v;
+        return new JinjaTemplate(template).Render(vars);
+    }
+}

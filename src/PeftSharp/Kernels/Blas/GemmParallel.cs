@@ -1,19 +1,18 @@
 namespace PeftSharp.Kernels.Blas;
 
 /// <summary>
-/// Splits [0, n) into `parts` fixed contiguous ranges (the same split as <see cref="Threads.For"/>), one per task.
-/// Which range a unit lands in depends only on n and parts, never on timing.
+/// Runs body(part) for part = 0..parts-1, one task each. Work is divided by <see cref="Range"/>, which depends only on
+/// the counts, never on timing — the same fixed split as <see cref="Threads.For"/>.
 /// </summary>
 static class GemmParallel
 {
-    public static void For(int n, int parts, Action<int, int> body)
+    public static void For(int parts, Action<int> body)
     {
-        parts = Math.Min(parts, n);
-        if (parts <= 1) { if (n > 0) body(0, n); return; }
-        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, p =>
-        {
-            int start = (int)((long)n * p / parts), end = (int)((long)n * (p + 1) / parts);
-            if (end > start) body(start, end);
-        });
+        if (parts <= 1) { body(0); return; }
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, body);
     }
+
+    /// <summary>Part `part` of [0, n) split into `parts` contiguous ranges.</summary>
+    public static (int start, int end) Range(int n, int part, int parts) =>
+        ((int)((long)n * part / parts), (int)((long)n * (part + 1) / parts));
 }

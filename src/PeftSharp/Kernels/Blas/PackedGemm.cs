@@ -5,15 +5,15 @@ namespace PeftSharp.Kernels.Blas;
 /// <summary>
 /// The managed GEMM driver (BLIS loop order), generic over the micro-kernel strategy:
 /// <code>
-/// for jc in n step NC            (B block of NC columns)
-///   for pc in k step KC          (one KC slice of the sum; beta applies to the first slice only)
-///     pack op(B)[pc.., jc..] → Bp (kc, NC) in NR-wide slivers, slivers split over threads
-///     split the MR-row slivers of C (or the NR-column slivers when C has few rows) over threads; per thread:
-///       for ic in its rows step MC: pack op(A)[ic.., pc..] → Ap (MC, kc) in MR-tall slivers (thread-local)
-///         for each NR sliver of Bp (stays in L1), for each MR sliver of Ap (streams from L2): micro-kernel
+/// for each step (jc in n step NC, pc in k step KC)   beta applies to the first KC slice only
+///   Bp = op(B)[pc.., jc..] packed (kc, NC) in NR-wide slivers
+///   split the MR-row slivers of C (or the NR-column slivers when C has few rows) over the tasks; per task:
+///     for ic in its rows step MC: pack op(A)[ic.., pc..] → Ap (MC, kc) in MR-tall slivers (thread-local, L2)
+///       for each NR sliver of Bp (stays in L1), for each MR sliver of Ap: micro-kernel
 /// </code>
-/// Every C element is owned by one task and summed in the same order whatever the split, so results are
-/// bit-identical for any thread count.
+/// B is packed one step ahead into a second buffer by the same tasks (each its share of slivers), so a step costs one
+/// fork/join. Every C element is owned by one task and summed in the same order whatever the split, so the results
+/// are bit-identical for any thread count.
 /// </summary>
 static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
 {
@@ -26,26 +26,50 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
     {
         int MR = TK.MR, NR = TK.NR, KC = TK.KC, NC = TK.NC;
         if ((long)m * n * k <= SerialWork) threads = 1;
-        using var bbuf = PackBuffer.RentB((long)Math.Min(k, KC) * RoundUp(Math.Min(n, NC), NR));
-        float* bp = bbuf.Pointer;
-        for (int jc = 0; jc < n; jc += NC)
+        int steps = (n + NC - 1) / NC * ((k + KC - 1) / KC);
+        long bFloats = (long)Math.Min(k, KC) * RoundUp(Math.Min(n, NC), NR);
+        using var bbuf = PackBuffer.RentB(steps > 1 ? 2 * bFloats : bFloats);
+        float* bufs0 = bbuf.Pointer, bufs1 = bbuf.Pointer + bFloats;
+        int rowSlivers = (m + MR - 1) / MR;
+
+        // step s ↔ (jc, pc): s = jcIndex · pcSteps + pcIndex
+        int pcSteps = (k + KC - 1) / KC;
+        (int jc, int nc, int pc, int kc) Step(int s)
         {
-            int nc = Math.Min(NC, n - jc), slivers = (nc + NR - 1) / NR;
-            for (int pc = 0; pc < k; pc += KC)
+            int jc = s / pcSteps * NC, pc = s % pcSteps * KC;
+            return (jc, Math.Min(NC, n - jc), pc, Math.Min(KC, k - pc));
+        }
+        void PackStep(int s, float* dst, int part, int parts)
+        {
+            var (jc, nc, pc, kc) = Step(s);
+            var (q0, q1) = GemmParallel.Range((nc + NR - 1) / NR, part, parts);
+            Packing.PackB<TK>(b, transB, pc, kc, jc, nc, q0, q1, dst);
+        }
+
+        int packParts = (long)Math.Min(k, KC) * Math.Min(n, NC) >= 1 << 14 ? threads : 1;
+        GemmParallel.For(packParts, part => PackStep(0, bufs0, part, packParts));
+        for (int s = 0; s < steps; s++)
+        {
+            float* cur = s % 2 == 0 ? bufs0 : bufs1, next = s % 2 == 0 ? bufs1 : bufs0;
+            var (jc, nc, pc, kc) = Step(s);
+            float betaSlice = pc == 0 ? beta : 1f;
+            int slivers = (nc + NR - 1) / NR;
+            bool splitRows = rowSlivers >= slivers;
+            int step = s;
+            GemmParallel.For(threads, part =>
             {
-                int kc = Math.Min(KC, k - pc);
-                float betaSlice = pc == 0 ? beta : 1f;
-                int jcL = jc, pcL = pc;
-                GemmParallel.For(slivers, (long)kc * nc >= 1 << 14 ? threads : 1,
-                    (q0, q1) => Packing.PackB<TK>(b, transB, pcL, kc, jcL, nc, q0, q1, bp));
-                int rowSlivers = (m + MR - 1) / MR;
-                if (rowSlivers >= slivers || threads == 1)
-                    GemmParallel.For(rowSlivers, threads, (r0, r1) =>
-                        Block(a, transA, r0 * MR, Math.Min(r1 * MR, m), pcL, kc, bp, 0, slivers, jcL, nc, alpha, betaSlice, c, ldc));
+                if (step + 1 < steps) PackStep(step + 1, next, part, threads);
+                if (splitRows)
+                {
+                    var (r0, r1) = GemmParallel.Range(rowSlivers, part, threads);
+                    Block(a, transA, r0 * MR, Math.Min(r1 * MR, m), pc, kc, cur, 0, slivers, jc, nc, alpha, betaSlice, c, ldc);
+                }
                 else
-                    GemmParallel.For(slivers, threads, (q0, q1) =>
-                        Block(a, transA, 0, m, pcL, kc, bp, q0, q1, jcL, nc, alpha, betaSlice, c, ldc));
-            }
+                {
+                    var (q0, q1) = GemmParallel.Range(slivers, part, threads);
+                    Block(a, transA, 0, m, pc, kc, cur, q0, q1, jc, nc, alpha, betaSlice, c, ldc);
+                }
+            });
         }
     }
 
@@ -53,8 +77,9 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
     static void Block(in MatrixView a, bool transA, int i0, int i1, int pc, int kc, float* bp, int q0, int q1,
         int jc, int nc, float alpha, float beta, float* c, long ldc)
     {
+        if (i0 >= i1 || q0 >= q1) return;
         int MR = TK.MR, NR = TK.NR, MC = TK.MC;
-        using var abuf = PackBuffer.RentA((long)MC * kc + 8);
+        using var abuf = PackBuffer.RentA((long)MC * kc + 16);
         float* ap = abuf.Pointer;
         for (int ic = i0; ic < i1; ic += MC)
         {

@@ -99,7 +99,7 @@ static unsafe class Packing
         if (Avx.IsSupported && w == width)
         {
             for (; p + 8 <= kc; p += 8)
-                for (int h = 0; h < width; h += 8)
+                for (int h = (width - 1) & ~7; h >= 0; h -= 8) // high chunk first: its spill is overwritten by the low chunk
                 {
                     int rows = Math.Min(8, width - h);
                     var r0 = TL.Load8(src, (h + 0) * ld + p);

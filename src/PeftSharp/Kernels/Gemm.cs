@@ -25,8 +25,15 @@ public static unsafe class Gemm
 
     static GemmBackend? s_backend;
 
-    /// <summary>The managed kernel's SIMD strategy: the best this CPU supports (env PEFTSHARP_GEMM_SIMD=portable forces the fallback).</summary>
-    public static GemmSimd Simd { get; set; } = DefaultSimd();
+    /// <summary>The managed kernel's SIMD strategy: the widest this CPU supports (env PEFTSHARP_GEMM_SIMD=avx512|avx2|portable
+    /// picks another). Setting one the CPU lacks throws.</summary>
+    public static GemmSimd Simd
+    {
+        get => s_simd;
+        set => s_simd = IsSupported(value) ? value : throw new PlatformNotSupportedException($"this CPU cannot run the {value} GEMM kernel");
+    }
+
+    static GemmSimd s_simd = DefaultSimd();
 
     /// <summary>True when libopenblas was found and loaded.</summary>
     public static bool OpenBlasAvailable => OpenBlas.Available;
@@ -44,7 +51,7 @@ public static unsafe class Gemm
         {
             GemmBackend.OpenBlas when a.DType == DType.F32 && b.DType == DType.F32 => GemmPath.OpenBlas,
             GemmBackend.Auto when OpenBlas.Available && a.DType == DType.F32 && b.DType == DType.F32 => GemmPath.OpenBlas,
-            _ => Simd == GemmSimd.Avx2Fma ? GemmPath.ManagedAvx2 : GemmPath.ManagedPortable,
+            _ => ManagedPath(Simd),
         };
         MultiplyOn(path, Threads.Count, transA, transB, m, n, k, alpha, a, b, beta, c, ldc);
     }
@@ -62,6 +69,10 @@ public static unsafe class Gemm
                 if (a.DType != DType.F32 || b.DType != DType.F32)
                     throw new NotSupportedException($"OpenBLAS multiplies float32 only (A is {a.DType}, B is {b.DType})");
                 OpenBlas.Sgemm(transA, transB, m, n, k, alpha, (float*)a.Data, a.Stride, (float*)b.Data, b.Stride, beta, c, ldc, threads);
+                break;
+            case GemmPath.ManagedAvx512:
+                if (!Avx512Kernel.IsSupported) throw new PlatformNotSupportedException("the AVX-512 GEMM kernel needs a CPU with AVX-512F");
+                PackedGemm<Avx512Kernel>.Run(transA, transB, m, n, k, alpha, a, b, beta, c, ldc, threads);
                 break;
             case GemmPath.ManagedAvx2:
                 if (!Avx2FmaSupported) throw new PlatformNotSupportedException("the AVX2/FMA GEMM kernel needs a CPU with AVX2 and FMA");
@@ -99,11 +110,35 @@ public static unsafe class Gemm
         }
     }
 
+    public static bool Avx512Supported => Avx512Kernel.IsSupported;
+
+    /// <summary>True when this CPU can run the given strategy.</summary>
+    public static bool IsSupported(GemmSimd simd) => simd switch
+    {
+        GemmSimd.Avx512 => Avx512Supported,
+        GemmSimd.Avx2Fma => Avx2FmaSupported,
+        _ => true,
+    };
+
+    internal static GemmPath ManagedPath(GemmSimd simd) => simd switch
+    {
+        GemmSimd.Avx512 => GemmPath.ManagedAvx512,
+        GemmSimd.Avx2Fma => GemmPath.ManagedAvx2,
+        _ => GemmPath.ManagedPortable,
+    };
+
+    // The widest strategy the CPU runs, unless env PEFTSHARP_GEMM_SIMD=avx512|avx2|portable asks for a narrower one.
     static GemmSimd DefaultSimd()
     {
-        var forced = Environment.GetEnvironmentVariable("PEFTSHARP_GEMM_SIMD");
-        if (string.Equals(forced, "portable", StringComparison.OrdinalIgnoreCase)) return GemmSimd.Portable;
-        return Avx2FmaSupported ? GemmSimd.Avx2Fma : GemmSimd.Portable;
+        GemmSimd best = Avx512Supported ? GemmSimd.Avx512 : Avx2FmaSupported ? GemmSimd.Avx2Fma : GemmSimd.Portable;
+        GemmSimd? forced = Environment.GetEnvironmentVariable("PEFTSHARP_GEMM_SIMD")?.Trim().ToLowerInvariant() switch
+        {
+            "avx512" => GemmSimd.Avx512,
+            "avx2" => GemmSimd.Avx2Fma,
+            "portable" => GemmSimd.Portable,
+            _ => null,
+        };
+        return forced is GemmSimd f && IsSupported(f) ? f : best;
     }
 
     internal static GemmBackend ParseBackendEnv(string? value) => value?.Trim().ToLowerInvariant() switch
@@ -118,6 +153,7 @@ public static unsafe class Gemm
 /// <summary>A concrete implementation of the product (what <see cref="GemmBackend"/> and <see cref="GemmSimd"/> resolve to).</summary>
 internal enum GemmPath
 {
+    ManagedAvx512,
     ManagedAvx2,
     ManagedPortable,
     OpenBlas,

@@ -14,6 +14,8 @@ public enum GemmBackend
 /// <summary>The SIMD strategy of the managed kernel, chosen once at start-up from the CPU's features.</summary>
 public enum GemmSimd
 {
+    /// <summary>AVX-512F, 12×32 register tile (Zen4/Zen5, Intel Skylake-X and later).</summary>
+    Avx512,
     /// <summary>AVX2 + FMA, 6×16 register tile (x86-64 since Haswell / Zen).</summary>
     Avx2Fma,
     /// <summary>Vector128 (SSE / NEON / software), 4×8 register tile: correct everywhere, slower.</summary>

@@ -18,7 +18,7 @@ public unsafe class GemmTests
     public static TheoryData<string, bool, bool> PathsAndOrientations()
     {
         var d = new TheoryData<string, bool, bool>();
-        foreach (var p in new[] { "avx2", "portable", "openblas" })
+        foreach (var p in new[] { "avx512", "avx2", "portable", "openblas" })
             foreach (var (ta, tb) in new[] { (false, false), (false, true), (true, false), (true, true) })
                 d.Add(p, ta, tb);
         return d;
@@ -26,7 +26,13 @@ public unsafe class GemmTests
 
     static bool TryPath(string name, out GemmPath path)
     {
-        path = name switch { "avx2" => GemmPath.ManagedAvx2, "portable" => GemmPath.ManagedPortable, _ => GemmPath.OpenBlas };
+        path = name switch
+        {
+            "avx512" => GemmPath.ManagedAvx512, "avx2" => GemmPath.ManagedAvx2,
+            "portable" => GemmPath.ManagedPortable, _ => GemmPath.OpenBlas,
+        };
+        // A SIMD strategy this CPU lacks cannot run here; the portable one always does.
+        if (path == GemmPath.ManagedAvx512 && !Kernels.Gemm.Avx512Supported) return false;
         if (path == GemmPath.ManagedAvx2 && !Kernels.Gemm.Avx2FmaSupported) return false;
         if (path == GemmPath.OpenBlas && !Kernels.Gemm.OpenBlasAvailable)
         {
@@ -76,7 +82,7 @@ public unsafe class GemmTests
     public static TheoryData<string, bool, bool, DType, DType> HalfOperands()
     {
         var d = new TheoryData<string, bool, bool, DType, DType>();
-        foreach (var p in new[] { "avx2", "portable" })
+        foreach (var p in new[] { "avx512", "avx2", "portable" })
             foreach (var (ta, tb) in new[] { (false, false), (false, true), (true, false), (true, true) })
                 foreach (var (at, bt) in new[] { (DType.F32, DType.BF16), (DType.BF16, DType.F32), (DType.F32, DType.F16), (DType.F16, DType.F32), (DType.BF16, DType.F16) })
                     d.Add(p, ta, tb, at, bt);
@@ -107,6 +113,7 @@ public unsafe class GemmTests
     }
 
     [Theory]
+    [InlineData("avx512")]
     [InlineData("avx2")]
     [InlineData("portable")]
     [InlineData("openblas")]
@@ -125,6 +132,8 @@ public unsafe class GemmTests
 
     // Stronger than required: each C element is summed by one task in a fixed order, so the split never matters.
     [Theory]
+    [InlineData("avx512", false, true)]
+    [InlineData("avx512", true, true)]
     [InlineData("avx2", false, true)]
     [InlineData("avx2", true, false)]
     [InlineData("portable", false, false)]
@@ -144,9 +153,9 @@ public unsafe class GemmTests
     [Fact]
     public void KZeroOrAlphaZero_ScalesC()
     {
-        foreach (var path in new[] { GemmPath.ManagedPortable, GemmPath.ManagedAvx2 })
+        foreach (var name in new[] { "portable", "avx2", "avx512" })
         {
-            if (path == GemmPath.ManagedAvx2 && !Kernels.Gemm.Avx2FmaSupported) continue;
+            if (!TryPath(name, out var path)) continue;
             using var g = new GemmCase(9, false, false, 5, 6, 0, DType.F32, DType.F32, alpha: 1f, beta: 0f);
             g.Run(path, 1);
             Assert.All(g.Result(), v => Assert.Equal(0f, v));

@@ -72,7 +72,10 @@ public static unsafe class Gemm
                 break;
             case GemmPath.ManagedAvx512:
                 if (!Avx512Kernel.IsSupported) throw new PlatformNotSupportedException("the AVX-512 GEMM kernel needs a CPU with AVX-512F");
-                PackedGemm<Avx512Kernel>.Run(transA, transB, m, n, k, alpha, a, b, beta, c, ldc, threads);
+                // n ≤ 16 (LoRA rank-r outputs) fills only half of the 32-wide tile: the 6×16 AVX2 tile does the same
+                // work per cycle without the partial-tile copy. A choice by shape only, so still deterministic.
+                if (n <= 16 && Avx2FmaSupported) PackedGemm<Avx2Kernel>.Run(transA, transB, m, n, k, alpha, a, b, beta, c, ldc, threads);
+                else PackedGemm<Avx512Kernel>.Run(transA, transB, m, n, k, alpha, a, b, beta, c, ldc, threads);
                 break;
             case GemmPath.ManagedAvx2:
                 if (!Avx2FmaSupported) throw new PlatformNotSupportedException("the AVX2/FMA GEMM kernel needs a CPU with AVX2 and FMA");

@@ -150,6 +150,24 @@ public unsafe class GemmTests
         }
     }
 
+    // Packing buffers are per thread and reused: products running at once (e.g. per attention head inside a parallel
+    // loop, each itself multi-threaded) must not share them.
+    [Fact]
+    public void ConcurrentProducts_DoNotShareBuffers()
+    {
+        var cases = Enumerable.Range(0, 6).Select(i =>
+            new GemmCase(300 + i, i % 2 == 0, i % 3 == 0, 40 + 7 * i, 50 + 5 * i, 300 + 11 * i, DType.F32, i % 2 == 0 ? DType.BF16 : DType.F32)).ToArray();
+        try
+        {
+            var expected = cases.Select(g => g.Reference()).ToArray();
+            var path = Kernels.Gemm.ManagedPath(Kernels.Gemm.Simd);
+            Parallel.For(0, cases.Length, new ParallelOptions { MaxDegreeOfParallelism = 3 }, i => cases[i].Run(path, 2));
+            for (int i = 0; i < cases.Length; i++)
+                Numerics.AssertClose(cases[i].Result(), expected[i], 1e-5, cases[i].Describe(path));
+        }
+        finally { foreach (var g in cases) g.Dispose(); }
+    }
+
     [Fact]
     public void KZeroOrAlphaZero_ScalesC()
     {

@@ -9,6 +9,7 @@ namespace PeftSharp.Kernels.Blas;
 /// 1 broadcast of A (27 of 32 zmm). Per k step: 2 loads of B, 12 broadcasts of A, 24 FMAs.
 /// KC·NR·4 = 24 KiB B sliver + 9 KiB A sliver in a 32–48 KiB L1d; MC·KC·4 = 72 KiB A block in L2.
 /// </summary>
+[SkipLocalsInit]
 readonly unsafe struct Avx512Kernel : IMicroKernel
 {
     public static int MR => 12;

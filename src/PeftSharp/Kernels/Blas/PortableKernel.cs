@@ -7,6 +7,7 @@ namespace PeftSharp.Kernels.Blas;
 /// Portable strategy for CPUs without AVX2/FMA (or non-x86): a 4×8 register tile of Vector128 (8 accumulators,
 /// fits 16 xmm / 32 NEON registers). MultiplyAddEstimate fuses where the hardware can and falls back to mul+add.
 /// </summary>
+[SkipLocalsInit]
 readonly unsafe struct PortableKernel : IMicroKernel
 {
     public static int MR => 4;

@@ -74,11 +74,16 @@ static unsafe class Packing
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void PackSliverRows<TL>(byte* src, long ld, int kc, int w, int width, float* d) where TL : IElementLoad
     {
-        if (w == width && (width & 7) == 0 && Vector256.IsHardwareAccelerated)
+        if (w == width && width >= 8 && Vector256.IsHardwareAccelerated)
         {
+            // whole 8-float chunks, then (width 12) one chunk overlapping the previous so nothing is read past the row
+            int tail = width - 8;
             for (int p = 0; p < kc; p++, d += width)
-                for (int v = 0; v < width; v += 8)
+            {
+                for (int v = 0; v < tail; v += 8)
                     Vector256.Store(TL.Load8(src, p * ld + v), d + v);
+                Vector256.Store(TL.Load8(src, p * ld + tail), d + tail);
+            }
             return;
         }
         for (int p = 0; p < kc; p++, d += width)

@@ -1,0 +1,103 @@
+using PeftSharp.Tensors;
+
+namespace PeftSharp.Kernels.Blas;
+
+/// <summary>
+/// The managed GEMM driver (BLIS loop order), generic over the micro-kernel strategy:
+/// <code>
+/// for each step (jc in n step NC, pc in k step KC)   beta applies to the first KC slice only
+///   Bp = op(B)[pc.., jc..] packed (kc, NC) in NR-wide slivers
+///   split the MR-row slivers of C (or the NR-column slivers when C has few rows) over the tasks; per task:
+///     for ic in its rows step MC: pack op(A)[ic.., pc..] → Ap (MC, kc) in MR-tall slivers (thread-local, L2)
+///       for each NR sliver of Bp (stays in L1), for each MR sliver of Ap: micro-kernel
+/// </code>
+/// B is packed one step ahead into a second buffer by the same tasks (each its share of slivers), so a step costs one
+/// fork/join. Every C element is owned by one task and summed in the same order whatever the split, so the results
+/// are bit-identical for any thread count.
+/// </summary>
+static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
+{
+    // Below this many multiply-adds a product runs on the calling thread (task start-up would dominate).
+    const long SerialWork = 1L << 17;
+
+    // op(A) (m,k), op(B) (k,n), C (m,n) row-major with leading dimension ldc
+    public static void Run(bool transA, bool transB, int m, int n, int k, float alpha, MatrixView a, MatrixView b,
+        float beta, float* c, long ldc, int threads)
+    {
+        int MR = TK.MR, NR = TK.NR, KC = TK.KC, NC = TK.NC;
+        if ((long)m * n * k <= SerialWork) threads = 1;
+        int steps = (n + NC - 1) / NC * ((k + KC - 1) / KC);
+        long bFloats = (long)Math.Min(k, KC) * RoundUp(Math.Min(n, NC), NR);
+        using var bbuf = PackBuffer.RentB(steps > 1 ? 2 * bFloats : bFloats);
+        float* bufs0 = bbuf.Pointer, bufs1 = bbuf.Pointer + bFloats;
+        int rowSlivers = (m + MR - 1) / MR;
+
+        // step s ↔ (jc, pc): s = jcIndex · pcSteps + pcIndex
+        int pcSteps = (k + KC - 1) / KC;
+        (int jc, int nc, int pc, int kc) Step(int s)
+        {
+            int jc = s / pcSteps * NC, pc = s % pcSteps * KC;
+            return (jc, Math.Min(NC, n - jc), pc, Math.Min(KC, k - pc));
+        }
+        void PackStep(int s, float* dst, int part, int parts)
+        {
+            var (jc, nc, pc, kc) = Step(s);
+            var (q0, q1) = GemmParallel.Range((nc + NR - 1) / NR, part, parts);
+            Packing.PackB<TK>(b, transB, pc, kc, jc, nc, q0, q1, dst);
+        }
+
+        int packParts = (long)Math.Min(k, KC) * Math.Min(n, NC) >= 1 << 14 ? threads : 1;
+        GemmParallel.For(packParts, part => PackStep(0, bufs0, part, packParts));
+        for (int s = 0; s < steps; s++)
+        {
+            float* cur = s % 2 == 0 ? bufs0 : bufs1, next = s % 2 == 0 ? bufs1 : bufs0;
+            var (jc, nc, pc, kc) = Step(s);
+            float betaSlice = pc == 0 ? beta : 1f;
+            int slivers = (nc + NR - 1) / NR;
+            bool splitRows = rowSlivers >= slivers;
+            int step = s;
+            GemmParallel.For(threads, part =>
+            {
+                if (step + 1 < steps) PackStep(step + 1, next, part, threads);
+                if (splitRows)
+                {
+                    var (r0, r1) = GemmParallel.Range(rowSlivers, part, threads);
+                    Block(a, transA, r0 * MR, Math.Min(r1 * MR, m), pc, kc, cur, 0, slivers, jc, nc, alpha, betaSlice, c, ldc);
+                }
+                else
+                {
+                    var (q0, q1) = GemmParallel.Range(slivers, part, threads);
+                    Block(a, transA, 0, m, pc, kc, cur, q0, q1, jc, nc, alpha, betaSlice, c, ldc);
+                }
+            });
+        }
+    }
+
+    // C[i0..i1, slivers q0..q1 of the jc block] (+)= alpha · op(A)[i0..i1, pc..pc+kc] · Bp
+    static void Block(in MatrixView a, bool transA, int i0, int i1, int pc, int kc, float* bp, int q0, int q1,
+        int jc, int nc, float alpha, float beta, float* c, long ldc)
+    {
+        if (i0 >= i1 || q0 >= q1) return;
+        int MR = TK.MR, NR = TK.NR, MC = TK.MC;
+        using var abuf = PackBuffer.RentA((long)MC * kc + 16);
+        float* ap = abuf.Pointer;
+        for (int ic = i0; ic < i1; ic += MC)
+        {
+            int mc = Math.Min(MC, i1 - ic);
+            Packing.PackA<TK>(a, transA, ic, mc, pc, kc, ap);
+            for (int q = q0; q < q1; q++)
+            {
+                int j = jc + q * NR, nr = Math.Min(NR, jc + nc - j);
+                float* bq = bp + (long)q * kc * NR;
+                float* cj = c + j;
+                for (int r = 0; r * MR < mc; r++)
+                {
+                    int i = ic + r * MR, mr = Math.Min(MR, ic + mc - i);
+                    TK.Run(kc, ap + (long)r * kc * MR, bq, cj + i * ldc, ldc, mr, nr, alpha, beta);
+                }
+            }
+        }
+    }
+
+    static long RoundUp(long x, int to) => (x + to - 1) / to * to;
+}

@@ -32,9 +32,9 @@ public unsafe class GemmTests
             "portable" => GemmPath.ManagedPortable, _ => GemmPath.OpenBlas,
         };
         // A SIMD strategy this CPU lacks cannot run here; the portable one always does.
-        if (path == GemmPath.ManagedAvx512 && !Kernels.Gemm.Avx512Supported) return false;
-        if (path == GemmPath.ManagedAvx2 && !Kernels.Gemm.Avx2FmaSupported) return false;
-        if (path == GemmPath.OpenBlas && !Kernels.Gemm.OpenBlasAvailable)
+        if (path == GemmPath.ManagedAvx512 && !global::PeftSharp.Kernels.Gemm.Avx512Supported) return false;
+        if (path == GemmPath.ManagedAvx2 && !global::PeftSharp.Kernels.Gemm.Avx2FmaSupported) return false;
+        if (path == GemmPath.OpenBlas && !global::PeftSharp.Kernels.Gemm.OpenBlasAvailable)
         {
             // CI installs OpenBLAS: there its absence is a failure, never a silent pass.
             Assert.True(Environment.GetEnvironmentVariable("CI") is null, "OpenBLAS (libopenblas.so.0) is not installed on this CI machine");
@@ -106,7 +106,7 @@ public unsafe class GemmTests
     [Fact]
     public void OpenBlas_IsAvailableOrNoted()
     {
-        if (Kernels.Gemm.OpenBlasAvailable) { Assert.False(string.IsNullOrEmpty(Kernels.Gemm.OpenBlasCoreName)); return; }
+        if (global::PeftSharp.Kernels.Gemm.OpenBlasAvailable) { Assert.False(string.IsNullOrEmpty(global::PeftSharp.Kernels.Gemm.OpenBlasCoreName)); return; }
         Assert.True(Environment.GetEnvironmentVariable("CI") is null,
             "OpenBLAS (libopenblas.so.0) is not installed on this CI machine; its GEMM path would go untested");
         Console.WriteLine("note: libopenblas.so.0 not found; the OpenBLAS GEMM tests only ran the managed paths");
@@ -160,7 +160,7 @@ public unsafe class GemmTests
         try
         {
             var expected = cases.Select(g => g.Reference()).ToArray();
-            var path = Kernels.Gemm.ManagedPath(Kernels.Gemm.Simd);
+            var path = global::PeftSharp.Kernels.Gemm.ManagedPath(global::PeftSharp.Kernels.Gemm.Simd);
             Parallel.For(0, cases.Length, new ParallelOptions { MaxDegreeOfParallelism = 3 }, i => cases[i].Run(path, 2));
             for (int i = 0; i < cases.Length; i++)
                 Numerics.AssertClose(cases[i].Result(), expected[i], 1e-5, cases[i].Describe(path));
@@ -190,7 +190,7 @@ public unsafe class GemmTests
         using var g = new GemmCase(11, false, true, 37, 29, 45, DType.F32, DType.BF16, alpha: 1f, beta: 0f);
         var expected = g.Reference();
         g.Reset();
-        Kernels.Gemm.Multiply(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, g.A.View, g.B.View, g.Beta, g.C, g.Ldc);
+        global::PeftSharp.Kernels.Gemm.Multiply(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, g.A.View, g.B.View, g.Beta, g.C, g.Ldc);
         Numerics.AssertClose(g.Result(), expected, 1e-5, "Gemm.Multiply");
     }
 
@@ -199,20 +199,20 @@ public unsafe class GemmTests
     {
         using var g = new GemmCase(12, false, false, 4, 5, 6, DType.F32, DType.F32);
         Assert.Throws<ArgumentException>(() =>
-            Kernels.Gemm.MultiplyOn(GemmPath.ManagedPortable, 1, false, false, 4, 5, 7, 1f, g.A.View, g.B.View, 0f, g.C, g.Ldc));
+            global::PeftSharp.Kernels.Gemm.MultiplyOn(GemmPath.ManagedPortable, 1, false, false, 4, 5, 7, 1f, g.A.View, g.B.View, 0f, g.C, g.Ldc));
         Assert.Throws<ArgumentException>(() =>
-            Kernels.Gemm.MultiplyOn(GemmPath.ManagedPortable, 1, true, false, 4, 5, 6, 1f, g.A.View, g.B.View, 0f, g.C, g.Ldc));
+            global::PeftSharp.Kernels.Gemm.MultiplyOn(GemmPath.ManagedPortable, 1, true, false, 4, 5, 6, 1f, g.A.View, g.B.View, 0f, g.C, g.Ldc));
         Assert.Throws<ArgumentException>(() =>
-            Kernels.Gemm.MultiplyOn(GemmPath.ManagedPortable, 1, false, false, 4, 5, 6, 1f, g.A.View, g.B.View, 0f, g.C, 4));
+            global::PeftSharp.Kernels.Gemm.MultiplyOn(GemmPath.ManagedPortable, 1, false, false, 4, 5, 6, 1f, g.A.View, g.B.View, 0f, g.C, 4));
     }
 
     [Fact]
     public void BackendEnvironmentValues()
     {
-        Assert.Equal(GemmBackend.Auto, Kernels.Gemm.ParseBackendEnv(null));
-        Assert.Equal(GemmBackend.Managed, Kernels.Gemm.ParseBackendEnv("managed"));
-        Assert.Equal(GemmBackend.OpenBlas, Kernels.Gemm.ParseBackendEnv(" OpenBLAS "));
-        var e = Assert.Throws<PeftException>(() => Kernels.Gemm.ParseBackendEnv("mkl"));
+        Assert.Equal(GemmBackend.Auto, global::PeftSharp.Kernels.Gemm.ParseBackendEnv(null));
+        Assert.Equal(GemmBackend.Managed, global::PeftSharp.Kernels.Gemm.ParseBackendEnv("managed"));
+        Assert.Equal(GemmBackend.OpenBlas, global::PeftSharp.Kernels.Gemm.ParseBackendEnv(" OpenBLAS "));
+        var e = Assert.Throws<PeftException>(() => global::PeftSharp.Kernels.Gemm.ParseBackendEnv("mkl"));
         Assert.Contains("PEFTSHARP_GEMM", e.Message);
     }
 }

@@ -11,18 +11,7 @@ public static class BenchUtil
         return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 
-    /// <summary>Peak resident set size of this process in MB (VmHWM from /proc), or null where unavailable.</summary>
-    public static double? PeakRssMb()
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmHWM:"))
-                    return Math.Round(long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0, 1);
-        }
-        catch (IOException) { }
-        return null;
-    }
+    public static double PeakRssMb() => PeftSharp.Training.ProcessMemory.PeakRssMb();
 
     public static DType ParseDType(string s) => s.ToLowerInvariant() switch
     {

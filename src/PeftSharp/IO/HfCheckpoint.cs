@@ -1,0 +1,55 @@
+using PeftSharp.Models;
+using PeftSharp.Tensors;
+
+namespace PeftSharp.IO;
+
+/// <summary>Writes a full Hugging Face model folder: config.json, sharded safetensors, tokenizer files.</summary>
+public static class HfCheckpoint
+{
+    public const long DefaultShardBytes = 5L << 30;   // transformers' default max_shard_size "5GB"
+
+    static readonly string[] TokenizerFiles =
+        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "tokenizer.model"];
+
+    /// <summary>
+    /// Weights in <paramref name="dtype"/> (tensors already in it are written as they are, others converted one at a
+    /// time), config.json with that torch_dtype, and the tokenizer files copied from <paramref name="sourceDir"/>.
+    /// </summary>
+    public static void Write(string dir, CausalLM model, string? sourceDir, DType dtype, long maxShardBytes = DefaultShardBytes)
+    {
+        Directory.CreateDirectory(dir);
+        var converted = new List<Tensor>();
+        try
+        {
+            var tensors = new List<(string, Tensor)>();
+            foreach (var (name, t) in model.NamedWeights())
+            {
+                if (t.DType == dtype) { tensors.Add((name, t)); continue; }
+                var c = new Tensor(dtype, t.Shape);
+                unsafe
+                {
+                    var tmp = new float[Math.Min(t.ElementCount, 1 << 20)];
+                    for (long off = 0; off < t.ElementCount; off += tmp.Length)
+                    {
+                        int len = (int)Math.Min(tmp.Length, t.ElementCount - off);
+                        DTypeConvert.ToFloat(t.Data + off * t.DType.Size(), t.DType, tmp.AsSpan(0, len));
+                        DTypeConvert.FromFloat(tmp.AsSpan(0, len), dtype, c.Data + off * dtype.Size());
+                    }
+                }
+                converted.Add(c);
+                tensors.Add((name, c));
+            }
+            SafetensorsWriter.WriteSharded(dir, tensors, maxShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
+        }
+        finally { foreach (var c in converted) c.Dispose(); }
+
+        var config = model.Config with { TorchDtype = dtype switch { DType.BF16 => "bfloat16", DType.F16 => "float16", _ => "float32" } };
+        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), config.ToJson());
+        if (sourceDir != null && Path.GetFullPath(sourceDir) != Path.GetFullPath(dir))
+            foreach (var f in TokenizerFiles)
+            {
+                var src = Path.Combine(sourceDir, f);
+                if (File.Exists(src)) File.Copy(src, Path.Combine(dir, f), overwrite: true);
+            }
+    }
+}

@@ -1,0 +1,114 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PeftSharp.Cli.Training;
+using PeftSharp.Evaluation;
+using PeftSharp.IO;
+using PeftSharp.Training;
+
+namespace PeftSharp.Cli.Commands;
+
+/// <summary>
+/// `peft train`: fine-tune with LoRA, DoRA or full fine-tuning. With no arguments it fine-tunes the embedded default
+/// model on the demo task (assets/demo/train.yaml) and reports eval loss, exact match and generations before/after.
+/// </summary>
+public sealed class TrainCommand : ICliCommand
+{
+    public Command Build()
+    {
+        var config = new Option<string?>("--config") { Description = "YAML file of settings (same names as the flags, snake_case)" };
+        var taskEval = new Option<int>("--task-eval") { Description = "eval examples for the exact-match task metric, before and after (0 = off)", DefaultValueFactory = _ => 32 };
+        var threads = SharedOptions.Threads();
+        var settings = TrainSettings.CreateOptions();
+        var cmd = new Command("train", "fine-tune a model (LoRA, DoRA or full); with no arguments, the embedded demo");
+        cmd.Options.Add(config);
+        cmd.Options.Add(taskEval);
+        cmd.Options.Add(threads);
+        foreach (var (_, o) in settings) cmd.Options.Add(o);
+        cmd.SetAction(pr => CliErrors.Run(() =>
+        {
+            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            var options = Resolve(pr, pr.GetValue(config), settings);
+            return Train(options, pr.GetValue(taskEval));
+        }));
+        return cmd;
+    }
+
+    static TrainingOptions Resolve(ParseResult pr, string? yaml, List<(TrainSettings.Setting Setting, Option Option)> settings)
+    {
+        bool modelGiven = settings.Any(s => s.Setting.Key == "model" && pr.GetResult(s.Option) != null);
+        bool dataGiven = settings.Any(s => s.Setting.Key == "data" && pr.GetResult(s.Option) != null);
+        var o = new TrainingOptions { ModelDir = "", DataFile = "", OutputDir = "" };
+        if (yaml == null && !modelGiven && !dataGiven)
+        {
+            // The embedded demo: its settings file, model, data and eval split.
+            o = TrainSettings.ApplyYaml(o with { ModelDir = DefaultAssets.Model, DataFile = DefaultAssets.Data, EvalFile = DefaultAssets.Eval },
+                Path.Combine(DefaultAssets.Root, "demo", "train.yaml"));
+        }
+        if (yaml != null) o = TrainSettings.ApplyYaml(o, yaml);
+        o = TrainSettings.ApplyFlags(o, pr, settings);
+        if (o.ModelDir == "") o = o with { ModelDir = DefaultAssets.Model };
+        if (o.DataFile == "") throw new PeftException("--data is required when --model is given (a .jsonl/.json file)");
+        if (o.OutputDir == "") o = o with { OutputDir = Path.Combine("runs", o.Method) };
+        return o;
+    }
+
+    public static int Train(TrainingOptions options, int taskEvalExamples)
+    {
+        var progress = new TrainProgress(live: !Console.IsOutputRedirected && !Console.IsErrorRedirected, options.LoggingSteps);
+        Console.WriteLine($"model {options.ModelDir}\ndata  {options.DataFile}{(options.EvalFile != null ? $" (eval {options.EvalFile})" : "")}\nout   {options.OutputDir}");
+        using var trainer = new Trainer(options, progress);
+        var evalSet = trainer.Data.Eval;
+        ExactMatchResult? before = null;
+        if (taskEvalExamples > 0 && options.ResumeFrom == null && evalSet.Count > 0)
+        {
+            before = ExactMatch.Evaluate(trainer.Model.Model, trainer.Tokenizer, evalSet, taskEvalExamples);
+            if (before.Examples == 0) before = null;   // plain-text data: no completion task
+        }
+        var result = progress.Run(() => trainer.Run());
+        ExactMatchResult? after = before != null ? ExactMatch.Evaluate(trainer.Model.Model, trainer.Tokenizer, evalSet, taskEvalExamples) : null;
+
+        Console.WriteLine();
+        Console.WriteLine($"done: {result.Steps} steps in {result.WallSeconds:F1} s, {result.MeanTokensPerSecond:F0} tokens/s, final train loss {result.FinalLoss:F4}, peak RSS {result.Memory.PeakRssMb:F0} MB");
+        if (result.FirstEval != null && result.FinalEval != null)
+            Console.WriteLine($"eval loss {result.FirstEval.Loss:F4} → {result.FinalEval.Loss:F4}   perplexity {result.FirstEval.Perplexity:F2} → {result.FinalEval.Perplexity:F2}");
+        else if (result.FinalEval != null)
+            Console.WriteLine($"eval loss {result.FinalEval.Loss:F4}, perplexity {result.FinalEval.Perplexity:F2}");
+        var report = new JsonObject
+        {
+            ["steps"] = result.Steps, ["final_train_loss"] = result.FinalLoss,
+            ["eval_loss_before"] = result.FirstEval?.Loss, ["eval_loss_after"] = result.FinalEval?.Loss,
+        };
+        if (before != null && after != null)
+        {
+            Console.WriteLine($"exact match (greedy, {after.Examples} eval examples): {before.Rate:P1} → {after.Rate:P1}");
+            Console.WriteLine();
+            int shown = 0;
+            for (int i = 0; i < after.Samples.Count && shown < 3; i++, shown++)
+            {
+                Console.WriteLine($"prompt:   {OneLine(after.Samples[i].Prompt)}");
+                Console.WriteLine($"  before: {OneLine(before.Samples[i].Generated)}");
+                Console.WriteLine($"  after:  {OneLine(after.Samples[i].Generated)}");
+                Console.WriteLine($"  target: {OneLine(after.Samples[i].Expected)}");
+            }
+            report["exact_match_before"] = before.Rate;
+            report["exact_match_after"] = after.Rate;
+            report["samples"] = new JsonArray(after.Samples.Take(8).Select((s, i) => (JsonNode)new JsonObject
+            {
+                ["prompt"] = s.Prompt, ["target"] = s.Expected, ["before"] = before.Samples[i].Generated, ["after"] = s.Generated,
+            }).ToArray());
+        }
+        AtomicFile.WriteAllText(Path.Combine(options.OutputDir, "evaluation.json"), report.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine();
+        Console.WriteLine($"saved {(options.Method == "full" ? "model" : "adapter")} to {result.AdapterDir}");
+        if (options.Method != "full")
+        {
+            Console.WriteLine("next:");
+            Console.WriteLine($"  peft generate {options.ModelDir} --adapter {result.AdapterDir} --prompt \"...\"");
+            Console.WriteLine($"  peft merge {options.ModelDir} --adapter {result.AdapterDir} --out {Path.Combine(options.OutputDir, "merged")}");
+        }
+        return 0;
+    }
+
+    static string OneLine(string s) => s.Replace("\n", "\\n");
+}

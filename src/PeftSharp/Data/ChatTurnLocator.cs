@@ -6,7 +6,8 @@ namespace PeftSharp.Data;
 /// Finds, in a rendered conversation, the characters the model should learn to produce: each assistant turn's
 /// content plus the end-of-turn token the template writes right after it.
 ///
-/// Method (no template cooperation needed):
+/// A template with {% generation %} blocks (transformers' assistant masks) gives the spans directly. Otherwise
+/// (no template cooperation needed):
 /// 1. <c>full</c> = the whole conversation rendered without a generation prompt.
 /// 2. Start of assistant message k: the conversation up to k rendered WITH the generation prompt must be a prefix
 ///    of <c>full</c>; the turn starts where it ends (so role headers and e.g. Qwen3's empty think block, which the
@@ -32,6 +33,12 @@ public static class ChatTurnLocator
     public static (string Text, List<(int Start, int End)> Spans) Locate(ChatTemplate template, IReadOnlyList<ChatMessage> messages,
         IReadOnlyDictionary<string, object?>? variables = null, IReadOnlyList<string>? endOfTurnTokens = null)
     {
+        if (template.HasGenerationBlocks)
+        {
+            // The template marks assistant text itself (transformers' return_assistant_tokens_mask): use its spans.
+            var (text, marked) = template.RenderWithGenerationSpans(messages, variables);
+            return (text, marked);
+        }
         var endTokens = new List<string>(endOfTurnTokens ?? DefaultEndOfTurnTokens);
         if (template.EosToken is { Length: > 0 } eos && !endTokens.Contains(eos)) endTokens.Insert(0, eos);
 

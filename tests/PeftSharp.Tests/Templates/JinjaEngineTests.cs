@@ -193,3 +193,19 @@ public class JinjaValueConversionTests
         }));
     }
 }
+
+public class JinjaRuntimeErrorTests
+{
+    [Theory]
+    [InlineData("{% break %}", "outside a for loop")]
+    [InlineData("{{ x.y }}", "cannot read attribute 'y' of an undefined value")]
+    [InlineData("{{ none.y }}", "cannot read attribute 'y' of none")]
+    [InlineData("{{ 1 / 0 }}", "division by zero")]
+    [InlineData("{% for a, b in [1] %}{% endfor %}", "cannot unpack")]
+    [InlineData("{% set ns.a = 1 %}", "not a namespace() object")]
+    public void RuntimeProblemsArePeftExceptions(string src, string expected)
+    {
+        var ex = Assert.ThrowsAny<PeftException>(() => new JinjaTemplate(src).Render(new Dictionary<string, object?>()));
+        Assert.Contains(expected, ex.Message);
+    }
+}

@@ -23,7 +23,19 @@ public sealed class ChatTemplate
     /// <summary>Renders the conversation. <paramref name="extra"/> adds variables (e.g. enable_thinking, tools,
     /// pad_token); bos_token/eos_token come from this object unless <paramref name="extra"/> sets them.</summary>
     public string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = false,
-        IReadOnlyDictionary<string, object?>? extra = null)
+        IReadOnlyDictionary<string, object?>? extra = null) =>
+        _template.Render(Variables(messages, addGenerationPrompt, extra));
+
+    /// <summary>True when the template marks assistant text with {% generation %} blocks.</summary>
+    public bool HasGenerationBlocks => _template.HasGenerationBlocks;
+
+    /// <summary>Renders and returns where the template's {% generation %} blocks landed.</summary>
+    public (string Text, List<(int Start, int End)> Spans) RenderWithGenerationSpans(IReadOnlyList<ChatMessage> messages,
+        IReadOnlyDictionary<string, object?>? extra = null) =>
+        _template.RenderWithGenerationSpans(Variables(messages, false, extra));
+
+    private Dictionary<string, object?> Variables(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt,
+        IReadOnlyDictionary<string, object?>? extra)
     {
         var vars = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
@@ -33,7 +45,7 @@ public sealed class ChatTemplate
         if (BosToken != null) vars["bos_token"] = BosToken;
         if (EosToken != null) vars["eos_token"] = EosToken;
         if (extra != null) foreach (var (k, v) in extra) vars[k] = v;
-        return _template.Render(vars);
+        return vars;
     }
 
     /// <summary>One-shot rendering of a template string.</summary>

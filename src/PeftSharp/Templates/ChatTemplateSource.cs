@@ -33,6 +33,21 @@ public static class ChatTemplateSource
         return new ChatTemplate(template, ReadToken(obj, "bos_token", configPath), ReadToken(obj, "eos_token", configPath));
     }
 
+    /// <summary>Like <see cref="Load"/>, but null when the model has no chat template (fine for text and
+    /// prompt/completion data); a malformed config is still an error.</summary>
+    public static ChatTemplate? TryLoad(string path)
+    {
+        string configPath = Directory.Exists(path) ? Path.Combine(path, "tokenizer_config.json") : path;
+        if (!File.Exists(configPath)) return null;
+        JsonNode? root;
+        try { root = JsonNode.Parse(File.ReadAllText(configPath)); }
+        catch (JsonException e) { throw new PeftException($"{configPath}: invalid JSON: {e.Message}"); }
+        if (root is JsonObject obj && obj["chat_template"] == null &&
+            !File.Exists(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(configPath))!, "chat_template.jinja")))
+            return null;
+        return Load(configPath);
+    }
+
     /// <summary>Parses the config text (for tests and callers that already hold it).</summary>
     public static (string? Template, string? Bos, string? Eos) Parse(string json, string nameForErrors)
     {

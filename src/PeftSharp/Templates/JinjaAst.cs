@@ -31,4 +31,6 @@ internal sealed record SetStmt(int Line, List<string> Targets, string? Attr, Exp
 internal sealed record SetBlockStmt(int Line, string Target, List<Stmt> Body) : Stmt(Line);
 internal sealed record MacroStmt(int Line, string Name, List<(string Name, Expr? Default)> Params, List<Stmt> Body) : Stmt(Line);
 internal sealed record BreakStmt(int Line) : Stmt(Line);
+/// <summary>transformers' {% generation %}...{% endgeneration %}: renders its body and records where it landed.</summary>
+internal sealed record GenerationStmt(int Line, List<Stmt> Body) : Stmt(Line);
 internal sealed record ContinueStmt(int Line) : Stmt(Line);

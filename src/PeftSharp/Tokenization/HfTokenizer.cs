@@ -54,7 +54,9 @@ public sealed class HfTokenizer : ITokenizer
             foreach (var a in addedJson.EnumerateArray()) added.Add(AddedToken.FromJson(a, file, i++));
         }
         rawMatcher = new AddedTokenMatcher(added.Where(a => !a.Normalized || normalizer == null));
-        normalizedMatcher = new AddedTokenMatcher(added.Where(a => a.Normalized && normalizer != null));
+        // As in HF, a normalized added token is looked for in normalized text by its normalized content.
+        normalizedMatcher = new AddedTokenMatcher(added.Where(a => a.Normalized && normalizer != null)
+            .Select(a => a with { Content = normalizer!.Normalize(a.Content) }));
 
         tokenToId = new Dictionary<string, int>(model.Vocab, StringComparer.Ordinal);
         foreach (var a in added) tokenToId[a.Content] = a.Id;

@@ -125,3 +125,21 @@ public class TokenizerComponentTests
         Assert.Contains("eos_token", e.Message);
     }
 }
+
+public class NormalizedAddedTokenTests
+{
+    [Fact]
+    public void NormalizedAddedTokenIsMatchedByItsNormalizedContent()
+    {
+        // Lowercase normalizer + normalized added token "AB": the text "xaby" normalizes to "xaby", where "ab" is found.
+        var vocab = string.Join(",", "abxy".Select((c, i) => $"\"{c}\":{i}"));
+        string json = $$$"""
+            {"added_tokens":[{"id":50,"content":"AB","single_word":false,"lstrip":false,"rstrip":false,"normalized":true,"special":false}],
+             "normalizer":{"type":"Lowercase"},"pre_tokenizer":null,"post_processor":null,"decoder":null,
+             "model":{"type":"BPE","vocab":{{{{vocab}}}},"merges":[]}}
+            """;
+        var tok = HfTokenizer.FromJson(System.Text.Encoding.UTF8.GetBytes(json), "t.json");
+        Assert.Equal([2, 50, 3], tok.Encode("xABy"));
+        Assert.Equal([2, 50, 3], tok.Encode("xaby"));
+    }
+}

@@ -143,3 +143,33 @@ public class NormalizedAddedTokenTests
         Assert.Equal([2, 50, 3], tok.Encode("xaby"));
     }
 }
+
+public class PostProcessorAndByteLevelTests
+{
+    [Fact]
+    public void SequenceOfByteLevelAndTemplateAddsBos()
+    {
+        // The post-processor of later Llama 3 releases: ByteLevel (offsets only) then TemplateProcessing with BOS.
+        string json = """
+            {"type":"Sequence","processors":[
+              {"type":"ByteLevel","add_prefix_space":true,"trim_offsets":false,"use_regex":true},
+              {"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<|begin_of_text|>","type_id":0}},{"Sequence":{"id":"A","type_id":0}}],
+               "pair":[],"special_tokens":{"<|begin_of_text|>":{"id":"<|begin_of_text|>","ids":[128000],"tokens":["<|begin_of_text|>"]}}}]}
+            """;
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        var post = PostProcessor.FromJson(doc.RootElement, "t.json")!;
+        Assert.Equal([128000, 5, 6], post.Process([5, 6], addSpecial: true));
+        Assert.Equal([5, 6], post.Process([5, 6], addSpecial: false));
+    }
+
+    [Fact]
+    public void ByteLevelPreTokenizerWithPrefixSpaceAndGpt2Regex()
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse("""{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true}""");
+        var pre = PreTokenizer.FromJson(doc.RootElement, "t.json")!;
+        var output = new List<Piece>();
+        string text = "hello world's 12\n";
+        pre.Split(new Piece(text, 0, text.Length), output, isLast: false, firstSection: true); // not last: mapped here
+        Assert.Equal(["Ġhello", "Ġworld", "'s", "Ġ12", "Ċ"], output.Select(p => p.Span.ToString()));
+    }
+}

@@ -56,7 +56,7 @@ internal sealed class AddedTokenMatcher
         firstChars = SearchValues.Create(first.ToArray());
     }
 
-    /// <summary>Splits <paramref name="text"/>[start, start+length) into plain-text and added-token segments (plain segments may be empty-free).</summary>
+    /// <summary>Splits <paramref name="text"/>[start, start+length) into plain-text and added-token segments; no empty plain segment is emitted.</summary>
     public void Split(string text, int start, int length, List<Segment> output)
     {
         int end = start + length;

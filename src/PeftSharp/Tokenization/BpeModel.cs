@@ -23,6 +23,10 @@ internal sealed class BpeModel
     readonly Dictionary<string, int[]> cache = new(StringComparer.Ordinal);
     readonly Dictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> cacheBySpan;
     readonly Lock cacheLock = new();
+    // SentencePiece-style models (no pre-tokenizer) hand the whole text to the model as one word. When no merge joins
+    // a symbol not ending in "▁" to one starting with "▁", no merge can cross such a boundary, so cutting the word
+    // there gives the same ids — and makes long inputs linear and cacheable.
+    readonly bool splitBeforeMetaspace;
 
     public IReadOnlyDictionary<string, int> Vocab => vocab;
 
@@ -36,6 +40,7 @@ internal sealed class BpeModel
         this.byteFallback = byteFallback;
         this.ignoreMerges = ignoreMerges;
         cacheBySpan = cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        splitBeforeMetaspace = !ignoreMerges && vocab.ContainsKey("▁") && !merges.Keys.Any(k => CrossesMetaspace(k));
         if (byteFallback)
         {
             var ids = new int[256];
@@ -60,10 +65,13 @@ internal sealed class BpeModel
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var p in vocabJson.EnumerateObject()) vocab[p.Name] = p.Value.GetInt32();
 
+        var vocabBySpan = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
         var merges = new Dictionary<long, (int, int)>();
         if (e.TryGetProperty("merges", out var mergesJson) && mergesJson.ValueKind == JsonValueKind.Array)
         {
+            merges.EnsureCapacity(mergesJson.GetArrayLength());
             int rank = 0;
+            char[] joined = new char[256];
             foreach (var m in mergesJson.EnumerateArray())
             {
                 string a, b;
@@ -73,10 +81,19 @@ internal sealed class BpeModel
                     int sp = s.IndexOf(' ');
                     if (sp <= 0 || sp == s.Length - 1 || s.IndexOf(' ', sp + 1) >= 0)
                         throw new PeftException($"{file}: model.merges[{rank}] \"{s}\" must be two tokens separated by one space");
-                    a = s[..sp];
-                    b = s[(sp + 1)..];
+                    if (!vocabBySpan.TryGetValue(s.AsSpan(0, sp), out int sa) || !vocabBySpan.TryGetValue(s.AsSpan(sp + 1), out int sb))
+                        throw new PeftException($"{file}: model.merges[{rank}] uses a token not in the vocabulary: \"{s}\"");
+                    // "a b" → "ab": drop the space in place instead of concatenating two substrings.
+                    if (joined.Length < s.Length) joined = new char[s.Length * 2];
+                    s.AsSpan(0, sp).CopyTo(joined);
+                    s.AsSpan(sp + 1).CopyTo(joined.AsSpan(sp));
+                    if (!vocabBySpan.TryGetValue(joined.AsSpan(0, s.Length - 1), out int sn))
+                        throw new PeftException($"{file}: model.merges[{rank}] result \"{s.Replace(" ", "")}\" is not in the vocabulary");
+                    merges.TryAdd(Key(sa, sb), (rank, sn)); // a repeated pair keeps its first (lowest) rank, as HF does
+                    rank++;
+                    continue;
                 }
-                else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2)
+                if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2)
                 {
                     a = m[0].GetString()!;
                     b = m[1].GetString()!;
@@ -87,7 +104,7 @@ internal sealed class BpeModel
                     throw new PeftException($"{file}: model.merges[{rank}] uses a token not in the vocabulary: \"{a}\" \"{b}\"");
                 if (!vocab.TryGetValue(a + b, out int inew))
                     throw new PeftException($"{file}: model.merges[{rank}] result \"{a + b}\" is not in the vocabulary");
-                merges.TryAdd(Key(ia, ib), (rank, inew)); // a repeated pair keeps its first (lowest) rank, as HF does
+                merges.TryAdd(Key(ia, ib), (rank, inew));
                 rank++;
             }
         }
@@ -104,10 +121,36 @@ internal sealed class BpeModel
 
     static long Key(int a, int b) => ((long)a << 32) | (uint)b;
 
+    string?[]? idToToken;
+
+    bool CrossesMetaspace(long key)
+    {
+        if (idToToken == null)
+        {
+            idToToken = new string?[vocab.Values.DefaultIfEmpty(0).Max() + 1];
+            foreach (var (t, id) in vocab) if (id >= 0) idToToken[id] = t;
+        }
+        string? a = idToToken[(int)(key >> 32)], b = idToToken[(int)(uint)key];
+        return a != null && b != null && b.StartsWith('▁') && !a.EndsWith('▁');
+    }
+
     /// <summary>Appends the ids of one word.</summary>
     public void Tokenize(ReadOnlySpan<char> word, List<int> output)
     {
         if (word.Length == 0) return;
+        if (splitBeforeMetaspace)
+        {
+            int start = 0;
+            for (int i = 1; i < word.Length; i++)
+                if (word[i] == '▁' && word[i - 1] != '▁') { TokenizeWord(word[start..i], output); start = i; }
+            TokenizeWord(word[start..], output);
+            return;
+        }
+        TokenizeWord(word, output);
+    }
+
+    void TokenizeWord(ReadOnlySpan<char> word, List<int> output)
+    {
         if (ignoreMerges && vocabBySpan.TryGetValue(word, out int whole)) { output.Add(whole); return; }
 
         bool cacheable = word.Length <= MaxCachedWordLength;
@@ -126,6 +169,38 @@ internal sealed class BpeModel
             lock (cacheLock)
                 if (cache.Count < CacheCapacity) cacheBySpan.TryAdd(word, ids);
         }
+    }
+
+    const int SmallWord = 48;
+
+    /// <summary>The same merge order for short words without a heap: scan for the lowest-ranked pair (leftmost on ties),
+    /// merge it, repeat. O(n²) lookups, no allocation; most words are a handful of symbols.</summary>
+    void MergeSmall(Span<int> sym, List<int> output)
+    {
+        int n = sym.Length;
+        Span<int> pairRank = stackalloc int[SmallWord];  // rank of (sym[i], sym[i+1]); int.MaxValue when no merge
+        Span<int> pairNew = stackalloc int[SmallWord];
+        for (int i = 0; i + 1 < n; i++) SetPair(sym, pairRank, pairNew, i);
+        while (n > 1)
+        {
+            int best = -1, bestRank = int.MaxValue;
+            for (int i = 0; i + 1 < n; i++)
+                if (pairRank[i] < bestRank) { bestRank = pairRank[i]; best = i; }
+            if (best < 0) break;
+            sym[best] = pairNew[best];
+            // Remove sym[best + 1]; pairs after it shift left by one.
+            for (int i = best + 1; i + 1 < n; i++) { sym[i] = sym[i + 1]; pairRank[i] = pairRank[i + 1]; pairNew[i] = pairNew[i + 1]; }
+            n--;
+            if (best > 0) SetPair(sym, pairRank, pairNew, best - 1);
+            if (best + 1 < n) SetPair(sym, pairRank, pairNew, best);
+        }
+        for (int i = 0; i < n; i++) output.Add(sym[i]);
+    }
+
+    void SetPair(Span<int> sym, Span<int> pairRank, Span<int> pairNew, int i)
+    {
+        if (merges.TryGetValue(Key(sym[i], sym[i + 1]), out var m)) { pairRank[i] = m.Rank; pairNew[i] = m.NewId; }
+        else pairRank[i] = int.MaxValue;
     }
 
     /// <summary>The merge loop: symbols in a doubly linked list, candidate merges in a min-heap on (rank, position).</summary>
@@ -155,6 +230,7 @@ internal sealed class BpeModel
 
         int count = ids.Count;
         if (count <= 1) { output.AddRange(ids); return; }
+        if (count <= SmallWord) { MergeSmall(CollectionsMarshal.AsSpan(ids), output); return; }
         var sym = CollectionsMarshal.AsSpan(ids);
         var prev = new int[count];
         var next = new int[count];

@@ -14,7 +14,7 @@ public sealed class HfTokenizer : ITokenizer
     readonly PreTokenizer? preTokenizer;
     readonly bool byteLevelInput;
     readonly BpeModel model;
-    readonly PostProcessor? postProcessor;
+    PostProcessor? postProcessor;
     readonly Decoder? decoder;
     readonly AddedTokenMatcher rawMatcher;        // added tokens with normalized=false: matched on the raw text
     readonly AddedTokenMatcher normalizedMatcher; // normalized=true: matched after the normalizer
@@ -54,7 +54,9 @@ public sealed class HfTokenizer : ITokenizer
             foreach (var a in addedJson.EnumerateArray()) added.Add(AddedToken.FromJson(a, file, i++));
         }
         rawMatcher = new AddedTokenMatcher(added.Where(a => !a.Normalized || normalizer == null));
-        normalizedMatcher = new AddedTokenMatcher(added.Where(a => a.Normalized && normalizer != null));
+        // As in HF, a normalized added token is looked for in normalized text by its normalized content.
+        normalizedMatcher = new AddedTokenMatcher(added.Where(a => a.Normalized && normalizer != null)
+            .Select(a => a with { Content = normalizer!.Normalize(a.Content) }));
 
         tokenToId = new Dictionary<string, int>(model.Vocab, StringComparer.Ordinal);
         foreach (var a in added) tokenToId[a.Content] = a.Id;
@@ -76,6 +78,25 @@ public sealed class HfTokenizer : ITokenizer
         BosId = Resolve(config.BosToken);
         EosId = Resolve(config.EosToken);
         PadId = Resolve(config.PadToken);
+        ApplyAddBosEos(file);
+    }
+
+    /// <summary>
+    /// transformers' Llama/Gemma fast tokenizers rebuild the post-processor from add_bos_token (default true) and
+    /// add_eos_token (default false) in tokenizer_config.json; so does this, for those tokenizer classes.
+    /// </summary>
+    void ApplyAddBosEos(string file)
+    {
+        string cls = (Config.TokenizerClass ?? "").Replace("Fast", "", StringComparison.Ordinal);
+        if (cls is not ("LlamaTokenizer" or "CodeLlamaTokenizer" or "GemmaTokenizer")) return;
+        bool addBos = Config.AddBosToken ?? true, addEos = Config.AddEosToken ?? false;
+        if (addBos && BosId == null) throw new PeftException($"{file}: add_bos_token is set but bos_token \"{Config.BosToken}\" is not a token");
+        if (addEos && EosId == null) throw new PeftException($"{file}: add_eos_token is set but eos_token \"{Config.EosToken}\" is not a token");
+        var template = new List<int[]?>();
+        if (addBos) template.Add([BosId!.Value]);
+        template.Add(null);
+        if (addEos) template.Add([EosId!.Value]);
+        postProcessor = new TemplatePostProcessor(template.ToArray());
     }
 
     /// <summary>The model folder's name; a generic folder name ("models", "tokenizer") gives its parent's name.</summary>

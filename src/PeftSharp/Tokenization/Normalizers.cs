@@ -69,16 +69,27 @@ internal sealed class StripNormalizer(bool left, bool right) : Normalizer
         left && right ? text.Trim() : left ? text.TrimStart() : right ? text.TrimEnd() : text;
 }
 
-/// <summary>A tokenizer.json pattern: {"String": literal} or {"Regex": pattern}.</summary>
+/// <summary>A tokenizer.json pattern: {"String": literal} or {"Regex": pattern}. The regex is compiled on first use:
+/// the common split patterns are run by <see cref="SplitPatternScanner"/> and never need it.</summary>
 internal sealed class Pattern
 {
+    Regex? regex;
+
     public string? Literal { get; private init; }
-    public Regex? Regex { get; private init; }
+    public string? RegexSource { get; private init; }
+    string File { get; init; } = "";
+
+    public Regex? Regex => RegexSource == null ? null : regex ??= RegexFactory.Create(RegexSource, File);
 
     public static Pattern FromJson(JsonElement e, string file)
     {
-        if (e.TryGetProperty("String", out var s)) return new Pattern { Literal = s.GetString()! };
-        if (e.TryGetProperty("Regex", out var r)) return new Pattern { Regex = RegexFactory.Create(r.GetString()!, file) };
+        if (e.TryGetProperty("String", out var s)) return new Pattern { Literal = s.GetString()!, File = file };
+        if (e.TryGetProperty("Regex", out var r))
+        {
+            var p = new Pattern { RegexSource = r.GetString()!, File = file };
+            if (SplitPatternScanner.For(p.RegexSource) == null) _ = p.Regex; // report a bad pattern at load time
+            return p;
+        }
         throw new PeftException($"{file}: pattern must be {{\"String\": ...}} or {{\"Regex\": ...}}, got {e.GetRawText()}");
     }
 

@@ -136,7 +136,7 @@ internal sealed class SequencePreTokenizer(PreTokenizer[] steps) : PreTokenizer
 internal sealed class SplitPreTokenizer(Pattern pattern, SplitBehavior behavior, bool invert) : PreTokenizer
 {
     [ThreadStatic] static List<(int, int)>? matchBuffer;
-    readonly SplitPatternScanner? scanner = pattern.Regex != null ? SplitPatternScanner.For(pattern.Regex.ToString()) : null;
+    readonly SplitPatternScanner? scanner = pattern.RegexSource != null ? SplitPatternScanner.For(pattern.RegexSource) : null;
 
     public override void Split(Piece piece, List<Piece> output, bool isLast, bool firstSection)
     {

@@ -13,6 +13,8 @@ public sealed record TokenizerConfig
     public string? EosToken { get; init; }
     public string? PadToken { get; init; }
     public string? UnkToken { get; init; }
+    /// <summary>tokenizer_class, e.g. "LlamaTokenizer", "PreTrainedTokenizerFast", "Qwen2Tokenizer".</summary>
+    public string? TokenizerClass { get; init; }
     public bool? AddBosToken { get; init; }
     public bool? AddEosToken { get; init; }
     /// <summary>model_max_length; null when absent or the "unbounded" sentinel (≥ 1e20) files use.</summary>
@@ -46,6 +48,7 @@ public sealed record TokenizerConfig
             EosToken = TokenString(JsonUtil.Prop(root, "eos_token"), file, "eos_token"),
             PadToken = TokenString(JsonUtil.Prop(root, "pad_token"), file, "pad_token"),
             UnkToken = TokenString(JsonUtil.Prop(root, "unk_token"), file, "unk_token"),
+            TokenizerClass = JsonUtil.String(root, "tokenizer_class"),
             AddBosToken = OptionalBool(JsonUtil.Prop(root, "add_bos_token"), file, "add_bos_token"),
             AddEosToken = OptionalBool(JsonUtil.Prop(root, "add_eos_token"), file, "add_eos_token"),
             ModelMaxLength = MaxLength(JsonUtil.Prop(root, "model_max_length")),

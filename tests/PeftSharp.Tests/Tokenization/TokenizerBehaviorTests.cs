@@ -133,3 +133,21 @@ public class TokenizerBehaviorTests
         Assert.Equal(TokenizerFiles.Load("qwen3").Encode("Hello, world"), tok.Encode("Hello, world"));
     }
 }
+
+public class AddBosEosConfigTests
+{
+    [Fact]
+    public void LlamaClassTakesAddEosTokenFromConfig()
+    {
+        // transformers' LlamaTokenizerFast rebuilds its template from add_bos_token/add_eos_token.
+        string dir = TokenizerFiles.ModelDir("llama2");
+        var baseConfig = TokenizerConfig.Load(Path.Combine(dir, "tokenizer_config.json"));
+        byte[] json = File.ReadAllBytes(Path.Combine(dir, "tokenizer.json"));
+        var withEos = HfTokenizer.FromJson(json, "tokenizer.json", baseConfig with { AddEosToken = true });
+        var noBos = HfTokenizer.FromJson(json, "tokenizer.json", baseConfig with { AddBosToken = false });
+        int[] plain = TokenizerFiles.Load("llama2").Encode("Hi", addSpecial: false);
+        Assert.Equal([1, .. plain, 2], withEos.Encode("Hi"));
+        Assert.Equal(plain, noBos.Encode("Hi"));
+        Assert.Equal(plain, withEos.Encode("Hi", addSpecial: false));
+    }
+}

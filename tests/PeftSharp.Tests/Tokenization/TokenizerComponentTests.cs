@@ -125,3 +125,51 @@ public class TokenizerComponentTests
         Assert.Contains("eos_token", e.Message);
     }
 }
+
+public class NormalizedAddedTokenTests
+{
+    [Fact]
+    public void NormalizedAddedTokenIsMatchedByItsNormalizedContent()
+    {
+        // Lowercase normalizer + normalized added token "AB": the text "xaby" normalizes to "xaby", where "ab" is found.
+        var vocab = string.Join(",", "abxy".Select((c, i) => $"\"{c}\":{i}"));
+        string json = $$$"""
+            {"added_tokens":[{"id":50,"content":"AB","single_word":false,"lstrip":false,"rstrip":false,"normalized":true,"special":false}],
+             "normalizer":{"type":"Lowercase"},"pre_tokenizer":null,"post_processor":null,"decoder":null,
+             "model":{"type":"BPE","vocab":{{{{vocab}}}},"merges":[]}}
+            """;
+        var tok = HfTokenizer.FromJson(System.Text.Encoding.UTF8.GetBytes(json), "t.json");
+        Assert.Equal([2, 50, 3], tok.Encode("xABy"));
+        Assert.Equal([2, 50, 3], tok.Encode("xaby"));
+    }
+}
+
+public class PostProcessorAndByteLevelTests
+{
+    [Fact]
+    public void SequenceOfByteLevelAndTemplateAddsBos()
+    {
+        // The post-processor of later Llama 3 releases: ByteLevel (offsets only) then TemplateProcessing with BOS.
+        string json = """
+            {"type":"Sequence","processors":[
+              {"type":"ByteLevel","add_prefix_space":true,"trim_offsets":false,"use_regex":true},
+              {"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"<|begin_of_text|>","type_id":0}},{"Sequence":{"id":"A","type_id":0}}],
+               "pair":[],"special_tokens":{"<|begin_of_text|>":{"id":"<|begin_of_text|>","ids":[128000],"tokens":["<|begin_of_text|>"]}}}]}
+            """;
+        using var doc = System.Text.Json.JsonDocument.Parse(json);
+        var post = PostProcessor.FromJson(doc.RootElement, "t.json")!;
+        Assert.Equal([128000, 5, 6], post.Process([5, 6], addSpecial: true));
+        Assert.Equal([5, 6], post.Process([5, 6], addSpecial: false));
+    }
+
+    [Fact]
+    public void ByteLevelPreTokenizerWithPrefixSpaceAndGpt2Regex()
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse("""{"type":"ByteLevel","add_prefix_space":true,"trim_offsets":true,"use_regex":true}""");
+        var pre = PreTokenizer.FromJson(doc.RootElement, "t.json")!;
+        var output = new List<Piece>();
+        string text = "hello world's 12\n";
+        pre.Split(new Piece(text, 0, text.Length), output, isLast: false, firstSection: true); // not last: mapped here
+        Assert.Equal(["Ġhello", "Ġworld", "'s", "Ġ12", "Ċ"], output.Select(p => p.Span.ToString()));
+    }
+}

@@ -44,10 +44,7 @@ public sealed class Trainer : IDisposable
         try
         {
             _tokenizer = HfTokenizer.Load(options.ModelDir);
-            var configPath = Path.Combine(options.ModelDir, "tokenizer_config.json");
-            ChatTemplate? template = null;
-            if (File.Exists(configPath) && ChatTemplateSource.Parse(File.ReadAllText(configPath), configPath).Template != null)
-                template = ChatTemplateSource.Load(configPath);
+            ChatTemplate? template = ChatTemplateSource.TryLoad(options.ModelDir);
             _data = TrainingData.Prepare(options.DataFile, _tokenizer, template, new DataOptions
             {
                 Format = DatasetFormats.Parse(options.DataFormat),

@@ -64,7 +64,9 @@ public sealed class BenchOpsCommand : IBenchCommand
 
     static void Report(string op, string shape, int reps, double flops, Action body)
     {
-        body(); // warm-up (JIT, scratch buffers)
+        // warm-up: JIT tiers (a method reaches optimized code after ~30 calls or on-stack replacement), scratch buffers
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < 3 || (i < 50 && warm.ElapsedMilliseconds < 300); i++) body();
         var ms = new double[Math.Max(1, reps)];
         var cpu = new double[ms.Length];
         var proc = Process.GetCurrentProcess();

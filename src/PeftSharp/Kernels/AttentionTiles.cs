@@ -211,17 +211,16 @@ static unsafe class AttentionTiles
     /// <summary>lo (N): for each token, the first position in its batch row with the same segment id (≤ its own).</summary>
     public static void FirstPositionOfSegment(Span<int> lo, ReadOnlySpan<int> seg, int batch, int seqLen)
     {
-        Dictionary<int, int>? first = null;
         for (int b = 0; b < batch; b++)
         {
-            first?.Clear();
             int o = b * seqLen;
             for (int t = 0; t < seqLen; t++)
             {
                 int id = seg[o + t];
                 if (t > 0 && seg[o + t - 1] == id) { lo[o + t] = lo[o + t - 1]; continue; }
-                first ??= new Dictionary<int, int>();
-                if (!first.TryGetValue(id, out int f)) { f = t; first[id] = t; }
+                // A new run: its id may have appeared earlier in the row (non-contiguous ids). Runs are few, so a scan is cheap.
+                int f = 0;
+                while (seg[o + f] != id) f++;
                 lo[o + t] = f;
             }
         }

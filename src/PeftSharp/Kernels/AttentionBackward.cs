@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
@@ -109,6 +110,7 @@ public static unsafe partial class Attention
     }
 
     /// <summary>Key tiles [jt0, jt1) of kv head kvh in batch row b, against every query tile that can see them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void BackwardGroup(Scratch sc, in Grads p, int b, int kvh, int jt0, int jt1, int rep, int seqLen, int qHeads, int kvHeads, int d, int dp, float scale)
     {
         long row = (long)b * seqLen, kvStride = (long)kvHeads * d, qStride = (long)qHeads * d;

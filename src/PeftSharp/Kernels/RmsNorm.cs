@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
@@ -18,7 +19,7 @@ public static unsafe class RmsNorm
         fixed (float* po = output) fixed (float* pr = rstd) fixed (float* px = input) fixed (float* pw = weight)
         {
             float* o = po, r = pr, x = px, w = pw;
-            Threads.For(n, (i0, i1) =>
+            Threads.For(n, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (i0, i1) =>
             {
                 var wSpan = new ReadOnlySpan<float>(w, c);
                 for (int i = i0; i < i1; i++)
@@ -54,7 +55,7 @@ public static unsafe class RmsNorm
             {
                 float* dx = pdx, dy = pdy, x = px, w = pw, r = pr, part = ppart;
                 if (part != null) new Span<float>(part, parts * c).Clear();
-                Threads.For(parts, (p0, p1) =>
+                Threads.For(parts, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (p0, p1) =>
                 {
                     for (int p = p0; p < p1; p++)
                     {
@@ -103,6 +104,7 @@ public static unsafe class RmsNorm
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static float DotOfThree(float* a, float* b, float* x, int c)
     {
         var acc = Vector256<float>.Zero;

@@ -41,9 +41,10 @@ public static unsafe partial class Attention
             {
                 var p = new Grads { DQ = pdq, DK = pdk, DV = pdv, DO = pdo, O = po, Lse = pl, Q = pq, K = pk, V = pv, Seg = ps, Lo = plo };
                 int groups = batch * kvHeads, kTiles = (seqLen + Bc - 1) / Bc;
-                int splits = groups >= 4 * Threads.Count ? 1 : Math.Min(kTiles, (4 * Threads.Count + groups - 1) / groups);
-                int[] bounds = SplitKeyTiles(kTiles, splits);
                 long dqLen = (long)n * qHeads * headDim;
+                int splits = groups >= 4 * Threads.Count ? 1 : Math.Min(kTiles, (4 * Threads.Count + groups - 1) / groups);
+                if (wantDq) splits = (int)Math.Max(1, Math.Min(splits, DqPartialBudget / dqLen)); // each split costs a dq-sized buffer
+                int[] bounds = SplitKeyTiles(kTiles, splits);
                 float[]? partials = wantDq && splits > 1 ? ArrayPool<float>.Shared.Rent((int)(splits * dqLen)) : null;
                 try
                 {
@@ -84,6 +85,9 @@ public static unsafe partial class Attention
             if (loArr != null) ArrayPool<int>.Shared.Return(loArr);
         }
     }
+
+    /// <summary>Most floats the dq partials may take (64 MiB); beyond it fewer splits are used.</summary>
+    const long DqPartialBudget = 16L << 20;
 
     struct Grads
     {

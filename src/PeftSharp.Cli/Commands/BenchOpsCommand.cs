@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using PeftSharp.Kernels;
 
@@ -62,21 +63,35 @@ public sealed class BenchOpsCommand : IBenchCommand
         Report("rope_forward", $"n={n} H={hq} D={d}", reps, 0, () => Rope.Forward(q, pos, hq, table));
     }
 
+    [DllImport("libc", EntryPoint = "getrusage")]
+    static extern unsafe int GetRusage(int who, long* usage);
+
+    /// <summary>User + system CPU time of the whole process. getrusage on Linux (µs resolution); Process.TotalProcessorTime
+    /// elsewhere (it reads /proc in 10 ms ticks on Linux, too coarse for these kernels).</summary>
+    static unsafe double ProcessCpuMs()
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            long* ru = stackalloc long[18]; // struct rusage: ru_utime, ru_stime (timeval = 2 longs), then 14 longs
+            if (GetRusage(0, ru) == 0) return (ru[0] + ru[2]) * 1e3 + (ru[1] + ru[3]) * 1e-3;
+        }
+        return Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
+    }
+
     static void Report(string op, string shape, int reps, double flops, Action body)
     {
-        body(); // warm-up (JIT, scratch buffers)
+        // warm-up: JIT tiers (a method reaches optimized code after ~30 calls or on-stack replacement), scratch buffers
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < 3 || (i < 50 && warm.ElapsedMilliseconds < 300); i++) body();
         var ms = new double[Math.Max(1, reps)];
         var cpu = new double[ms.Length];
-        var proc = Process.GetCurrentProcess();
         for (int i = 0; i < ms.Length; i++)
         {
-            proc.Refresh();
-            var cpu0 = proc.TotalProcessorTime;
+            double cpu0 = ProcessCpuMs();
             var sw = Stopwatch.StartNew();
             body();
             ms[i] = sw.Elapsed.TotalMilliseconds;
-            proc.Refresh();
-            cpu[i] = (proc.TotalProcessorTime - cpu0).TotalMilliseconds;
+            cpu[i] = ProcessCpuMs() - cpu0;
         }
         Array.Sort(cpu);
         Array.Sort(ms);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Numerics.Tensors;
 using static PeftSharp.Kernels.AttentionTiles;
@@ -94,6 +95,7 @@ public static unsafe partial class Attention
     /// Queries i0 … i0+br−1 of the Rep heads sharing one kv head, stacked as Rep·br rows (row hh·br + r = head hh,
     /// query i0 + r): online softmax over the visible key tiles, then o = acc / l.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void ForwardTile(Scratch sc, in Head g, int i0, int br)
     {
         int d = g.D, dp = g.Dp, rows = g.Rep * br;

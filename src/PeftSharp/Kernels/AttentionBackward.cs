@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
@@ -9,8 +10,10 @@ public static unsafe partial class Attention
 {
     // FlashAttention-2 backward. With Qs = scale·Q, P = exp(Qs·Kᵀ − lse) (masked → 0), Di = rowsum(dO∘O):
     //   dV += Pᵀ·dO,  dP = dO·Vᵀ,  dS = P∘(dP − Di),  dK += dSᵀ·Qs,  dQ += scale · dS·K.
-    // One task per (batch row, kv head) owns dk/dv of that kv head and dq of the query heads sharing it: no races,
-    // the summation order is fixed, results are deterministic.
+    // One task per (batch row, kv head, range of key tiles) owns dk/dv of those keys: no races. dq of the group's
+    // query heads goes straight to dq when each (row, kv head) is one task; when there are too few (row, kv head)
+    // pairs to keep the threads busy, the key tiles are split into ranges of equal work and each range adds into its
+    // own dq partial, summed afterwards in range order. Results are deterministic for a given thread count.
     // dq (N,Hq,D) +=, dk, dv (N,Hkv,D) +=.
     public static void Backward(Span<float> dq, Span<float> dk, Span<float> dv, ReadOnlySpan<float> doutput, ReadOnlySpan<float> output,
         ReadOnlySpan<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> segmentIds,
@@ -37,12 +40,44 @@ public static unsafe partial class Attention
             fixed (float* pl = lse) fixed (float* pq = q) fixed (float* pk = k) fixed (float* pv = v) fixed (int* ps = segmentIds) fixed (int* plo = loArr)
             {
                 var p = new Grads { DQ = pdq, DK = pdk, DV = pdv, DO = pdo, O = po, Lse = pl, Q = pq, K = pk, V = pv, Seg = ps, Lo = plo };
-                Threads.For(batch * kvHeads, (t0, t1) =>
+                int groups = batch * kvHeads, kTiles = (seqLen + Bc - 1) / Bc;
+                long dqLen = (long)n * qHeads * headDim;
+                int splits = groups >= 4 * Threads.Count ? 1 : Math.Min(kTiles, (4 * Threads.Count + groups - 1) / groups);
+                if (wantDq) splits = (int)Math.Max(1, Math.Min(splits, DqPartialBudget / dqLen)); // each split costs a dq-sized buffer
+                int[] bounds = SplitKeyTiles(kTiles, splits);
+                float[]? partials = wantDq && splits > 1 ? ArrayPool<float>.Shared.Rent((int)(splits * dqLen)) : null;
+                try
                 {
-                    var sc = Scratch.Get(dp, rep * Br);
-                    for (int t = t0; t < t1; t++)
-                        BackwardGroup(sc, p, t / kvHeads, t % kvHeads, rep, seqLen, qHeads, kvHeads, headDim, dp, scale);
-                });
+                    fixed (float* pPart = partials)
+                    {
+                        float* part = pPart;
+                        if (part != null) new Span<float>(part, (int)(splits * dqLen)).Clear();
+                        Threads.For(groups * splits, (t0, t1) =>
+                        {
+                            var sc = Scratch.Get(dp, rep * Br);
+                            for (int t = t0; t < t1; t++)
+                            {
+                                int s = t % splits, grp = t / splits;
+                                var ps = p;
+                                if (part != null) ps.DQ = part + s * dqLen;
+                                BackwardGroup(sc, ps, grp / kvHeads, grp % kvHeads, bounds[s], bounds[s + 1], rep, seqLen, qHeads, kvHeads, headDim, dp, scale);
+                            }
+                        });
+                        if (part != null)
+                        {
+                            float* dqAll = pdq;
+                            Threads.For((int)dqLen, (e0, e1) =>
+                            {
+                                var dst = new Span<float>(dqAll + e0, e1 - e0);
+                                for (int s = 0; s < splits; s++) TensorPrimitives.Add(dst, new ReadOnlySpan<float>(part + s * dqLen + e0, e1 - e0), dst);
+                            }, minPerThread: 4096);
+                        }
+                    }
+                }
+                finally
+                {
+                    if (partials != null) ArrayPool<float>.Shared.Return(partials);
+                }
             }
         }
         finally
@@ -51,18 +86,41 @@ public static unsafe partial class Attention
         }
     }
 
+    /// <summary>Most floats the dq partials may take (64 MiB); beyond it fewer splits are used.</summary>
+    const long DqPartialBudget = 16L << 20;
+
     struct Grads
     {
         public float* DQ, DK, DV, DO, O, Lse, Q, K, V;
         public int* Seg, Lo;
     }
 
-    static void BackwardGroup(Scratch sc, in Grads p, int b, int kvh, int rep, int seqLen, int qHeads, int kvHeads, int d, int dp, float scale)
+    /// <summary>Boundaries (splits+1) over key tiles so that each range holds about the same work; key tile j
+    /// meets the kTiles − j query tiles at or after it.</summary>
+    static int[] SplitKeyTiles(int kTiles, int splits)
+    {
+        var bounds = new int[splits + 1];
+        long total = (long)kTiles * (kTiles + 1) / 2, acc = 0;
+        int j = 0;
+        for (int s = 1; s < splits; s++)
+        {
+            long target = total * s / splits;
+            // take tile j while its midpoint stays within the target (rounds to the nearer boundary)
+            while (j < kTiles && acc + (kTiles - j) / 2.0 <= target) { acc += kTiles - j; j++; }
+            bounds[s] = Math.Max(j, bounds[s - 1]);
+        }
+        bounds[splits] = kTiles;
+        return bounds;
+    }
+
+    /// <summary>Key tiles [jt0, jt1) of kv head kvh in batch row b, against every query tile that can see them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void BackwardGroup(Scratch sc, in Grads p, int b, int kvh, int jt0, int jt1, int rep, int seqLen, int qHeads, int kvHeads, int d, int dp, float scale)
     {
         long row = (long)b * seqLen, kvStride = (long)kvHeads * d, qStride = (long)qHeads * d;
         float* kRow = p.K + (row * kvHeads + kvh) * d, vRow = p.V + (row * kvHeads + kvh) * d;
         int* seg = p.Seg == null ? null : p.Seg + row, lo = p.Lo == null ? null : p.Lo + row;
-        for (int j0 = 0; j0 < seqLen; j0 += Bc)
+        for (int j0 = jt0 * Bc; j0 < Math.Min(seqLen, jt1 * Bc); j0 += Bc)
         {
             int bc = Math.Min(Bc, seqLen - j0);
             GatherTransposed(sc.KT, dp, kRow + j0 * kvStride, kvStride, bc, d);

@@ -59,6 +59,7 @@ static unsafe class AttentionTiles
     }
 
     /// <summary>dst (rows, dp) = scale · src rows (stride srcStride) of length d, zero-padded to dp.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void GatherRows(float* dst, int dp, float* src, long srcStride, int rows, int d, float scale)
     {
         for (int r = 0; r < rows; r++)
@@ -73,6 +74,7 @@ static unsafe class AttentionTiles
     }
 
     /// <summary>dstT (dp, Bc): column j = src row j (j &lt; rows), zero elsewhere.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void GatherTransposed(float* dstT, int dp, float* src, long srcStride, int rows, int d)
     {
         if (rows < Bc || d < dp) new Span<float>(dstT, dp * Bc).Clear();
@@ -84,6 +86,7 @@ static unsafe class AttentionTiles
     }
 
     /// <summary>s (rows, Bc) = a (rows, dp) · bT (dp, Bc): one row at a time, 64 columns in 8 registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Scores(float* s, float* a, int rows, float* bT, int dp)
     {
         for (int i = 0; i < rows; i++)
@@ -110,6 +113,7 @@ static unsafe class AttentionTiles
     }
 
     /// <summary>o (dp) = outScale · o + Σ_t coef[t·stride] · rows[t, :], rows (count, dp). outScale 0 ignores o's old value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AccumulateRows(float* o, float outScale, float* coef, int stride, float* rows, int count, int dp)
     {
         int d0 = 0;
@@ -155,6 +159,7 @@ static unsafe class AttentionTiles
     }
 
     /// <summary>Largest of the Bc scores in a row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float RowMax(float* s)
     {
         var m = Vector256.Max(Vector256.Max(Vector256.Max(Vector256.Load(s), Vector256.Load(s + 8)), Vector256.Max(Vector256.Load(s + 16), Vector256.Load(s + 24))),
@@ -165,6 +170,7 @@ static unsafe class AttentionTiles
     }
 
     /// <summary>s[j] = exp(s[j] − shift) over the Bc columns (−∞ → 0); returns Σ.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static float ExpShifted(float* s, float shift)
     {
         var vm = Vector256.Create(shift);
@@ -179,6 +185,7 @@ static unsafe class AttentionTiles
     }
 
     /// <summary>Sets s[r, j] = −∞ where key j0+j may not be seen by query p0+r: padding (j ≥ bc), the future, another segment.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Mask(float* s, int br, int bc, int j0, int p0, int* seg)
     {
         // Nothing to mask when every key precedes every query, no padding, no packing.
@@ -200,6 +207,7 @@ static unsafe class AttentionTiles
     }
 
     /// <summary>Smallest lo over query rows [i0, i0+br): no key before it is visible to the tile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int MinLo(int* lo, int i0, int br)
     {
         if (lo == null) return 0;
@@ -211,17 +219,16 @@ static unsafe class AttentionTiles
     /// <summary>lo (N): for each token, the first position in its batch row with the same segment id (≤ its own).</summary>
     public static void FirstPositionOfSegment(Span<int> lo, ReadOnlySpan<int> seg, int batch, int seqLen)
     {
-        Dictionary<int, int>? first = null;
         for (int b = 0; b < batch; b++)
         {
-            first?.Clear();
             int o = b * seqLen;
             for (int t = 0; t < seqLen; t++)
             {
                 int id = seg[o + t];
                 if (t > 0 && seg[o + t - 1] == id) { lo[o + t] = lo[o + t - 1]; continue; }
-                first ??= new Dictionary<int, int>();
-                if (!first.TryGetValue(id, out int f)) { f = t; first[id] = t; }
+                // A new run: its id may have appeared earlier in the row (non-contiguous ids). Runs are few, so a scan is cheap.
+                int f = 0;
+                while (seg[o + f] != id) f++;
                 lo[o + t] = f;
             }
         }

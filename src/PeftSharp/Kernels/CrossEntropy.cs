@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using PeftSharp.Tensors;
 
 namespace PeftSharp.Kernels;
@@ -90,9 +92,7 @@ public static unsafe class CrossEntropy
                             int t = tg[r] - vStart;
                             if ((uint)t < (uint)cv) tl[r] = s[t];
                             float mNew = Math.Max(mx[r], TensorPrimitives.Max(s));
-                            TensorPrimitives.Subtract(s, mNew, s);
-                            TensorPrimitives.Exp(s, s);
-                            sum[r] = sum[r] * Math.Exp((double)mx[r] - mNew) + TensorPrimitives.Sum(s);
+                            sum[r] = sum[r] * Math.Exp((double)mx[r] - mNew) + SumExpShifted(lg + (long)r * cv, cv, mNew);
                             mx[r] = mNew;
                         }
                     }, minPerThread: 8);
@@ -125,9 +125,7 @@ public static unsafe class CrossEntropy
                             for (int r = r0; r < r1; r++)
                             {
                                 var s = new Span<float>(lg + (long)r * cv, cv);
-                                TensorPrimitives.Subtract(s, mx[r], s);
-                                TensorPrimitives.Exp(s, s);
-                                TensorPrimitives.Multiply(s, g, s);
+                                ScaledExpShifted(lg + (long)r * cv, cv, mx[r], g);
                                 int t = tg[r] - vStart;
                                 if ((uint)t < (uint)cv) s[t] -= g;
                             }
@@ -156,5 +154,28 @@ public static unsafe class CrossEntropy
             if (hBuf != null) pool.Return(hBuf);
             if (dhBuf != null) pool.Return(dhBuf);
         }
+    }
+
+    /// <summary>Σ_j exp(x[j] − shift) over x (len), x unchanged.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static double SumExpShifted(float* x, int len, float shift)
+    {
+        var vs = Vector256.Create(shift);
+        var acc = Vector256<float>.Zero;
+        int j = 0;
+        for (; j + 8 <= len; j += 8) acc += Vector256.Exp(Vector256.Load(x + j) - vs);
+        double sum = Vector256.Sum(acc);
+        for (; j < len; j++) sum += MathF.Exp(x[j] - shift);
+        return sum;
+    }
+
+    /// <summary>x[j] = scale · exp(x[j] − shift), in place.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void ScaledExpShifted(float* x, int len, float shift, float scale)
+    {
+        var vs = Vector256.Create(shift); var vg = Vector256.Create(scale);
+        int j = 0;
+        for (; j + 8 <= len; j += 8) Vector256.Store(Vector256.Exp(Vector256.Load(x + j) - vs) * vg, x + j);
+        for (; j < len; j++) x[j] = scale * MathF.Exp(x[j] - shift);
     }
 }

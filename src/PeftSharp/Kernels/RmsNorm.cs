@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
@@ -18,17 +19,21 @@ public static unsafe class RmsNorm
         fixed (float* po = output) fixed (float* pr = rstd) fixed (float* px = input) fixed (float* pw = weight)
         {
             float* o = po, r = pr, x = px, w = pw;
-            Threads.For(n, (i0, i1) =>
+            Threads.For(n, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (i0, i1) =>
             {
-                var wSpan = new ReadOnlySpan<float>(w, c);
                 for (int i = i0; i < i1; i++)
                 {
-                    var xi = new ReadOnlySpan<float>(x + (long)i * c, c);
-                    var oi = new Span<float>(o + (long)i * c, c);
-                    float ri = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(xi) / c + eps);
+                    float* xi = x + (long)i * c, oi = o + (long)i * c;
+                    var acc = Vector256<float>.Zero;
+                    int j = 0;
+                    for (; j + 8 <= c; j += 8) { var v = Vector256.Load(xi + j); acc = Vector256.FusedMultiplyAdd(v, v, acc); }
+                    float ss = Vector256.Sum(acc);
+                    for (; j < c; j++) ss += xi[j] * xi[j];
+                    float ri = 1f / MathF.Sqrt(ss / c + eps);
                     r[i] = ri;
-                    TensorPrimitives.Multiply(xi, ri, oi);
-                    TensorPrimitives.Multiply(oi, wSpan, oi);
+                    var vr = Vector256.Create(ri);
+                    for (j = 0; j + 8 <= c; j += 8) Vector256.Store(Vector256.Load(xi + j) * vr * Vector256.Load(w + j), oi + j);
+                    for (; j < c; j++) oi[j] = xi[j] * ri * w[j];
                 }
             }, minPerThread: Math.Max(1, 16384 / Math.Max(1, c)));
         }
@@ -54,7 +59,7 @@ public static unsafe class RmsNorm
             {
                 float* dx = pdx, dy = pdy, x = px, w = pw, r = pr, part = ppart;
                 if (part != null) new Span<float>(part, parts * c).Clear();
-                Threads.For(parts, (p0, p1) =>
+                Threads.For(parts, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (p0, p1) =>
                 {
                     for (int p = p0; p < p1; p++)
                     {
@@ -103,6 +108,7 @@ public static unsafe class RmsNorm
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static float DotOfThree(float* a, float* b, float* x, int c)
     {
         var acc = Vector256<float>.Zero;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace PeftSharp.Kernels;
@@ -26,7 +27,7 @@ public static unsafe class Rope
         fixed (float* px = x) fixed (int* ppos = positions) fixed (float* pcos = table.CosTable) fixed (float* psin = table.SinTable)
         {
             float* xs = px, cosT = pcos, sinT = psin; int* pos = ppos;
-            Threads.For(n, (t0, t1) =>
+            Threads.For(n, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (t0, t1) =>
             {
                 var vSign = Vector256.Create(sinSign);
                 for (int t = t0; t < t1; t++)

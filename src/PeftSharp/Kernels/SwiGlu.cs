@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace PeftSharp.Kernels;
@@ -15,7 +16,7 @@ public static unsafe class SwiGlu
         fixed (float* po = output) fixed (float* pg = gate) fixed (float* pu = up)
         {
             float* o = po, g = pg, u = pu;
-            Threads.For((len + Block - 1) / Block, (b0, b1) =>
+            Threads.For((len + Block - 1) / Block, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (b0, b1) =>
             {
                 int s = b0 * Block, e = Math.Min(len, b1 * Block), j = s;
                 var one = Vector256<float>.One;
@@ -42,7 +43,7 @@ public static unsafe class SwiGlu
         fixed (float* pdg = dgate) fixed (float* pdu = dup) fixed (float* pdo = doutput) fixed (float* pg = gate) fixed (float* pu = up)
         {
             float* dg = pdg, du = pdu, dout = pdo, g = pg, u = pu;
-            Threads.For((len + Block - 1) / Block, (b0, b1) =>
+            Threads.For((len + Block - 1) / Block, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (b0, b1) =>
             {
                 int s = b0 * Block, e = Math.Min(len, b1 * Block), j = s;
                 var one = Vector256<float>.One;

@@ -137,6 +137,66 @@ public class AttentionTests
         AssertClose(cached, oRef, 1e-5, "prefill + decode vs float64 reference");
     }
 
+    [Fact]
+    public void Large_scores_stay_stable_through_the_online_softmax()
+    {
+        // Scores up to ~±40 after scaling: the running max is rescaled many times across tiles.
+        int batch = 1, T = 150, hq = 2, hkv = 1, d = 32;
+        var rng = new Random(23);
+        var q = RandomFloats(rng, T * hq * d, 6f); var k = RandomFloats(rng, T * hkv * d, 6f); var v = RandomFloats(rng, T * hkv * d);
+        var dout = RandomFloats(rng, T * hq * d);
+        var o = new float[q.Length]; var lse = new float[T * hq];
+        Attention.Forward(o, lse, q, k, v, default, batch, T, hq, hkv, d);
+        var (oRef, lseRef) = AttentionReference.Forward(ToDouble(q), ToDouble(k), ToDouble(v), null, batch, T, hq, hkv, d);
+        AssertClose(o, oRef, 1e-5, "attention out, large scores");
+        AssertClose(lse, lseRef, 1e-6, "attention lse, large scores");
+        var dq = new float[q.Length]; var dk = new float[k.Length]; var dv = new float[v.Length];
+        Attention.Backward(dq, dk, dv, dout, o, lse, q, k, v, default, batch, T, hq, hkv, d);
+        var (dqRef, dkRef, dvRef) = AttentionReference.Backward(ToDouble(dout), ToDouble(q), ToDouble(k), ToDouble(v), null, batch, T, hq, hkv, d);
+        AssertClose(dq, dqRef, 1e-5, "dq, large scores"); AssertClose(dk, dkRef, 1e-5, "dk, large scores"); AssertClose(dv, dvRef, 1e-5, "dv, large scores");
+    }
+
+    [Fact]
+    public void Backward_is_bitwise_repeatable()
+    {
+        // One (row, kv head) pair: the key tiles are split across tasks with dq partials, the racy-looking path.
+        int batch = 1, T = 200, hq = 3, hkv = 1, d = 16;
+        var rng = new Random(25);
+        var q = RandomFloats(rng, T * hq * d); var k = RandomFloats(rng, T * hkv * d); var v = RandomFloats(rng, T * hkv * d);
+        var dout = RandomFloats(rng, T * hq * d);
+        var o = new float[q.Length]; var lse = new float[T * hq];
+        Attention.Forward(o, lse, q, k, v, default, batch, T, hq, hkv, d);
+        float[][] Run()
+        {
+            var dq = new float[q.Length]; var dk = new float[k.Length]; var dv = new float[v.Length];
+            Attention.Backward(dq, dk, dv, dout, o, lse, q, k, v, default, batch, T, hq, hkv, d);
+            return [dq, dk, dv];
+        }
+        var first = Run();
+        for (int rep = 0; rep < 3; rep++)
+        {
+            var again = Run();
+            for (int i = 0; i < 3; i++) Assert.Equal(first[i], again[i]);
+        }
+        var (dqRef, _, _) = AttentionReference.Backward(ToDouble(dout), ToDouble(q), ToDouble(k), ToDouble(v), null, batch, T, hq, hkv, d);
+        AssertClose(first[0], dqRef, 1e-5, "dq");
+    }
+
+    [Fact]
+    public void Backward_skips_gradients_that_are_not_needed()
+    {
+        int batch = 1, T = 70, hq = 4, hkv = 2, d = 16;
+        var rng = new Random(24);
+        var q = RandomFloats(rng, T * hq * d); var k = RandomFloats(rng, T * hkv * d); var v = RandomFloats(rng, T * hkv * d);
+        var dout = RandomFloats(rng, T * hq * d);
+        var o = new float[q.Length]; var lse = new float[T * hq];
+        Attention.Forward(o, lse, q, k, v, default, batch, T, hq, hkv, d);
+        var dq = new float[q.Length]; var dv = new float[v.Length];
+        Attention.Backward(dq, default, dv, dout, o, lse, q, k, v, default, batch, T, hq, hkv, d);
+        var (dqRef, _, dvRef) = AttentionReference.Backward(ToDouble(dout), ToDouble(q), ToDouble(k), ToDouble(v), null, batch, T, hq, hkv, d);
+        AssertClose(dq, dqRef, 1e-5, "dq without dk"); AssertClose(dv, dvRef, 1e-5, "dv without dk");
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

@@ -33,6 +33,23 @@ public unsafe class CrossEntropyTests
     }
 
     [Fact]
+    public void Many_rows_split_across_threads()
+    {
+        var rng = new Random(44);
+        int n = 40, c = 16, vocab = 300;
+        var targets = Enumerable.Range(0, n).Select(i => i % 7 == 3 ? -100 : rng.Next(vocab)).ToArray();
+        var h = RandomFloats(rng, n * c, 2f); var w = RandomFloats(rng, vocab * c);
+        var dh = new float[n * c]; var dw = new float[vocab * c];
+        (double loss, int count) = (0, 0);
+        fixed (float* pw = w) (loss, count) = CrossEntropy.ForwardBackward(h, MatrixView.F32(pw, vocab, c), targets, n, c, 1f / 34, dh, dw, 128);
+        var r = CrossEntropyReference.ForwardBackward(ToDouble(h), ToDouble(w), targets, n, c, vocab, 1.0 / 34);
+        Assert.Equal(r.Count, count);
+        Assert.True(Math.Abs(loss - r.LossSum) < 1e-6 * r.LossSum, $"loss {loss} vs reference {r.LossSum}");
+        AssertClose(dh, r.Dh, 1e-5, "dhidden, 40 rows");
+        AssertClose(dw, r.Dw, 1e-5, "dLmHead, 40 rows");
+    }
+
+    [Fact]
     public void Loss_only_needs_no_gradient_buffers()
     {
         var rng = new Random(41);

@@ -33,6 +33,7 @@ public class RopeTests
         // assets/model-configs/llama-3.2-1b.json: head_dim 64, rope_theta 500000, factor 32, low 1, high 4, original 8192.
         // high_freq_wavelen = 8192/4 = 2048, low_freq_wavelen = 8192/1 = 8192; wavelen = 2π/inv.
         var t = new RopeTable(64, 8, 500000, new RopeScaling("llama3", 32, 1, 4, 8192));
+        AssertSameAsConfigFile(t);
         (int I, double Inv)[] expected =
         [
             (0, 1.0),                       // wavelen 2π < 2048: unchanged
@@ -46,6 +47,21 @@ public class RopeTests
         ];
         foreach (var (i, inv) in expected)
             Assert.True(Math.Abs(t.InvFreq[i] - inv) <= 1e-12 * inv, $"inv_freq[{i}] = {t.InvFreq[i]:R}, expected {inv:R}");
+    }
+
+    /// <summary>The table built from the asset file's own numbers equals the hand-typed one (guards the constants above).</summary>
+    static void AssertSameAsConfigFile(RopeTable handTyped)
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "assets", "model-configs", "llama-3.2-1b.json"))) dir = dir.Parent;
+        Assert.True(dir != null, "assets/model-configs/llama-3.2-1b.json not found above the test binaries");
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir!.FullName, "assets", "model-configs", "llama-3.2-1b.json")));
+        var root = doc.RootElement; var rs = root.GetProperty("rope_scaling");
+        var scaling = new RopeScaling(rs.GetProperty("rope_type").GetString()!, rs.GetProperty("factor").GetDouble(),
+            rs.GetProperty("low_freq_factor").GetDouble(), rs.GetProperty("high_freq_factor").GetDouble(),
+            rs.GetProperty("original_max_position_embeddings").GetInt32());
+        var fromFile = new RopeTable(root.GetProperty("head_dim").GetInt32(), 8, root.GetProperty("rope_theta").GetDouble(), scaling);
+        Assert.Equal(handTyped.InvFreq.ToArray(), fromFile.InvFreq.ToArray());
     }
 
     [Fact]

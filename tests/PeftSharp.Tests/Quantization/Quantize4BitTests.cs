@@ -165,6 +165,24 @@ public class Quantize4BitTests
         var e = Assert.Throws<PeftException>(() => Quantized4Bit.Quantize(w, [10, 100], Quant4Type.NF4, 64, name: "model.layers.0.mlp.up_proj.weight"));
         Assert.Contains("model.layers.0.mlp.up_proj.weight", e.Message);
         Assert.Contains("777", e.Message);
+        // several bad values in different threads' ranges: the first index is reported
+        var big = TestSupport.Numerics.RandomFloats(new Random(3), 64 * 2048);
+        big[100_000] = bad;
+        big[70_000] = bad;
+        var e2 = Assert.Throws<PeftException>(() => Quantized4Bit.Quantize(big, [64, 2048], Quant4Type.FP4, 64, name: "w"));
+        Assert.Contains("index 70000", e2.Message);
+    }
+
+    [Fact]
+    public void QuantizeLike_reuses_type_blocksize_and_double_quant()
+    {
+        var w = TestSupport.Numerics.RandomFloats(new Random(12), 512);
+        using var q = Quantized4Bit.Quantize(w, [4, 128], Quant4Type.FP4, 128, doubleQuant: true, dtypeName: "bfloat16");
+        using var r = q.QuantizeLike(w);
+        Assert.Equal(q.PackedSpan.ToArray(), r.PackedSpan.ToArray());
+        Assert.Equal(q.BlockScales(), r.BlockScales());
+        Assert.Equal("bfloat16", r.DTypeName);
+        Assert.True(r.DoubleQuant);
     }
 
     [Fact]

@@ -135,7 +135,14 @@ public static unsafe class BnbQuantState
         long n = Tensor.CountElements(shape);
         if (packed.Length > (n + 1) / 2) packed = packed[..(int)((n + 1) / 2)];
 
-        var quantMap = FloatsOf(Require(get, $"{prefix}.weight.quant_map", where), $"{where}.quant_map");
+        // bitsandbytes dequantizes with its built-in table (the CUDA trees / CODE[quant_type]) and never reads the stored
+        // quant_map; we do the same, after checking the stored one is that table.
+        var storedMap = FloatsOf(Require(get, $"{prefix}.weight.quant_map", where), $"{where}.quant_map");
+        var quantMap = Quant4Tables.Code(type).ToArray();
+        if (storedMap.Length != 16) throw new PeftException($"{where}: quant_map has {storedMap.Length} values, expected 16");
+        for (int k = 0; k < 16; k++)
+            if (Math.Abs(storedMap[k] - quantMap[k]) > 1e-6f)
+                throw new PeftException($"{where}: quant_map[{k}] = {storedMap[k]} is not bitsandbytes' {type.BnbName()} value {quantMap[k]}");
         var absmaxT = Require(get, $"{prefix}.weight.absmax", where);
         bool nested = root.TryGetProperty("nested_offset", out _) || get($"{prefix}.weight.nested_absmax") != null;
         if (!nested)

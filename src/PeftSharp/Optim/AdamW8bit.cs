@@ -1,6 +1,8 @@
 using PeftSharp.Kernels;
 using PeftSharp.Quantization;
 using PeftSharp.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace PeftSharp.Optim;
 
@@ -107,18 +109,60 @@ public sealed class AdamW8bit : Optimizer
                         p[e] = p[e] + stepSize * (s1[j] / (MathF.Sqrt(s2[j]) + correction2 * eps));
                         if (wd > 0f) p[e] *= decay;
                     }
-                    for (int j = 0; j < len; j++)
-                    {
-                        int e = start + j;
-                        byte c1 = DynamicMap.Nearest(Map1, max1 > 0f ? s1[j] / max1 : 0f);
-                        if (float.IsNegative(Map1[c1]) != float.IsNegative(s1[j]))
-                            c1 = (byte)(s1[j] > 0f ? c1 + 1 : c1 - 1); // keep the sign of m
-                        st.Q1[e] = c1;
-                        st.Q2[e] = DynamicMap.Nearest(Map2, max2 > 0f ? s2[j] / max2 : 0f);
-                    }
+                    Requantize(s1[..len], s2[..len], max1, max2, st.Q1.AsSpan(start, len), st.Q2.AsSpan(start, len));
                 }
             }, minPerThread: 64);
         }
+    }
+
+    public static bool UseAvx2 { get; set; } = Avx2.IsSupported;
+
+    /// <summary>New codes of one block: nearest map entries of m/max1 and v/max2 (0 when the block max is 0), with m's code
+    /// moved one step toward m's sign when the chosen entry has the other sign.</summary>
+    internal static unsafe void Requantize(ReadOnlySpan<float> s1, ReadOnlySpan<float> s2, float max1, float max2, Span<byte> q1, Span<byte> q2)
+    {
+        int j = 0;
+        if (UseAvx2)
+        {
+            fixed (float* m1 = Map1, m2 = Map2, p1 = s1, p2 = s2)
+            fixed (byte* o1 = q1, o2 = q2)
+            {
+                var inv1 = Vector256.Create(max1);
+                var inv2 = Vector256.Create(max2);
+                var zero = Vector256<float>.Zero;
+                bool z1 = max1 > 0f, z2 = max2 > 0f;
+                for (; j + 8 <= s1.Length; j += 8)
+                {
+                    var a = Vector256.Load(p1 + j);
+                    var b = Vector256.Load(p2 + j);
+                    var c1 = DynamicMap.NearestAvx2(m1, z1 ? a / inv1 : zero);
+                    var c2 = DynamicMap.NearestAvx2(m2, z2 ? b / inv2 : zero);
+                    // sign fix: where sign(map1[c1]) != sign(m): c1 += m > 0 ? 1 : −1 (byte wrap-around as in CUDA)
+                    var code1 = Avx2.GatherVector256(m1, c1, 4);
+                    var differ = Vector256.ShiftRightArithmetic((code1.AsInt32() ^ a.AsInt32()), 31);
+                    var dir = Vector256.ConditionalSelect(Vector256.GreaterThan(a, zero).AsInt32(), Vector256.Create(1), Vector256.Create(-1));
+                    c1 = (c1 + (dir & differ)) & Vector256.Create(0xFF);
+                    StoreBytes(c1, o1 + j);
+                    StoreBytes(c2, o2 + j);
+                }
+            }
+        }
+        for (; j < s1.Length; j++)
+        {
+            byte c1 = DynamicMap.Nearest(Map1, max1 > 0f ? s1[j] / max1 : 0f);
+            if (float.IsNegative(Map1[c1]) != float.IsNegative(s1[j]))
+                c1 = (byte)(s1[j] > 0f ? c1 + 1 : c1 - 1); // keep the sign of m
+            q1[j] = c1;
+            q2[j] = DynamicMap.Nearest(Map2, max2 > 0f ? s2[j] / max2 : 0f);
+        }
+    }
+
+    // 8 int32 lanes in 0..255 → 8 bytes
+    static unsafe void StoreBytes(Vector256<int> c, byte* dst)
+    {
+        var w16 = Sse2.PackSignedSaturate(c.GetLower(), c.GetUpper());
+        var b8 = Sse2.PackUnsignedSaturate(w16, w16);
+        *(ulong*)dst = b8.AsUInt64().ToScalar();
     }
 
     /// <summary>True if parameter i keeps 8-bit states.</summary>

@@ -122,4 +122,31 @@ public class DynamicMapTests
             Assert.True(got == best || MathF.Abs(map[got] - x) == MathF.Abs(map[best] - x), $"x={x}: got {got}, nearest {best}");
         }
     }
+
+    [Fact]
+    public unsafe void Avx2_search_equals_the_scalar_search_lane_by_lane()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
+        var rng = new Random(17);
+        foreach (var map in new[] { DynamicMap.Signed, DynamicMap.Unsigned })
+        {
+            var xs = new List<float> { float.NaN, -1f, 1f, 0f, -0f, 2f, -2f, 1e-30f, -1e-30f };
+            for (int k = 0; k < 256; k++)
+            {
+                xs.Add(map[k]);
+                if (k < 255) { float mid = (map[k] + map[k + 1]) * 0.5f; xs.Add(mid); xs.Add(MathF.BitIncrement(mid)); xs.Add(MathF.BitDecrement(mid)); }
+            }
+            for (int t = 0; t < 4000; t++) xs.Add((float)(rng.NextDouble() * 2 - 1) * (t % 2 == 0 ? 1f : 0.001f));
+            while (xs.Count % 8 != 0) xs.Add(0.5f);
+            var arr = xs.ToArray();
+            fixed (float* m = map)
+            fixed (float* px = arr)
+                for (int i = 0; i < arr.Length; i += 8)
+                {
+                    var got = DynamicMap.NearestAvx2(m, System.Runtime.Intrinsics.Vector256.Load(px + i));
+                    for (int l = 0; l < 8; l++)
+                        Assert.True(DynamicMap.Nearest(map, arr[i + l]) == got[l], $"x={arr[i + l]}");
+                }
+        }
+    }
 }

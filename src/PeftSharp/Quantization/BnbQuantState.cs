@@ -100,7 +100,9 @@ public static unsafe class BnbQuantState
     /// <summary>Reads a quantized weight back from its tensors. <paramref name="source"/> (the file) is named in errors.</summary>
     public static Quantized4Bit FromTensors(string prefix, Func<string, Tensor?> get, string source)
     {
-        Tensor? stateTensor = get(QuantStateKey(prefix, Quant4Type.NF4)) ?? get(QuantStateKey(prefix, Quant4Type.FP4));
+        Tensor? stateTensor = get(QuantStateKey(prefix, Quant4Type.NF4));
+        var keyType = Quant4Type.NF4;
+        if (stateTensor == null) { stateTensor = get(QuantStateKey(prefix, Quant4Type.FP4)); keyType = Quant4Type.FP4; }
         string where = $"{source}: {prefix}.weight";
         if (stateTensor == null)
             throw new PeftException($"{where}: missing '{prefix}.weight.quant_state.bitsandbytes__nf4' (or __fp4)");
@@ -117,8 +119,7 @@ public static unsafe class BnbQuantState
 
         string quantTypeName = GetString(root, "quant_type", where);
         var type = Quant4TypeNames.ParseBnb(quantTypeName, where);
-        string expectedKey = QuantStateKey(prefix, type);
-        if (get(expectedKey) != stateTensor)
+        if (type != keyType)
             throw new PeftException($"{where}: quant_type \"{quantTypeName}\" does not match the quant_state key suffix");
         int blockSize = GetInt(root, "blocksize", where);
         string dtypeName = GetString(root, "dtype", where);

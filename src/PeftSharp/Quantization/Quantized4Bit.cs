@@ -274,6 +274,14 @@ public sealed unsafe class Quantized4Bit : IDisposable
         }
     }
 
+    /// <summary>dst = W[row, colStart … colStart + dst.Length) dequantized: one row segment of a GEMM packing panel
+    /// (y = x·Wᵀ packs B = Wᵀ from contiguous row segments of W).</summary>
+    public void DequantizeRowSegment(int row, int colStart, Span<float> dst)
+    {
+        if (row < 0 || row >= Rows || colStart < 0 || colStart + dst.Length > Cols) throw new ArgumentOutOfRangeException(nameof(row));
+        DequantizeRange((long)row * Cols + colStart, dst);
+    }
+
     /// <summary>dst[k] = w_flat[start + k], dequantized, for k &lt; dst.Length (single-threaded).</summary>
     public void DequantizeRange(long start, Span<float> dst)
     {

@@ -285,6 +285,10 @@ public class Quantize4BitTests
                 q.DequantizeRows(r0, rc, part);
                 Assert.Equal(full.AsSpan(r0 * 51, rc * 51).ToArray(), part);
             }
+        var seg = new float[20];
+        q.DequantizeRowSegment(3, 17, seg);
+        Assert.Equal(full.AsSpan(3 * 51 + 17, 20).ToArray(), seg);
+        Assert.Throws<ArgumentOutOfRangeException>(() => q.DequantizeRowSegment(3, 40, seg));
     }
 
     [Fact]

@@ -33,7 +33,8 @@ public static class DynamicMap
             AddMeans(data, additionalItems + 1, Math.Pow(10, -(maxExponentBits - 1) + maxExponentBits - 1), signed);
         data.Add(0f);
         data.Add(1.0f);
-        if (data.Count != 1 << totalBits) throw new InvalidOperationException($"dynamic map has {data.Count} values, expected {1 << totalBits}");
+        if (data.Count != 1 << totalBits)
+            throw new ArgumentException($"create_dynamic_map(signed={signed}, max_exponent_bits={maxExponentBits}, total_bits={totalBits}) gives {data.Count} values, not {1 << totalBits} (bitsandbytes asserts the same)");
         while (data.Count < 256) data.Add(0f);
         data.Sort();
         return [.. data];

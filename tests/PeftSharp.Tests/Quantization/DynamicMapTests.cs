@@ -89,6 +89,23 @@ public class DynamicMapTests
         Assert.Equal(1e-6f * 0.325f, map[1], 12);
     }
 
+    [Theory]
+    [InlineData(true, 5)]
+    [InlineData(true, 6)]
+    public void Other_exponent_widths_fill_256_sorted_values(bool signed, int maxExp)
+    {
+        var map = DynamicMap.Create(signed, maxExp);
+        Assert.Equal(256, map.Length);
+        for (int k = 1; k < 256; k++) Assert.True(map[k - 1] <= map[k]);
+        Assert.Equal(1f, map[255]);
+        // the smallest magnitude is 10^−(maxExp−1) times the first mean of the coarsest linspace
+        Assert.Contains(map, v => v > 0 && v < Math.Pow(10, -(maxExp - 1)));
+    }
+
+    [Fact]
+    public void Combinations_bitsandbytes_rejects_are_rejected()
+        => Assert.Throws<ArgumentException>(() => DynamicMap.Create(signed: false, maxExponentBits: 4));
+
     [Fact]
     public void Nearest_returns_the_closest_entry_for_every_entry_and_midpoint_neighbourhood()
     {

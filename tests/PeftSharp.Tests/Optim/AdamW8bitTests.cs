@@ -162,7 +162,7 @@ public class AdamW8bitTests
     }
 
     [Fact]
-    public void Avx2_and_scalar_requantization_agree()
+    public void Avx2_and_scalar_paths_agree_on_params_and_states()
     {
         if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
         var rng = new Random(8);

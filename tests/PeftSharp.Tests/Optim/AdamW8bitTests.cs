@@ -5,6 +5,7 @@ using PeftSharp.Tensors;
 
 namespace PeftSharp.Tests.Optim;
 
+[Collection("GlobalKernelSettings")]
 public class AdamW8bitTests
 {
     [Fact]

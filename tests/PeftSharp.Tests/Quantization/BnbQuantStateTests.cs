@@ -4,6 +4,7 @@ using PeftSharp.Tensors;
 
 namespace PeftSharp.Tests.Quantization;
 
+[Collection("GlobalKernelSettings")]
 public class BnbQuantStateTests
 {
     const string P = "model.layers.0.self_attn.q_proj";

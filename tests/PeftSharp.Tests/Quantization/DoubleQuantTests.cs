@@ -2,6 +2,7 @@ using PeftSharp.Quantization;
 
 namespace PeftSharp.Tests.Quantization;
 
+[Collection("GlobalKernelSettings")]
 public class DoubleQuantTests
 {
     static float[] WorkedExampleInput()
@@ -97,6 +98,7 @@ public class DoubleQuantTests
     }
 }
 
+[Collection("GlobalKernelSettings")]
 public class DequantizeLargeTests
 {
     [Theory]

@@ -3,6 +3,7 @@ using PeftSharp.Tensors;
 
 namespace PeftSharp.Tests.Quantization;
 
+[Collection("GlobalKernelSettings")]
 public class Quantize4BitTests
 {
     static readonly float[] ReferenceNf4Midpoints =
@@ -245,6 +246,9 @@ public class Quantize4BitTests
         if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
         var rng = new Random(5);
         var w = TestSupport.Numerics.RandomFloats(rng, 5000, 2f);
+        bool saved = Quant4Kernels.UseAvx2;
+        try
+        {
         foreach (var type in new[] { Quant4Type.NF4, Quant4Type.FP4 })
         {
             Quant4Kernels.UseAvx2 = false;
@@ -264,6 +268,8 @@ public class Quantize4BitTests
             Assert.Equal(partS, partV);
             Assert.Equal(ds.AsSpan(1001, 333).ToArray(), partV);
         }
+        }
+        finally { Quant4Kernels.UseAvx2 = saved; }
     }
 
     [Fact]

@@ -1,6 +1,8 @@
 using PeftSharp.Kernels;
 using PeftSharp.Quantization;
 using PeftSharp.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace PeftSharp.Optim;
 
@@ -85,7 +87,9 @@ public sealed class AdamW8bit : Optimizer
                     int start = b * BlockSize, len = Math.Min(BlockSize, n - start);
                     float a1 = st.Absmax1[b], a2 = st.Absmax2[b];
                     float max1 = 0f, max2 = 0f;
-                    for (int j = 0; j < len; j++)
+                    int j0 = UseAvx2 ? UpdateMomentsAvx2(g + start, st.Q1.AsSpan(start, len), st.Q2.AsSpan(start, len), a1, a2,
+                        beta1, beta2, s1, s2, ref max1, ref max2) : 0;
+                    for (int j = j0; j < len; j++)
                     {
                         int e = start + j;
                         float gv = g[e];
@@ -100,25 +104,121 @@ public sealed class AdamW8bit : Optimizer
                     }
                     st.Absmax1[b] = max1;
                     st.Absmax2[b] = max2;
-                    for (int j = 0; j < len; j++)
+                    j0 = UseAvx2 ? UpdateParamsAvx2(p + start, g + start, s1, s2, len, stepSize, correction2 * eps, wd > 0f, decay) : 0;
+                    for (int j = j0; j < len; j++)
                     {
                         int e = start + j;
                         if (!float.IsFinite(g[e])) continue;
                         p[e] = p[e] + stepSize * (s1[j] / (MathF.Sqrt(s2[j]) + correction2 * eps));
                         if (wd > 0f) p[e] *= decay;
                     }
-                    for (int j = 0; j < len; j++)
-                    {
-                        int e = start + j;
-                        byte c1 = DynamicMap.Nearest(Map1, max1 > 0f ? s1[j] / max1 : 0f);
-                        if (float.IsNegative(Map1[c1]) != float.IsNegative(s1[j]))
-                            c1 = (byte)(s1[j] > 0f ? c1 + 1 : c1 - 1); // keep the sign of m
-                        st.Q1[e] = c1;
-                        st.Q2[e] = DynamicMap.Nearest(Map2, max2 > 0f ? s2[j] / max2 : 0f);
-                    }
+                    Requantize(s1[..len], s2[..len], max1, max2, st.Q1.AsSpan(start, len), st.Q2.AsSpan(start, len));
                 }
             }, minPerThread: 64);
         }
+    }
+
+    public static bool UseAvx2 { get; set; } = Avx2.IsSupported;
+
+    /// <summary>New codes of one block: nearest map entries of m/max1 and v/max2 (0 when the block max is 0), with m's code
+    /// moved one step toward m's sign when the chosen entry has the other sign.</summary>
+    internal static unsafe void Requantize(ReadOnlySpan<float> s1, ReadOnlySpan<float> s2, float max1, float max2, Span<byte> q1, Span<byte> q2)
+    {
+        int j = 0;
+        if (UseAvx2)
+        {
+            fixed (float* m1 = Map1, m2 = Map2, p1 = s1, p2 = s2)
+            fixed (byte* o1 = q1, o2 = q2)
+            {
+                var inv1 = Vector256.Create(max1);
+                var inv2 = Vector256.Create(max2);
+                var zero = Vector256<float>.Zero;
+                bool z1 = max1 > 0f, z2 = max2 > 0f;
+                for (; j + 8 <= s1.Length; j += 8)
+                {
+                    var a = Vector256.Load(p1 + j);
+                    var b = Vector256.Load(p2 + j);
+                    var c1 = DynamicMap.NearestAvx2(m1, z1 ? a / inv1 : zero);
+                    var c2 = DynamicMap.NearestAvx2(m2, z2 ? b / inv2 : zero);
+                    // sign fix: where sign(map1[c1]) != sign(m): c1 += m > 0 ? 1 : −1 (byte wrap-around as in CUDA)
+                    var code1 = Avx2.GatherVector256(m1, c1, 4);
+                    var differ = Vector256.ShiftRightArithmetic((code1.AsInt32() ^ a.AsInt32()), 31);
+                    var dir = Vector256.ConditionalSelect(Vector256.GreaterThan(a, zero).AsInt32(), Vector256.Create(1), Vector256.Create(-1));
+                    c1 = (c1 + (dir & differ)) & Vector256.Create(0xFF);
+                    StoreBytes(c1, o1 + j);
+                    StoreBytes(c2, o2 + j);
+                }
+            }
+        }
+        for (; j < s1.Length; j++)
+        {
+            byte c1 = DynamicMap.Nearest(Map1, max1 > 0f ? s1[j] / max1 : 0f);
+            if (float.IsNegative(Map1[c1]) != float.IsNegative(s1[j]))
+                c1 = (byte)(s1[j] > 0f ? c1 + 1 : c1 - 1); // keep the sign of m
+            q1[j] = c1;
+            q2[j] = DynamicMap.Nearest(Map2, max2 > 0f ? s2[j] / max2 : 0f);
+        }
+    }
+
+    // g (len), codes q1/q2 (len) -> s1, s2 (len): the moment updates of loop 1, 8 lanes at a time, same operation order
+    // as the scalar loop. Returns how many elements were done (a multiple of 8).
+    static unsafe int UpdateMomentsAvx2(float* g, ReadOnlySpan<byte> q1, ReadOnlySpan<byte> q2, float a1, float a2,
+        float beta1, float beta2, Span<float> s1, Span<float> s2, ref float max1, ref float max2)
+    {
+        int len = q1.Length, j = 0;
+        var vb1 = Vector256.Create(beta1); var vb2 = Vector256.Create(beta2);
+        var w1 = Vector256.Create(1f - beta1); var w2 = Vector256.Create(1f - beta2);
+        var va1 = Vector256.Create(a1); var va2 = Vector256.Create(a2);
+        var expMask = Vector256.Create(0x7F800000);
+        var m1 = Vector256<float>.Zero; var m2 = Vector256<float>.Zero;
+        fixed (float* map1 = Map1, map2 = Map2, o1 = s1, o2 = s2)
+        fixed (byte* c1p = q1, c2p = q2)
+        {
+            for (; j + 8 <= len; j += 8)
+            {
+                var gv = Vector256.Load(g + j);
+                var finite = ~Vector256.Equals(gv.AsInt32() & expMask, expMask);
+                var d2 = Avx2.GatherVector256(map2, Avx2.ConvertToVector256Int32(c2p + j), 4) * va2;
+                var d1 = Avx2.GatherVector256(map1, Avx2.ConvertToVector256Int32(c1p + j), 4) * va1;
+                var n2 = d2 * vb2 + w2 * gv * gv;
+                var n1 = d1 * vb1 + w1 * gv;
+                n2 = (n2.AsInt32() & finite).AsSingle();
+                n1 = (n1.AsInt32() & finite).AsSingle();
+                n1.Store(o1 + j);
+                n2.Store(o2 + j);
+                m1 = Vector256.Max(m1, Vector256.Abs(n1));
+                m2 = Vector256.Max(m2, Vector256.Abs(n2));
+            }
+        }
+        for (int k = 0; k < 8; k++) { max1 = MathF.Max(max1, m1[k]); max2 = MathF.Max(max2, m2[k]); }
+        return j;
+    }
+
+    // p (len) += stepSize · s1 / (√s2 + eps·√(1−β2^t)), then decay; lanes with a non-finite g keep p. Returns elements done.
+    static unsafe int UpdateParamsAvx2(float* p, float* g, ReadOnlySpan<float> s1, ReadOnlySpan<float> s2, int len,
+        float stepSize, float epsC2, bool decayOn, float decay)
+    {
+        int j = 0;
+        var vStep = Vector256.Create(stepSize); var vEps = Vector256.Create(epsC2); var vDecay = Vector256.Create(decay);
+        var expMask = Vector256.Create(0x7F800000);
+        fixed (float* a = s1, b = s2)
+            for (; j + 8 <= len; j += 8)
+            {
+                var pv = Vector256.Load(p + j);
+                var finite = ~Vector256.Equals(Vector256.Load(g + j).AsInt32() & expMask, expMask);
+                var np = pv + vStep * (Vector256.Load(a + j) / (Vector256.Sqrt(Vector256.Load(b + j)) + vEps));
+                if (decayOn) np *= vDecay;
+                Vector256.ConditionalSelect(finite.AsSingle(), np, pv).Store(p + j);
+            }
+        return j;
+    }
+
+    // 8 int32 lanes in 0..255 → 8 bytes
+    static unsafe void StoreBytes(Vector256<int> c, byte* dst)
+    {
+        var w16 = Sse2.PackSignedSaturate(c.GetLower(), c.GetUpper());
+        var b8 = Sse2.PackUnsignedSaturate(w16, w16);
+        *(ulong*)dst = b8.AsUInt64().ToScalar();
     }
 
     /// <summary>True if parameter i keeps 8-bit states.</summary>

@@ -100,7 +100,9 @@ public static unsafe class BnbQuantState
     /// <summary>Reads a quantized weight back from its tensors. <paramref name="source"/> (the file) is named in errors.</summary>
     public static Quantized4Bit FromTensors(string prefix, Func<string, Tensor?> get, string source)
     {
-        Tensor? stateTensor = get(QuantStateKey(prefix, Quant4Type.NF4)) ?? get(QuantStateKey(prefix, Quant4Type.FP4));
+        Tensor? stateTensor = get(QuantStateKey(prefix, Quant4Type.NF4));
+        var keyType = Quant4Type.NF4;
+        if (stateTensor == null) { stateTensor = get(QuantStateKey(prefix, Quant4Type.FP4)); keyType = Quant4Type.FP4; }
         string where = $"{source}: {prefix}.weight";
         if (stateTensor == null)
             throw new PeftException($"{where}: missing '{prefix}.weight.quant_state.bitsandbytes__nf4' (or __fp4)");
@@ -117,8 +119,7 @@ public static unsafe class BnbQuantState
 
         string quantTypeName = GetString(root, "quant_type", where);
         var type = Quant4TypeNames.ParseBnb(quantTypeName, where);
-        string expectedKey = QuantStateKey(prefix, type);
-        if (get(expectedKey) != stateTensor)
+        if (type != keyType)
             throw new PeftException($"{where}: quant_type \"{quantTypeName}\" does not match the quant_state key suffix");
         int blockSize = GetInt(root, "blocksize", where);
         string dtypeName = GetString(root, "dtype", where);
@@ -135,7 +136,14 @@ public static unsafe class BnbQuantState
         long n = Tensor.CountElements(shape);
         if (packed.Length > (n + 1) / 2) packed = packed[..(int)((n + 1) / 2)];
 
-        var quantMap = FloatsOf(Require(get, $"{prefix}.weight.quant_map", where), $"{where}.quant_map");
+        // bitsandbytes dequantizes with its built-in table (the CUDA trees / CODE[quant_type]) and never reads the stored
+        // quant_map; we do the same, after checking the stored one is that table.
+        var storedMap = FloatsOf(Require(get, $"{prefix}.weight.quant_map", where), $"{where}.quant_map");
+        var quantMap = Quant4Tables.Code(type).ToArray();
+        if (storedMap.Length != 16) throw new PeftException($"{where}: quant_map has {storedMap.Length} values, expected 16");
+        for (int k = 0; k < 16; k++)
+            if (Math.Abs(storedMap[k] - quantMap[k]) > 1e-6f)
+                throw new PeftException($"{where}: quant_map[{k}] = {storedMap[k]} is not bitsandbytes' {type.BnbName()} value {quantMap[k]}");
         var absmaxT = Require(get, $"{prefix}.weight.absmax", where);
         bool nested = root.TryGetProperty("nested_offset", out _) || get($"{prefix}.weight.nested_absmax") != null;
         if (!nested)

@@ -1,3 +1,6 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace PeftSharp.Quantization;
 
 /// <summary>
@@ -30,7 +33,8 @@ public static class DynamicMap
             AddMeans(data, additionalItems + 1, Math.Pow(10, -(maxExponentBits - 1) + maxExponentBits - 1), signed);
         data.Add(0f);
         data.Add(1.0f);
-        if (data.Count != 1 << totalBits) throw new InvalidOperationException($"dynamic map has {data.Count} values, expected {1 << totalBits}");
+        if (data.Count != 1 << totalBits)
+            throw new ArgumentException($"create_dynamic_map(signed={signed}, max_exponent_bits={maxExponentBits}, total_bits={totalBits}) gives {data.Count} values, not {1 << totalBits} (bitsandbytes asserts the same)");
         while (data.Count < 256) data.Add(0f);
         data.Sort();
         return [.. data];
@@ -77,5 +81,39 @@ public static class DynamicMap
             float mid = (lower + val) * 0.5f;
             return (byte)(x < mid ? lowerPivot : pivot);
         }
+    }
+
+    /// <summary>
+    /// Eight lanes of <see cref="Nearest"/> at once (AVX2 gathers), the same comparisons in the same order, so the result
+    /// equals the scalar search lane by lane (NaN lanes included).
+    /// </summary>
+    public static unsafe Vector256<int> NearestAvx2(float* map, Vector256<float> x)
+    {
+        var pivot = Vector256.Create(127);
+        var upperPivot = Vector256.Create(255);
+        var lowerPivot = Vector256<int>.Zero;
+        var lower = Vector256.Create(map[0]);
+        var upper = Vector256.Create(map[255]);
+        var val = Avx2.GatherVector256(map, pivot, 4);
+        for (int i = 64; i > 0; i >>= 1)
+        {
+            var gt = Avx.CompareGreaterThan(x, val);
+            var gti = gt.AsInt32();
+            lowerPivot = Avx2.BlendVariable(lowerPivot.AsByte(), pivot.AsByte(), gti.AsByte()).AsInt32();
+            lower = Avx.BlendVariable(lower, val, gt);
+            upperPivot = Avx2.BlendVariable(pivot.AsByte(), upperPivot.AsByte(), gti.AsByte()).AsInt32();
+            upper = Avx.BlendVariable(val, upper, gt);
+            // pivot += gt ? i : −i
+            var step = Vector256.Create(i);
+            pivot = Avx2.BlendVariable((pivot - step).AsByte(), (pivot + step).AsByte(), gti.AsByte()).AsInt32();
+            val = Avx2.GatherVector256(map, pivot, 4);
+        }
+        var half = Vector256.Create(0.5f);
+        var above = Avx.CompareGreaterThan(x, val).AsInt32();
+        var resAbove = Avx2.BlendVariable(pivot.AsByte(), upperPivot.AsByte(),
+            Avx.CompareGreaterThan(x, (upper + val) * half).AsByte()).AsInt32();
+        var resBelow = Avx2.BlendVariable(pivot.AsByte(), lowerPivot.AsByte(),
+            Avx.CompareLessThan(x, (lower + val) * half).AsByte()).AsInt32();
+        return Avx2.BlendVariable(resBelow.AsByte(), resAbove.AsByte(), above.AsByte()).AsInt32();
     }
 }

@@ -65,7 +65,7 @@ public static unsafe class Quant4Kernels
         var vd = Vector256.Create(d);
         var one = Vector256.Create(1f);
         var minusOne = Vector256.Create(-1f);
-        int* codes = stackalloc int[8];
+        var evenDwords = Vector256.Create(0, 2, 4, 6, 0, 2, 4, 6);
         int i = 0;
         fixed (float* px = x)
         fixed (byte* pq = packed)
@@ -74,12 +74,13 @@ public static unsafe class Quant4Kernels
             {
                 var s = Vector256.Min(Vector256.Max(Vector256.Load(px + i) / vd, minusOne), one);
                 Vector256<int> c = type == Quant4Type.NF4 ? CodesNf4(s) : CodesFp4(s);
-                c.Store(codes);
-                byte* o = pq + (i >> 1);
-                o[0] = (byte)((codes[0] << 4) | codes[1]);
-                o[1] = (byte)((codes[2] << 4) | codes[3]);
-                o[2] = (byte)((codes[4] << 4) | codes[5]);
-                o[3] = (byte)((codes[6] << 4) | codes[7]);
+                // pairs (c0, c1) as one 64-bit lane: (lane << 4) | (lane >> 32) has c0<<4 | c1 in its low dword
+                var l = c.AsInt64();
+                var pairs = (Avx2.ShiftLeftLogical(l, 4) | Avx2.ShiftRightLogical(l, 32)).AsInt32();
+                var four = Avx2.PermuteVar8x32(pairs, evenDwords).GetLower();
+                var w16 = Sse2.PackSignedSaturate(four, four);
+                var b8 = Sse2.PackUnsignedSaturate(w16, w16);
+                *(uint*)(pq + (i >> 1)) = b8.AsUInt32().ToScalar();
             }
         }
         if (i < x.Length) QuantizeBlockScalar(x[i..], absmax, type, packed[(i >> 1)..]);
@@ -158,6 +159,47 @@ public static unsafe class Quant4Kernels
             }
         }
         if (k < dst.Length) DequantizeScalar(packed, start + k, table, scale, dst[k..]);
+    }
+
+    /// <summary>
+    /// Whole blocks: dst = blocks [firstBlock, firstBlock + scales.Length) dequantized, block b scaled by
+    /// scales[b − firstBlock]. blockSize must be a multiple of 16 (all allowed sizes are). Same result as
+    /// <see cref="Dequantize"/> per block, with the table and loop setup hoisted out of the block loop.
+    /// </summary>
+    public static void DequantizeBlocks(byte* packed, long firstBlock, int blockSize, ReadOnlySpan<float> table,
+        ReadOnlySpan<float> scales, Span<float> dst)
+    {
+        if (dst.Length < (long)scales.Length * blockSize) throw new ArgumentException("dst too small");
+        if (!UseAvx2 || blockSize % 16 != 0)
+        {
+            for (int j = 0; j < scales.Length; j++)
+                DequantizeScalar(packed, (firstBlock + j) * blockSize, table, scales[j], dst.Slice(j * blockSize, blockSize));
+            return;
+        }
+        fixed (float* t = table)
+        fixed (float* d0 = dst)
+        {
+            var tLo = Vector256.Load(t);
+            var tHi = Vector256.Load(t + 8);
+            var nibble = Vector128.Create((byte)0x0F);
+            byte* src = packed + firstBlock * blockSize / 2;
+            float* d = d0;
+            for (int j = 0; j < scales.Length; j++)
+            {
+                var vs = Vector256.Create(scales[j]);
+                for (int k = 0; k < blockSize; k += 16, src += 8, d += 16)
+                {
+                    var b = Vector128.CreateScalar(*(ulong*)src).AsByte();
+                    var hi = Sse2.ShiftRightLogical(b.AsUInt16(), 4).AsByte() & nibble;
+                    var lo = b & nibble;
+                    var inter = Sse2.UnpackLow(hi, lo);
+                    var i0 = Avx2.ConvertToVector256Int32(inter);
+                    var i1 = Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(inter, 8));
+                    Vector256.Store(Lookup16(tLo, tHi, i0) * vs, d);
+                    Vector256.Store(Lookup16(tLo, tHi, i1) * vs, d + 8);
+                }
+            }
+        }
     }
 
     // 16-entry float table lookup: vpermps on each half, select the upper half where bit 3 of the index is set.

@@ -141,10 +141,12 @@ public sealed unsafe class Quantized4Bit : IDisposable
                 }
             }, minPerThread: 256);
         }
-        catch (AggregateException e) when (e.InnerException is PeftException pe)
+        catch (Exception e) when (e is PeftException || (e is AggregateException ae && ae.InnerException is PeftException))
         {
             packed.Dispose();
-            throw new PeftException(pe.Message, pe);
+            // report the first non-finite value by index, whichever thread saw one first
+            long bad = FirstNonFinite(src, dtype, n, out float value);
+            throw new PeftException($"tensor '{name}': non-finite value {value} at flat index {bad} (shape [{string.Join(", ", shape)}]); 4-bit quantization needs finite weights");
         }
         catch
         {
@@ -157,6 +159,25 @@ public sealed unsafe class Quantized4Bit : IDisposable
         var (q, nested, offset) = DoubleQuantize(absmax);
         return new Quantized4Bit(shape, blockSize, type, dtypeName, packed, quantMap, null, q, nested, (float[])DynamicMap.Signed.Clone(), offset);
     }
+
+    static long FirstNonFinite(byte* src, DType dtype, long n, out float value)
+    {
+        var buf = new float[4096];
+        for (long start = 0; start < n; start += buf.Length)
+        {
+            int len = (int)Math.Min(buf.Length, n - start);
+            DTypeConvert.ToFloat(src + start * dtype.Size(), dtype, buf.AsSpan(0, len));
+            int i = Quant4Kernels.FirstNonFinite(buf.AsSpan(0, len));
+            if (i >= 0) { value = buf[i]; return start + i; }
+        }
+        value = 0;
+        return -1;
+    }
+
+    /// <summary>Quantizes new weights with this weight's settings (type, blocksize, double quantization, dtype) — the
+    /// re-quantization step of merging an adapter into a 4-bit base (reference §2.5).</summary>
+    public Quantized4Bit QuantizeLike(ReadOnlySpan<float> w, string name = "weight")
+        => Quantize(w, Shape, QuantType, BlockSize, DoubleQuant, name, DTypeName);
 
     /// <summary>
     /// Double quantization of the absmax values: offset = mean(absmax) (summed in float64 in index order, divided,
@@ -253,6 +274,14 @@ public sealed unsafe class Quantized4Bit : IDisposable
         }
     }
 
+    /// <summary>dst = W[row, colStart … colStart + dst.Length) dequantized: one row segment of a GEMM packing panel
+    /// (y = x·Wᵀ packs B = Wᵀ from contiguous row segments of W).</summary>
+    public void DequantizeRowSegment(int row, int colStart, Span<float> dst)
+    {
+        if (row < 0 || row >= Rows || colStart < 0 || colStart + dst.Length > Cols) throw new ArgumentOutOfRangeException(nameof(row));
+        DequantizeRange((long)row * Cols + colStart, dst);
+    }
+
     /// <summary>dst[k] = w_flat[start + k], dequantized, for k &lt; dst.Length (single-threaded).</summary>
     public void DequantizeRange(long start, Span<float> dst)
     {
@@ -260,10 +289,22 @@ public sealed unsafe class Quantized4Bit : IDisposable
         long i = start, end = start + dst.Length;
         byte* packed = _packed.Pointer;
         var table = QuantMap.AsSpan();
+        Span<float> scales = stackalloc float[64];
         while (i < end)
         {
             int b = (int)(i / BlockSize);
-            long blockEnd = Math.Min(end, (long)(b + 1) * BlockSize);
+            long blockStart = (long)b * BlockSize;
+            int fullBlocks = (int)Math.Min(64, (end - i) / BlockSize);
+            if (i == blockStart && fullBlocks > 0)
+            {
+                // a run of whole blocks: batch their scales, then the hoisted kernel
+                for (int j = 0; j < fullBlocks; j++) scales[j] = BlockScale(b + j);
+                int len = fullBlocks * BlockSize;
+                Quant4Kernels.DequantizeBlocks(packed, b, BlockSize, table, scales[..fullBlocks], dst.Slice((int)(i - start), len));
+                i += len;
+                continue;
+            }
+            long blockEnd = Math.Min(end, blockStart + BlockSize);
             Quant4Kernels.Dequantize(packed, i, table, BlockScale(b), dst.Slice((int)(i - start), (int)(blockEnd - i)));
             i = blockEnd;
         }

@@ -5,6 +5,7 @@ using PeftSharp.Tensors;
 
 namespace PeftSharp.Tests.Optim;
 
+[Collection("GlobalKernelSettings")]
 public class AdamW8bitTests
 {
     [Fact]
@@ -159,6 +160,37 @@ public class AdamW8bitTests
             finally { Threads.Count = saved; }
         }
         Assert.Equal(Run(1), Run(2));
+    }
+
+    [Fact]
+    public void Avx2_and_scalar_paths_agree_on_params_and_states()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
+        var rng = new Random(8);
+        int n = 4096 + 37;
+        var p0 = TestSupport.Numerics.RandomFloats(rng, n);
+        var gs = Enumerable.Range(0, 4).Select(_ => TestSupport.Numerics.RandomFloats(rng, n)).ToArray();
+        gs[2][5] = float.NaN;
+        gs[1][300] = 1e4f; // a dominant element: many tiny moments, exercising the sign nudge
+        (float[] p, float[] m, float[] v) Run(bool avx)
+        {
+            bool saved = AdamW8bit.UseAvx2;
+            AdamW8bit.UseAvx2 = avx;
+            try
+            {
+                var p = (float[])p0.Clone();
+                var opt = new AdamW8bit();
+                foreach (var g in gs) { opt.BeginStep(); opt.Step(0, p, g, 1e-3f); }
+                var (m, v) = opt.DequantizedState(0)!.Value;
+                return (p, m, v);
+            }
+            finally { AdamW8bit.UseAvx2 = saved; }
+        }
+        var a = Run(false);
+        var b = Run(true);
+        Assert.Equal(a.p, b.p);
+        Assert.Equal(a.m, b.m);
+        Assert.Equal(a.v, b.v);
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using PeftSharp.Tensors;
 
 namespace PeftSharp.Tests.Quantization;
 
+[Collection("GlobalKernelSettings")]
 public class BnbQuantStateTests
 {
     const string P = "model.layers.0.self_attn.q_proj";
@@ -99,5 +100,7 @@ public class BnbQuantStateTests
         Expect(d => d[key] = Json("{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"float32\", \"shape\": [4, 64], \"nested_blocksize\": 128, \"nested_dtype\": \"float32\", \"nested_offset\": 0.1}"), "nested_blocksize");
         Expect(d => d[key] = Json("{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"int8\", \"shape\": [4, 64]}"), "int8");
         Expect(d => { d[$"{P}.weight.quant_map"].Dispose(); d[$"{P}.weight.quant_map"] = new Tensor(DType.F32, 15); }, "quant_map");
+        Expect(d => d[$"{P}.weight.quant_map"].Floats[3] = 0.5f, "quant_map[3]");
+        Expect(d => { d[$"{P}.weight.absmax"].Dispose(); d[$"{P}.weight.absmax"] = new Tensor(DType.F32, 4); }, "expected U8");
     }
 }

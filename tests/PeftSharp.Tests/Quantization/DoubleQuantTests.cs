@@ -2,6 +2,7 @@ using PeftSharp.Quantization;
 
 namespace PeftSharp.Tests.Quantization;
 
+[Collection("GlobalKernelSettings")]
 public class DoubleQuantTests
 {
     static float[] WorkedExampleInput()
@@ -94,5 +95,26 @@ public class DoubleQuantTests
             double bound = Quant4Tables.MaxHalfGap(Quant4Type.NF4) * Math.Max(s, plain.Absmax![b]) + Math.Abs(s - plain.Absmax[b]) + 1e-9;
             Assert.True(Math.Abs(d[i] - w[i]) <= bound, $"i={i}");
         }
+    }
+}
+
+[Collection("GlobalKernelSettings")]
+public class DequantizeLargeTests
+{
+    [Theory]
+    [InlineData(32, true)]
+    [InlineData(128, false)]
+    public void Whole_tensor_dequant_equals_the_naive_reference_across_many_blocks(int bs, bool dq)
+    {
+        // many more than the 64-block scale batch of DequantizeRange, with a partial last block
+        int n = 150 * bs + 9;
+        var w = TestSupport.Numerics.RandomFloats(new Random(bs), n, 0.05f);
+        using var q = Quantized4Bit.Quantize(w, [n], Quant4Type.NF4, bs, dq);
+        var d = new float[n];
+        q.Dequantize(d);
+        var codes = Quant4ReferenceImpl.Unpack(q.PackedSpan, n);
+        Assert.Equal(Quant4ReferenceImpl.Dequantize(codes, q.BlockScales(), bs, Quant4Type.NF4), d);
+        var (refCodes, _) = Quant4ReferenceImpl.Quantize(w, bs, Quant4Type.NF4);
+        Assert.Equal(refCodes, codes);
     }
 }

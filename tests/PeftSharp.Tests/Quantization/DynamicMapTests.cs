@@ -89,6 +89,23 @@ public class DynamicMapTests
         Assert.Equal(1e-6f * 0.325f, map[1], 12);
     }
 
+    [Theory]
+    [InlineData(true, 5)]
+    [InlineData(true, 6)]
+    public void Other_exponent_widths_fill_256_sorted_values(bool signed, int maxExp)
+    {
+        var map = DynamicMap.Create(signed, maxExp);
+        Assert.Equal(256, map.Length);
+        for (int k = 1; k < 256; k++) Assert.True(map[k - 1] <= map[k]);
+        Assert.Equal(1f, map[255]);
+        // the smallest magnitude is 10^−(maxExp−1) times the first mean of the coarsest linspace
+        Assert.Contains(map, v => v > 0 && v < Math.Pow(10, -(maxExp - 1)));
+    }
+
+    [Fact]
+    public void Combinations_bitsandbytes_rejects_are_rejected()
+        => Assert.Throws<ArgumentException>(() => DynamicMap.Create(signed: false, maxExponentBits: 4));
+
     [Fact]
     public void Nearest_returns_the_closest_entry_for_every_entry_and_midpoint_neighbourhood()
     {
@@ -120,6 +137,33 @@ public class DynamicMapTests
             for (int k = 1; k < 256; k++) if (MathF.Abs(map[k] - x) < MathF.Abs(map[best] - x)) best = k;
             int got = DynamicMap.Nearest(map, x);
             Assert.True(got == best || MathF.Abs(map[got] - x) == MathF.Abs(map[best] - x), $"x={x}: got {got}, nearest {best}");
+        }
+    }
+
+    [Fact]
+    public unsafe void Avx2_search_equals_the_scalar_search_lane_by_lane()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
+        var rng = new Random(17);
+        foreach (var map in new[] { DynamicMap.Signed, DynamicMap.Unsigned })
+        {
+            var xs = new List<float> { float.NaN, -1f, 1f, 0f, -0f, 2f, -2f, 1e-30f, -1e-30f };
+            for (int k = 0; k < 256; k++)
+            {
+                xs.Add(map[k]);
+                if (k < 255) { float mid = (map[k] + map[k + 1]) * 0.5f; xs.Add(mid); xs.Add(MathF.BitIncrement(mid)); xs.Add(MathF.BitDecrement(mid)); }
+            }
+            for (int t = 0; t < 4000; t++) xs.Add((float)(rng.NextDouble() * 2 - 1) * (t % 2 == 0 ? 1f : 0.001f));
+            while (xs.Count % 8 != 0) xs.Add(0.5f);
+            var arr = xs.ToArray();
+            fixed (float* m = map)
+            fixed (float* px = arr)
+                for (int i = 0; i < arr.Length; i += 8)
+                {
+                    var got = DynamicMap.NearestAvx2(m, System.Runtime.Intrinsics.Vector256.Load(px + i));
+                    for (int l = 0; l < 8; l++)
+                        Assert.True(DynamicMap.Nearest(map, arr[i + l]) == got[l], $"x={arr[i + l]}");
+                }
         }
     }
 }

@@ -3,6 +3,7 @@ using PeftSharp.Tensors;
 
 namespace PeftSharp.Tests.Quantization;
 
+[Collection("GlobalKernelSettings")]
 public class Quantize4BitTests
 {
     static readonly float[] ReferenceNf4Midpoints =
@@ -165,6 +166,24 @@ public class Quantize4BitTests
         var e = Assert.Throws<PeftException>(() => Quantized4Bit.Quantize(w, [10, 100], Quant4Type.NF4, 64, name: "model.layers.0.mlp.up_proj.weight"));
         Assert.Contains("model.layers.0.mlp.up_proj.weight", e.Message);
         Assert.Contains("777", e.Message);
+        // several bad values in different threads' ranges: the first index is reported
+        var big = TestSupport.Numerics.RandomFloats(new Random(3), 64 * 2048);
+        big[100_000] = bad;
+        big[70_000] = bad;
+        var e2 = Assert.Throws<PeftException>(() => Quantized4Bit.Quantize(big, [64, 2048], Quant4Type.FP4, 64, name: "w"));
+        Assert.Contains("index 70000", e2.Message);
+    }
+
+    [Fact]
+    public void QuantizeLike_reuses_type_blocksize_and_double_quant()
+    {
+        var w = TestSupport.Numerics.RandomFloats(new Random(12), 512);
+        using var q = Quantized4Bit.Quantize(w, [4, 128], Quant4Type.FP4, 128, doubleQuant: true, dtypeName: "bfloat16");
+        using var r = q.QuantizeLike(w);
+        Assert.Equal(q.PackedSpan.ToArray(), r.PackedSpan.ToArray());
+        Assert.Equal(q.BlockScales(), r.BlockScales());
+        Assert.Equal("bfloat16", r.DTypeName);
+        Assert.True(r.DoubleQuant);
     }
 
     [Fact]
@@ -227,6 +246,9 @@ public class Quantize4BitTests
         if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
         var rng = new Random(5);
         var w = TestSupport.Numerics.RandomFloats(rng, 5000, 2f);
+        bool saved = Quant4Kernels.UseAvx2;
+        try
+        {
         foreach (var type in new[] { Quant4Type.NF4, Quant4Type.FP4 })
         {
             Quant4Kernels.UseAvx2 = false;
@@ -246,6 +268,8 @@ public class Quantize4BitTests
             Assert.Equal(partS, partV);
             Assert.Equal(ds.AsSpan(1001, 333).ToArray(), partV);
         }
+        }
+        finally { Quant4Kernels.UseAvx2 = saved; }
     }
 
     [Fact]
@@ -267,6 +291,10 @@ public class Quantize4BitTests
                 q.DequantizeRows(r0, rc, part);
                 Assert.Equal(full.AsSpan(r0 * 51, rc * 51).ToArray(), part);
             }
+        var seg = new float[20];
+        q.DequantizeRowSegment(3, 17, seg);
+        Assert.Equal(full.AsSpan(3 * 51 + 17, 20).ToArray(), seg);
+        Assert.Throws<ArgumentOutOfRangeException>(() => q.DequantizeRowSegment(3, 40, seg));
     }
 
     [Fact]

@@ -60,6 +60,14 @@ public static class TrainSettings
         new("save_bf16", "save the adapter in BF16 (default F32)", typeof(bool), (o, v) => o with { SaveBf16 = (bool)v }),
     ];
 
+    /// <summary>Applies one LoRA-related setting by key (for commands that take a subset of the flags).</summary>
+    public static PeftSharp.Peft.LoraConfig Apply(PeftSharp.Peft.LoraConfig c, string key, string value)
+    {
+        var s = All.First(x => x.Key == key);
+        var o = new TrainingOptions { ModelDir = "", DataFile = "", OutputDir = "", Lora = c };
+        return s.Apply(o, Convert(value, s, FlagName(key))).Lora;
+    }
+
     public static string FlagName(string key) => "--" + key.Replace('_', '-');
 
     static LoraConfig Targets(LoraConfig c, string v)

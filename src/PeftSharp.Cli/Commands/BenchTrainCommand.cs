@@ -1,0 +1,54 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using PeftSharp.Cli.Training;
+using PeftSharp.Models;
+using PeftSharp.Training;
+
+namespace PeftSharp.Cli.Commands;
+
+/// <summary>
+/// `peft bench train --config c.json --method lora|dora|full --rank 16 --alpha 32 --targets all-linear --batch 4
+/// --seq 256 --steps 3`: median training-step time on random weights of that shape (BF16 base).
+/// </summary>
+public sealed class BenchTrainCommand : IBenchCommand
+{
+    public Command Build()
+    {
+        var config = new Option<string>("--config") { Description = "HF config.json giving the shape", Required = true };
+        var method = new Option<string>("--method") { DefaultValueFactory = _ => "lora" };
+        var rank = new Option<int>("--rank") { DefaultValueFactory = _ => 16 };
+        var alpha = new Option<double>("--alpha") { DefaultValueFactory = _ => 32 };
+        var targets = new Option<string>("--targets") { DefaultValueFactory = _ => "all-linear" };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 4 };
+        var seq = new Option<int>("--seq") { DefaultValueFactory = _ => 256 };
+        var steps = new Option<int>("--steps") { Description = "timed steps after one warm-up step (median reported)", DefaultValueFactory = _ => 3 };
+        var recompute = new Option<bool>("--gradient-checkpointing") { Description = "recompute block activations in backward" };
+        var threads = SharedOptions.Threads();
+        var cmd = new Command("train", "training-step speed and peak memory on random weights of a config's shape");
+        foreach (var o in new Option[] { config, method, rank, alpha, targets, batch, seq, steps, recompute, threads }) cmd.Options.Add(o);
+        cmd.SetAction(pr => CliErrors.Run(() =>
+        {
+            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            var c = ModelConfig.Load(pr.GetValue(config)!);
+            string m = pr.GetValue(method)!;
+            if (m is not ("lora" or "dora" or "full")) throw new PeftException($"--method: expected lora, dora or full, got '{m}'");
+            var lora = TrainSettings.Apply(new PeftSharp.Peft.LoraConfig { R = pr.GetValue(rank), LoraAlpha = pr.GetValue(alpha) }, "target_modules", pr.GetValue(targets)!);
+            using var bench = new TrainStepBench(c, m, lora, pr.GetValue(batch), pr.GetValue(seq), pr.GetValue(recompute));
+            bench.Step();   // warm-up: JIT, lazily created optimizer state and scratch
+            var times = Enumerable.Range(0, Math.Max(1, pr.GetValue(steps))).Select(_ => bench.Step()).ToList();
+            double ms = BenchUtil.Median(times);
+            int tokens = bench.Batch * bench.Seq;
+            Console.WriteLine(new JsonObject
+            {
+                ["bench"] = "train", ["config"] = Path.GetFileName(pr.GetValue(config)), ["method"] = m, ["rank"] = pr.GetValue(rank),
+                ["batch"] = bench.Batch, ["seq"] = bench.Seq, ["threads"] = PeftSharp.Kernels.Threads.Count,
+                ["trainable_params"] = bench.TrainableParameters,
+                ["tokens_per_s"] = Math.Round(tokens / (ms / 1000), 2), ["step_ms"] = Math.Round(ms, 1),
+                ["peak_rss_mb"] = BenchUtil.PeakRssMb(), ["gflops"] = Math.Round(bench.FlopsPerToken() * tokens / (ms / 1000) / 1e9, 1),
+                ["gradient_checkpointing"] = pr.GetValue(recompute),
+            }.ToJsonString());
+            return 0;
+        }));
+        return cmd;
+    }
+}

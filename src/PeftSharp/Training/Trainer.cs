@@ -30,6 +30,9 @@ public sealed class Trainer : IDisposable
     readonly Optimizer _optimizer;
     readonly Dictionary<(int, int), ModelPass> _passes = new();
 
+    /// <summary>Test hook run before each optimizer step (e.g. to inject a non-finite value).</summary>
+    internal Action<int, IReadOnlyList<Parameter>>? BeforeStep { get; set; }
+
     public PeftModel Model => _pm;
     public HfTokenizer Tokenizer => _tokenizer;
     public PreparedData Data => _data;
@@ -158,6 +161,7 @@ public sealed class Trainer : IDisposable
         {
             cancel.ThrowIfCancellationRequested();
             var sw = Stopwatch.StartNew();
+            BeforeStep?.Invoke(step, _params);
             foreach (var p in _params) p.ZeroGrad();
             var batches = new List<Batch>();
             for (int i = 0; i < _o.GradientAccumulationSteps; i++) batches.Add(loader.Next());

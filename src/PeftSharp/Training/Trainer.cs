@@ -103,21 +103,7 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Mean loss and perplexity over the eval set (no dropout).</summary>
-    public EvalMetrics Evaluate(int step)
-    {
-        if (_data.Eval.Count == 0) return new EvalMetrics(step, double.NaN, double.NaN, 0);
-        var loader = new DataLoader(_data.Eval, Batching, _o.Seed, shuffle: false);
-        double sum = 0;
-        int count = 0;
-        foreach (var b in loader.EpochBatches(0))
-        {
-            var (s, c) = PassFor(b.BatchSize, b.SeqLen).Loss(b.InputIds, b.Positions, b.SegmentIds, b.Targets);
-            sum += s;
-            count += c;
-        }
-        double loss = count > 0 ? sum / count : double.NaN;
-        return new EvalMetrics(step, loss, Math.Exp(loss), count);
-    }
+    public EvalMetrics Evaluate(int step) => Evaluation.LossEvaluator.Evaluate(_data.Eval, Batching, PassFor, step);
 
     public TrainingResult Run(CancellationToken cancel = default)
     {

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using PeftSharp.Models;
 using PeftSharp.Planning;
 using PeftSharp.Tests.IO;
+using Xunit.Abstractions;
 
 namespace PeftSharp.Tests.Planning;
 
@@ -10,7 +11,7 @@ namespace PeftSharp.Tests.Planning;
 /// must agree within 15 %. Measurements are committed JSON lines {"bench":"train","method":…,"peak_rss_mb":…} with
 /// optional batch, seq, rank, targets, gradient_checkpointing, optimizer (defaults 4, 256, 16, all-linear, false, adamw).
 /// </summary>
-public class MemoryEstimatorMeasuredTests
+public class MemoryEstimatorMeasuredTests(ITestOutputHelper output)
 {
     const double Tolerance = 0.15;
 
@@ -24,7 +25,7 @@ public class MemoryEstimatorMeasuredTests
         return fallback;
     }
 
-    static List<string> Compare(string path)
+    List<string> Compare(string path)
     {
         var c = ModelConfig.Load(IoTestPaths.ModelConfig("smollm2-135m.json"));
         var report = new List<string>();
@@ -40,8 +41,9 @@ public class MemoryEstimatorMeasuredTests
                 Field(o, false, "gradient_checkpointing", "checkpointing"), Field(o, "adamw", "optimizer", "optim"));
             double estimated = e.TotalBytes / 1048576.0;
             double rel = Math.Abs(estimated - measured) / measured;
-            report.Add($"{method} {e.Batch}×{e.Seq} ckpt={e.GradientCheckpointing}: estimate {estimated:F1} MiB, measured {measured:F1} MB, {100 * rel:F1} %");
+            report.Add($"{method} {e.Batch}×{e.Seq} ckpt={e.GradientCheckpointing}: estimate {estimated:F1} MiB, measured {measured:F1} MiB, {100 * rel:F1} %");
             Assert.True(rel <= Tolerance, $"{path}: estimate off by more than 15 %: {report[^1]}");
+            output.WriteLine(report[^1]);
             checkedLines++;
         }
         Assert.True(checkedLines > 0, $"{path}: no {{\"bench\":\"train\"}} line with a known method");

@@ -40,6 +40,8 @@ public sealed class CalcCommand : ICliCommand
             var path = pr.GetValue(model) ?? throw new PeftException("config: give a config.json or model folder (or --square --params ...)");
             var request = MakeRequest(pr.GetValue(ranks), pr.GetValue(rank), pr.GetValue(targets)!, pr.GetValue(batch), pr.GetValue(seq),
                 pr.GetValue(optimizer)!, pr.GetValue(budget));
+            if (!File.Exists(path) && !Directory.Exists(path))
+                throw new PeftException($"config: '{path}' does not exist (expected a config.json or a model folder holding one)");
             var report = new CalcReport(ModelConfig.Load(path), path, request);
             Console.WriteLine(pr.GetValue(json) ? report.ToJson() : report.ToText());
             return 0;

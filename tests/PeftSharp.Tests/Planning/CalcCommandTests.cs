@@ -41,6 +41,14 @@ public class CalcCommandTests
         Assert.Equal(1, new CalcCommand().Build().Parse(["/nonexistent/config.json"]).Invoke());
 
     [Fact]
+    public void SquareModeRunsWithoutAConfig() =>
+        Assert.Equal(0, new CalcCommand().Build().Parse(["--square", "--params", "25,4B", "--rank", "1"]).Invoke());
+
+    [Fact]
+    public void SquareModeNeedsParams() =>
+        Assert.Equal(1, new CalcCommand().Build().Parse(["--square"]).Invoke());
+
+    [Fact]
     public void BadBudgetFailsWithExitCode1() =>
         Assert.Equal(1, new CalcCommand().Build().Parse([IoTestPaths.ModelConfig("smollm2-135m.json"), "--budget", "24XB"]).Invoke());
 

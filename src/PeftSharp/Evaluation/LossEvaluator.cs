@@ -8,14 +8,16 @@ namespace PeftSharp.Evaluation;
 public static class LossEvaluator
 {
     /// <param name="passFor">Supplies a (reused) pass for a batch shape.</param>
-    public static EvalMetrics Evaluate(IReadOnlyList<EncodedExample> examples, BatchOptions batching, Func<int, int, ModelPass> passFor, int step = 0)
+    public static EvalMetrics Evaluate(IReadOnlyList<EncodedExample> examples, BatchOptions batching, Func<int, int, ModelPass> passFor, int step = 0,
+        Func<Batch, Batch>? shape = null)
     {
         if (examples.Count == 0) return new EvalMetrics(step, double.NaN, double.NaN, 0);
         var loader = new DataLoader(examples, batching, seed: 0, shuffle: false);
         double sum = 0;
         int count = 0;
-        foreach (var b in loader.EpochBatches(0))
+        foreach (var raw in loader.EpochBatches(0))
         {
+            var b = shape != null ? shape(raw) : raw;
             var (s, c) = passFor(b.BatchSize, b.SeqLen).Loss(b.InputIds, b.Positions, b.SegmentIds, b.Targets);
             sum += s;
             count += c;

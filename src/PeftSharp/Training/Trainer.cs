@@ -103,7 +103,12 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Mean loss and perplexity over the eval set (no dropout).</summary>
-    public EvalMetrics Evaluate(int step) => Evaluation.LossEvaluator.Evaluate(_data.Eval, Batching, PassFor, step);
+    public EvalMetrics Evaluate(int step)
+    {
+        // Eval batches run at the training shape (a short last batch is padded), reusing the training buffers.
+        int padId = Batching.PadId;
+        return Evaluation.LossEvaluator.Evaluate(_data.Eval, Batching, (b, t) => PassFor(_o.BatchSize, t), step, b => b.PadTo(_o.BatchSize, padId));
+    }
 
     public TrainingResult Run(CancellationToken cancel = default)
     {
@@ -150,7 +155,7 @@ public sealed class Trainer : IDisposable
             BeforeStep?.Invoke(step, _params);
             foreach (var p in _params) p.ZeroGrad();
             var batches = new List<Batch>();
-            for (int i = 0; i < _o.GradientAccumulationSteps; i++) batches.Add(loader.Next());
+            for (int i = 0; i < _o.GradientAccumulationSteps; i++) batches.Add(loader.Next().PadTo(_o.BatchSize, Batching.PadId));
             int trained = batches.Sum(b => b.Targets.Count(t => t != EncodedExample.IgnoreIndex));
             int tokens = batches.Sum(b => b.SegmentIds.Count(s => s != Batch.PaddingSegment));
             double lossSum = 0;

@@ -7,12 +7,14 @@ namespace PeftSharp.Tests.Gemm;
 /// <summary>Every GEMM path against the float64 reference: orientations, dtypes, odd sizes, strides, alpha/beta.</summary>
 public unsafe class GemmTests
 {
-    // Shapes (m, n, k): degenerate, below/around the 6×16 and 4×8 tiles, across KC = 256 and MC = 96 block edges,
-    // LoRA rank-r products, and a wide n that spans many B slivers.
+    // Shapes (m, n, k): degenerate, below/around the 12×32, 6×16 and 4×8 tiles, across the KC (192/256) and MC (96)
+    // block edges, LoRA rank-r products (operands read in place: few columns → A unpacked; few rows and whole
+    // slivers → B unpacked), and wide n that spans many packed B slivers.
     static readonly (int m, int n, int k)[] Shapes =
     [
         (1, 1, 1), (3, 7, 17), (7, 3, 33), (17, 33, 7), (6, 16, 64), (33, 17, 65), (65, 130, 33),
         (130, 65, 131), (13, 40, 300), (200, 19, 5), (97, 16, 70), (16, 70, 97), (5, 600, 9),
+        (20, 64, 300), (40, 96, 33), (70, 260, 200),
     ];
 
     public static TheoryData<string, bool, bool> PathsAndOrientations()
@@ -96,7 +98,7 @@ public unsafe class GemmTests
     {
         if (!TryPath(pathName, out var path)) return;
         int seed = 200;
-        foreach (var (m, n, k) in new[] { (1, 1, 1), (7, 17, 33), (33, 65, 17), (130, 33, 65), (13, 40, 300) })
+        foreach (var (m, n, k) in new[] { (1, 1, 1), (7, 17, 33), (33, 65, 17), (130, 33, 65), (13, 40, 300), (20, 64, 300), (30, 200, 70) })
         {
             using var g = new GemmCase(seed++, transA, transB, m, n, k, aType, bType, alpha: 0.75f, beta: seed % 2);
             Check(g, path, threads: 2);

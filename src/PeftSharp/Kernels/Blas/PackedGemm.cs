@@ -31,6 +31,11 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
         using var bbuf = PackBuffer.RentB(steps > 1 ? 2 * bFloats : bFloats);
         float* bufs0 = bbuf.Pointer, bufs1 = bbuf.Pointer + bFloats;
         int rowSlivers = (m + MR - 1) / MR;
+        // Operands touched too few times for packing to pay are read in place (float32 only): A when C has few
+        // columns (x·Aᵀ of a LoRA rank-r product), B when C has few rows and whole NR slivers (dW of a rank-r factor).
+        bool directA = a.DType == DType.F32 && n <= 4 * NR;
+        bool directB = b.DType == DType.F32 && !transB && n % NR == 0 && m <= 4 * MR;
+        var operands = new Operands(a, transA, b, directA, directB);
 
         // step s ↔ (jc, pc): s = jcIndex · pcSteps + pcIndex
         int pcSteps = (k + KC - 1) / KC;
@@ -47,7 +52,7 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
         }
 
         int packParts = (long)Math.Min(k, KC) * Math.Min(n, NC) >= 1 << 14 ? threads : 1;
-        GemmParallel.For(packParts, part => PackStep(0, bufs0, part, packParts));
+        if (!directB) GemmParallel.For(packParts, part => PackStep(0, bufs0, part, packParts));
         for (int s = 0; s < steps; s++)
         {
             float* cur = s % 2 == 0 ? bufs0 : bufs1, next = s % 2 == 0 ? bufs1 : bufs0;
@@ -58,42 +63,57 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
             int step = s;
             GemmParallel.For(threads, part =>
             {
-                if (step + 1 < steps) PackStep(step + 1, next, part, threads);
+                if (step + 1 < steps && !directB) PackStep(step + 1, next, part, threads);
                 if (splitRows)
                 {
                     var (r0, r1) = GemmParallel.Range(rowSlivers, part, threads);
-                    Block(a, transA, r0 * MR, Math.Min(r1 * MR, m), pc, kc, cur, 0, slivers, jc, nc, alpha, betaSlice, c, ldc);
+                    Block(operands, r0 * MR, Math.Min(r1 * MR, m), pc, kc, cur, 0, slivers, jc, nc, alpha, betaSlice, c, ldc);
                 }
                 else
                 {
                     var (q0, q1) = GemmParallel.Range(slivers, part, threads);
-                    Block(a, transA, 0, m, pc, kc, cur, q0, q1, jc, nc, alpha, betaSlice, c, ldc);
+                    Block(operands, 0, m, pc, kc, cur, q0, q1, jc, nc, alpha, betaSlice, c, ldc);
                 }
             });
         }
     }
 
-    // C[i0..i1, slivers q0..q1 of the jc block] (+)= alpha · op(A)[i0..i1, pc..pc+kc] · Bp
-    static void Block(in MatrixView a, bool transA, int i0, int i1, int pc, int kc, float* bp, int q0, int q1,
+    /// <summary>The operands and which of them are read in place instead of packed.</summary>
+    readonly record struct Operands(MatrixView A, bool TransA, MatrixView B, bool DirectA, bool DirectB);
+
+    // C[i0..i1, slivers q0..q1 of the jc block] (+)= alpha · op(A)[i0..i1, pc..pc+kc] · op(B)[pc..pc+kc, jc-block slivers]
+    // bp: the packed B block (unused when B is read in place)
+    static void Block(in Operands o, int i0, int i1, int pc, int kc, float* bp, int q0, int q1,
         int jc, int nc, float alpha, float beta, float* c, long ldc)
     {
         if (i0 >= i1 || q0 >= q1) return;
         int MR = TK.MR, NR = TK.NR, MC = TK.MC;
-        using var abuf = PackBuffer.RentA((long)MC * kc + 16);
-        float* ap = abuf.Pointer;
+        // in-place strides: op(A)[i,p] = A[i·rsA + p·csA]; op(B)[p,j] = B[p·ldb + j]
+        long lda = o.A.Stride, ldb = o.B.Stride;
+        long rsA = o.TransA ? 1 : lda, csA = o.TransA ? lda : 1;
+        float* aRaw = (float*)o.A.Data, bRaw = (float*)o.B.Data;
+        using var abuf = o.DirectA ? null : PackBuffer.RentA((long)MC * kc + 16);
+        float* ap = abuf is null ? null : abuf.Pointer;
+        bool packed = !o.DirectA && !o.DirectB;
         for (int ic = i0; ic < i1; ic += MC)
         {
             int mc = Math.Min(MC, i1 - ic);
-            Packing.PackA<TK>(a, transA, ic, mc, pc, kc, ap);
+            if (!o.DirectA) Packing.PackA<TK>(o.A, o.TransA, ic, mc, pc, kc, ap);
             for (int q = q0; q < q1; q++)
             {
                 int j = jc + q * NR, nr = Math.Min(NR, jc + nc - j);
-                float* bq = bp + (long)q * kc * NR;
+                float* bq = o.DirectB ? bRaw + pc * ldb + j : bp + (long)q * kc * NR;
+                long csB = o.DirectB ? ldb : NR;
                 float* cj = c + j;
                 for (int r = 0; r * MR < mc; r++)
                 {
                     int i = ic + r * MR, mr = Math.Min(MR, ic + mc - i);
-                    TK.Run(kc, ap + (long)r * kc * MR, bq, cj + i * ldc, ldc, mr, nr, alpha, beta);
+                    if (packed)
+                        TK.Run(kc, ap + (long)r * kc * MR, bq, cj + i * ldc, ldc, mr, nr, alpha, beta);
+                    else if (o.DirectA)
+                        TK.RunStrided(kc, aRaw + i * rsA + pc * csA, rsA, csA, bq, csB, cj + i * ldc, ldc, mr, nr, alpha, beta);
+                    else
+                        TK.RunStrided(kc, ap + (long)r * kc * MR, 1, MR, bq, csB, cj + i * ldc, ldc, mr, nr, alpha, beta);
                 }
             }
         }

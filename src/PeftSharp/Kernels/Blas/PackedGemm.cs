@@ -12,7 +12,8 @@ namespace PeftSharp.Kernels.Blas;
 ///       for each NR sliver of Bp (stays in L1), for each MR sliver of Ap: micro-kernel
 /// </code>
 /// B is packed one step ahead into a second buffer by the same tasks (each its share of slivers), so a step costs one
-/// fork/join. Every C element is owned by one task and summed in the same order whatever the split, so the results
+/// fork/join. A float32 operand that would be used too few times to repay its packing (rank-r LoRA products) is read
+/// in place by the strided micro-kernel instead. Every C element is owned by one task and summed in the same order whatever the split, so the results
 /// are bit-identical for any thread count.
 /// </summary>
 static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
@@ -26,16 +27,16 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
     {
         int MR = TK.MR, NR = TK.NR, KC = TK.KC, NC = TK.NC;
         if ((long)m * n * k <= SerialWork) threads = 1;
-        int steps = (n + NC - 1) / NC * ((k + KC - 1) / KC);
-        long bFloats = (long)Math.Min(k, KC) * RoundUp(Math.Min(n, NC), NR);
-        using var bbuf = PackBuffer.RentB(steps > 1 ? 2 * bFloats : bFloats);
-        float* bufs0 = bbuf.Pointer, bufs1 = bbuf.Pointer + bFloats;
         int rowSlivers = (m + MR - 1) / MR;
         // Operands touched too few times for packing to pay are read in place (float32 only): A when C has few
         // columns (x·Aᵀ of a LoRA rank-r product), B when C has few rows and whole NR slivers (dW of a rank-r factor).
         bool directA = a.DType == DType.F32 && n <= 4 * NR;
         bool directB = b.DType == DType.F32 && !transB && n % NR == 0 && m <= 4 * MR;
         var operands = new Operands(a, transA, b, directA, directB);
+        int steps = (n + NC - 1) / NC * ((k + KC - 1) / KC);
+        long bFloats = directB ? 0 : (long)Math.Min(k, KC) * RoundUp(Math.Min(n, NC), NR);
+        using var bbuf = PackBuffer.RentB(steps > 1 ? 2 * bFloats : bFloats);
+        float* bufs0 = bbuf.Pointer, bufs1 = bbuf.Pointer + bFloats;
 
         // step s ↔ (jc, pc): s = jcIndex · pcSteps + pcIndex
         int pcSteps = (k + KC - 1) / KC;

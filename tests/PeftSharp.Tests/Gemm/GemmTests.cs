@@ -14,7 +14,7 @@ public unsafe class GemmTests
     [
         (1, 1, 1), (3, 7, 17), (7, 3, 33), (17, 33, 7), (6, 16, 64), (33, 17, 65), (65, 130, 33),
         (130, 65, 131), (13, 40, 300), (200, 19, 5), (97, 16, 70), (16, 70, 97), (5, 600, 9),
-        (20, 64, 300), (40, 96, 33), (70, 260, 200),
+        (20, 64, 300), (40, 96, 33), (70, 260, 200), (5, 4100, 300), (7, 4100, 200),
     ];
 
     public static TheoryData<string, bool, bool> PathsAndOrientations()
@@ -103,6 +103,23 @@ public unsafe class GemmTests
             using var g = new GemmCase(seed++, transA, transB, m, n, k, aType, bType, alpha: 0.75f, beta: seed % 2);
             Check(g, path, threads: 2);
         }
+    }
+
+    // Packed B over 4 MiB goes block by block (KC×NC), the next block packed while the current one is multiplied.
+    [Theory]
+    [InlineData("avx512", false, true)]
+    [InlineData("avx512", true, false)]
+    [InlineData("avx2", false, false)]
+    [InlineData("avx2", true, true)]
+    [InlineData("portable", false, true)]
+    public void LargeB_BlockByBlock(string pathName, bool transA, bool transB)
+    {
+        if (!TryPath(pathName, out var path)) return;
+        using var g = new GemmCase(400, transA, transB, 40, 2100, 530, DType.F32, transA ? DType.F32 : DType.BF16, alpha: 1f, beta: 1f);
+        Check(g, path, threads: 2);
+        var first = g.Result();
+        g.Run(path, 3);
+        Assert.Equal(first, g.Result());
     }
 
     [Fact]

@@ -20,6 +20,8 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
 {
     // Below this many multiply-adds a product runs on the calling thread (task start-up would dominate).
     const long SerialWork = 1L << 17;
+    // Packed B up to this many floats (4 MiB, L3-resident) is packed whole before computing.
+    const long UpfrontFloats = 1L << 20;
 
     // op(A) (m,k), op(B) (k,n), C (m,n) row-major with leading dimension ldc
     public static void Run(bool transA, bool transB, int m, int n, int k, float alpha, MatrixView a, MatrixView b,
@@ -34,12 +36,8 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
         bool directB = b.DType == DType.F32 && !transB && n % NR == 0 && m <= 4 * MR;
         var operands = new Operands(a, transA, b, directA, directB);
         int steps = (n + NC - 1) / NC * ((k + KC - 1) / KC);
-        long bFloats = directB ? 0 : (long)Math.Min(k, KC) * RoundUp(Math.Min(n, NC), NR);
-        using var bbuf = PackBuffer.RentB(steps > 1 ? 2 * bFloats : bFloats);
-        float* bufs0 = bbuf.Pointer, bufs1 = bbuf.Pointer + bFloats;
-
-        // step s ↔ (jc, pc): s = jcIndex · pcSteps + pcIndex
         int pcSteps = (k + KC - 1) / KC;
+        // step s ↔ (jc, pc): s = jcIndex · pcSteps + pcIndex
         (int jc, int nc, int pc, int kc) Step(int s)
         {
             int jc = s / pcSteps * NC, pc = s % pcSteps * KC;
@@ -51,30 +49,55 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
             var (q0, q1) = GemmParallel.Range((nc + NR - 1) / NR, part, parts);
             Packing.PackB<TK>(b, transB, pc, kc, jc, nc, q0, q1, dst);
         }
-
-        int packParts = (long)Math.Min(k, KC) * Math.Min(n, NC) >= 1 << 14 ? threads : 1;
-        if (!directB) GemmParallel.For(packParts, part => PackStep(0, bufs0, part, packParts));
-        for (int s = 0; s < steps; s++)
+        // one task's share of step s: its MR-row slivers of C (or its NR-column slivers when C has few rows)
+        void ComputeStep(int s, float* bp, int part, int parts)
         {
-            float* cur = s % 2 == 0 ? bufs0 : bufs1, next = s % 2 == 0 ? bufs1 : bufs0;
             var (jc, nc, pc, kc) = Step(s);
             float betaSlice = pc == 0 ? beta : 1f;
             int slivers = (nc + NR - 1) / NR;
-            bool splitRows = rowSlivers >= slivers;
+            if (rowSlivers >= slivers)
+            {
+                var (r0, r1) = GemmParallel.Range(rowSlivers, part, parts);
+                Block(operands, r0 * MR, Math.Min(r1 * MR, m), pc, kc, bp, 0, slivers, jc, nc, alpha, betaSlice, c, ldc);
+            }
+            else
+            {
+                var (q0, q1) = GemmParallel.Range(slivers, part, parts);
+                Block(operands, 0, m, pc, kc, bp, q0, q1, jc, nc, alpha, betaSlice, c, ldc);
+            }
+        }
+
+        // Small B (or B read in place): pack all of it first, then every task runs all steps on its own share —
+        // two fork/joins per call instead of one per step, which is what small products (LoRA) pay for.
+        long bAll = directB ? 0 : (long)k * RoundUp(n, NR);
+        if (directB || bAll <= UpfrontFloats)
+        {
+            using var all = PackBuffer.RentB(bAll);
+            float* ball = all.Pointer;
+            // step s's slivers start after the whole jc blocks before it and the KC slices before it in its block
+            float* StepB(int s) { var (jc, nc, pc, _) = Step(s); return ball + (long)jc * k + (long)pc * RoundUp(nc, NR); }
+            if (!directB)
+            {
+                int packParts = bAll >= 1 << 14 ? threads : 1;
+                GemmParallel.For(packParts, part => { for (int s = 0; s < steps; s++) PackStep(s, StepB(s), part, packParts); });
+            }
+            GemmParallel.For(threads, part => { for (int s = 0; s < steps; s++) ComputeStep(s, StepB(s), part, threads); });
+            return;
+        }
+
+        // Large B: a KC×NC block at a time, the next block packed during the current step by the same tasks.
+        long bFloats = (long)Math.Min(k, KC) * RoundUp(Math.Min(n, NC), NR);
+        using var bbuf = PackBuffer.RentB(2 * bFloats);
+        float* bufs0 = bbuf.Pointer, bufs1 = bbuf.Pointer + bFloats;
+        GemmParallel.For(threads, part => PackStep(0, bufs0, part, threads));
+        for (int s = 0; s < steps; s++)
+        {
+            float* cur = s % 2 == 0 ? bufs0 : bufs1, next = s % 2 == 0 ? bufs1 : bufs0;
             int step = s;
             GemmParallel.For(threads, part =>
             {
-                if (step + 1 < steps && !directB) PackStep(step + 1, next, part, threads);
-                if (splitRows)
-                {
-                    var (r0, r1) = GemmParallel.Range(rowSlivers, part, threads);
-                    Block(operands, r0 * MR, Math.Min(r1 * MR, m), pc, kc, cur, 0, slivers, jc, nc, alpha, betaSlice, c, ldc);
-                }
-                else
-                {
-                    var (q0, q1) = GemmParallel.Range(slivers, part, threads);
-                    Block(operands, 0, m, pc, kc, cur, q0, q1, jc, nc, alpha, betaSlice, c, ldc);
-                }
+                if (step + 1 < steps) PackStep(step + 1, next, part, threads);
+                ComputeStep(step, cur, part, threads);
             });
         }
     }

@@ -30,7 +30,7 @@ public sealed class BenchGemmCommand : IBenchCommand
         var ops = new Option<string>("--ops") { Description = "comma-separated subset of nt,nn,tn", DefaultValueFactory = _ => "nt,nn,tn" };
         var shapeOpt = new Option<string[]>("--shape") { Description = "bench these weight shapes NxK instead of the configs' projections (e.g. 2048x2048)", AllowMultipleArgumentsPerToken = true };
         var noBlas = new Option<bool>("--no-openblas") { Description = "time the managed path only (openblas_gflops: null)" };
-        var settle = new Option<int>("--settle-ms") { Description = "pause after each OpenBLAS run so its spinning idle threads park before the managed run", DefaultValueFactory = _ => 100 };
+        var settle = new Option<int>("--settle-ms") { Description = "pause after each OpenBLAS run so its spinning idle threads park before the managed run", DefaultValueFactory = _ => 10 };
         var rank = new Option<int>("--lora-rank") { Description = "also bench the LoRA A/B products of q_proj at this rank (0: off)", DefaultValueFactory = _ => 16 };
         var cmd = new Command("gemm", "GEMM GFLOP/s, managed vs OpenBLAS, on the projections of SmolLM2-135M and TinyLlama-1.1B");
         foreach (var o in new Option[] { threads, reps, m, dtype, configs, shapeOpt, ops, rank, noBlas, settle }) cmd.Options.Add(o);
@@ -129,8 +129,9 @@ public sealed class BenchGemmCommand : IBenchCommand
         if (blas) { Time(GemmBackend.OpenBlas, w32v); Thread.Sleep(settleMs); }
         var managed = new List<double>();
         var openblas = new List<double>();
-        // OpenBLAS's idle pthreads keep polling for a while after a call (its THREAD_TIMEOUT, ~2^28 cycles by default)
-        // and would take a core from the managed run right after; a short pause lets them park first.
+        // OpenBLAS's idle pthreads keep polling for a while after a call (2^THREAD_TIMEOUT cycles; PeftSharp sets 2^20
+        // unless OPENBLAS_THREAD_TIMEOUT is given) and would take a core from the managed run right after; a short
+        // pause lets them park first.
         for (int r = 0; r < reps; r++)
         {
             if (blas && r % 2 == 1) { openblas.Add(Time(GemmBackend.OpenBlas, w32v)); Thread.Sleep(settleMs); }

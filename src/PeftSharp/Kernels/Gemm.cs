@@ -11,8 +11,9 @@ namespace PeftSharp.Kernels;
 /// (NaN garbage there is ignored), beta = 1 accumulates.
 /// Two implementations: the managed packed kernel (<see cref="Simd"/> picks AVX-512, AVX2/FMA or the portable one once
 /// at start-up) and, for float32×float32 products, the system OpenBLAS when it is installed (<see cref="Backend"/>,
-/// env PEFTSHARP_GEMM=auto|managed|openblas; Auto uses OpenBLAS when <see cref="AutoPrefersOpenBlas"/>). Threads: <see cref="Threads.Count"/>; the managed path gives the same
-/// bits for any thread count.
+/// env PEFTSHARP_GEMM=auto|managed|openblas; Auto uses OpenBLAS when <see cref="AutoPrefersOpenBlas"/>).
+/// Threads: <see cref="Threads.Count"/>. The managed path gives the same bits for any thread count (each C element
+/// is summed by one task in a fixed order); OpenBLAS gives the same bits for the same thread count.
 /// </summary>
 public static unsafe class Gemm
 {

@@ -7,7 +7,7 @@ namespace PeftSharp.Kernels.Blas;
 /// <summary>
 /// AVX2 + FMA strategy: a 6×16 register tile = 12 ymm accumulators + 2 ymm of B + 1 broadcast of A (15 of 16 ymm).
 /// Per k step: 2 aligned loads of B, 6 broadcasts of A, 12 FMAs (2 FMA pipes → 6 cycles, loads well under the port limit).
-/// Blocking for Zen (32–48 KiB L1d, 512 KiB–1 MiB L2): KC·NR·4 = 16 KiB B sliver in L1, MC·KC·4 = 144 KiB A block in L2.
+/// Blocking for Zen (32–48 KiB L1d, 512 KiB–1 MiB L2): KC·NR·4 = 16 KiB B sliver in L1, MC·KC·4 = 96 KiB A block in L2.
 /// </summary>
 [SkipLocalsInit]
 readonly unsafe struct Avx2Kernel : IMicroKernel

@@ -18,8 +18,9 @@ namespace PeftSharp.Kernels.Blas;
 /// </summary>
 static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
 {
-    // Below this many multiply-adds a product runs on the calling thread (task start-up would dominate).
-    const long SerialWork = 1L << 17;
+    // Below this many multiply-adds (~10–20 µs on one core) a product runs on the calling thread: a fork/join costs
+    // several µs, more than splitting would save.
+    const long SerialWork = 1L << 20;
     // Packed B up to this many floats (4 MiB, L3-resident) is packed whole before computing.
     const long UpfrontFloats = 1L << 20;
 

@@ -11,8 +11,9 @@ namespace PeftSharp.Kernels.Blas;
 ///     for ic in its rows step MC: pack op(A)[ic.., pc..] → Ap (MC, kc) in MR-tall slivers (thread-local, L2)
 ///       for each NR sliver of Bp (stays in L1), for each MR sliver of Ap: micro-kernel
 /// </code>
-/// B is packed one step ahead into a second buffer by the same tasks (each its share of slivers), so a step costs one
-/// fork/join. A float32 operand that would be used too few times to repay its packing (rank-r LoRA products) is read
+/// Usually a whole k × nb block of B is packed first and the tasks then run all its KC steps without a barrier; when
+/// k is so long that such blocks would be narrow, B goes KC slice by KC slice, the next slice packed one step ahead
+/// into a second buffer by the same tasks, so a step costs one fork/join. A float32 operand that would be used too few times to repay its packing (rank-r LoRA products) is read
 /// in place by the strided micro-kernel instead. Every C element is owned by one task and summed in the same order whatever the split, so the results
 /// are bit-identical for any thread count.
 /// </summary>
@@ -21,8 +22,8 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
     // Below this many multiply-adds (~10–20 µs on one core) a product runs on the calling thread: a fork/join costs
     // several µs, more than splitting would save.
     const long SerialWork = 1L << 20;
-    // Packed B up to this many floats (4 MiB, L3-resident) is packed whole before computing.
-    const long UpfrontFloats = 1L << 20;
+    // A packed B block up to this many floats (16 MiB, L3-resident) is packed whole before computing it.
+    const long UpfrontFloats = 1L << 22;
 
     // op(A) (m,k), op(B) (k,n), C (m,n) row-major with leading dimension ldc
     public static void Run(bool transA, bool transB, int m, int n, int k, float alpha, MatrixView a, MatrixView b,
@@ -36,13 +37,18 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
         bool directA = a.DType == DType.F32 && n <= 4 * NR;
         bool directB = b.DType == DType.F32 && !transB && n % NR == 0 && m <= 4 * MR;
         var operands = new Operands(a, transA, b, directA, directB);
-        int steps = (n + NC - 1) / NC * ((k + KC - 1) / KC);
         int pcSteps = (k + KC - 1) / KC;
+        // Column block width: whole packed blocks of k × nb (≤ UpfrontFloats) when that keeps nb ≥ 512 (A is packed
+        // again for each block, so narrow blocks would repeat that too often); NC-wide KC slices otherwise.
+        int nb = directB ? NC : (int)Math.Min(NC, UpfrontFloats / k / NR * NR);
+        bool wholeBlocks = directB || nb >= Math.Min(RoundUp(n, NR), 512);
+        if (!wholeBlocks) nb = NC;
+        int steps = (n + nb - 1) / nb * pcSteps;
         // step s ↔ (jc, pc): s = jcIndex · pcSteps + pcIndex
         (int jc, int nc, int pc, int kc) Step(int s)
         {
-            int jc = s / pcSteps * NC, pc = s % pcSteps * KC;
-            return (jc, Math.Min(NC, n - jc), pc, Math.Min(KC, k - pc));
+            int jc = s / pcSteps * nb, pc = s % pcSteps * KC;
+            return (jc, Math.Min(nb, n - jc), pc, Math.Min(KC, k - pc));
         }
         void PackStep(int s, float* dst, int part, int parts)
         {
@@ -68,25 +74,27 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
             }
         }
 
-        // Small B (or B read in place): pack all of it first, then every task runs all steps on its own share —
-        // two fork/joins per call instead of one per step, which is what small products (LoRA) pay for.
-        long bAll = directB ? 0 : (long)k * RoundUp(n, NR);
-        if (directB || bAll <= UpfrontFloats)
+        if (wholeBlocks)
         {
-            using var all = PackBuffer.RentB(bAll);
-            float* ball = all.Pointer;
-            // step s's slivers start after the whole jc blocks before it and the KC slices before it in its block
-            float* StepB(int s) { var (jc, nc, pc, _) = Step(s); return ball + (long)jc * k + (long)pc * RoundUp(nc, NR); }
-            if (!directB)
+            // Pack a whole k × nb block of B, then every task runs all KC steps of it on its own share of C with no
+            // barrier in between: two fork/joins per block instead of one per step (small products, noisy machines).
+            long blockFloats = directB ? 0 : (long)k * RoundUp(Math.Min(n, nb), NR);
+            using var buf = PackBuffer.RentB(blockFloats);
+            float* blockB = buf.Pointer;
+            // step s's slivers start after the KC slices before it in its block
+            float* StepB(int s) { var (_, nc, pc, _) = Step(s); return blockB + (long)pc * RoundUp(nc, NR); }
+            int packParts = blockFloats >= 1 << 14 ? threads : 1;
+            for (int s0 = 0; s0 < steps; s0 += pcSteps)
             {
-                int packParts = bAll >= 1 << 14 ? threads : 1;
-                GemmParallel.For(packParts, part => { for (int s = 0; s < steps; s++) PackStep(s, StepB(s), part, packParts); });
+                int first = s0;
+                if (!directB)
+                    GemmParallel.For(packParts, part => { for (int s = first; s < first + pcSteps; s++) PackStep(s, StepB(s), part, packParts); });
+                GemmParallel.For(threads, part => { for (int s = first; s < first + pcSteps; s++) ComputeStep(s, StepB(s), part, threads); });
             }
-            GemmParallel.For(threads, part => { for (int s = 0; s < steps; s++) ComputeStep(s, StepB(s), part, threads); });
             return;
         }
 
-        // Large B: a KC×NC block at a time, the next block packed during the current step by the same tasks.
+        // Long k: a KC×NC slice at a time, the next slice packed during the current step by the same tasks.
         long bFloats = (long)Math.Min(k, KC) * RoundUp(Math.Min(n, NC), NR);
         using var bbuf = PackBuffer.RentB(2 * bFloats);
         float* bufs0 = bbuf.Pointer, bufs1 = bbuf.Pointer + bFloats;

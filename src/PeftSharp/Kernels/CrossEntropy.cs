@@ -62,6 +62,7 @@ public static unsafe class CrossEntropy
         bool compact = m < n;
         float[]? hBuf = compact ? pool.Rent(m * c) : null;
         float[]? dhBuf = compact && wantDh ? pool.Rent(m * c) : null;
+        float[]? acc = null;
         try
         {
             for (int i = 0, r = 0; i < n; i++)
@@ -79,23 +80,41 @@ public static unsafe class CrossEntropy
                 float* lg = pLog, mx = pMax, tl = pTl; double* sum = pSum; int* tg = pT;
                 for (int r = 0; r < m; r++) { mx[r] = float.NegativeInfinity; sum[r] = 0; }
 
-                // Pass 1: running max and Σexp per row.
-                for (int v0 = 0; v0 < vocab; v0 += chunk)
+                // Pass 1: running max and Σexp per row. With a frozen head (only dhidden wanted) it also accumulates
+                // acc_r = Σ_v exp(l_rv − max_r)·W_v, rescaled whenever the running max grows (flash-attention style),
+                // so that dhidden_r = g·(acc_r / Σ_r − W_target) needs no second pass over the vocabulary.
+                bool online = wantDh && !wantDw;
+                acc = online ? pool.Rent(m * c) : null;
+                fixed (float* pAcc = acc)
                 {
-                    int cv = Math.Min(chunk, vocab - v0), vStart = v0;
-                    Gemm.Multiply(false, true, m, cv, c, 1f, hView, lmHead.SliceRows(v0, cv), 0f, lg, cv);
-                    Threads.For(m, (r0, r1) =>
+                    float* ac = pAcc;
+                    if (online) new Span<float>(ac, m * c).Clear();
+                    for (int v0 = 0; v0 < vocab; v0 += chunk)
                     {
-                        for (int r = r0; r < r1; r++)
+                        int cv = Math.Min(chunk, vocab - v0), vStart = v0;
+                        var wChunk = lmHead.SliceRows(v0, cv);
+                        Gemm.Multiply(false, true, m, cv, c, 1f, hView, wChunk, 0f, lg, cv);
+                        Threads.For(m, (r0, r1) =>
                         {
-                            var s = new Span<float>(lg + (long)r * cv, cv);
-                            int t = tg[r] - vStart;
-                            if ((uint)t < (uint)cv) tl[r] = s[t];
-                            float mNew = Math.Max(mx[r], TensorPrimitives.Max(s));
-                            sum[r] = sum[r] * Math.Exp((double)mx[r] - mNew) + SumExpShifted(lg + (long)r * cv, cv, mNew);
-                            mx[r] = mNew;
-                        }
-                    }, minPerThread: 8);
+                            for (int r = r0; r < r1; r++)
+                            {
+                                var s = new Span<float>(lg + (long)r * cv, cv);
+                                int t = tg[r] - vStart;
+                                if ((uint)t < (uint)cv) tl[r] = s[t];
+                                float mNew = Math.Max(mx[r], TensorPrimitives.Max(s));
+                                double rescale = float.IsNegativeInfinity(mx[r]) ? 0 : Math.Exp((double)mx[r] - mNew);
+                                sum[r] = sum[r] * rescale + SumExpShifted(lg + (long)r * cv, cv, mNew);
+                                mx[r] = mNew;
+                                if (online)
+                                {
+                                    if (rescale != 1) TensorPrimitives.Multiply(new Span<float>(ac + (long)r * c, c), (float)rescale, new Span<float>(ac + (long)r * c, c));
+                                    ScaledExpShifted(lg + (long)r * cv, cv, mNew, 1f);
+                                }
+                            }
+                        }, minPerThread: 8);
+                        // acc (m,c) += exp(logits − max) (m,cv) · W_chunk (cv,c)
+                        if (online) Gemm.Multiply(false, false, m, c, cv, 1f, MatrixView.F32(lg, m, cv), wChunk, 1f, ac, c);
+                    }
                 }
                 double loss = 0;
                 for (int r = 0; r < m; r++)
@@ -105,7 +124,13 @@ public static unsafe class CrossEntropy
                     mx[r] = (float)lse; // mx now holds lse for pass 2
                 }
 
-                if (wantDh || wantDw)
+                if (wantDh && !wantDw)
+                {
+                    // The head is frozen (LoRA, QLoRA): dhidden was accumulated during pass 1, so no second pass.
+                    FinishHiddenGradient(acc!, lmHead, tg, sum, gradScale, m, c, compact ? pdhb : pdh, compact);
+                    if (compact) ScatterAddRows(pdh, pdhb, rows, m, c);
+                }
+                else if (wantDh || wantDw)
                 {
                     float* dh = null;
                     if (wantDh)
@@ -136,12 +161,7 @@ public static unsafe class CrossEntropy
                         // dLmHead_chunk (cv,c) += dlogitsᵀ (cv,m) · hidden (m,c)
                         if (wantDw) Gemm.Multiply(true, false, cv, c, m, 1f, dl, hView, 1f, pdw + (long)v0 * c, c);
                     }
-                    if (wantDh && compact)
-                        for (int r = 0; r < m; r++)
-                        {
-                            var dst = new Span<float>(pdh + (long)rows[r] * c, c);
-                            TensorPrimitives.Add(dst, new ReadOnlySpan<float>(pdhb + (long)r * c, c), dst);
-                        }
+                    if (wantDh && compact) ScatterAddRows(pdh, pdhb, rows, m, c);
                 }
                 return (loss, m);
             }
@@ -153,6 +173,45 @@ public static unsafe class CrossEntropy
             ArrayPool<double>.Shared.Return(rowSum);
             if (hBuf != null) pool.Return(hBuf);
             if (dhBuf != null) pool.Return(dhBuf);
+            if (acc != null) pool.Return(acc);
+        }
+    }
+
+    /// <summary>dhidden[rows[r]] += compact[r] for the m scored rows.</summary>
+    static void ScatterAddRows(float* dhidden, float* compact, int[] rows, int m, int c)
+    {
+        for (int r = 0; r < m; r++)
+        {
+            var dst = new Span<float>(dhidden + (long)rows[r] * c, c);
+            TensorPrimitives.Add(dst, new ReadOnlySpan<float>(compact + (long)r * c, c), dst);
+        }
+    }
+
+    /// <summary>dhidden_r (+)= g · (acc_r / Σ_r − W[target_r]); compact rows are scattered back by the caller's path.</summary>
+    static void FinishHiddenGradient(float[] acc, in MatrixView lmHead, int* tg, double* sum, float g, int m, int c, float* dh, bool compactBuffer)
+    {
+        var row = new float[c];
+        var head = lmHead;
+        fixed (float* a = acc)
+        {
+            for (int r = 0; r < m; r++)
+            {
+                DTypeConvert.ToFloat(head.Data + (long)tg[r] * head.Stride * head.DType.Size(), head.DType, row);
+                var dst = new Span<float>(dh + (long)r * c, c);
+                var ar = new ReadOnlySpan<float>(a + (long)r * c, c);
+                float inv = (float)(1.0 / sum[r]);
+                if (compactBuffer)
+                {
+                    // dst is a fresh compact buffer: write, the scatter below adds it into dhidden.
+                    TensorPrimitives.Multiply(ar, g * inv, dst);
+                    TensorPrimitives.MultiplyAdd(row, -g, dst, dst);
+                }
+                else
+                {
+                    TensorPrimitives.MultiplyAdd(ar, g * inv, dst, dst);
+                    TensorPrimitives.MultiplyAdd(row, -g, dst, dst);
+                }
+            }
         }
     }
 

@@ -11,7 +11,7 @@ public static class Fmt
     public static string Num(double? v, int decimals) => v is double d ? Num(d, decimals) : "—";
     public static string Pct(double fraction) => (fraction * 100).ToString("F1", C) + " %";
     public static string Pct(double? fraction) => fraction is double f ? Pct(f) : "—";
-    public static string SignedPct(double fraction) => (fraction >= 0 ? "+" : "") + (fraction * 100).ToString("F1", C) + " %";
+    public static string SignedPct(double fraction) => (fraction >= 0 ? "+" : "") + (fraction * 100).ToString(Math.Abs(fraction) < 0.01 ? "F2" : "F1", C) + " %";
     public static string Sci(double v) => v.ToString("0.###e+0", C);
     public static string Mb(double mb) => mb.ToString("F0", C) + " MB";
     public static string Mb(double? mb) => mb is double m ? Mb(m) : "—";

@@ -110,6 +110,6 @@ public static class SeedClaims
     static string Missing(params (string Name, MethodResult? Result)[] needed)
     {
         var missing = needed.Where(n => n.Result == null).Select(n => n.Name).ToList();
-        return missing.Count > 0 ? $"not measured: {string.Join(" and ", missing)} did not run or failed" : "not measured: a needed figure is missing";
+        return missing.Count > 0 ? $"{string.Join(" and ", missing)} did not run or failed" : "a needed figure is missing";
     }
 }

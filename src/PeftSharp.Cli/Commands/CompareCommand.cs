@@ -126,14 +126,20 @@ public sealed class CompareCommand : ICliCommand
         public void OnOutputLine(string method, string line)
         {
             if (!_live || !line.StartsWith("step ", StringComparison.Ordinal)) return;
-            int width = Math.Max(20, (Console.IsOutputRedirected ? 120 : Console.WindowWidth) - 1);
+            int width = Width();
             string text = ("  " + line).Length > width ? ("  " + line)[..width] : ("  " + line).PadRight(width);
             lock (_gate) { Console.Write("\r" + text); _lineOpen = true; }
         }
 
+        static int Width()
+        {
+            try { return Math.Max(20, Console.WindowWidth - 1); }
+            catch (IOException) { return 119; }
+        }
+
         public void OnMethodEnd(MethodResult r)
         {
-            lock (_gate) { if (_lineOpen) { Console.Write("\r" + new string(' ', Math.Max(20, Console.WindowWidth - 1)) + "\r"); _lineOpen = false; } }
+            lock (_gate) { if (_lineOpen) { Console.Write("\r" + new string(' ', Width()) + "\r"); _lineOpen = false; } }
             if (r.Succeeded)
                 Console.WriteLine($"  {r.Method}: {Fmt.Seconds(r.WallSeconds)}, final train loss {Fmt.Num(r.FinalTrainLoss, 4)}, eval loss {Fmt.Num(r.EvalLoss, 4)}, " +
                                   $"peak RSS {Fmt.Mb(r.PeakRssMb)}, {Fmt.Num(r.TokensPerSecond, 0)} tokens/s");

@@ -29,6 +29,7 @@ public static class ComparisonRun
         var results = new List<MethodResult>();
         for (int i = 0; i < s.Methods.Count; i++)
         {
+            cancel.ThrowIfCancellationRequested();
             string method = s.Methods[i];
             string dir = s.MethodDir(method);
             var args = s.TrainArguments(method);
@@ -66,7 +67,7 @@ public static class ComparisonRun
             Claims = SeedClaims.Evaluate(results),
             CreatedUtc = started,
             Machine = $"{Environment.ProcessorCount} logical cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, " +
-                      $".NET {Environment.Version}, {s.Threads} training threads",
+                      $".NET {Environment.Version}, --threads {s.Threads}",
         };
     }
 

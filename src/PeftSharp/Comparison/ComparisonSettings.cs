@@ -24,7 +24,9 @@ public sealed record ComparisonSettings
     public string? ConfigFile { get; init; }
 
     public IReadOnlyList<string> Methods { get; init; } = DefaultMethods;
-    public int MaxSteps { get; init; } = 40;
+    /// <summary>Default sized so that the five default methods on the embedded model and demo task finish within
+    /// 10 minutes on 2 cores.</summary>
+    public int MaxSteps { get; init; } = 60;
     public int Seed { get; init; } = 42;
     public double LearningRate { get; init; } = 2e-4;
     public string LrScheduler { get; init; } = "cosine";

@@ -8,6 +8,9 @@ namespace PeftSharp.Comparison;
 /// </summary>
 public sealed class ProcessMethodRunner : IMethodRunner
 {
+    /// <summary>Exit status of a process ended by SIGINT (128 + 2).</summary>
+    public const int InterruptedExitCode = 130;
+
     readonly string _fileName;
     readonly IReadOnlyList<string> _prefix;
 
@@ -69,6 +72,8 @@ public sealed class ProcessMethodRunner : IMethodRunner
         using (cancel.Register(() => { try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } }))
             p.WaitForExit();
         cancel.ThrowIfCancellationRequested();
+        // Ctrl+C reaches the child too (same process group); its 130 exit means "interrupted", not "method failed".
+        if (p.ExitCode == InterruptedExitCode) throw new OperationCanceledException("training interrupted (SIGINT)");
         if (p.ExitCode == 0) return new MethodRunOutcome(0, null);
         lock (gate) return new MethodRunOutcome(p.ExitCode, lastError ?? (lastLine != null ? $"exit code {p.ExitCode}: {lastLine}" : $"exit code {p.ExitCode}, no output"));
     }

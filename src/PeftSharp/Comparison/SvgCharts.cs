@@ -134,5 +134,5 @@ public static class SvgCharts
         return list.ToArray();
     }
 
-    static string TickText(double v) => Math.Abs(v) >= 10000 ? v.ToString("0.#e+0", CultureInfo.InvariantCulture) : v.ToString("0.###", CultureInfo.InvariantCulture);
+    static string TickText(double v) => Math.Abs(v) >= 1e7 ? v.ToString("0.#e+0", CultureInfo.InvariantCulture) : v.ToString("#,0.###", CultureInfo.InvariantCulture);
 }

@@ -12,9 +12,11 @@ public static class HtmlReport
     public const string LossChartId = "loss-curves";
     public const string MemoryChartId = "peak-rss";
     public const string SpeedChartId = "tokens-per-second";
+    public const string FrozenChartId = "frozen-weights";
     public const string LossChartTitle = "Training loss per step";
     public const string MemoryChartTitle = "Peak memory (RSS) per method";
     public const string SpeedChartTitle = "Training throughput per method";
+    public const string FrozenChartTitle = "Frozen base-weight memory per method";
 
     const string Css = """
         body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
@@ -54,6 +56,9 @@ public static class HtmlReport
         sb.Append(BarChart(SpeedChartId, SpeedChartTitle, "tokens per second (mean over steps)",
             results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.TokensPerSecond,
                 r.Succeeded ? Fmt.Num(r.TokensPerSecond, 0) + " tok/s" : "failed")).ToList())).Append('\n');
+        sb.Append(BarChart(FrozenChartId, FrozenChartTitle, "frozen (not trained) base weights (MiB)",
+            results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.FrozenWeightBytes / 1048576.0,
+                r.Succeeded ? Fmt.Bytes(r.FrozenWeightBytes) : "failed")).ToList())).Append('\n');
         sb.Append("</div>\n");
 
         sb.Append("<h2>Results</h2>\n<table id=\"results\"><thead><tr>");
@@ -68,7 +73,7 @@ public static class HtmlReport
         }
         sb.Append("</tbody></table>\n");
         sb.Append("<p class=\"note\">Trainable % is of all parameters including the adapter's. Frozen weights are the bytes of the base weights that are " +
-                  "not trained (4-bit for the quantized methods). Peak RSS is the training process's VmHWM. Tokens/s is the mean over the training steps. " +
+                  "not trained (4-bit for the quantized methods). Peak RSS is the training process's VmHWM. Tokens/s is the mean over the training steps; wall time is the training loop's (model loading and the task metric excluded). " +
                   "Saved size is the adapter folder (the full model folder for full fine-tuning). Exact match (before → after) is greedy decoding on the " +
                   "eval completions, where the data set defines them.</p>\n");
         var failed = results.Where(r => !r.Succeeded).ToList();

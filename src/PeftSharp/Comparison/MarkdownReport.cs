@@ -22,7 +22,9 @@ public static class MarkdownReport
         var diffs = report.DeliberateDifferences().ToList();
         if (diffs.Count > 0)
         {
+            sb.AppendLine();
             sb.AppendLine("Deliberate differences:");
+            sb.AppendLine();
             foreach (var d in diffs) sb.AppendLine($"- {Esc(d)}");
         }
         sb.AppendLine();
@@ -34,7 +36,7 @@ public static class MarkdownReport
         sb.AppendLine();
         sb.AppendLine("Trainable % is of all parameters including the adapter's. Frozen weights are the bytes of the base weights " +
                       "that are not trained (4-bit for the quantized methods). Peak RSS is the training process's VmHWM. Tokens/s is the " +
-                      "mean over the training steps. Saved size is the adapter folder (the full model folder for full fine-tuning). " +
+                      "mean over the training steps; wall time is the training loop's (model loading and the task metric excluded). Saved size is the adapter folder (the full model folder for full fine-tuning). " +
                       "Exact match (before → after) is greedy decoding on the eval completions, where the data set defines them.");
         var failed = report.Results.Where(r => !r.Succeeded).ToList();
         if (failed.Count > 0)

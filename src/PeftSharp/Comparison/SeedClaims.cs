@@ -69,7 +69,7 @@ public static class SeedClaims
         string def = $"comparable when the final eval losses differ by at most {Fmt.Pct(ComparableLossTolerance)} (relative) and, where the data set " +
                      $"defines a task, exact match differs by at most {ComparableExactMatchTolerance * 100:0} points.";
         if (lora?.EvalLoss is not double ll || qlora?.EvalLoss is not double lq)
-            return new(title, Seed002, quote, def, Missing(("lora", lora), ("qlora", qlora)) + " (or no eval set)", ClaimVerdict.NotMeasured);
+            return new(title, Seed002, quote, def, Missing(("lora", lora), ("qlora", qlora), noEval: true), ClaimVerdict.NotMeasured);
         double rel = (lq - ll) / ll;
         bool lossOk = Math.Abs(rel) <= ComparableLossTolerance;
         string ours = $"eval loss LoRA {Fmt.Num(ll, 4)}, QLoRA {Fmt.Num(lq, 4)} ({Fmt.SignedPct(rel)})";
@@ -90,7 +90,7 @@ public static class SeedClaims
         const string def = "DoRA above LoRA when its final eval loss is lower (and, where the task metric exists, its exact match is not lower); " +
                            "partly when only one of the two holds. Overhead = tokens/s(lora) / tokens/s(dora) − 1.";
         if (lora?.EvalLoss is not double ll || dora?.EvalLoss is not double ld)
-            return new(title, Seed004, quote, def, Missing(("lora", lora), ("dora", dora)) + " (or no eval set)", ClaimVerdict.NotMeasured);
+            return new(title, Seed004, quote, def, Missing(("lora", lora), ("dora", dora), noEval: true), ClaimVerdict.NotMeasured);
         bool lossBetter = ld < ll;
         string ours = $"eval loss LoRA {Fmt.Num(ll, 4)}, DoRA {Fmt.Num(ld, 4)} ({Fmt.SignedPct((ld - ll) / ll)})";
         bool? emBetter = null;
@@ -107,9 +107,10 @@ public static class SeedClaims
         return new(title, Seed004, quote, def, ours + ". Over a few steps the difference may be within run-to-run noise.", verdict);
     }
 
-    static string Missing(params (string Name, MethodResult? Result)[] needed)
+    static string Missing((string Name, MethodResult? Result) a, (string Name, MethodResult? Result) b, bool noEval = false)
     {
-        var missing = needed.Where(n => n.Result == null).Select(n => n.Name).ToList();
-        return missing.Count > 0 ? $"{string.Join(" and ", missing)} did not run or failed" : "a needed figure is missing";
+        var missing = new[] { a, b }.Where(n => n.Result == null).Select(n => n.Name).ToList();
+        return missing.Count > 0 ? $"{string.Join(" and ", missing)} did not run or failed"
+            : noEval ? "no eval loss: the run had no eval set" : "a needed figure is missing from summary.json";
     }
 }

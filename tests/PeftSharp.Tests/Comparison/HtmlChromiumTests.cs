@@ -45,9 +45,9 @@ public class HtmlChromiumTests
 
             string dom = RunChromium(profile, "--dump-dom", url);
             Assert.Contains("<h1>PeftSharp method comparison</h1>", dom);
-            foreach (var id in new[] { HtmlReport.LossChartId, HtmlReport.MemoryChartId, HtmlReport.SpeedChartId })
+            foreach (var id in new[] { HtmlReport.LossChartId, HtmlReport.MemoryChartId, HtmlReport.SpeedChartId, HtmlReport.FrozenChartId })
                 Assert.Contains($"<svg id=\"{id}\"", dom);
-            foreach (var title in new[] { HtmlReport.LossChartTitle, HtmlReport.MemoryChartTitle, HtmlReport.SpeedChartTitle })
+            foreach (var title in new[] { HtmlReport.LossChartTitle, HtmlReport.MemoryChartTitle, HtmlReport.SpeedChartTitle, HtmlReport.FrozenChartTitle })
                 Assert.Contains($"<title>{title}</title>", dom);
             int legend = dom.IndexOf("class=\"legend\"", StringComparison.Ordinal);
             Assert.True(legend >= 0, "loss chart legend missing from the rendered DOM");

@@ -23,7 +23,7 @@ public class ReportRenderingTests
 
         // Each chart is well-formed SVG with its title, and the loss chart has one series and legend entry per method.
         foreach (var (id, title) in new[] { (HtmlReport.LossChartId, HtmlReport.LossChartTitle), (HtmlReport.MemoryChartId, HtmlReport.MemoryChartTitle),
-                     (HtmlReport.SpeedChartId, HtmlReport.SpeedChartTitle) })
+                     (HtmlReport.SpeedChartId, HtmlReport.SpeedChartTitle), (HtmlReport.FrozenChartId, HtmlReport.FrozenChartTitle) })
         {
             var svg = Svg(html, id);
             XNamespace ns = "http://www.w3.org/2000/svg";

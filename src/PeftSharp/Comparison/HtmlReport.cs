@@ -49,7 +49,7 @@ public static class HtmlReport
 
         sb.Append("<h2>Charts</h2>\n<div class=\"charts\">\n");
         var results = report.Results;
-        var series = results.Select((r, i) => new Series(r.Method + (r.Succeeded ? "" : " (failed)"), ColorFor(r.Method, i), r.TrainLoss)).ToList();
+        var series = results.Select((r, i) => new Series(r.Method + (r.Succeeded ? "" : " (failed)"), ColorFor(r.Method, i), r.TrainLoss, DashFor(r.Method))).ToList();
         sb.Append(LineChart(LossChartId, LossChartTitle, "optimizer step", "train loss", series)).Append('\n');
         sb.Append(BarChart(MemoryChartId, MemoryChartTitle, "peak resident set (MB)",
             results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.PeakRssMb, r.Succeeded ? Fmt.Mb(r.PeakRssMb) : "failed")).ToList())).Append('\n');

@@ -8,11 +8,15 @@ namespace PeftSharp.Comparison;
 /// legend, and a labelled horizontal bar chart. All text is XML-escaped.</summary>
 public static class SvgCharts
 {
-    public sealed record Series(string Name, string Color, IReadOnlyList<CurvePoint> Points);
+    /// <param name="Dash">SVG stroke-dasharray ("" = solid), so curves that lie on top of each other stay distinguishable.</param>
+    public sealed record Series(string Name, string Color, IReadOnlyList<CurvePoint> Points, string Dash = "");
     public sealed record Bar(string Label, string Color, double? Value, string ValueText);
 
     static readonly string[] Palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
     static readonly Dictionary<string, int> KnownMethods = new() { ["full"] = 0, ["lora"] = 1, ["dora"] = 2, ["qlora"] = 3, ["qdora"] = 4 };
+
+    /// <summary>Quantized variants are dashed (their curves often lie on top of the unquantized ones).</summary>
+    public static string DashFor(string method) => method switch { "qlora" => "7 4", "qdora" => "2 3", _ => "" };
 
     /// <summary>A stable colour per method (known methods fixed, others by position).</summary>
     public static string ColorFor(string method, int index) =>
@@ -63,7 +67,7 @@ public static class SvgCharts
             var p = s.Points.Where(q => double.IsFinite(q.Value)).ToList();
             sb.Append($"<g class=\"series\" data-method=\"{Esc(s.Name)}\">");
             if (p.Count > 1)
-                sb.Append($"<polyline fill=\"none\" stroke=\"{Esc(s.Color)}\" stroke-width=\"2\" points=\"{string.Join(" ", p.Select(q => F(X(q.Step)) + "," + F(Y(q.Value))))}\"/>");
+                sb.Append($"<polyline fill=\"none\" stroke=\"{Esc(s.Color)}\" stroke-width=\"2\"{DashAttr(s.Dash)} points=\"{string.Join(" ", p.Select(q => F(X(q.Step)) + "," + F(Y(q.Value))))}\"/>");
             if (p.Count == 1) sb.Append($"<circle cx=\"{F(X(p[0].Step))}\" cy=\"{F(Y(p[0].Value))}\" r=\"3\" fill=\"{Esc(s.Color)}\"/>");
             sb.Append("</g>");
         }
@@ -75,7 +79,7 @@ public static class SvgCharts
         for (int i = 0; i < series.Count; i++)
         {
             double ly = top + 10 + i * 22, lx = width - right + 16;
-            sb.Append($"<line x1=\"{F(lx)}\" y1=\"{F(ly)}\" x2=\"{F(lx + 24)}\" y2=\"{F(ly)}\" stroke=\"{Esc(series[i].Color)}\" stroke-width=\"3\"/>" +
+            sb.Append($"<line x1=\"{F(lx)}\" y1=\"{F(ly)}\" x2=\"{F(lx + 24)}\" y2=\"{F(ly)}\" stroke=\"{Esc(series[i].Color)}\" stroke-width=\"3\"{DashAttr(series[i].Dash)}/>" +
                       $"<text class=\"legend-label\" x=\"{F(lx + 30)}\" y=\"{F(ly + 4)}\">{Esc(series[i].Name)}</text>");
         }
         sb.Append("</g></svg>");
@@ -133,6 +137,8 @@ public static class SvgCharts
         for (double t = start; t <= end + step * 1e-9; t += step) list.Add(Math.Round(t / step) * step);
         return list.ToArray();
     }
+
+    static string DashAttr(string dash) => dash.Length > 0 ? $" stroke-dasharray=\"{Esc(dash)}\"" : "";
 
     static string TickText(double v) => Math.Abs(v) >= 1e7 ? v.ToString("0.#e+0", CultureInfo.InvariantCulture) : v.ToString("#,0.###", CultureInfo.InvariantCulture);
 }

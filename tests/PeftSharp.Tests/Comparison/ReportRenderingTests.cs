@@ -35,6 +35,11 @@ public class ReportRenderingTests
         var legend = loss.Descendants(s + "text").Where(t => (string?)t.Attribute("class") == "legend-label").Select(t => t.Value).ToList();
         Assert.Equal(["full", "lora", "dora", "qlora", "qdora (failed)"], legend);
         Assert.Equal(4, loss.Descendants(s + "polyline").Count());   // qdora has no curve
+        var qloraLine = loss.Descendants(s + "g").Single(g => (string?)g.Attribute("data-method") == "qlora").Element(s + "polyline")!;
+        Assert.Equal("7 4", (string?)qloraLine.Attribute("stroke-dasharray"));   // quantized variants dashed
+        var loraLine = loss.Descendants(s + "g").Single(g => (string?)g.Attribute("data-method") == "lora").Element(s + "polyline")!;
+        Assert.Null(loraLine.Attribute("stroke-dasharray"));
+        Assert.Equal(20, ((string)loraLine.Attribute("points")!).Split(' ').Length);
         var axisLabels = loss.Descendants(s + "text").Where(t => (string?)t.Attribute("class") == "axis-label").Select(t => t.Value).ToList();
         Assert.Equal(["optimizer step", "train loss"], axisLabels);
         var memBars = Svg(html, HtmlReport.MemoryChartId).Descendants(s + "text").Where(t => (string?)t.Attribute("class") == "bar-value").Select(t => t.Value).ToList();

@@ -1,6 +1,6 @@
 namespace PeftSharp.Comparison;
 
-public enum ClaimVerdict { Agrees, PartlyAgrees, Disagrees, NotMeasured }
+public enum ClaimVerdict { Agrees, PartlyAgrees, Disagrees, Inconclusive, NotMeasured }
 
 /// <summary>One claim of a seed document, quoted with its source, our definition of the measurement, our figures and
 /// the verdict.</summary>
@@ -11,6 +11,7 @@ public sealed record ClaimCheck(string Title, string Source, string Quote, strin
         ClaimVerdict.Agrees => "agrees",
         ClaimVerdict.PartlyAgrees => "partly agrees",
         ClaimVerdict.Disagrees => "disagrees",
+        ClaimVerdict.Inconclusive => "inconclusive",
         _ => "not measured",
     };
 }

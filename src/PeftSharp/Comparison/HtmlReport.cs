@@ -26,7 +26,7 @@ public static class HtmlReport
         td.num { text-align: right; font-variant-numeric: tabular-nums; } tr.failed td { background: #fdecea; }
         .charts svg { display: block; margin: 1em 0; border: 1px solid #ddd; max-width: 100%; height: auto; }
         .verdict { font-weight: bold; padding: .1em .4em; border-radius: .3em; }
-        .agrees { background: #e3f6e3; } .partly-agrees { background: #fff4d6; } .disagrees { background: #fde2e2; } .not-measured { background: #eee; }
+        .agrees { background: #e3f6e3; } .partly-agrees { background: #fff4d6; } .disagrees { background: #fde2e2; } .not-measured, .inconclusive { background: #eee; }
         .note { color: #555; font-size: .9em; } code { background: #f5f5f5; padding: 0 .2em; }
         """;
 

@@ -13,6 +13,8 @@ public static class SeedClaims
 
     /// <summary>Relative eval-loss difference below which two methods count as "comparable".</summary>
     public const double ComparableLossTolerance = 0.05;
+    /// <summary>Relative eval-loss difference below which "one method is better" cannot be told from run-to-run noise.</summary>
+    public const double NoiseLossDifference = 0.005;
     /// <summary>Exact-match difference (absolute, 0..1) below which two methods count as "comparable".</summary>
     public const double ComparableExactMatchTolerance = 0.10;
 
@@ -87,11 +89,13 @@ public static class SeedClaims
     {
         const string title = "DoRA above LoRA";
         const string quote = "\"DoRA consistently outperforms LoRA across various tasks and model sizes, and it requires minimal additional computational overhead\"";
-        const string def = "DoRA above LoRA when its final eval loss is lower (and, where the task metric exists, its exact match is not lower); " +
-                           "partly when only one of the two holds. Overhead = tokens/s(lora) / tokens/s(dora) − 1.";
+        string def = "DoRA above LoRA when its final eval loss is lower (and, where the task metric exists, its exact match is not lower); " +
+                     $"partly when only one of the two holds; inconclusive when the losses differ by less than {Fmt.Pct(NoiseLossDifference)} " +
+                     "and exact match is equal. Overhead = tokens/s(lora) / tokens/s(dora) − 1.";
         if (lora?.EvalLoss is not double ll || dora?.EvalLoss is not double ld)
             return new(title, Seed004, quote, def, Missing(("lora", lora), ("dora", dora), noEval: true), ClaimVerdict.NotMeasured);
         bool lossBetter = ld < ll;
+        bool lossTie = Math.Abs(ld - ll) < NoiseLossDifference * ll;
         string ours = $"eval loss LoRA {Fmt.Num(ll, 4)}, DoRA {Fmt.Num(ld, 4)} ({Fmt.SignedPct((ld - ll) / ll)})";
         bool? emBetter = null;
         if (lora.ExactMatch is double el && dora.ExactMatch is double ed)
@@ -101,10 +105,12 @@ public static class SeedClaims
         }
         if (lora.TokensPerSecond is double tl && dora.TokensPerSecond is double td && td > 0)
             ours += $"; DoRA overhead {Fmt.SignedPct(tl / td - 1)} time per token";
-        var verdict = emBetter == null
-            ? (lossBetter ? ClaimVerdict.Agrees : ClaimVerdict.Disagrees)
+        bool emTie = lora.ExactMatch == dora.ExactMatch;
+        var verdict = lossTie && (emBetter == null || emTie) ? ClaimVerdict.Inconclusive
+            : emBetter == null ? (lossBetter ? ClaimVerdict.Agrees : ClaimVerdict.Disagrees)
             : lossBetter && emBetter.Value ? ClaimVerdict.Agrees : lossBetter || emBetter.Value ? ClaimVerdict.PartlyAgrees : ClaimVerdict.Disagrees;
-        return new(title, Seed004, quote, def, ours + ". Over a few steps the difference may be within run-to-run noise.", verdict);
+        return new(title, Seed004, quote, def, ours + (verdict == ClaimVerdict.Inconclusive
+            ? ". The difference is within run-to-run noise at this scale." : "."), verdict);
     }
 
     static string Missing((string Name, MethodResult? Result) a, (string Name, MethodResult? Result) b, bool noEval = false)

@@ -26,7 +26,7 @@ public class ComparisonSettingsTests
         Assert.Equal("0.0001", full["--learning-rate"]);   // the documented default override for full fine-tuning
         var differing = lora.Keys.Where(k => lora[k] != full[k]).OrderBy(k => k).ToArray();
         Assert.Equal(new[] { "--learning-rate", "--method", "--output-dir" }, differing);
-        foreach (var (flag, value) in new[] { ("--max-steps", "60"), ("--seed", "42"), ("--lr-scheduler-type", "cosine"), ("--r", "16"),
+        foreach (var (flag, value) in new[] { ("--max-steps", "100"), ("--seed", "42"), ("--lr-scheduler-type", "cosine"), ("--r", "16"),
                      ("--lora-alpha", "32"), ("--threads", "2"), ("--model", "m"), ("--data", "d.jsonl"), ("--eval-data", "e.jsonl") })
             Assert.Equal(value, lora[flag]);
     }

@@ -46,6 +46,11 @@ public class SeedClaimsTests
         Assert.Equal(ClaimVerdict.Disagrees, Claim(far, "DoRA").Verdict);
         var mixed = new[] { Result("lora", 2.00, 300, 1000, 0.50), Result("dora", 1.90, 300, 800, 0.40) };
         Assert.Equal(ClaimVerdict.PartlyAgrees, Claim(mixed, "DoRA").Verdict);
+        var tie = new[] { Result("lora", 3.1056, 300, 1000, 0.469), Result("dora", 3.1030, 300, 800, 0.469) };   // −0.08 %, same exact match
+        Assert.Equal(ClaimVerdict.Inconclusive, Claim(tie, "DoRA").Verdict);
+        Assert.Contains("within run-to-run noise", Claim(tie, "DoRA").Ours);
+        var tieLossBetterTask = new[] { Result("lora", 3.1056, 300, 1000, 0.40), Result("dora", 3.1030, 300, 800, 0.50) };
+        Assert.Equal(ClaimVerdict.Agrees, Claim(tieLossBetterTask, "DoRA").Verdict);
     }
 
     [Fact]

@@ -1,0 +1,19 @@
+namespace PeftSharp.Comparison;
+
+/// <summary>The settings, one result per method (in run order) and the seed documents' claims checked against them.</summary>
+public sealed record ComparisonReport
+{
+    public required ComparisonSettings Settings { get; init; }
+    public required IReadOnlyList<MethodResult> Results { get; init; }
+    public required IReadOnlyList<ClaimCheck> Claims { get; init; }
+    public DateTimeOffset CreatedUtc { get; init; }
+    public string Machine { get; init; } = "";
+
+    public MethodResult? Find(string method) => Results.FirstOrDefault(r => r.Method == method && r.Succeeded);
+
+    /// <summary>Settings that differ between methods on purpose (stated in every report).</summary>
+    public IEnumerable<string> DeliberateDifferences() => Results
+        .Where(r => r.LearningRate != Settings.LearningRate)
+        .Select(r => $"{r.Method} uses learning rate {Fmt.Sci(r.LearningRate)} instead of {Fmt.Sci(Settings.LearningRate)}" +
+                     (r.Method == "full" ? " (full fine-tuning updates every weight and diverges at adapter learning rates)" : " (--lr-override)"));
+}

@@ -1,0 +1,99 @@
+using System.Text;
+using static PeftSharp.Comparison.SvgCharts;
+
+namespace PeftSharp.Comparison;
+
+/// <summary>
+/// report.html: one self-contained page (inline CSS and SVG, no scripts, no external assets) with the train-loss curves
+/// of all methods on one plot, peak-RSS and tokens/s bars, the table and the seed claims. Every text is escaped.
+/// </summary>
+public static class HtmlReport
+{
+    public const string LossChartId = "loss-curves";
+    public const string MemoryChartId = "peak-rss";
+    public const string SpeedChartId = "tokens-per-second";
+    public const string FrozenChartId = "frozen-weights";
+    public const string LossChartTitle = "Training loss per step";
+    public const string MemoryChartTitle = "Peak memory (RSS) per method";
+    public const string SpeedChartTitle = "Training throughput per method";
+    public const string FrozenChartTitle = "Frozen base-weight memory per method";
+
+    const string Css = """
+        body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
+        h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+        table { border-collapse: collapse; font-size: .9em; margin: 1em 0; }
+        th, td { border: 1px solid #ccc; padding: .3em .6em; } th { background: #f3f3f3; text-align: left; }
+        td.num { text-align: right; font-variant-numeric: tabular-nums; } tr.failed td { background: #fdecea; }
+        .charts svg { display: block; margin: 1em 0; border: 1px solid #ddd; max-width: 100%; height: auto; }
+        .verdict { font-weight: bold; padding: .1em .4em; border-radius: .3em; }
+        .agrees { background: #e3f6e3; } .partly-agrees { background: #fff4d6; } .disagrees { background: #fde2e2; } .not-measured, .inconclusive { background: #eee; }
+        .note { color: #555; font-size: .9em; } code { background: #f5f5f5; padding: 0 .2em; }
+        """;
+
+    public static string Render(ComparisonReport report)
+    {
+        var sb = new StringBuilder();
+        sb.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+        sb.Append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
+        sb.Append("<title>PeftSharp method comparison</title><style>").Append(Css).Append("</style></head><body>\n");
+        sb.Append("<h1>PeftSharp method comparison</h1>\n");
+        sb.Append($"<p class=\"note\">Generated {Esc(report.CreatedUtc.ToString("yyyy-MM-dd HH:mm"))} UTC on {Esc(report.Machine)}.</p>\n");
+
+        sb.Append("<h2>Setup</h2>\n<ul>");
+        foreach (var (k, v) in MarkdownReport.SettingsLines(report)) sb.Append($"<li><b>{Esc(k)}</b>: {Esc(v)}</li>");
+        sb.Append("</ul>\n<p>Every method ran in its own process (so each peak RSS is that process's own) with the same model, data, steps, seed, " +
+                  "learning-rate schedule, rank and alpha.</p>\n");
+        var diffs = report.DeliberateDifferences().ToList();
+        if (diffs.Count > 0)
+            sb.Append("<p>Deliberate differences:</p><ul>").Append(string.Concat(diffs.Select(d => $"<li>{Esc(d)}</li>"))).Append("</ul>\n");
+
+        sb.Append("<h2>Charts</h2>\n<div class=\"charts\">\n");
+        var results = report.Results;
+        var series = results.Select((r, i) => new Series(r.Method + (r.Succeeded ? "" : " (failed)"), ColorFor(r.Method, i), r.TrainLoss, DashFor(r.Method))).ToList();
+        sb.Append(LineChart(LossChartId, LossChartTitle, "optimizer step", "train loss", series)).Append('\n');
+        sb.Append(BarChart(MemoryChartId, MemoryChartTitle, "peak resident set (MB)",
+            results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.PeakRssMb, r.Succeeded ? Fmt.Mb(r.PeakRssMb) : "failed")).ToList())).Append('\n');
+        sb.Append(BarChart(SpeedChartId, SpeedChartTitle, "tokens per second (mean over steps)",
+            results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.TokensPerSecond,
+                r.Succeeded ? Fmt.Num(r.TokensPerSecond, 0) + " tok/s" : "failed")).ToList())).Append('\n');
+        sb.Append(BarChart(FrozenChartId, FrozenChartTitle, "frozen (not trained) base weights (MiB)",
+            results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.FrozenWeightBytes / 1048576.0,
+                r.Succeeded ? Fmt.Bytes(r.FrozenWeightBytes) : "failed")).ToList())).Append('\n');
+        sb.Append("</div>\n");
+
+        sb.Append("<h2>Results</h2>\n<table id=\"results\"><thead><tr>");
+        foreach (var h in ResultTable.Headers) sb.Append($"<th>{Esc(h)}</th>");
+        sb.Append("</tr></thead><tbody>");
+        foreach (var r in results)
+        {
+            var row = ResultTable.Row(r);
+            sb.Append(r.Succeeded ? "<tr>" : "<tr class=\"failed\">");
+            for (int c = 0; c < row.Length; c++) sb.Append(ResultTable.IsNumeric(c) ? $"<td class=\"num\">{Esc(row[c])}</td>" : $"<td>{Esc(row[c])}</td>");
+            sb.Append("</tr>");
+        }
+        sb.Append("</tbody></table>\n");
+        sb.Append("<p class=\"note\">Trainable % is of all parameters including the adapter's. Frozen weights are the bytes of the base weights that are " +
+                  "not trained (4-bit for the quantized methods). Peak RSS is the training process's VmHWM. Tokens/s is the mean over the training steps; wall time is the training loop's (model loading and the task metric excluded). " +
+                  "Saved size is the adapter folder (the full model folder for full fine-tuning). Exact match (before → after) is greedy decoding on the " +
+                  "eval completions, where the data set defines them.</p>\n");
+        var failed = results.Where(r => !r.Succeeded).ToList();
+        if (failed.Count > 0)
+        {
+            sb.Append("<h3>Failed methods</h3><ul>");
+            foreach (var f in failed) sb.Append($"<li><b>{Esc(f.Method)}</b>: <code>{Esc(f.Error ?? "")}</code> (log: {Esc(f.LogFile ?? "none")})</li>");
+            sb.Append("</ul>\n");
+        }
+
+        sb.Append("<h2>Seed claims</h2>\n<p>The seed documents describe GPU runs of 7B–65B models; this is a small model on CPU, so only the direction " +
+                  "of each effect is comparable, not its size.</p>\n");
+        foreach (var c in report.Claims)
+        {
+            string cls = c.VerdictText.Replace(' ', '-');
+            sb.Append($"<section class=\"claim\"><h3>{Esc(c.Title)}: <span class=\"verdict {cls}\">{Esc(c.VerdictText)}</span></h3><ul>" +
+                      $"<li>Claim (<code>{Esc(c.Source)}</code>): {Esc(c.Quote)}</li>" +
+                      $"<li>Our measure: {Esc(c.Definition)}</li><li>Ours: {Esc(c.Ours)}</li></ul></section>\n");
+        }
+        sb.Append("</body></html>\n");
+        return sb.ToString();
+    }
+}

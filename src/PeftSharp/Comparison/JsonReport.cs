@@ -1,0 +1,64 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace PeftSharp.Comparison;
+
+/// <summary>report.json: settings, per-method measurements and curves, claims (snake_case keys; missing values are null).</summary>
+public static class JsonReport
+{
+    public static string Render(ComparisonReport report)
+    {
+        var s = report.Settings;
+        var root = new JsonObject
+        {
+            ["created_utc"] = report.CreatedUtc.ToString("O"),
+            ["machine"] = report.Machine,
+            ["settings"] = new JsonObject
+            {
+                ["model"] = s.ModelDir, ["data"] = s.DataFile, ["eval_data"] = s.EvalFile, ["config"] = s.ConfigFile,
+                ["methods"] = new JsonArray(s.Methods.Select(m => (JsonNode)JsonValue.Create(m)!).ToArray()),
+                ["max_steps"] = s.MaxSteps, ["seed"] = s.Seed, ["learning_rate"] = s.LearningRate, ["lr_scheduler_type"] = s.LrScheduler,
+                ["r"] = s.R, ["lora_alpha"] = s.LoraAlpha, ["task_eval"] = s.TaskEval, ["threads"] = s.Threads,
+                ["learning_rate_overrides"] = new JsonObject(s.LearningRateOverrides.Where(kv => s.Methods.Contains(kv.Key))
+                    .Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+            },
+            ["deliberate_differences"] = new JsonArray(report.DeliberateDifferences().Select(d => (JsonNode)JsonValue.Create(d)!).ToArray()),
+            ["results"] = new JsonArray(report.Results.Select(Result).ToArray()),
+            ["claims"] = new JsonArray(report.Claims.Select(c => (JsonNode)new JsonObject
+            {
+                ["title"] = c.Title, ["source"] = c.Source, ["quote"] = c.Quote, ["definition"] = c.Definition, ["ours"] = c.Ours,
+                ["verdict"] = c.VerdictText,
+            }).ToArray()),
+        };
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+    }
+
+    static JsonNode Result(MethodResult r) => new JsonObject
+    {
+        ["method"] = r.Method,
+        ["status"] = r.Status.ToString().ToLowerInvariant(),
+        ["error"] = r.Error,
+        ["log_file"] = r.LogFile,
+        ["learning_rate"] = r.LearningRate,
+        ["steps"] = r.Steps,
+        ["trainable_parameters"] = r.TrainableParameters,
+        ["total_parameters"] = r.TotalParameters,
+        ["trainable_percent"] = r.TrainablePercent,
+        ["frozen_weight_bytes"] = r.FrozenWeightBytes,
+        ["trainable_bytes"] = r.TrainableBytes,
+        ["optimizer_bytes"] = r.OptimizerBytes,
+        ["peak_rss_mb"] = r.PeakRssMb,
+        ["tokens_per_second"] = r.TokensPerSecond,
+        ["wall_seconds"] = r.WallSeconds,
+        ["final_train_loss"] = r.FinalTrainLoss,
+        ["eval_loss_before"] = r.EvalLossBefore,
+        ["eval_loss"] = r.EvalLoss,
+        ["eval_perplexity"] = r.EvalPerplexity,
+        ["exact_match_before"] = r.ExactMatchBefore,
+        ["exact_match"] = r.ExactMatch,
+        ["saved_dir"] = r.SavedDir,
+        ["saved_bytes"] = r.SavedBytes,
+        ["train_loss"] = new JsonArray(r.TrainLoss.Select(p => (JsonNode)new JsonArray(p.Step, p.Value)).ToArray()),
+        ["eval_loss_curve"] = new JsonArray(r.EvalLossCurve.Select(p => (JsonNode)new JsonArray(p.Step, p.Value)).ToArray()),
+    };
+}

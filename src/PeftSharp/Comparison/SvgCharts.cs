@@ -1,0 +1,144 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+
+namespace PeftSharp.Comparison;
+
+/// <summary>Inline SVG charts (no scripts, no external assets): a line chart with axes, ticks, axis labels, title and
+/// legend, and a labelled horizontal bar chart. All text is XML-escaped.</summary>
+public static class SvgCharts
+{
+    /// <param name="Dash">SVG stroke-dasharray ("" = solid), so curves that lie on top of each other stay distinguishable.</param>
+    public sealed record Series(string Name, string Color, IReadOnlyList<CurvePoint> Points, string Dash = "");
+    public sealed record Bar(string Label, string Color, double? Value, string ValueText);
+
+    static readonly string[] Palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
+    static readonly Dictionary<string, int> KnownMethods = new() { ["full"] = 0, ["lora"] = 1, ["dora"] = 2, ["qlora"] = 3, ["qdora"] = 4 };
+
+    /// <summary>Quantized variants are dashed (their curves often lie on top of the unquantized ones).</summary>
+    public static string DashFor(string method) => method switch { "qlora" => "7 4", "qdora" => "2 3", _ => "" };
+
+    /// <summary>A stable colour per method (known methods fixed, others by position).</summary>
+    public static string ColorFor(string method, int index) =>
+        Palette[KnownMethods.TryGetValue(method, out var k) ? k : (5 + index) % Palette.Length];
+
+    static string F(double v) => v.ToString("0.##", CultureInfo.InvariantCulture);
+    public static string Esc(string s) => WebUtility.HtmlEncode(s);
+
+    public static string LineChart(string id, string title, string xLabel, string yLabel, IReadOnlyList<Series> series,
+        int width = 760, int height = 420)
+    {
+        const int left = 70, right = 150, top = 40, bottom = 56;
+        double pw = width - left - right, ph = height - top - bottom;
+        var pts = series.SelectMany(s => s.Points).Where(p => double.IsFinite(p.Value)).ToList();
+        var sb = new StringBuilder();
+        sb.Append($"<svg id=\"{Esc(id)}\" class=\"chart line-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" " +
+                  $"viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{Esc(title)}\">");
+        sb.Append($"<title>{Esc(title)}</title>");
+        sb.Append($"<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#fff\"/>");
+        sb.Append($"<text class=\"chart-title\" x=\"{F(left + pw / 2)}\" y=\"24\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">{Esc(title)}</text>");
+        double xmin = pts.Count > 0 ? pts.Min(p => p.Step) : 0, xmax = pts.Count > 0 ? pts.Max(p => p.Step) : 1;
+        double ymin = pts.Count > 0 ? pts.Min(p => p.Value) : 0, ymax = pts.Count > 0 ? pts.Max(p => p.Value) : 1;
+        var xt = Ticks(xmin, xmax, 6, integer: true);
+        var yt = Ticks(ymin, ymax, 6, integer: false);
+        xmin = xt[0]; xmax = xt[^1]; ymin = yt[0]; ymax = yt[^1];
+        double X(double v) => left + (xmax > xmin ? (v - xmin) / (xmax - xmin) : 0.5) * pw;
+        double Y(double v) => top + ph - (ymax > ymin ? (v - ymin) / (ymax - ymin) : 0.5) * ph;
+
+        // Grid, ticks and tick labels.
+        sb.Append("<g class=\"axis x-axis\" font-size=\"12\" fill=\"#333\">");
+        foreach (var t in xt)
+            sb.Append($"<line x1=\"{F(X(t))}\" y1=\"{top}\" x2=\"{F(X(t))}\" y2=\"{F(top + ph)}\" stroke=\"#eee\"/>" +
+                      $"<line x1=\"{F(X(t))}\" y1=\"{F(top + ph)}\" x2=\"{F(X(t))}\" y2=\"{F(top + ph + 5)}\" stroke=\"#333\"/>" +
+                      $"<text x=\"{F(X(t))}\" y=\"{F(top + ph + 19)}\" text-anchor=\"middle\">{Esc(TickText(t))}</text>");
+        sb.Append($"<text class=\"axis-label\" x=\"{F(left + pw / 2)}\" y=\"{height - 10}\" text-anchor=\"middle\" font-size=\"13\">{Esc(xLabel)}</text></g>");
+        sb.Append("<g class=\"axis y-axis\" font-size=\"12\" fill=\"#333\">");
+        foreach (var t in yt)
+            sb.Append($"<line x1=\"{left}\" y1=\"{F(Y(t))}\" x2=\"{F(left + pw)}\" y2=\"{F(Y(t))}\" stroke=\"#eee\"/>" +
+                      $"<line x1=\"{left - 5}\" y1=\"{F(Y(t))}\" x2=\"{left}\" y2=\"{F(Y(t))}\" stroke=\"#333\"/>" +
+                      $"<text x=\"{left - 8}\" y=\"{F(Y(t) + 4)}\" text-anchor=\"end\">{Esc(TickText(t))}</text>");
+        sb.Append($"<text class=\"axis-label\" transform=\"translate(16 {F(top + ph / 2)}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\">{Esc(yLabel)}</text></g>");
+        sb.Append($"<line x1=\"{left}\" y1=\"{F(top + ph)}\" x2=\"{F(left + pw)}\" y2=\"{F(top + ph)}\" stroke=\"#333\"/>");
+        sb.Append($"<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{F(top + ph)}\" stroke=\"#333\"/>");
+
+        // One polyline per series (a single point is drawn as a dot).
+        foreach (var s in series)
+        {
+            var p = s.Points.Where(q => double.IsFinite(q.Value)).ToList();
+            sb.Append($"<g class=\"series\" data-method=\"{Esc(s.Name)}\">");
+            if (p.Count > 1)
+                sb.Append($"<polyline fill=\"none\" stroke=\"{Esc(s.Color)}\" stroke-width=\"2\"{DashAttr(s.Dash)} points=\"{string.Join(" ", p.Select(q => F(X(q.Step)) + "," + F(Y(q.Value))))}\"/>");
+            if (p.Count == 1) sb.Append($"<circle cx=\"{F(X(p[0].Step))}\" cy=\"{F(Y(p[0].Value))}\" r=\"3\" fill=\"{Esc(s.Color)}\"/>");
+            sb.Append("</g>");
+        }
+        if (pts.Count == 0)
+            sb.Append($"<text x=\"{F(left + pw / 2)}\" y=\"{F(top + ph / 2)}\" text-anchor=\"middle\" fill=\"#999\">no data</text>");
+
+        // Legend.
+        sb.Append($"<g class=\"legend\" font-size=\"13\">");
+        for (int i = 0; i < series.Count; i++)
+        {
+            double ly = top + 10 + i * 22, lx = width - right + 16;
+            sb.Append($"<line x1=\"{F(lx)}\" y1=\"{F(ly)}\" x2=\"{F(lx + 24)}\" y2=\"{F(ly)}\" stroke=\"{Esc(series[i].Color)}\" stroke-width=\"3\"{DashAttr(series[i].Dash)}/>" +
+                      $"<text class=\"legend-label\" x=\"{F(lx + 30)}\" y=\"{F(ly + 4)}\">{Esc(series[i].Name)}</text>");
+        }
+        sb.Append("</g></svg>");
+        return sb.ToString();
+    }
+
+    public static string BarChart(string id, string title, string valueLabel, IReadOnlyList<Bar> bars, int width = 760)
+    {
+        const int left = 90, right = 110, top = 40, barH = 24, gap = 10, bottom = 46;
+        int height = top + bars.Count * (barH + gap) + bottom;
+        double pw = width - left - right;
+        double max = bars.Where(b => b.Value is double v && double.IsFinite(v)).Select(b => b.Value!.Value).DefaultIfEmpty(1).Max();
+        var ticks = Ticks(0, max <= 0 ? 1 : max, 5, integer: false);
+        double top0 = ticks[^1];
+        var sb = new StringBuilder();
+        sb.Append($"<svg id=\"{Esc(id)}\" class=\"chart bar-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" " +
+                  $"viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{Esc(title)}\">");
+        sb.Append($"<title>{Esc(title)}</title>");
+        sb.Append($"<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#fff\"/>");
+        sb.Append($"<text class=\"chart-title\" x=\"{F(left + pw / 2)}\" y=\"24\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">{Esc(title)}</text>");
+        double plotBottom = top + bars.Count * (barH + gap);
+        sb.Append("<g class=\"axis x-axis\" font-size=\"12\" fill=\"#333\">");
+        foreach (var t in ticks)
+        {
+            double x = left + t / top0 * pw;
+            sb.Append($"<line x1=\"{F(x)}\" y1=\"{top - 4}\" x2=\"{F(x)}\" y2=\"{F(plotBottom)}\" stroke=\"#eee\"/>" +
+                      $"<text x=\"{F(x)}\" y=\"{F(plotBottom + 16)}\" text-anchor=\"middle\">{Esc(TickText(t))}</text>");
+        }
+        sb.Append($"<text class=\"axis-label\" x=\"{F(left + pw / 2)}\" y=\"{F(plotBottom + 36)}\" text-anchor=\"middle\" font-size=\"13\">{Esc(valueLabel)}</text></g>");
+        for (int i = 0; i < bars.Count; i++)
+        {
+            var b = bars[i];
+            double y = top + i * (barH + gap);
+            double w = b.Value is double v && double.IsFinite(v) && top0 > 0 ? Math.Max(0, v / top0 * pw) : 0;
+            sb.Append($"<g class=\"bar\" data-method=\"{Esc(b.Label)}\">" +
+                      $"<text class=\"bar-label\" x=\"{left - 8}\" y=\"{F(y + barH / 2.0 + 5)}\" text-anchor=\"end\" font-size=\"13\">{Esc(b.Label)}</text>" +
+                      $"<rect x=\"{left}\" y=\"{F(y)}\" width=\"{F(w)}\" height=\"{barH}\" fill=\"{Esc(b.Color)}\"/>" +
+                      $"<text class=\"bar-value\" x=\"{F(left + w + 6)}\" y=\"{F(y + barH / 2.0 + 5)}\" font-size=\"12\">{Esc(b.ValueText)}</text></g>");
+        }
+        sb.Append($"<line x1=\"{left}\" y1=\"{top - 4}\" x2=\"{left}\" y2=\"{F(plotBottom)}\" stroke=\"#333\"/>");
+        sb.Append("</svg>");
+        return sb.ToString();
+    }
+
+    /// <summary>"Nice" tick values (1, 2 or 5 × 10^k apart) covering [lo, hi].</summary>
+    public static double[] Ticks(double lo, double hi, int target, bool integer)
+    {
+        if (!(hi > lo)) { hi = lo + (integer ? 1 : Math.Max(Math.Abs(lo) * 0.1, 1e-6)); lo -= integer ? 0 : (hi - lo); }
+        double raw = (hi - lo) / Math.Max(1, target - 1);
+        double mag = Math.Pow(10, Math.Floor(Math.Log10(raw)));
+        double step = new[] { 1.0, 2, 5, 10 }.Select(m => m * mag).First(s => s >= raw);
+        if (integer) step = Math.Max(1, Math.Round(step));
+        double start = Math.Floor(lo / step) * step, end = Math.Ceiling(hi / step) * step;
+        var list = new List<double>();
+        for (double t = start; t <= end + step * 1e-9; t += step) list.Add(Math.Round(t / step) * step);
+        return list.ToArray();
+    }
+
+    static string DashAttr(string dash) => dash.Length > 0 ? $" stroke-dasharray=\"{Esc(dash)}\"" : "";
+
+    static string TickText(double v) => Math.Abs(v) >= 1e7 ? v.ToString("0.#e+0", CultureInfo.InvariantCulture) : v.ToString("#,0.###", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using PeftSharp.Comparison;
+
+namespace PeftSharp.Tests.Comparison;
+
+/// <summary>Orchestration with an injected runner: failures are reported per method, finished methods are not rerun.</summary>
+public class ComparisonRunTests
+{
+    /// <summary>Pretends to be `peft train`: writes a finished run, or fails for methods it does not know.</summary>
+    sealed class FakeRunner(params string[] known) : IMethodRunner
+    {
+        public readonly List<string> Ran = [];
+
+        public MethodRunOutcome Run(IReadOnlyList<string> args, string logPath, Action<string>? onLine, CancellationToken cancel)
+        {
+            string method = args[args.ToList().IndexOf("--method") + 1];
+            string outDir = args[args.ToList().IndexOf("--output-dir") + 1];
+            Ran.Add(method);
+            File.WriteAllText(logPath, "log\n");
+            if (!known.Contains(method))
+                return new MethodRunOutcome(1, $"error: method \"{method}\" is not supported (expected lora, dora or full)");
+            ComparisonFixtures.WriteFinishedRun(outDir, finalLoss: 2.0 + Ran.Count);
+            return new MethodRunOutcome(0, null);
+        }
+    }
+
+    static (string Dir, ComparisonSettings Settings) Setup(params string[] methods)
+    {
+        string dir = ComparisonFixtures.TempDir("cmp-run");
+        string data = ComparisonFixtures.WriteDataFile(dir);
+        string model = Path.Combine(dir, "model");
+        Directory.CreateDirectory(model);
+        File.WriteAllText(Path.Combine(model, "config.json"), "{}");
+        return (dir, ComparisonFixtures.Settings(Path.Combine(dir, "out"), data, model, methods));
+    }
+
+    [Fact]
+    public void A_rejected_method_is_marked_failed_with_its_error_line_and_the_others_are_reported()
+    {
+        var (dir, s) = Setup();
+        try
+        {
+            var runner = new FakeRunner("full", "lora", "dora");
+            var report = ComparisonRun.Execute(s, runner);
+            Assert.Equal(["full", "lora", "dora", "qlora", "qdora"], runner.Ran);
+            Assert.Equal(["full", "lora", "dora", "qlora", "qdora"], report.Results.Select(r => r.Method));
+            var qlora = report.Results.Single(r => r.Method == "qlora");
+            Assert.Equal(MethodStatus.Failed, qlora.Status);
+            Assert.Equal("error: method \"qlora\" is not supported (expected lora, dora or full)", qlora.Error);
+            Assert.Null(qlora.PeakRssMb);
+            var lora = report.Results.Single(r => r.Method == "lora");
+            Assert.Equal(MethodStatus.Trained, lora.Status);
+            Assert.Equal(4.0, lora.FinalTrainLoss);   // the second run's summary
+            Assert.Equal(123.4, lora.PeakRssMb);
+            Assert.Equal(ClaimVerdict.NotMeasured, report.Claims.Single(c => c.Title.StartsWith("LoRA speed")).Verdict);
+            Assert.NotEqual(ClaimVerdict.NotMeasured, report.Claims.Single(c => c.Title.StartsWith("DoRA")).Verdict);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void A_finished_method_is_not_run_again_and_an_unfinished_one_is_restarted()
+    {
+        var (dir, s) = Setup("full", "lora", "dora");
+        try
+        {
+            // An earlier, interrupted comparison: lora finished, dora was killed mid-way (no summary.json).
+            ComparisonFixtures.WriteFinishedRun(s.MethodDir("lora"), finalLoss: 9.5);
+            Directory.CreateDirectory(Path.Combine(s.MethodDir("dora"), "checkpoints"));
+            File.WriteAllText(Path.Combine(s.MethodDir("dora"), "metrics.jsonl"), "{\"step\":1,\"loss\":3.0}\n{\"step\":2,\"lo");
+            var runner = new FakeRunner("full", "lora", "dora");
+            var report = ComparisonRun.Execute(s, runner);
+            Assert.Equal(["full", "dora"], runner.Ran);
+            var lora = report.Results.Single(r => r.Method == "lora");
+            Assert.Equal(MethodStatus.Reused, lora.Status);
+            Assert.Equal(9.5, lora.FinalTrainLoss);
+            Assert.False(Directory.Exists(Path.Combine(s.MethodDir("dora"), "checkpoints")));   // restarted from scratch
+            Assert.Equal(MethodStatus.Trained, report.Results.Single(r => r.Method == "dora").Status);
+
+            // Running again reuses everything; --force reruns everything.
+            var again = new FakeRunner("full", "lora", "dora");
+            Assert.All(ComparisonRun.Execute(s, again).Results, r => Assert.Equal(MethodStatus.Reused, r.Status));
+            Assert.Empty(again.Ran);
+            var forced = new FakeRunner("full", "lora", "dora");
+            ComparisonRun.Execute(s with { Force = true }, forced);
+            Assert.Equal(["full", "lora", "dora"], forced.Ran);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void A_finished_method_with_different_settings_is_an_error_not_a_silent_mix()
+    {
+        var (dir, s) = Setup("lora");
+        try
+        {
+            ComparisonRun.Execute(s, new FakeRunner("lora"));
+            var e = Assert.Throws<PeftException>(() => ComparisonRun.Execute(s with { MaxSteps = 7 }, new FakeRunner("lora")));
+            Assert.Contains("different settings", e.Message);
+            Assert.Contains("--force", e.Message);
+            var recorded = JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(s.MethodDir("lora"), ComparisonRun.ArgumentsFile)))!;
+            Assert.Equal(s.TrainArguments("lora"), recorded);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

@@ -1,0 +1,122 @@
+using System.Text.Json;
+using System.Xml.Linq;
+using PeftSharp.Comparison;
+
+namespace PeftSharp.Tests.Comparison;
+
+/// <summary>The three report files from synthetic results (no training).</summary>
+public class ReportRenderingTests
+{
+    [Fact]
+    public void Html_is_self_contained_with_labelled_charts_table_and_claims()
+    {
+        var report = ComparisonFixtures.TypicalReport();
+        string html = HtmlReport.Render(report);
+        Assert.StartsWith("<!DOCTYPE html>", html);
+        // Self-contained: no scripts, no external resources.
+        Assert.DoesNotContain("<script", html);
+        Assert.DoesNotContain("src=", html);
+        Assert.DoesNotContain("<link", html);
+        Assert.DoesNotContain("url(", html);
+        Assert.DoesNotContain("http://", html.Replace("xmlns=\"http://www.w3.org/2000/svg\"", ""));
+        Assert.DoesNotContain("https://", html);
+
+        // Each chart is well-formed SVG with its title, and the loss chart has one series and legend entry per method.
+        foreach (var (id, title) in new[] { (HtmlReport.LossChartId, HtmlReport.LossChartTitle), (HtmlReport.MemoryChartId, HtmlReport.MemoryChartTitle),
+                     (HtmlReport.SpeedChartId, HtmlReport.SpeedChartTitle), (HtmlReport.FrozenChartId, HtmlReport.FrozenChartTitle) })
+        {
+            var svg = Svg(html, id);
+            XNamespace ns = "http://www.w3.org/2000/svg";
+            Assert.Equal(title, svg.Element(ns + "title")!.Value);
+            Assert.Contains(svg.Descendants(ns + "text"), t => t.Value == title);
+        }
+        var loss = Svg(html, HtmlReport.LossChartId);
+        XNamespace s = "http://www.w3.org/2000/svg";
+        var legend = loss.Descendants(s + "text").Where(t => (string?)t.Attribute("class") == "legend-label").Select(t => t.Value).ToList();
+        Assert.Equal(["full", "lora", "dora", "qlora", "qdora (failed)"], legend);
+        Assert.Equal(4, loss.Descendants(s + "polyline").Count());   // qdora has no curve
+        var qloraLine = loss.Descendants(s + "g").Single(g => (string?)g.Attribute("data-method") == "qlora").Element(s + "polyline")!;
+        Assert.Equal("7 4", (string?)qloraLine.Attribute("stroke-dasharray"));   // quantized variants dashed
+        var loraLine = loss.Descendants(s + "g").Single(g => (string?)g.Attribute("data-method") == "lora").Element(s + "polyline")!;
+        Assert.Null(loraLine.Attribute("stroke-dasharray"));
+        Assert.Equal(20, ((string)loraLine.Attribute("points")!).Split(' ').Length);
+        var axisLabels = loss.Descendants(s + "text").Where(t => (string?)t.Attribute("class") == "axis-label").Select(t => t.Value).ToList();
+        Assert.Equal(["optimizer step", "train loss"], axisLabels);
+        var memBars = Svg(html, HtmlReport.MemoryChartId).Descendants(s + "text").Where(t => (string?)t.Attribute("class") == "bar-value").Select(t => t.Value).ToList();
+        Assert.Equal(["400 MB", "300 MB", "310 MB", "200 MB", "failed"], memBars);
+
+        // Table rows and claims.
+        Assert.Contains("<table id=\"results\">", html);
+        Assert.Equal(5, CountOf(html, "<tr>") + CountOf(html, "<tr class=\"failed\">") - 1);
+        Assert.Contains("QLoRA memory reduction vs LoRA: <span class=\"verdict agrees\">agrees</span>", html);
+        Assert.Contains("002_8f6ad8640bcd2b29.txt", html);
+        Assert.Contains("full uses learning rate 1e-4 instead of 2e-4", html);
+        // Error text is escaped.
+        Assert.Contains("&lt;expected lora, dora or full&gt; &amp; more", html);
+        Assert.DoesNotContain("<expected", html);
+    }
+
+    [Fact]
+    public void Markdown_has_the_table_failures_and_claims()
+    {
+        string md = MarkdownReport.Render(ComparisonFixtures.TypicalReport());
+        Assert.Contains("| method | status | learning rate |", md);
+        Assert.Contains("| lora | trained | 2e-4 | 20,000 | 2.0 % | 3.81 MiB | 300 MB | 1000 | 12.5 s | 1.9000 | 2.0000 | 7.39 | 0.0 % → 45.0 % | 78.1 KiB |", md);
+        Assert.Contains("| qdora | FAILED |", md);
+        Assert.Contains("- **qdora**: `error: method \"qdora\" is not supported", md);
+        Assert.Contains("### LoRA speed over QLoRA: **agrees**", md);
+        Assert.Contains("### DoRA above LoRA: **agrees**", md);
+        Assert.Contains("004_056ac6d9ee0dd6ea.txt", md);
+    }
+
+    [Fact]
+    public void Json_holds_every_measurement_and_nulls_for_a_failed_method()
+    {
+        using var doc = JsonDocument.Parse(JsonReport.Render(ComparisonFixtures.TypicalReport()));
+        var results = doc.RootElement.GetProperty("results");
+        Assert.Equal(5, results.GetArrayLength());
+        var lora = results[1];
+        Assert.Equal("lora", lora.GetProperty("method").GetString());
+        Assert.Equal(300, lora.GetProperty("peak_rss_mb").GetDouble());
+        Assert.Equal(20, lora.GetProperty("train_loss").GetArrayLength());
+        Assert.Equal(1000, lora.GetProperty("tokens_per_second").GetDouble());
+        var qdora = results[4];
+        Assert.Equal("failed", qdora.GetProperty("status").GetString());
+        Assert.Equal(JsonValueKind.Null, qdora.GetProperty("peak_rss_mb").ValueKind);
+        Assert.StartsWith("error: method", qdora.GetProperty("error").GetString());
+        Assert.Equal(4, doc.RootElement.GetProperty("claims").GetArrayLength());
+        Assert.Equal(1e-4, doc.RootElement.GetProperty("settings").GetProperty("learning_rate_overrides").GetProperty("full").GetDouble());
+    }
+
+    [Fact]
+    public void Plain_table_aligns_columns_and_lists_failures()
+    {
+        string text = ResultTable.PlainText(ComparisonFixtures.TypicalReport());
+        var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("method", lines[0]);
+        int col = lines[0].IndexOf("peak RSS", StringComparison.Ordinal) + "peak RSS".Length;
+        Assert.Equal("300 MB", lines[3][(col - 6)..col]);   // right-aligned under its header
+        Assert.Contains(lines, l => l.StartsWith("qdora failed: error: method"));
+    }
+
+    [Fact]
+    public void Ticks_are_round_and_cover_the_range()
+    {
+        Assert.Equal([0, 5, 10, 15, 20], SvgCharts.Ticks(1, 20, 6, integer: true));
+        var t = SvgCharts.Ticks(1.93, 4.12, 6, integer: false);
+        Assert.True(t[0] <= 1.93 && t[^1] >= 4.12);
+        Assert.Equal(0.5, t[1] - t[0], 12);
+        var flat = SvgCharts.Ticks(3, 3, 6, integer: false);   // a constant series still gets an axis around it
+        Assert.True(flat.Length >= 2 && flat[0] < 3 && flat[^1] > 3);
+    }
+
+    static int CountOf(string s, string sub) => (s.Length - s.Replace(sub, "").Length) / sub.Length;
+
+    static XElement Svg(string html, string id)
+    {
+        int start = html.IndexOf($"<svg id=\"{id}\"", StringComparison.Ordinal);
+        Assert.True(start >= 0, $"chart {id} missing");
+        int end = html.IndexOf("</svg>", start, StringComparison.Ordinal) + "</svg>".Length;
+        return XElement.Parse(html[start..end]);
+    }
+}

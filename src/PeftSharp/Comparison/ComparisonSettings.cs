@@ -14,7 +14,7 @@ public sealed record ComparisonSettings
 
     /// <summary>Learning rates used unless the user overrides them: full fine-tuning updates every weight, so it takes a
     /// smaller step than the adapters (which start from B = 0 and need a larger one).</summary>
-    public static readonly IReadOnlyDictionary<string, double> DefaultLearningRateOverrides = new Dictionary<string, double> { ["full"] = 1e-4 };
+    public static readonly IReadOnlyDictionary<string, double> DefaultLearningRateOverrides = new Dictionary<string, double> { ["full"] = 3e-4 };
 
     public required string ModelDir { get; init; }
     public required string DataFile { get; init; }
@@ -26,9 +26,9 @@ public sealed record ComparisonSettings
     public IReadOnlyList<string> Methods { get; init; } = DefaultMethods;
     /// <summary>Default sized so that the five default methods on the embedded model and demo task finish within
     /// 10 minutes on 2 cores (100 steps of each took 6 min 14 s on a 2-core machine shared with ~10 other jobs).</summary>
-    public int MaxSteps { get; init; } = 100;
+    public int MaxSteps { get; init; } = 150;
     public int Seed { get; init; } = 42;
-    public double LearningRate { get; init; } = 2e-4;
+    public double LearningRate { get; init; } = 3e-3;
     public string LrScheduler { get; init; } = "cosine";
     public int R { get; init; } = 16;
     public double LoraAlpha { get; init; } = 32;

@@ -22,11 +22,11 @@ public class ComparisonSettingsTests
         Assert.Equal("train", s.TrainArguments("lora")[0]);
         Assert.Equal("lora", lora["--method"]);
         Assert.Equal(Path.Combine("out", "lora"), lora["--output-dir"]);
-        Assert.Equal("0.0002", lora["--learning-rate"]);
-        Assert.Equal("0.0001", full["--learning-rate"]);   // the documented default override for full fine-tuning
+        Assert.Equal("0.003", lora["--learning-rate"]);
+        Assert.Equal("0.0003", full["--learning-rate"]);   // the documented default override for full fine-tuning
         var differing = lora.Keys.Where(k => lora[k] != full[k]).OrderBy(k => k).ToArray();
         Assert.Equal(new[] { "--learning-rate", "--method", "--output-dir" }, differing);
-        foreach (var (flag, value) in new[] { ("--max-steps", "100"), ("--seed", "42"), ("--lr-scheduler-type", "cosine"), ("--r", "16"),
+        foreach (var (flag, value) in new[] { ("--max-steps", "150"), ("--seed", "42"), ("--lr-scheduler-type", "cosine"), ("--r", "16"),
                      ("--lora-alpha", "32"), ("--threads", "2"), ("--model", "m"), ("--data", "d.jsonl"), ("--eval-data", "e.jsonl") })
             Assert.Equal(value, lora[flag]);
     }

@@ -50,7 +50,7 @@ public class ReportRenderingTests
         Assert.Equal(5, CountOf(html, "<tr>") + CountOf(html, "<tr class=\"failed\">") - 1);
         Assert.Contains("QLoRA memory reduction vs LoRA: <span class=\"verdict agrees\">agrees</span>", html);
         Assert.Contains("002_8f6ad8640bcd2b29.txt", html);
-        Assert.Contains("full uses learning rate 1e-4 instead of 2e-4", html);
+        Assert.Contains("full uses learning rate 1e-4 instead of 3e-3", html);
         // Error text is escaped.
         Assert.Contains("&lt;expected lora, dora or full&gt; &amp; more", html);
         Assert.DoesNotContain("<expected", html);
@@ -85,7 +85,7 @@ public class ReportRenderingTests
         Assert.Equal(JsonValueKind.Null, qdora.GetProperty("peak_rss_mb").ValueKind);
         Assert.StartsWith("error: method", qdora.GetProperty("error").GetString());
         Assert.Equal(4, doc.RootElement.GetProperty("claims").GetArrayLength());
-        Assert.Equal(1e-4, doc.RootElement.GetProperty("settings").GetProperty("learning_rate_overrides").GetProperty("full").GetDouble());
+        Assert.Equal(3e-4, doc.RootElement.GetProperty("settings").GetProperty("learning_rate_overrides").GetProperty("full").GetDouble());
     }
 
     [Fact]

@@ -1,3 +1,6 @@
+using System.Numerics;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+
 namespace PeftSharp.Peft;
 
 /// <summary>
@@ -14,12 +17,11 @@ public static class SymmetricEigen
     public static (double[] Values, double[] Vectors) Decompose(ReadOnlySpan<double> a, int n)
     {
         if (a.Length != n * n) throw new ArgumentException($"expected {n}×{n} values, got {a.Length}");
-        var v = a.ToArray();                  // (n,n) becomes the accumulated Householder transform
+        var z = a.ToArray();                  // (n,n) becomes the Householder transform, row k = its column k
         var d = new double[n];
         var e = new double[n];
-        Tridiagonalize(v, d, e, n);
-        var z = Transpose(v, n);              // z row k = column k of the transform: QL rotations touch two rows
-        TridiagonalQl(d, e, z, n);
+        Tridiagonalize(z, d, e, n);
+        TridiagonalQl(d, e, z, n);            // QL rotations touch two rows of z: contiguous
         // Sort descending (selection sort on an index; n ≤ a few thousand).
         var order = Enumerable.Range(0, n).OrderByDescending(i => d[i]).ThenBy(i => i).ToArray();
         var values = new double[n];
@@ -32,21 +34,14 @@ public static class SymmetricEigen
         return (values, vectors);
     }
 
-    static double[] Transpose(double[] m, int n)
-    {
-        var t = new double[n * n];
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) t[j * n + i] = m[i * n + j];
-        return t;
-    }
-
     /// <summary>
-    /// Householder reduction: on return v holds the orthogonal Q with A = Q·T·Qᵀ, d the diagonal of T and e[1..n)
-    /// its sub-diagonal (e[0] = 0).
+    /// Householder reduction (tred2). Storage is column-major for the classic formulation: m[j·n + k] holds element
+    /// (k, j), so every inner loop runs over contiguous memory (the input is symmetric, so m = a to start). On return
+    /// m row k is column k of the orthogonal Q with A = Q·T·Qᵀ, d the diagonal of T and e[1..n) its sub-diagonal.
     /// </summary>
-    static void Tridiagonalize(double[] v, double[] d, double[] e, int n)
+    static void Tridiagonalize(double[] m, double[] d, double[] e, int n)
     {
-        for (int j = 0; j < n; j++) d[j] = v[(n - 1) * n + j];
+        for (int j = 0; j < n; j++) d[j] = m[j * n + n - 1];
         for (int i = n - 1; i > 0; i--)
         {
             double scale = 0, h = 0;
@@ -56,9 +51,9 @@ public static class SymmetricEigen
                 e[i] = d[i - 1];
                 for (int j = 0; j < i; j++)
                 {
-                    d[j] = v[(i - 1) * n + j];
-                    v[i * n + j] = 0;
-                    v[j * n + i] = 0;
+                    d[j] = m[j * n + i - 1];
+                    m[j * n + i] = 0;
+                    m[i * n + j] = 0;
                 }
             }
             else
@@ -75,17 +70,20 @@ public static class SymmetricEigen
                 e[i] = scale * g;
                 h -= f * g;
                 d[i - 1] = f - g;
-                for (int j = 0; j < i; j++) e[j] = 0;
-                // p = A·u (into e), using the lower triangle.
+                Array.Clear(e, 0, i);
+                // p = A·u (into e), from the lower triangle (column j of it is m row j).
                 for (int j = 0; j < i; j++)
                 {
                     f = d[j];
-                    v[j * n + i] = f;
-                    g = e[j] + v[j * n + j] * f;
-                    for (int k = j + 1; k <= i - 1; k++)
+                    m[i * n + j] = f;
+                    g = e[j] + m[j * n + j] * f;
+                    int len = i - 1 - j;
+                    if (len > 0)
                     {
-                        g += v[k * n + j] * d[k];
-                        e[k] += v[k * n + j] * f;
+                        var col = new ReadOnlySpan<double>(m, j * n + j + 1, len);
+                        g += TensorPrimitives.Dot(col, new ReadOnlySpan<double>(d, j + 1, len));
+                        var ek = e.AsSpan(j + 1, len);
+                        TensorPrimitives.MultiplyAdd(col, f, ek, ek);
                     }
                     e[j] = g;
                 }
@@ -100,11 +98,11 @@ public static class SymmetricEigen
                 // A ← A − u·qᵀ − q·uᵀ (lower triangle).
                 for (int j = 0; j < i; j++)
                 {
-                    f = d[j];
-                    g = e[j];
-                    for (int k = j; k <= i - 1; k++) v[k * n + j] -= f * e[k] + g * d[k];
-                    d[j] = v[(i - 1) * n + j];
-                    v[i * n + j] = 0;
+                    var col = m.AsSpan(j * n + j, i - j);
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<double>(e, j, i - j), -d[j], col, col);
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<double>(d, j, i - j), -e[j], col, col);
+                    d[j] = m[j * n + i - 1];
+                    m[j * n + i] = 0;
                 }
             }
             d[i] = h;
@@ -112,27 +110,29 @@ public static class SymmetricEigen
         // Accumulate the transformations.
         for (int i = 0; i < n - 1; i++)
         {
-            v[(n - 1) * n + i] = v[i * n + i];
-            v[i * n + i] = 1;
+            m[i * n + n - 1] = m[i * n + i];
+            m[i * n + i] = 1;
             double h = d[i + 1];
             if (h != 0)
             {
-                for (int k = 0; k <= i; k++) d[k] = v[k * n + i + 1] / h;
+                var u = new ReadOnlySpan<double>(m, (i + 1) * n, i + 1);
+                for (int k = 0; k <= i; k++) d[k] = u[k] / h;
+                var dk = new ReadOnlySpan<double>(d, 0, i + 1);
                 for (int j = 0; j <= i; j++)
                 {
-                    double g = 0;
-                    for (int k = 0; k <= i; k++) g += v[k * n + i + 1] * v[k * n + j];
-                    for (int k = 0; k <= i; k++) v[k * n + j] -= g * d[k];
+                    var col = m.AsSpan(j * n, i + 1);
+                    double g = TensorPrimitives.Dot(u, col);
+                    TensorPrimitives.MultiplyAdd(dk, -g, col, col);
                 }
             }
-            for (int k = 0; k <= i; k++) v[k * n + i + 1] = 0;
+            Array.Clear(m, (i + 1) * n, i + 1);
         }
         for (int j = 0; j < n; j++)
         {
-            d[j] = v[(n - 1) * n + j];
-            v[(n - 1) * n + j] = 0;
+            d[j] = m[j * n + n - 1];
+            m[j * n + n - 1] = 0;
         }
-        v[(n - 1) * n + n - 1] = 1;
+        m[(n - 1) * n + n - 1] = 1;
         e[0] = 0;
     }
 
@@ -185,14 +185,7 @@ public static class SymmetricEigen
                         c = p / r;
                         p = c * d[i] - s * g;
                         d[i + 1] = h + s * (c * g + s * d[i]);
-                        var zi = z.AsSpan(i * n, n);
-                        var zi1 = z.AsSpan((i + 1) * n, n);
-                        for (int k = 0; k < n; k++)
-                        {
-                            double t = zi1[k];
-                            zi1[k] = s * zi[k] + c * t;
-                            zi[k] = c * zi[k] - s * t;
-                        }
+                        Rotate(z.AsSpan(i * n, n), z.AsSpan((i + 1) * n, n), c, s);
                     }
                     p = -s * s2 * c3 * el1 * e[l] / dl1;
                     e[l] = s * p;
@@ -201,6 +194,27 @@ public static class SymmetricEigen
             }
             d[l] += f;
             e[l] = 0;
+        }
+    }
+
+    /// <summary>(zi, zi1) ← (c·zi − s·zi1, s·zi + c·zi1), vectorized.</summary>
+    static void Rotate(Span<double> zi, Span<double> zi1, double c, double s)
+    {
+        int k = 0, w = Vector<double>.Count;
+        var vc = new Vector<double>(c);
+        var vs = new Vector<double>(s);
+        for (; k <= zi.Length - w; k += w)
+        {
+            var a = new Vector<double>(zi[k..]);
+            var b = new Vector<double>(zi1[k..]);
+            (vs * a + vc * b).CopyTo(zi1[k..]);
+            (vc * a - vs * b).CopyTo(zi[k..]);
+        }
+        for (; k < zi.Length; k++)
+        {
+            double t = zi1[k];
+            zi1[k] = s * zi[k] + c * t;
+            zi[k] = c * zi[k] - s * t;
         }
     }
 

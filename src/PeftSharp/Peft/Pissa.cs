@@ -48,7 +48,12 @@ public static class Pissa
         var wf = new float[outF * inF];
         frozen.ReadRows(0, outF, wf);
         var w = new double[wf.Length];
-        for (int i = 0; i < w.Length; i++) w[i] = wf[i];
+        for (int i = 0; i < w.Length; i++)
+        {
+            if (!float.IsFinite(wf[i]))
+                throw new PeftException($"{module.Name}.weight: element [{i / inF}, {i % inF}] is {wf[i]}; PiSSA needs finite base weights");
+            w[i] = wf[i];
+        }
         var svd = niter is int k ? TruncatedSvd.Randomized(w, outF, inF, r, k, seed) : TruncatedSvd.Exact(w, outF, inF, r);
 
         // PEFT computes in float32: S_r / scaling, then √ on both sides.

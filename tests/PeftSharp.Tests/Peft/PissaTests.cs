@@ -127,6 +127,16 @@ public unsafe class PissaTests
         m.Dispose(); lin.Dispose(); m2.Dispose(); lin2.Dispose();
     }
 
+    [Fact]
+    public void NonFiniteBaseWeight_IsNamed()
+    {
+        var (lin, _, _) = KnownLayer(DType.F32, 6);
+        lin.Weight.Floats[3 * In + 5] = float.NaN;
+        var e = Assert.Throws<PeftException>(() => Wrap(lin, "pissa"));
+        Assert.Contains("q_proj.weight: element [3, 5]", e.Message);
+        lin.Dispose();
+    }
+
     [Theory]
     [InlineData("pissa_niter_")]
     [InlineData("pissa_niter_x")]

@@ -42,11 +42,45 @@ public sealed unsafe class Linear : IFrozenProjection, IDisposable
         if (Trainable) return;
         _weightParam = new Parameter(Name + ".weight", _weight.DType == DType.F32 ? CopyF32(_weight) : _weight.ToF32());
         _weight = _weightParam.Value;
-        if (_bias != null)
+        if (_bias != null) EnsureBiasParameter();
+    }
+
+    bool _biasTrainable;
+
+    /// <summary>
+    /// PEFT's bias="all"/"lora_only": the bias alone becomes a float32 parameter (an owned copy) with a gradient
+    /// (Σ over rows of dy); the weight stays frozen. Returns null for a layer without bias.
+    /// </summary>
+    public Parameter? MakeBiasTrainable()
+    {
+        if (_bias == null) return null;
+        EnsureBiasParameter();
+        _biasTrainable = true;
+        return _biasParam;
+    }
+
+    /// <summary>Whether the bias receives gradients and is listed in <see cref="Parameters"/>.</summary>
+    public bool BiasTrainable
+    {
+        get => _biasParam != null && (Trainable || _biasTrainable);
+        set
         {
-            _biasParam = new Parameter(Name + ".bias", CopyF32(_bias));
-            _bias = _biasParam.Value;
+            if (value) MakeBiasTrainable();
+            else _biasTrainable = false;
         }
+    }
+
+    /// <summary>The bias as a float32 parameter once it was made trainable (its values are the live bias).</summary>
+    public Parameter? BiasParameter => _biasParam;
+
+    /// <summary>Moves the bias into an owned float32 parameter (trainable or not); null without bias.</summary>
+    public Parameter? EnsureBiasParameter()
+    {
+        if (_bias == null) return null;
+        if (_biasParam != null) return _biasParam;
+        _biasParam = new Parameter(Name + ".bias", CopyF32(_bias));
+        _bias = _biasParam.Value;
+        return _biasParam;
     }
 
     static Tensor CopyF32(Tensor t)
@@ -74,12 +108,17 @@ public sealed unsafe class Linear : IFrozenProjection, IDisposable
             // dW (Out,In) += dyᵀ (Out,n) · x (n,In)
             Gemm.Multiply(true, false, OutFeatures, InFeatures, n, 1f, dyView, MatrixView.F32(x, n, InFeatures), 1f,
                 (float*)_weightParam.Grad.Data, InFeatures);
-            if (_biasParam != null)
-            {
-                var db = _biasParam.Grad.Floats;
-                for (int i = 0; i < n; i++) TensorPrimitives.Add(db, new ReadOnlySpan<float>(dy + (long)i * OutFeatures, OutFeatures), db);
-            }
         }
+        if (BiasTrainable) AccumulateBiasGrad(dy, n, 1f);
+    }
+
+    /// <summary>db (Out) += alpha · Σ_rows dy (n, Out). Adapters that rescale dy before calling Backward correct with it.</summary>
+    public void AccumulateBiasGrad(float* dy, int n, float alpha)
+    {
+        if (!BiasTrainable) return;
+        var db = _biasParam!.Grad.Floats;
+        for (int i = 0; i < n; i++)
+            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(dy + (long)i * OutFeatures, OutFeatures), alpha, db, db);
     }
 
     public void ForwardNoBias(float* x, float* y, int n) =>
@@ -142,7 +181,7 @@ public sealed unsafe class Linear : IFrozenProjection, IDisposable
     public IEnumerable<Parameter> Parameters()
     {
         if (_weightParam != null) yield return _weightParam;
-        if (_biasParam != null) yield return _biasParam;
+        if (BiasTrainable) yield return _biasParam!;
     }
 
     public void Dispose()

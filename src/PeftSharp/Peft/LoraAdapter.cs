@@ -18,6 +18,11 @@ public sealed class LoraAdapter : IDisposable
     public bool UseDora => Magnitude != null;
     public bool Trainable { get; set; } = true;
 
+    /// <summary>PiSSA's initial factors A0 (r, in) and B0 (out, r), kept to save the adapter as a LoRA of the
+    /// original base (null for every other init).</summary>
+    public float[]? InitialA { get; internal set; }
+    public float[]? InitialB { get; internal set; }
+
     public LoraAdapter(string module, int inFeatures, int outFeatures, int rank, float alpha, bool rsLora, float dropout, bool useDora)
     {
         if (rank <= 0) throw new PeftException($"{module}: LoRA rank must be > 0, got {rank}");

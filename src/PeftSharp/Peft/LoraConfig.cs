@@ -167,8 +167,9 @@ public sealed record LoraConfig
         if (Bias is not ("none" or "all" or "lora_only")) throw new PeftException($"{source}: bias must be \"none\", \"all\" or \"lora_only\", got \"{Bias}\"");
         if (LayersToTransform != null && TargetModulesRegex != null)
             throw new PeftException($"{source}: layers_to_transform needs target_modules as a list, not a regex string");
-        if (InitLoraWeights is not ("true" or "false" or "gaussian" or "pissa") && !InitLoraWeights.StartsWith("pissa_niter_"))
+        if (InitLoraWeights is not ("true" or "false" or "gaussian") && !Pissa.IsPissa(InitLoraWeights))
             throw new PeftException($"{source}: init_lora_weights \"{InitLoraWeights}\" is not supported (expected true, false, \"gaussian\", \"pissa\" or \"pissa_niter_K\")");
+        if (Pissa.IsPissa(InitLoraWeights)) Pissa.Niter(InitLoraWeights, source);
     }
 
     static string? Str(JsonObject o, string key, string src) => o[key] switch

@@ -11,8 +11,10 @@ public static class LoraInit
         int inF = ad.A.Value.Shape[1];
         switch (init)
         {
+            case var p when Pissa.IsPissa(p):
+                // PiSSA needs the base weight (and rewrites it): PeftModel calls Pissa.Initialize instead.
+                throw new PeftException($"init_lora_weights \"{init}\" is initialized from the base weight by Pissa.Initialize, not LoraInit");
             case "true":
-            case var p when p.StartsWith("pissa"):   // PiSSA overwrites A/B afterwards (see Pissa)
                 // kaiming_uniform_(a=√5) on A [r, in]: bound = 1/√in; B = 0 → the adapter starts as a no-op.
                 Uniform(rng, a, 1.0 / Math.Sqrt(inF));
                 b.Clear();

@@ -242,6 +242,7 @@ public sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
             if (!_dropped)
             {
                 Base.Backward(gl, x, dx, n);          // dx += (dy⊙f)·W
+                CorrectBiasGrad(dy, gl, n);
             }
             else
             {
@@ -251,6 +252,7 @@ public sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
                     // dx_d += (dy⊙(f−1))·W = gl·W − dy·W
                     Base.Backward(gl, xd, dxd, n);
                     SubtractBaseGrad(dy, xd, dxd, n);
+                    CorrectBiasGrad(dy, gl, n);
                 }
             }
         }
@@ -265,6 +267,17 @@ public sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
             for (long i = 0; i < count; i++)
                 if (Dropout.Keep(_dropKey, i, ad.DropoutP)) dx[i] += dxd[i] * scale;
         }
+    }
+
+    /// <summary>
+    /// DoRA's bias sits outside the rescaling (y = b + f⊙(…)), so its gradient is Σdy; the base calls above fed it
+    /// Σgl (gl = dy⊙f) instead: add Σdy − Σgl (bias="all"/"lora_only" with a trainable base bias).
+    /// </summary>
+    void CorrectBiasGrad(float* dy, float* gl, int n)
+    {
+        if (Base is not Linear { BiasTrainable: true } lin) return;
+        lin.AccumulateBiasGrad(dy, n, 1f);
+        lin.AccumulateBiasGrad(gl, n, -1f);
     }
 
     /// <summary>dx_d −= dy·W (the frozen base's input gradient, subtracted).</summary>

@@ -10,7 +10,7 @@ namespace PeftSharp.Peft;
 /// at a time (or none); adapters can be added, loaded from / saved to PEFT's format, switched, unloaded, combined,
 /// merged into the base weights and unmerged.
 /// </summary>
-public sealed class PeftModel : IDisposable
+public sealed partial class PeftModel : IDisposable
 {
     readonly Dictionary<string, LoraConfig> _configs = new();
     readonly Dictionary<string, Dictionary<string, Parameter>> _saved = new();  // adapter → modules_to_save params
@@ -30,7 +30,14 @@ public sealed class PeftModel : IDisposable
     public const string SavePrefix = "base_model.model.";
 
     /// <summary>Adds a freshly initialized adapter and makes it active. Returns the targeted module names.</summary>
-    public IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed = 0)
+    /// <remarks>
+    /// init_lora_weights "pissa"/"pissa_niter_K" rewrites the targeted base weights to the residual W − s·B·A (see
+    /// <see cref="Pissa"/>); <see cref="Save"/> then writes the adapter as a rank-2r LoRA of the original base.
+    /// bias "all"/"lora_only" makes the model's (or the targeted modules') biases trainable while this adapter is active.
+    /// </remarks>
+    public IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed = 0) => AddAdapter(name, config, seed, loading: false);
+
+    IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed, bool loading)
     {
         if (_configs.ContainsKey(name)) throw new PeftException($"adapter '{name}' already exists");
         config.Validate($"adapter '{name}'");
@@ -53,16 +60,33 @@ public sealed class PeftModel : IDisposable
         if (targeted.Count == 0)
             throw new PeftException($"adapter '{name}': target_modules matched no module of the model (e.g. {allLinear.FirstOrDefault()})");
 
+        if (Pissa.IsPissa(config.InitLoraWeights) && !loading)
+            foreach (var m in LoraModules.Where(m => targeted.Contains(m.Name)))
+                Pissa.Check(m, matcher.RankFor(m.Name), config.InitLoraWeights);   // before any base weight is rewritten
+
         foreach (var m in LoraModules.Where(m => targeted.Contains(m.Name)))
         {
             var ad = new LoraAdapter(m.Name, m.InFeatures, m.OutFeatures, matcher.RankFor(m.Name), (float)matcher.AlphaFor(m.Name),
                 config.UseRsLora, (float)config.LoraDropout, config.UseDora);
-            LoraInit.Initialize(ad, config.InitLoraWeights, seed ^ (ulong)m.ModuleId * 0x9E3779B97F4A7C15UL);
+            ulong moduleSeed = seed ^ (ulong)m.ModuleId * 0x9E3779B97F4A7C15UL;
+            try
+            {
+                // A loaded adapter's values come from its file: PiSSA must not rewrite the base again.
+                if (Pissa.IsPissa(config.InitLoraWeights) && !loading) Pissa.Initialize(m, ad, config.InitLoraWeights, moduleSeed);
+                else LoraInit.Initialize(ad, Pissa.IsPissa(config.InitLoraWeights) ? "true" : config.InitLoraWeights, moduleSeed);
+            }
+            catch
+            {
+                ad.Dispose();
+                foreach (var done in LoraModules) done.Remove(name);
+                throw;
+            }
             m.Add(name, ad);
             if (config.UseDora) m.InitializeMagnitude(name);
         }
         _configs[name] = config;
         _saved[name] = CreateModulesToSave(config);
+        _biases[name] = TrainableBiases(config, targeted);
         SetActive(name);
         return targeted;
     }
@@ -97,6 +121,7 @@ public sealed class PeftModel : IDisposable
         Model.OverrideEmbedding(saved != null && saved.TryGetValue(WeightNames.Embed, out var e) ? e : null);
         if (!Model.Tied) Model.OverrideLmHead(saved != null && saved.TryGetValue(WeightNames.LmHead, out var h) ? h : null);
         else if (saved != null && saved.TryGetValue(WeightNames.LmHead, out var th)) Model.OverrideEmbedding(th);
+        UpdateBiasTrainability();
     }
 
     /// <summary>Removes an adapter from every module.</summary>
@@ -107,6 +132,8 @@ public sealed class PeftModel : IDisposable
         foreach (var m in LoraModules) m.Remove(name);
         foreach (var p in _saved[name].Values) p.Dispose();
         _saved.Remove(name);
+        _biases.Remove(name);
+        _biasFrozen.Remove(name);
         _configs.Remove(name);
         if (Active == name) SetActive(null);
     }
@@ -123,10 +150,17 @@ public sealed class PeftModel : IDisposable
             foreach (var p in a.Parameters()) yield return (SavePrefix + p.Name, p.Value);
         }
         foreach (var (key, p) in _saved[name]) yield return (SavePrefix + key, p.Value);
+        foreach (var (key, t) in BiasTensors(name)) yield return (SavePrefix + key, t);
     }
 
-    /// <summary>Writes adapter_config.json and adapter_model.safetensors (F32, or BF16 on request) atomically.</summary>
-    public void Save(string dir, string? name = null, DType dtype = DType.F32, string? baseModelNameOrPath = null)
+    /// <summary>
+    /// Writes adapter_config.json and adapter_model.safetensors (F32, or BF16 on request) atomically.
+    /// A PiSSA adapter (which rewrote the base weights) is saved, by default, converted to a standard LoRA of rank 2r
+    /// that applies to the ORIGINAL base (PEFT's path_initial_model_for_weight_conversion; see
+    /// <see cref="PissaConversion"/>). <paramref name="convertPissa"/> = false writes the raw adapter instead, which only
+    /// reproduces the model on top of the residual base weights.
+    /// </summary>
+    public void Save(string dir, string? name = null, DType dtype = DType.F32, string? baseModelNameOrPath = null, bool convertPissa = true)
     {
         name ??= Active ?? throw new PeftException("no active adapter to save");
         if (!_configs.TryGetValue(name, out var config)) throw new PeftException($"no adapter named '{name}'");
@@ -134,9 +168,11 @@ public sealed class PeftModel : IDisposable
         Directory.CreateDirectory(dir);
         var tensors = new List<(string, Tensor)>();
         var owned = new List<Tensor>();
+        bool convert = convertPissa && IsPissaAdapter(name);
+        if (convert) config = PissaConversion.ConvertConfig(config);
         try
         {
-            foreach (var (n, t) in AdapterTensors(name))
+            foreach (var (n, t) in convert ? ConvertedPissaTensors(name, owned) : AdapterTensors(name))
             {
                 if (dtype == DType.F32) { tensors.Add((n, t)); continue; }
                 var c = new Tensor(dtype, t.Shape);
@@ -164,7 +200,7 @@ public sealed class PeftModel : IDisposable
             throw new PeftException(File.Exists(Path.Combine(dir, "adapter_model.bin"))
                 ? $"{dir}: only adapter_model.bin (a pickle) found; re-save the adapter with safe_serialization=True"
                 : $"{dir}: adapter_model.safetensors not found");
-        AddAdapter(name, config);
+        AddAdapter(name, config, 0, loading: true);
         using var st = SafetensorsFile.Open(file);
         var expected = AdapterTensors(name).ToDictionary(t => t.Name, t => t.Tensor);
         var missing = new List<string>(expected.Keys);
@@ -189,7 +225,7 @@ public sealed class PeftModel : IDisposable
             unsafe { DTypeConvert.ToFloat(src.Data, src.DType, target.Floats); }
             missing.Remove(key);
         }
-        foreach (var m in LoraModules) if (m.Adapters.TryGetValue(name, out var a)) a.Trainable = false;
+        SetTrainable(name, false);
         return new AdapterLoadReport(name, config, missing, unexpected);
     }
 
@@ -197,6 +233,8 @@ public sealed class PeftModel : IDisposable
     public void SetTrainable(string name, bool trainable)
     {
         foreach (var m in LoraModules) if (m.Adapters.TryGetValue(name, out var a)) a.Trainable = trainable;
+        if (trainable) _biasFrozen.Remove(name); else _biasFrozen.Add(name);
+        UpdateBiasTrainability();
     }
 
     /// <summary>Merges the active adapter into the base weights (W ← W + s·B·A, or DoRA's rescaled weight).</summary>
@@ -227,6 +265,9 @@ public sealed class PeftModel : IDisposable
             if (!_configs.TryGetValue(a, out var c)) throw new PeftException($"combine: no adapter named '{a}'");
             if (c.UseDora) throw new PeftException($"combine: adapter '{a}' uses DoRA; PEFT combines only plain LoRA adapters");
             if (_saved[a].Count > 0) throw new PeftException($"combine: adapter '{a}' has modules_to_save, which cannot be combined");
+            if (IsPissaAdapter(a))
+                throw new PeftException($"combine: adapter '{a}' is PiSSA (it rewrote the base weights); save it (as a LoRA of the original base), load it onto a fresh base, then combine");
+            if (c.Bias != "none") throw new PeftException($"combine: adapter '{a}' trains biases (bias=\"{c.Bias}\"), which cannot be combined");
         }
         if (combination is not ("linear" or "cat")) throw new PeftException($"combine: combination \"{combination}\" is not supported (linear, cat)");
         var first = _configs[adapters[0]];
@@ -256,6 +297,7 @@ public sealed class PeftModel : IDisposable
         };
         _configs[newName] = config;
         _saved[newName] = new Dictionary<string, Parameter>();
+        _biases[newName] = [];
         SetActive(newName);
     }
 

@@ -57,11 +57,25 @@ public sealed class BenchQLinearCommand : IBenchCommand
             double gflop = 4.0 * n * o * i / 1e9;
             double td = Time(dense);
             Console.WriteLine(new JsonObject { ["bench"] = "qlinear", ["weight"] = "bf16", ["out"] = o, ["in"] = i, ["tokens"] = n, ["ms"] = Math.Round(td, 2), ["gflops"] = Math.Round(gflop / (td / 1000), 1) }.ToJsonString());
-            foreach (var c in pr.GetValue(chunks)!.Split(','))
+            // dequantization alone (the same chunks into one scratch), twice per forward + backward
+            {
+                var scratch = new float[256L * i];
+                var times = new List<double>();
+                for (int r = 0; r <= pr.GetValue(reps); r++)
+                {
+                    var sw = Stopwatch.StartNew();
+                    for (int rep = 0; rep < 2; rep++)
+                        for (int r0 = 0; r0 < o; r0 += 256) q.Weight.DequantizeRows(r0, Math.Min(256, o - r0), scratch);
+                    if (r > 0) times.Add(sw.Elapsed.TotalMilliseconds);
+                }
+                Console.WriteLine(new JsonObject { ["bench"] = "qlinear", ["weight"] = "nf4+dq", ["dequantize_only_ms"] = Math.Round(BenchUtil.Median(times), 2) }.ToJsonString());
+            }
+            foreach (var (c, managed) in pr.GetValue(chunks)!.Split(',').SelectMany(c => new[] { (c, false), (c, true) }))
             {
                 QuantizedLinear.ChunkRows = int.Parse(c);
+                QuantizedLinear.ForceManagedGemm = managed;
                 double tq = Time(q);
-                Console.WriteLine(new JsonObject { ["bench"] = "qlinear", ["weight"] = "nf4+dq", ["chunk_rows"] = QuantizedLinear.ChunkRows, ["out"] = o, ["in"] = i, ["tokens"] = n, ["ms"] = Math.Round(tq, 2), ["gflops"] = Math.Round(gflop / (tq / 1000), 1), ["vs_bf16"] = Math.Round(td / tq, 3) }.ToJsonString());
+                Console.WriteLine(new JsonObject { ["bench"] = "qlinear", ["weight"] = "nf4+dq", ["chunk_rows"] = QuantizedLinear.ChunkRows, ["gemm"] = managed ? "managed" : PeftSharp.Kernels.Gemm.Backend.ToString(), ["out"] = o, ["in"] = i, ["tokens"] = n, ["ms"] = Math.Round(tq, 2), ["gflops"] = Math.Round(gflop / (tq / 1000), 1), ["vs_bf16"] = Math.Round(td / tq, 3) }.ToJsonString());
             }
             return 0;
         }));

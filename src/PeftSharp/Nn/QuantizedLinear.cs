@@ -17,6 +17,18 @@ public sealed unsafe class QuantizedLinear : IFrozenProjection, IDisposable
     public static int ChunkRows { get; set; } =
         int.TryParse(Environment.GetEnvironmentVariable("PEFTSHARP_Q4_CHUNK_ROWS"), out int r) && r > 0 ? r : 256;
 
+    /// <summary>Run the per-chunk products on the managed packed GEMM (as the dense BF16 base does) rather than the
+    /// process-wide backend: alternating OpenBLAS calls with the .NET-threaded dequantization makes OpenBLAS's spinning
+    /// workers compete with the dequantizing threads. Env PEFTSHARP_Q4_GEMM=auto uses the process-wide backend.</summary>
+    public static bool ForceManagedGemm { get; set; } =
+        !string.Equals(Environment.GetEnvironmentVariable("PEFTSHARP_Q4_GEMM"), "auto", StringComparison.OrdinalIgnoreCase);
+
+    static void Multiply(bool transA, bool transB, int m, int n, int k, in MatrixView a, in MatrixView b, float beta, float* c, int ldc)
+    {
+        if (ForceManagedGemm) Gemm.MultiplyOn(Gemm.ManagedPath(Gemm.Simd), Threads.Count, transA, transB, m, n, k, 1f, a, b, beta, c, ldc);
+        else Gemm.Multiply(transA, transB, m, n, k, 1f, a, b, beta, c, ldc);
+    }
+
     // One scratch per calling thread (layers run one after another; tests may run models on several threads).
     [ThreadStatic] static float[]? t_scratch;
 
@@ -76,7 +88,7 @@ public sealed unsafe class QuantizedLinear : IFrozenProjection, IDisposable
         {
             int rows = Math.Min(Chunk, OutFeatures - r0);
             _q.DequantizeRows(r0, rows, new Span<float>(w, rows * InFeatures));
-            Gemm.Multiply(false, true, n, rows, InFeatures, 1f, xv, MatrixView.F32(w, rows, InFeatures), 0f, y + r0, OutFeatures);
+            Multiply(false, true, n, rows, InFeatures, xv, MatrixView.F32(w, rows, InFeatures), 0f, y + r0, OutFeatures);
         }
         GC.KeepAlive(keep);
     }
@@ -90,7 +102,7 @@ public sealed unsafe class QuantizedLinear : IFrozenProjection, IDisposable
         {
             int rows = Math.Min(Chunk, OutFeatures - r0);
             _q.DequantizeRows(r0, rows, new Span<float>(w, rows * InFeatures));
-            Gemm.Multiply(false, false, n, InFeatures, rows, 1f, MatrixView.F32(dy + r0, n, rows, OutFeatures),
+            Multiply(false, false, n, InFeatures, rows, MatrixView.F32(dy + r0, n, rows, OutFeatures),
                 MatrixView.F32(w, rows, InFeatures), 1f, dx, InFeatures);
         }
         GC.KeepAlive(keep);

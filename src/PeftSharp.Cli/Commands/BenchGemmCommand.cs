@@ -29,9 +29,11 @@ public sealed class BenchGemmCommand : IBenchCommand
         var configs = new Option<string[]>("--config") { Description = "model config.json files or names under assets/model-configs (default: smollm2-135m, tinyllama-1.1b)", AllowMultipleArgumentsPerToken = true };
         var ops = new Option<string>("--ops") { Description = "comma-separated subset of nt,nn,tn", DefaultValueFactory = _ => "nt,nn,tn" };
         var shapeOpt = new Option<string[]>("--shape") { Description = "bench these weight shapes NxK instead of the configs' projections (e.g. 2048x2048)", AllowMultipleArgumentsPerToken = true };
+        var noBlas = new Option<bool>("--no-openblas") { Description = "time the managed path only (openblas_gflops: null)" };
+        var settle = new Option<int>("--settle-ms") { Description = "pause after each OpenBLAS run so its spinning idle threads park before the managed run", DefaultValueFactory = _ => 10 };
         var rank = new Option<int>("--lora-rank") { Description = "also bench the LoRA A/B products of q_proj at this rank (0: off)", DefaultValueFactory = _ => 16 };
         var cmd = new Command("gemm", "GEMM GFLOP/s, managed vs OpenBLAS, on the projections of SmolLM2-135M and TinyLlama-1.1B");
-        foreach (var o in new Option[] { threads, reps, m, dtype, configs, shapeOpt, ops, rank }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { threads, reps, m, dtype, configs, shapeOpt, ops, rank, noBlas, settle }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             SharedOptions.ApplyThreads(pr.GetValue(threads));
@@ -48,7 +50,7 @@ public sealed class BenchGemmCommand : IBenchCommand
             var shapes = pr.GetValue(shapeOpt) is { Length: > 0 } custom
                 ? custom.Select(ParseShape).ToList()
                 : names.SelectMany(c => ProjectionShapes(ResolveConfig(c), pr.GetValue(rank))).ToList();
-            Run(shapes, pr.GetValue(m), Math.Max(1, pr.GetValue(reps)), wType, opList);
+            Run(shapes, pr.GetValue(m), Math.Max(1, pr.GetValue(reps)), wType, opList, Gemm.OpenBlasAvailable && !pr.GetValue(noBlas), Math.Max(0, pr.GetValue(settle)));
             return 0;
         }));
         return cmd;
@@ -64,16 +66,16 @@ public sealed class BenchGemmCommand : IBenchCommand
         throw new PeftException($"--shape '{text}': expected NxK with positive integers, e.g. 2048x2048");
     }
 
-    static void Run(List<Shape> shapes, int m, int reps, DType wType, string[] ops)
+    static void Run(List<Shape> shapes, int m, int reps, DType wType, string[] ops, bool blas, int settleMs)
     {
-        Console.Error.WriteLine($"gemm bench: threads={Threads.Count} simd={Gemm.Simd} openblas={(Gemm.OpenBlasAvailable ? Gemm.OpenBlasCoreName : "absent")} m={m} reps={reps} weight={wType}");
+        Console.Error.WriteLine($"gemm bench: threads={Threads.Count} simd={Gemm.Simd} openblas={(Gemm.OpenBlasAvailable ? Gemm.OpenBlasCoreName : "absent")}{(blas ? "" : " (not timed)")} m={m} reps={reps} weight={wType}");
         var saved = Gemm.Backend;
         try
         {
             foreach (var s in shapes)
                 foreach (var op in ops)
                 {
-                    var (managed, openblas, managedBest, openblasBest) = Measure(s, op, m, reps, wType);
+                    var (managed, openblas, managedBest, openblasBest) = Measure(s, op, m, reps, wType, blas, settleMs);
                     var line = new JsonObject
                     {
                         ["bench"] = "gemm", ["model"] = s.Model, ["proj"] = s.Proj,
@@ -91,7 +93,7 @@ public sealed class BenchGemmCommand : IBenchCommand
         finally { Gemm.Backend = saved; }
     }
 
-    static unsafe (double managed, double? openblas, double managedBest, double? openblasBest) Measure(Shape s, string op, int m, int reps, DType wType)
+    static unsafe (double managed, double? openblas, double managedBest, double? openblasBest) Measure(Shape s, string op, int m, int reps, DType wType, bool blas, int settleMs)
     {
         int n = s.N, k = s.K;
         var rng = new Random(1234);
@@ -123,16 +125,18 @@ public sealed class BenchGemmCommand : IBenchCommand
             return 2.0 * m * n * k / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
         }
 
-        bool blas = Gemm.OpenBlasAvailable;
         Time(GemmBackend.Managed, wManaged);
-        if (blas) Time(GemmBackend.OpenBlas, w32v);
+        if (blas) { Time(GemmBackend.OpenBlas, w32v); Thread.Sleep(settleMs); }
         var managed = new List<double>();
         var openblas = new List<double>();
+        // OpenBLAS's idle pthreads keep polling for a while after a call (2^THREAD_TIMEOUT cycles; PeftSharp sets 2^20
+        // unless OPENBLAS_THREAD_TIMEOUT is given) and would take a core from the managed run right after; a short
+        // pause lets them park first.
         for (int r = 0; r < reps; r++)
         {
-            if (blas && r % 2 == 1) openblas.Add(Time(GemmBackend.OpenBlas, w32v));
+            if (blas && r % 2 == 1) { openblas.Add(Time(GemmBackend.OpenBlas, w32v)); Thread.Sleep(settleMs); }
             managed.Add(Time(GemmBackend.Managed, wManaged));
-            if (blas && r % 2 == 0) openblas.Add(Time(GemmBackend.OpenBlas, w32v));
+            if (blas && r % 2 == 0) { openblas.Add(Time(GemmBackend.OpenBlas, w32v)); Thread.Sleep(settleMs); }
         }
         return (Median(managed), blas ? Median(openblas) : null, managed.Max(), blas ? openblas.Max() : null);
     }

@@ -17,7 +17,7 @@ public sealed class TrainCommand : ICliCommand
     public Command Build()
     {
         var config = new Option<string?>("--config") { Description = "YAML file of settings (same names as the flags, snake_case)" };
-        var taskEval = new Option<int>("--task-eval") { Description = "eval examples for the exact-match task metric, before and after (0 = off)", DefaultValueFactory = _ => 32 };
+        var taskEval = new Option<int>("--task-eval") { Description = "eval examples for the exact-match task metric, before and after (0 = off)", DefaultValueFactory = _ => 64 };
         var threads = SharedOptions.Threads();
         var settings = TrainSettings.CreateOptions();
         var cmd = new Command("train", "fine-tune a model (LoRA, DoRA or full); with no arguments, the embedded demo");

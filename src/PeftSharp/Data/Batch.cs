@@ -24,4 +24,25 @@ public sealed class Batch
     public required int ExampleCount { get; init; }
 
     public const int PaddingSegment = -1;
+
+    /// <summary>This batch grown to <paramref name="rows"/> rows with all-padding rows (nothing trained or attended),
+    /// so every step runs at one shape and reuses one set of buffers.</summary>
+    public Batch PadTo(int rows, int padId)
+    {
+        if (rows <= BatchSize) return this;
+        int n = rows * SeqLen, have = BatchSize * SeqLen;
+        int[] Grow(int[] a, int fill)
+        {
+            var r = new int[n];
+            a.CopyTo(r, 0);
+            Array.Fill(r, fill, have, n - have);
+            return r;
+        }
+        return new Batch
+        {
+            BatchSize = rows, SeqLen = SeqLen, InputIds = Grow(InputIds, padId), Targets = Grow(Targets, -100),
+            Positions = Grow(Positions, 0), SegmentIds = Grow(SegmentIds, PaddingSegment),
+            TrainedTokens = TrainedTokens, ExampleCount = ExampleCount,
+        };
+    }
 }

@@ -9,6 +9,7 @@ public sealed record LrSchedule(string Kind, double PeakLr, int WarmupSteps, int
     /// <summary>lr used for optimizer step <paramref name="step"/> (0-based).</summary>
     public double At(int step)
     {
+        if (!Kinds.Contains(Kind)) throw new PeftException($"lr_scheduler_type \"{Kind}\" is not supported (expected {string.Join(", ", Kinds)})");
         if (WarmupSteps > 0 && step < WarmupSteps) return PeakLr * step / WarmupSteps;
         double progress = TotalSteps <= WarmupSteps ? 0 : (double)(step - WarmupSteps) / (TotalSteps - WarmupSteps);
         progress = Math.Clamp(progress, 0, 1);

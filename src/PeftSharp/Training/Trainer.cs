@@ -31,6 +31,9 @@ public sealed class Trainer : IDisposable
     readonly Optimizer _optimizer;
     readonly Dictionary<(int, int), ModelPass> _passes = new();
 
+    /// <summary>Test hook run before each optimizer step (e.g. to inject a non-finite value).</summary>
+    internal Action<int, IReadOnlyList<Parameter>>? BeforeStep { get; set; }
+
     public PeftModel Model => _pm;
     public HfTokenizer Tokenizer => _tokenizer;
     public PreparedData Data => _data;
@@ -104,18 +107,9 @@ public sealed class Trainer : IDisposable
     /// <summary>Mean loss and perplexity over the eval set (no dropout).</summary>
     public EvalMetrics Evaluate(int step)
     {
-        if (_data.Eval.Count == 0) return new EvalMetrics(step, double.NaN, double.NaN, 0);
-        var loader = new DataLoader(_data.Eval, Batching, _o.Seed, shuffle: false);
-        double sum = 0;
-        int count = 0;
-        foreach (var b in loader.EpochBatches(0))
-        {
-            var (s, c) = PassFor(b.BatchSize, b.SeqLen).Loss(b.InputIds, b.Positions, b.SegmentIds, b.Targets);
-            sum += s;
-            count += c;
-        }
-        double loss = count > 0 ? sum / count : double.NaN;
-        return new EvalMetrics(step, loss, Math.Exp(loss), count);
+        // Eval batches run at the training shape (a short last batch is padded), reusing the training buffers.
+        int padId = Batching.PadId;
+        return Evaluation.LossEvaluator.Evaluate(_data.Eval, Batching, (b, t) => PassFor(_o.BatchSize, t), step, b => b.PadTo(_o.BatchSize, padId));
     }
 
     public TrainingResult Run(CancellationToken cancel = default)
@@ -160,9 +154,10 @@ public sealed class Trainer : IDisposable
         {
             cancel.ThrowIfCancellationRequested();
             var sw = Stopwatch.StartNew();
+            BeforeStep?.Invoke(step, _params);
             foreach (var p in _params) p.ZeroGrad();
             var batches = new List<Batch>();
-            for (int i = 0; i < _o.GradientAccumulationSteps; i++) batches.Add(loader.Next());
+            for (int i = 0; i < _o.GradientAccumulationSteps; i++) batches.Add(loader.Next().PadTo(_o.BatchSize, Batching.PadId));
             int trained = batches.Sum(b => b.Targets.Count(t => t != EncodedExample.IgnoreIndex));
             int tokens = batches.Sum(b => b.SegmentIds.Count(s => s != Batch.PaddingSegment));
             double lossSum = 0;

@@ -7,12 +7,14 @@ namespace PeftSharp.Tests.Gemm;
 /// <summary>Every GEMM path against the float64 reference: orientations, dtypes, odd sizes, strides, alpha/beta.</summary>
 public unsafe class GemmTests
 {
-    // Shapes (m, n, k): degenerate, below/around the 6×16 and 4×8 tiles, across KC = 256 and MC = 96 block edges,
-    // LoRA rank-r products, and a wide n that spans many B slivers.
+    // Shapes (m, n, k): degenerate, below/around the 12×32, 6×16 and 4×8 tiles, across the KC (192/256) and MC (96)
+    // block edges, LoRA rank-r products (operands read in place: few columns → A unpacked; few rows and whole
+    // slivers → B unpacked), and wide n that spans many packed B slivers.
     static readonly (int m, int n, int k)[] Shapes =
     [
         (1, 1, 1), (3, 7, 17), (7, 3, 33), (17, 33, 7), (6, 16, 64), (33, 17, 65), (65, 130, 33),
         (130, 65, 131), (13, 40, 300), (200, 19, 5), (97, 16, 70), (16, 70, 97), (5, 600, 9),
+        (20, 64, 300), (40, 96, 33), (70, 260, 200), (5, 4100, 300), (7, 4100, 200), (300, 17, 250), (20, 2048, 40),
     ];
 
     public static TheoryData<string, bool, bool> PathsAndOrientations()
@@ -96,11 +98,29 @@ public unsafe class GemmTests
     {
         if (!TryPath(pathName, out var path)) return;
         int seed = 200;
-        foreach (var (m, n, k) in new[] { (1, 1, 1), (7, 17, 33), (33, 65, 17), (130, 33, 65), (13, 40, 300) })
+        foreach (var (m, n, k) in new[] { (1, 1, 1), (7, 17, 33), (33, 65, 17), (130, 33, 65), (13, 40, 300), (20, 64, 300), (30, 200, 70) })
         {
             using var g = new GemmCase(seed++, transA, transB, m, n, k, aType, bType, alpha: 0.75f, beta: seed % 2);
             Check(g, path, threads: 2);
         }
+    }
+
+    // k so long that whole packed column blocks (≤ 16 MiB) would be narrower than 512: B goes KC slice by KC slice,
+    // the next slice packed while the current one is multiplied.
+    [Theory]
+    [InlineData("avx512", false, true)]
+    [InlineData("avx512", true, false)]
+    [InlineData("avx2", false, false)]
+    [InlineData("avx2", true, true)]
+    [InlineData("portable", false, true)]
+    public void LongK_SliceBySlice(string pathName, bool transA, bool transB)
+    {
+        if (!TryPath(pathName, out var path)) return;
+        using var g = new GemmCase(400, transA, transB, 7, 520, 8300, DType.F32, transA ? DType.F32 : DType.BF16, alpha: 1f, beta: 1f);
+        Check(g, path, threads: 2);
+        var first = g.Result();
+        g.Run(path, 3);
+        Assert.Equal(first, g.Result());
     }
 
     [Fact]

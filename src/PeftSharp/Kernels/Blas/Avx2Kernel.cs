@@ -7,7 +7,7 @@ namespace PeftSharp.Kernels.Blas;
 /// <summary>
 /// AVX2 + FMA strategy: a 6×16 register tile = 12 ymm accumulators + 2 ymm of B + 1 broadcast of A (15 of 16 ymm).
 /// Per k step: 2 aligned loads of B, 6 broadcasts of A, 12 FMAs (2 FMA pipes → 6 cycles, loads well under the port limit).
-/// Blocking for Zen (32–48 KiB L1d, 512 KiB–1 MiB L2): KC·NR·4 = 16 KiB B sliver in L1, MC·KC·4 = 144 KiB A block in L2.
+/// Blocking for Zen (32–48 KiB L1d, 512 KiB–1 MiB L2): KC·NR·4 = 16 KiB B sliver in L1, MC·KC·4 = 96 KiB A block in L2.
 /// </summary>
 [SkipLocalsInit]
 readonly unsafe struct Avx2Kernel : IMicroKernel
@@ -86,6 +86,54 @@ readonly unsafe struct Avx2Kernel : IMicroKernel
         Vector256.Store(c30 * va, tile + 48); Vector256.Store(c31 * va, tile + 56);
         Vector256.Store(c40 * va, tile + 64); Vector256.Store(c41 * va, tile + 72);
         Vector256.Store(c50 * va, tile + 80); Vector256.Store(c51 * va, tile + 88);
+        MicroKernelEdge.Store(tile, 16, c, ldc, mr, nr, beta);
+    }
+
+    /// <summary>
+    /// The same tile read straight from float32 operands, no packing: op(A)[i,p] = a[i·rsA + p·csA], op(B)[p,j] = b[p·csB + j].
+    /// Used when an operand is touched too few times for packing to pay (LoRA rank-r products). Rows ≥ mr read row 0
+    /// (their results are discarded); all NR columns of b must exist.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunStrided(int kc, float* a, long rsA, long csA, float* b, long csB, float* c, long ldc, int mr, int nr, float alpha, float beta)
+    {
+        float* a0 = a + (mr > 0 ? 0 * rsA : 0);
+        float* a1 = a + (mr > 1 ? 1 * rsA : 0);
+        float* a2 = a + (mr > 2 ? 2 * rsA : 0);
+        float* a3 = a + (mr > 3 ? 3 * rsA : 0);
+        float* a4 = a + (mr > 4 ? 4 * rsA : 0);
+        float* a5 = a + (mr > 5 ? 5 * rsA : 0);
+        Vector256<float> c000 = default, c001 = default, c010 = default, c011 = default, c020 = default, c021 = default, c030 = default, c031 = default, c040 = default, c041 = default, c050 = default, c051 = default;
+        long ia = 0, ib = 0;
+        for (int p = 0; p < kc; p++, ia += csA, ib += csB)
+        {
+            var b0 = Vector256.Load(b + ib); var b1 = Vector256.Load(b + ib + 8);
+            var t0 = Vector256.Create(a0[ia]); c000 = Fma.MultiplyAdd(t0, b0, c000); c001 = Fma.MultiplyAdd(t0, b1, c001);
+            var t1 = Vector256.Create(a1[ia]); c010 = Fma.MultiplyAdd(t1, b0, c010); c011 = Fma.MultiplyAdd(t1, b1, c011);
+            var t2 = Vector256.Create(a2[ia]); c020 = Fma.MultiplyAdd(t2, b0, c020); c021 = Fma.MultiplyAdd(t2, b1, c021);
+            var t3 = Vector256.Create(a3[ia]); c030 = Fma.MultiplyAdd(t3, b0, c030); c031 = Fma.MultiplyAdd(t3, b1, c031);
+            var t4 = Vector256.Create(a4[ia]); c040 = Fma.MultiplyAdd(t4, b0, c040); c041 = Fma.MultiplyAdd(t4, b1, c041);
+            var t5 = Vector256.Create(a5[ia]); c050 = Fma.MultiplyAdd(t5, b0, c050); c051 = Fma.MultiplyAdd(t5, b1, c051);
+        }
+        var va = Vector256.Create(alpha);
+        if (mr == 6 && nr == 16)
+        {
+            var vb = Vector256.Create(beta);
+            Out(c + 0 * ldc, c000, c001, va, vb, beta);
+            Out(c + 1 * ldc, c010, c011, va, vb, beta);
+            Out(c + 2 * ldc, c020, c021, va, vb, beta);
+            Out(c + 3 * ldc, c030, c031, va, vb, beta);
+            Out(c + 4 * ldc, c040, c041, va, vb, beta);
+            Out(c + 5 * ldc, c050, c051, va, vb, beta);
+            return;
+        }
+        float* tile = stackalloc float[96];
+        Vector256.Store(c000 * va, tile + 0); Vector256.Store(c001 * va, tile + 8);
+        Vector256.Store(c010 * va, tile + 16); Vector256.Store(c011 * va, tile + 24);
+        Vector256.Store(c020 * va, tile + 32); Vector256.Store(c021 * va, tile + 40);
+        Vector256.Store(c030 * va, tile + 48); Vector256.Store(c031 * va, tile + 56);
+        Vector256.Store(c040 * va, tile + 64); Vector256.Store(c041 * va, tile + 72);
+        Vector256.Store(c050 * va, tile + 80); Vector256.Store(c051 * va, tile + 88);
         MicroKernelEdge.Store(tile, 16, c, ldc, mr, nr, beta);
     }
 

@@ -133,6 +133,78 @@ readonly unsafe struct Avx512Kernel : IMicroKernel
         MicroKernelEdge.Store(tile, 32, c, ldc, mr, nr, beta);
     }
 
+    /// <summary>
+    /// The same tile read straight from float32 operands, no packing: op(A)[i,p] = a[i·rsA + p·csA], op(B)[p,j] = b[p·csB + j].
+    /// Used when an operand is touched too few times for packing to pay (LoRA rank-r products). Rows ≥ mr read row 0
+    /// (their results are discarded); all NR columns of b must exist.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunStrided(int kc, float* a, long rsA, long csA, float* b, long csB, float* c, long ldc, int mr, int nr, float alpha, float beta)
+    {
+        float* a0 = a + (mr > 0 ? 0 * rsA : 0);
+        float* a1 = a + (mr > 1 ? 1 * rsA : 0);
+        float* a2 = a + (mr > 2 ? 2 * rsA : 0);
+        float* a3 = a + (mr > 3 ? 3 * rsA : 0);
+        float* a4 = a + (mr > 4 ? 4 * rsA : 0);
+        float* a5 = a + (mr > 5 ? 5 * rsA : 0);
+        float* a6 = a + (mr > 6 ? 6 * rsA : 0);
+        float* a7 = a + (mr > 7 ? 7 * rsA : 0);
+        float* a8 = a + (mr > 8 ? 8 * rsA : 0);
+        float* a9 = a + (mr > 9 ? 9 * rsA : 0);
+        float* a10 = a + (mr > 10 ? 10 * rsA : 0);
+        float* a11 = a + (mr > 11 ? 11 * rsA : 0);
+        Vector512<float> c000 = default, c001 = default, c010 = default, c011 = default, c020 = default, c021 = default, c030 = default, c031 = default, c040 = default, c041 = default, c050 = default, c051 = default, c060 = default, c061 = default, c070 = default, c071 = default, c080 = default, c081 = default, c090 = default, c091 = default, c100 = default, c101 = default, c110 = default, c111 = default;
+        long ia = 0, ib = 0;
+        for (int p = 0; p < kc; p++, ia += csA, ib += csB)
+        {
+            var b0 = Vector512.Load(b + ib); var b1 = Vector512.Load(b + ib + 16);
+            var t0 = Vector512.Create(a0[ia]); c000 = Avx512F.FusedMultiplyAdd(t0, b0, c000); c001 = Avx512F.FusedMultiplyAdd(t0, b1, c001);
+            var t1 = Vector512.Create(a1[ia]); c010 = Avx512F.FusedMultiplyAdd(t1, b0, c010); c011 = Avx512F.FusedMultiplyAdd(t1, b1, c011);
+            var t2 = Vector512.Create(a2[ia]); c020 = Avx512F.FusedMultiplyAdd(t2, b0, c020); c021 = Avx512F.FusedMultiplyAdd(t2, b1, c021);
+            var t3 = Vector512.Create(a3[ia]); c030 = Avx512F.FusedMultiplyAdd(t3, b0, c030); c031 = Avx512F.FusedMultiplyAdd(t3, b1, c031);
+            var t4 = Vector512.Create(a4[ia]); c040 = Avx512F.FusedMultiplyAdd(t4, b0, c040); c041 = Avx512F.FusedMultiplyAdd(t4, b1, c041);
+            var t5 = Vector512.Create(a5[ia]); c050 = Avx512F.FusedMultiplyAdd(t5, b0, c050); c051 = Avx512F.FusedMultiplyAdd(t5, b1, c051);
+            var t6 = Vector512.Create(a6[ia]); c060 = Avx512F.FusedMultiplyAdd(t6, b0, c060); c061 = Avx512F.FusedMultiplyAdd(t6, b1, c061);
+            var t7 = Vector512.Create(a7[ia]); c070 = Avx512F.FusedMultiplyAdd(t7, b0, c070); c071 = Avx512F.FusedMultiplyAdd(t7, b1, c071);
+            var t8 = Vector512.Create(a8[ia]); c080 = Avx512F.FusedMultiplyAdd(t8, b0, c080); c081 = Avx512F.FusedMultiplyAdd(t8, b1, c081);
+            var t9 = Vector512.Create(a9[ia]); c090 = Avx512F.FusedMultiplyAdd(t9, b0, c090); c091 = Avx512F.FusedMultiplyAdd(t9, b1, c091);
+            var t10 = Vector512.Create(a10[ia]); c100 = Avx512F.FusedMultiplyAdd(t10, b0, c100); c101 = Avx512F.FusedMultiplyAdd(t10, b1, c101);
+            var t11 = Vector512.Create(a11[ia]); c110 = Avx512F.FusedMultiplyAdd(t11, b0, c110); c111 = Avx512F.FusedMultiplyAdd(t11, b1, c111);
+        }
+        var va = Vector512.Create(alpha);
+        if (mr == 12 && nr == 32)
+        {
+            var vb = Vector512.Create(beta);
+            Out(c + 0 * ldc, c000, c001, va, vb, beta);
+            Out(c + 1 * ldc, c010, c011, va, vb, beta);
+            Out(c + 2 * ldc, c020, c021, va, vb, beta);
+            Out(c + 3 * ldc, c030, c031, va, vb, beta);
+            Out(c + 4 * ldc, c040, c041, va, vb, beta);
+            Out(c + 5 * ldc, c050, c051, va, vb, beta);
+            Out(c + 6 * ldc, c060, c061, va, vb, beta);
+            Out(c + 7 * ldc, c070, c071, va, vb, beta);
+            Out(c + 8 * ldc, c080, c081, va, vb, beta);
+            Out(c + 9 * ldc, c090, c091, va, vb, beta);
+            Out(c + 10 * ldc, c100, c101, va, vb, beta);
+            Out(c + 11 * ldc, c110, c111, va, vb, beta);
+            return;
+        }
+        float* tile = stackalloc float[384];
+        Vector512.Store(c000 * va, tile + 0); Vector512.Store(c001 * va, tile + 16);
+        Vector512.Store(c010 * va, tile + 32); Vector512.Store(c011 * va, tile + 48);
+        Vector512.Store(c020 * va, tile + 64); Vector512.Store(c021 * va, tile + 80);
+        Vector512.Store(c030 * va, tile + 96); Vector512.Store(c031 * va, tile + 112);
+        Vector512.Store(c040 * va, tile + 128); Vector512.Store(c041 * va, tile + 144);
+        Vector512.Store(c050 * va, tile + 160); Vector512.Store(c051 * va, tile + 176);
+        Vector512.Store(c060 * va, tile + 192); Vector512.Store(c061 * va, tile + 208);
+        Vector512.Store(c070 * va, tile + 224); Vector512.Store(c071 * va, tile + 240);
+        Vector512.Store(c080 * va, tile + 256); Vector512.Store(c081 * va, tile + 272);
+        Vector512.Store(c090 * va, tile + 288); Vector512.Store(c091 * va, tile + 304);
+        Vector512.Store(c100 * va, tile + 320); Vector512.Store(c101 * va, tile + 336);
+        Vector512.Store(c110 * va, tile + 352); Vector512.Store(c111 * va, tile + 368);
+        MicroKernelEdge.Store(tile, 32, c, ldc, mr, nr, beta);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void Out(float* c, Vector512<float> x0, Vector512<float> x1, Vector512<float> va, Vector512<float> vb, float beta)
     {

@@ -19,4 +19,10 @@ unsafe interface IMicroKernel
     /// a: packed A sliver (kc, MR); b: packed B sliver (kc, NR); c: row-major with leading dimension ldc.
     /// </summary>
     static abstract void Run(int kc, float* a, float* b, float* c, long ldc, int mr, int nr, float alpha, float beta);
+
+    /// <summary>
+    /// The same tile from unpacked float32 operands: op(A)[i,p] = a[i·rsA + p·csA], op(B)[p,j] = b[p·csB + j]
+    /// (all NR columns of b must be readable; rows ≥ mr are not read).
+    /// </summary>
+    static abstract void RunStrided(int kc, float* a, long rsA, long csA, float* b, long csB, float* c, long ldc, int mr, int nr, float alpha, float beta);
 }

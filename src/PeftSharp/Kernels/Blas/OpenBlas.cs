@@ -22,6 +22,7 @@ static unsafe class OpenBlas
 
     static OpenBlas()
     {
+        ShortenIdleSpin();
         string[] names = OperatingSystem.IsWindows() ? ["libopenblas.dll", "openblas.dll"]
             : OperatingSystem.IsMacOS() ? ["libopenblas.dylib", "libopenblas.0.dylib"]
             : ["libopenblas.so.0", "libopenblas.so"];
@@ -38,6 +39,23 @@ static unsafe class OpenBlas
             return;
         }
     }
+
+    /// <summary>
+    /// OpenBLAS's idle worker threads poll (sched_yield) for 2^THREAD_TIMEOUT TSC cycles after each call — 2^28 by
+    /// default, ~0.1 s — taking cores from the managed kernels that run between BLAS calls. It reads
+    /// OPENBLAS_THREAD_TIMEOUT from the native environment when it loads, so unless the user set it, set 2^20 cycles
+    /// (well under a millisecond) first. .NET's Environment.SetEnvironmentVariable does not reach the native
+    /// environment on Unix, hence libc setenv.
+    /// </summary>
+    static void ShortenIdleSpin()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable("OPENBLAS_THREAD_TIMEOUT") != null) return;
+        try { _ = setenv("OPENBLAS_THREAD_TIMEOUT", "20", 0); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
+
+    [DllImport("libc", EntryPoint = "setenv")]
+    static extern int setenv([MarshalAs(UnmanagedType.LPStr)] string name, [MarshalAs(UnmanagedType.LPStr)] string value, int overwrite);
 
     /// <summary>OpenBLAS's name for the kernel set it picked for this CPU (e.g. "Haswell"), or null.</summary>
     public static string? CoreName => s_coreName == null ? null : Marshal.PtrToStringAnsi((nint)s_coreName());

@@ -39,4 +39,25 @@ readonly unsafe struct PortableKernel : IMicroKernel
         Vector128.Store(c30 * va, tile + 24); Vector128.Store(c31 * va, tile + 28);
         MicroKernelEdge.Store(tile, 8, c, ldc, mr, nr, beta);
     }
+
+    /// <summary>Unpacked float32 operands: op(A)[i,p] = a[i·rsA + p·csA], op(B)[p,j] = b[p·csB + j].</summary>
+    public static void RunStrided(int kc, float* a, long rsA, long csA, float* b, long csB, float* c, long ldc, int mr, int nr, float alpha, float beta)
+    {
+        float* tile = stackalloc float[32];
+        for (int i = 0; i < 4; i++)
+        {
+            float* ai = a + (mr > i ? i * rsA : 0);
+            Vector128<float> s0 = default, s1 = default;
+            long ia = 0, ib = 0;
+            for (int p = 0; p < kc; p++, ia += csA, ib += csB)
+            {
+                var t = Vector128.Create(ai[ia]);
+                s0 = Vector128.MultiplyAddEstimate(t, Vector128.Load(b + ib), s0);
+                s1 = Vector128.MultiplyAddEstimate(t, Vector128.Load(b + ib + 4), s1);
+            }
+            Vector128.Store(s0 * alpha, tile + 8 * i);
+            Vector128.Store(s1 * alpha, tile + 8 * i + 4);
+        }
+        MicroKernelEdge.Store(tile, 8, c, ldc, mr, nr, beta);
+    }
 }

@@ -1,0 +1,43 @@
+using PeftSharp.Data;
+using PeftSharp.Models;
+using PeftSharp.Training;
+
+namespace PeftSharp.Evaluation;
+
+/// <summary>Mean token loss and perplexity of a model over encoded examples (trained tokens only, no dropout).</summary>
+public static class LossEvaluator
+{
+    /// <param name="passFor">Supplies a (reused) pass for a batch shape.</param>
+    public static EvalMetrics Evaluate(IReadOnlyList<EncodedExample> examples, BatchOptions batching, Func<int, int, ModelPass> passFor, int step = 0,
+        Func<Batch, Batch>? shape = null)
+    {
+        if (examples.Count == 0) return new EvalMetrics(step, double.NaN, double.NaN, 0);
+        var loader = new DataLoader(examples, batching, seed: 0, shuffle: false);
+        double sum = 0;
+        int count = 0;
+        foreach (var raw in loader.EpochBatches(0))
+        {
+            var b = shape != null ? shape(raw) : raw;
+            var (s, c) = passFor(b.BatchSize, b.SeqLen).Loss(b.InputIds, b.Positions, b.SegmentIds, b.Targets);
+            sum += s;
+            count += c;
+        }
+        double loss = count > 0 ? sum / count : double.NaN;
+        return new EvalMetrics(step, loss, Math.Exp(loss), count);
+    }
+
+    /// <summary>Convenience for one-off evaluation: passes are created and disposed here.</summary>
+    public static EvalMetrics Evaluate(CausalLM model, IReadOnlyList<EncodedExample> examples, BatchOptions batching)
+    {
+        var passes = new Dictionary<(int, int), ModelPass>();
+        try
+        {
+            return Evaluate(examples, batching, (b, t) =>
+            {
+                if (!passes.TryGetValue((b, t), out var p)) passes[(b, t)] = p = new ModelPass(model, b, t, recompute: true);
+                return p;
+            });
+        }
+        finally { foreach (var p in passes.Values) p.Dispose(); }
+    }
+}

@@ -1,0 +1,207 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PeftSharp.Models;
+
+namespace PeftSharp.Planning;
+
+/// <summary>What `peft calc` asks for.</summary>
+public sealed record CalcRequest
+{
+    public IReadOnlyList<int> Ranks { get; init; } = [8, 16, 64];
+    /// <summary>Target sets to count, each "all-linear" or a comma list.</summary>
+    public IReadOnlyList<string> TargetSets { get; init; } = ["q_proj,v_proj", "all-linear"];
+    /// <summary>Rank and targets of the memory estimates and the advice.</summary>
+    public int MemoryRank { get; init; } = 16;
+    public string MemoryTargets { get; init; } = "all-linear";
+    public int Batch { get; init; } = 4;
+    public int Seq { get; init; } = 256;
+    public string Optimizer { get; init; } = "adamw";
+    public long? BudgetBytes { get; init; }
+}
+
+/// <summary>`peft calc` on a real config: exact adapter counts, memory estimates per method, and (with a budget) advice.</summary>
+public sealed class CalcReport
+{
+    public ModelConfig Config { get; }
+    public string Source { get; }
+    public CalcRequest Request { get; }
+    public ParameterCounter.Breakdown Parameters { get; }
+    public IReadOnlyList<MemoryEstimate> Memory { get; }
+    public Advice? Advice { get; }
+
+    public CalcReport(ModelConfig config, string source, CalcRequest request)
+    {
+        foreach (var r in request.Ranks.Append(request.MemoryRank))
+            if (r <= 0) throw new PeftException($"--ranks: rank must be > 0, got {r}");
+        foreach (var t in request.TargetSets.Append(request.MemoryTargets)) ParameterCounter.ParseTargets(t);
+        Config = config; Source = source; Request = request;
+        Parameters = ParameterCounter.Count(config);
+        Memory = MemoryEstimator.Methods.SelectMany(m => new[] { false, true }.Select(ck =>
+            MemoryEstimator.Estimate(config, m, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, ck, request.Optimizer))).ToList();
+        if (request.BudgetBytes is long budget)
+            Advice = MethodAdvisor.Advise(config, budget, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, request.Optimizer);
+    }
+
+    static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+    string Pct(long part) => SquareModel.FormatPercent(100.0 * part / Parameters.Total);
+    static string Mb(long bytes) => (bytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture);
+
+    public string ToText()
+    {
+        var c = Config;
+        var p = Parameters;
+        var sb = new StringBuilder();
+        sb.AppendLine($"{Source}: {c.ModelType}, {c.NumLayers} layers, hidden {c.HiddenSize}, intermediate {c.IntermediateSize}, " +
+                      $"heads {c.NumHeads} (kv {c.NumKvHeads}, head_dim {c.HeadDim}), vocab {c.VocabSize}, {(c.TieWordEmbeddings ? "tied" : "untied")} embeddings, {c.TorchDtype}");
+        sb.AppendLine($"parameters: {N(p.Total)} = embedding {N(p.Embedding)}{(p.LmHead > 0 ? $" + lm_head {N(p.LmHead)}" : " (tied lm_head)")} + projections {N(p.Projections)} + norms {N(p.Norms)}{(p.Biases > 0 ? $" + biases {N(p.Biases)}" : "")}");
+        sb.AppendLine();
+
+        sb.AppendLine($"Adapter parameters per target module, all {c.NumLayers} layers (exact; LoRA = r·(in+out), DoRA adds m = out)");
+        var mt = new TextTable("  ", ["module", "shape [out,in]", .. Request.Ranks.Select(r => $"LoRA r={r}"), "DoRA +m"]);
+        foreach (var m in ParameterCounter.Projections(c))
+            mt.Add([m.Name, $"{m.Out}×{m.In}", .. Request.Ranks.Select(r => N(c.NumLayers * m.LoraParameters(r))), N((long)c.NumLayers * m.DoraExtra)]);
+        sb.AppendLine(mt.ToString());
+        sb.AppendLine();
+
+        sb.AppendLine($"Trainable parameters by targets and rank (% of the {N(p.Total)} model parameters)");
+        var tt = new TextTable("  ", "targets", "r", "LoRA", "% model", "DoRA", "% model");
+        foreach (var set in Request.TargetSets)
+            foreach (var r in Request.Ranks)
+            {
+                var names = ParameterCounter.ParseTargets(set);
+                long lora = ParameterCounter.AdapterParameters(c, names, r, false), dora = ParameterCounter.AdapterParameters(c, names, r, true);
+                tt.Add(set, r, N(lora), Pct(lora), N(dora), Pct(dora));
+            }
+        sb.AppendLine(tt.ToString());
+        sb.AppendLine();
+
+        var q = Request;
+        sb.AppendLine($"Memory ESTIMATE for training (MiB; not a measurement): batch {q.Batch} × seq {q.Seq}, r {q.MemoryRank}, {q.MemoryTargets}, {q.Optimizer}");
+        sb.AppendLine("  weights: frozen base (NF4 projections for q-methods) | trainable: float32 values | optimizer: AdamW state |");
+        sb.AppendLine($"  activations: saved for backward | overhead: runtime {Mb(MemoryEstimator.RuntimeBaselineBytes)} MiB + scratch");
+        var memt = new TextTable("  ", "method", "ckpt", "trainable params", "weights", "trainable", "grads", "optimizer", "activations", "overhead", "total");
+        foreach (var e in Memory)
+            memt.Add(e.Method, e.GradientCheckpointing ? "on" : "off", N(e.TrainableParameters), Mb(e.WeightsBytes), Mb(e.AdapterBytes),
+                Mb(e.GradientBytes), Mb(e.OptimizerBytes), Mb(e.ActivationBytes), Mb(e.OverheadBytes), Mb(e.TotalBytes));
+        sb.AppendLine(memt.ToString());
+
+        if (Advice is { } a)
+        {
+            sb.AppendLine();
+            sb.AppendLine($"Budget {ByteSize.Format(a.BudgetBytes)} ({N(a.BudgetBytes)} bytes): which methods fit (estimates; grid batch {string.Join(",", MethodAdvisor.BatchGrid)} × seq {string.Join(",", MethodAdvisor.SeqsFor(c))})");
+            var ft = new TextTable("  ", "method", "ckpt", $"at {a.Batch}×{a.Seq} MiB", "fits", $"max batch @ seq {a.Seq}", "largest batch×seq", "its MiB");
+            foreach (var f in a.Fits)
+                ft.Add(f.Method, f.Checkpointing ? "on" : "off", Mb(f.AtRequested.TotalBytes), f.FitsRequested ? "yes" : "no",
+                    f.MaxBatchAtRequestedSeq == 0 ? "-" : f.MaxBatchAtRequestedSeq.ToString(CultureInfo.InvariantCulture),
+                    f.LargestFitting is { } l ? $"{l.Batch}×{l.Seq}" : "-", f.LargestFitting is { } l2 ? Mb(l2.TotalBytes) : "-");
+            sb.AppendLine(ft.ToString());
+            sb.AppendLine(a.Method == null
+                ? $"recommendation: none — {a.Reason}"
+                : $"recommendation: {a.Method}{(a.Checkpointing ? " with gradient checkpointing" : "")} at batch {a.AdvisedBatch} × seq {a.AdvisedSeq} — {a.Reason}");
+        }
+        return sb.ToString().TrimEnd();
+    }
+
+    static JsonObject EstimateJson(MemoryEstimate e) => new()
+    {
+        ["method"] = e.Method, ["gradient_checkpointing"] = e.GradientCheckpointing, ["batch"] = e.Batch, ["seq"] = e.Seq,
+        ["rank"] = e.Rank, ["targets"] = e.Targets, ["optimizer"] = e.Optimizer, ["trainable_parameters"] = e.TrainableParameters,
+        ["weights_bytes"] = e.WeightsBytes, ["adapter_bytes"] = e.AdapterBytes, ["gradient_bytes"] = e.GradientBytes,
+        ["optimizer_bytes"] = e.OptimizerBytes, ["activation_bytes"] = e.ActivationBytes, ["overhead_bytes"] = e.OverheadBytes,
+        ["scratch_bytes"] = e.ScratchBytes, ["total_bytes"] = e.TotalBytes,
+    };
+
+    public string ToJson()
+    {
+        var c = Config;
+        var p = Parameters;
+        var o = new JsonObject
+        {
+            ["source"] = Source,
+            ["model_type"] = c.ModelType,
+            ["parameters"] = new JsonObject
+            {
+                ["total"] = p.Total, ["embedding"] = p.Embedding, ["lm_head"] = p.LmHead, ["projections"] = p.Projections,
+                ["norms"] = p.Norms, ["biases"] = p.Biases,
+            },
+            ["modules"] = new JsonArray(ParameterCounter.Projections(c).Select(m => (JsonNode)new JsonObject
+            {
+                ["name"] = m.Name, ["out"] = m.Out, ["in"] = m.In, ["layers"] = c.NumLayers,
+                ["lora_per_rank"] = new JsonObject(Request.Ranks.Select(r => KeyValuePair.Create($"{r}", (JsonNode?)(c.NumLayers * m.LoraParameters(r))))),
+                ["dora_extra"] = (long)c.NumLayers * m.DoraExtra,
+            }).ToArray()),
+            ["adapters"] = new JsonArray(Request.TargetSets.SelectMany(set => Request.Ranks.Select(r =>
+            {
+                var names = ParameterCounter.ParseTargets(set);
+                long lora = ParameterCounter.AdapterParameters(c, names, r, false), dora = ParameterCounter.AdapterParameters(c, names, r, true);
+                return (JsonNode)new JsonObject
+                {
+                    ["targets"] = set, ["rank"] = r, ["lora"] = lora, ["lora_percent"] = 100.0 * lora / p.Total,
+                    ["dora"] = dora, ["dora_percent"] = 100.0 * dora / p.Total,
+                };
+            })).ToArray()),
+            ["memory_estimates"] = new JsonArray(Memory.Select(e => (JsonNode)EstimateJson(e)).ToArray()),
+            ["runtime_baseline_bytes"] = MemoryEstimator.RuntimeBaselineBytes,
+        };
+        if (Advice is { } a)
+        {
+            o["advice"] = new JsonObject
+            {
+                ["budget_bytes"] = a.BudgetBytes,
+                ["fits"] = new JsonArray(a.Fits.Select(f => (JsonNode)new JsonObject
+                {
+                    ["method"] = f.Method, ["gradient_checkpointing"] = f.Checkpointing, ["total_bytes_at_requested"] = f.AtRequested.TotalBytes,
+                    ["fits_requested"] = f.FitsRequested, ["max_batch_at_requested_seq"] = f.MaxBatchAtRequestedSeq,
+                    ["largest_fitting"] = f.LargestFitting is { } l ? new JsonObject { ["batch"] = l.Batch, ["seq"] = l.Seq, ["total_bytes"] = l.TotalBytes } : null,
+                }).ToArray()),
+                ["method"] = a.Method, ["gradient_checkpointing"] = a.Checkpointing, ["batch"] = a.AdvisedBatch, ["seq"] = a.AdvisedSeq,
+                ["reason"] = a.Reason,
+            };
+        }
+        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>The seed-004 tables: one row per (parameter count, rank).</summary>
+    public static IReadOnlyList<SquareModel.Row> SquareRows(IReadOnlyList<long> totals, IReadOnlyList<int> ranks) =>
+        totals.SelectMany(t => ranks.Select(r => SquareModel.Compute(t, r))).ToList();
+
+    /// <summary>
+    /// Seed 004's layout: one rank and several sizes → "Total Parameters | D | LoRA | %"; one size and several ranks →
+    /// "Rank | D | LoRA | %" (one table per size).
+    /// </summary>
+    public static string SquareText(IReadOnlyList<long> totals, IReadOnlyList<int> ranks)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("Square-matrix illustration (seed 004): the model as one D×D matrix, D = ⌈√params⌉, LoRA = 2·D·r. Not a real model's count.");
+        if (ranks.Count == 1)
+        {
+            sb.AppendLine($"rank = {ranks[0]}");
+            var t = new TextTable(" | ", "Total Parameters", "Matrix Dimension (D)", "LoRA Parameters", "Percentage");
+            foreach (var r in SquareRows(totals, ranks)) t.Add(SquareModel.FormatCount(r.TotalParameters), r.Dimension, r.LoraParameters, r.PercentText);
+            sb.AppendLine(t.ToString());
+        }
+        else
+        {
+            foreach (var total in totals)
+            {
+                sb.AppendLine($"{SquareModel.FormatCount(total)} model with different ranks");
+                var t = new TextTable(" | ", "Rank", "Matrix Dimension (D)", "LoRA Parameters", "Percentage");
+                foreach (var r in SquareRows([total], ranks)) t.Add(r.Rank, r.Dimension, r.LoraParameters, r.PercentText);
+                sb.AppendLine(t.ToString());
+            }
+        }
+        return sb.ToString().TrimEnd();
+    }
+
+    public static string SquareJson(IReadOnlyList<long> totals, IReadOnlyList<int> ranks) =>
+        new JsonObject
+        {
+            ["square"] = new JsonArray(SquareRows(totals, ranks).Select(r => (JsonNode)new JsonObject
+            {
+                ["total_parameters"] = r.TotalParameters, ["rank"] = r.Rank, ["dimension"] = r.Dimension,
+                ["lora_parameters"] = r.LoraParameters, ["percent"] = r.Percent, ["percent_text"] = r.PercentText,
+            }).ToArray()),
+        }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+}

@@ -157,6 +157,7 @@ public sealed class CausalLM : IDisposable
     {
         if (!Directory.Exists(dir)) throw new PeftException($"model folder '{dir}' does not exist");
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
+        CheckQuantizationConfig(Path.Combine(dir, "config.json"));
         var ckpt = SafetensorsCheckpoint.OpenDirectory(dir);
         try
         {
@@ -170,6 +171,22 @@ public sealed class CausalLM : IDisposable
             ckpt.Dispose();
             throw;
         }
+    }
+
+    /// <summary>config.json's quantization_config: bitsandbytes 4-bit is read from the weights' quant-state keys; anything
+    /// else (8-bit LLM.int8, GPTQ, AWQ …) is refused by name instead of failing later on a tensor shape.</summary>
+    static void CheckQuantizationConfig(string path)
+    {
+        System.Text.Json.Nodes.JsonNode? q;
+        try { q = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))?["quantization_config"]; }
+        catch (System.Text.Json.JsonException) { return; }   // ModelConfig.Load has already validated the file
+        if (q is not System.Text.Json.Nodes.JsonObject o) return;
+        string method = o["quant_method"] is System.Text.Json.Nodes.JsonValue m && m.TryGetValue<string>(out var ms) ? ms : "bitsandbytes";
+        bool Flag(string k) => o[k] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<bool>(out var b) && b;
+        if (method != "bitsandbytes")
+            throw new PeftException($"{path}: quantization_config.quant_method \"{method}\" is not supported (only bitsandbytes 4-bit checkpoints load)");
+        if (Flag("load_in_8bit") || Flag("_load_in_8bit"))
+            throw new PeftException($"{path}: quantization_config has load_in_8bit (LLM.int8); only bitsandbytes 4-bit (nf4/fp4) checkpoints are supported");
     }
 
     /// <summary>

@@ -42,3 +42,26 @@ public class QLoraOptionsTests
         foreach (var t in w.Values) t.Dispose();
     }
 }
+
+public class QuantizationConfigTests
+{
+    [Theory]
+    [InlineData("{\"quant_method\":\"bitsandbytes\",\"load_in_8bit\":true}", "load_in_8bit")]
+    [InlineData("{\"quant_method\":\"gptq\",\"bits\":4}", "gptq")]
+    public void UnsupportedQuantizationConfig_IsRefusedByName(string qc, string expected)
+    {
+        var c = QLoraTestModels.Config();
+        var w = TinyModels.Weights(c, 1);
+        var dir = TinyModels.WriteFolder(c, w);
+        try
+        {
+            var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "config.json")))!.AsObject();
+            json["quantization_config"] = System.Text.Json.Nodes.JsonNode.Parse(qc);
+            File.WriteAllText(Path.Combine(dir, "config.json"), json.ToJsonString());
+            var e = Assert.Throws<PeftException>(() => PeftSharp.Models.CausalLM.Load(dir));
+            Assert.Contains(expected, e.Message);
+            Assert.Contains("config.json", e.Message);
+        }
+        finally { Directory.Delete(dir, true); foreach (var t in w.Values) t.Dispose(); }
+    }
+}

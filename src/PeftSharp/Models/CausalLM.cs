@@ -80,6 +80,8 @@ public sealed class CausalLM : IDisposable
                             throw new PeftException($"{source}: tensor '{module}.weight' has quant_state shape [{string.Join(", ", q.Shape)}], expected [{outF}, {inF}]");
                         }
                         preQuantized++;
+                        // the packed codes were copied: give the mapped pages back as for load-time quantization
+                        released?.Invoke(module + ".weight", get(module + ".weight")!);
                         var pl = new QuantizedLinear(module, q, b);
                         built.Add(pl);
                         return pl;

@@ -26,6 +26,7 @@ public sealed record QuantizedFileStats(int Modules, long Parameters, long CodeA
             if (at < 0) continue;
             string prefix = name[..at];
             using var q = BnbQuantState.FromTensors(prefix, k => ckpt.Contains(k) ? ckpt.Get(k) : null, source);
+            Models.MappedPages.Release(ckpt.Get(prefix + ".weight"));   // read once; keep the resident set small
             modules++;
             parameters += q.ElementCount;
             types.Add(q.QuantType.BnbName() + (q.DoubleQuant ? "+dq" : ""));

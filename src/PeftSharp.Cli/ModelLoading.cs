@@ -1,5 +1,7 @@
+using System.CommandLine;
 using PeftSharp.Models;
 using PeftSharp.Peft;
+using PeftSharp.Quantization;
 using PeftSharp.Tokenization;
 
 namespace PeftSharp.Cli;
@@ -7,9 +9,10 @@ namespace PeftSharp.Cli;
 /// <summary>Loads a model folder with optional PEFT adapters and its tokenizer, reporting adapter load problems.</summary>
 public static class ModelLoading
 {
-    public static PeftModel Load(string dir, IReadOnlyList<string>? adapters)
+    public static PeftModel Load(string dir, IReadOnlyList<string>? adapters, QuantizeOptions? quantize = null)
     {
-        var pm = new PeftModel(CausalLM.Load(dir));
+        var pm = new PeftModel(CausalLM.Load(dir, quantize));
+        if (pm.Model.Quantization != null) Console.Error.WriteLine($"base: {pm.Model.Quantization}");
         try
         {
             foreach (var (path, i) in (adapters ?? []).Select((p, i) => (p, i)))
@@ -29,6 +32,14 @@ public static class ModelLoading
             throw;
         }
     }
+
+    /// <summary>`--quantize nf4|fp4` (load-time 4-bit quantization of the decoder projections) and `--double-quant`.</summary>
+    public static (Option<string?> Type, Option<bool> DoubleQuant) QuantizeOptions() =>
+        (new Option<string?>("--quantize") { Description = "quantize the linear projections to 4 bits while loading: nf4 or fp4" },
+         new Option<bool>("--double-quant") { Description = "with --quantize: also quantize the absmax values" });
+
+    public static QuantizeOptions? ParseQuantize(System.CommandLine.ParseResult pr, (Option<string?> Type, Option<bool> DoubleQuant) o) =>
+        pr.GetValue(o.Type) is { } t ? PeftSharp.Quantization.QuantizeOptions.Parse(t, pr.GetValue(o.DoubleQuant)) : null;
 
     /// <summary>The tokenizer in the model folder (tokenizer.json), or a clear error.</summary>
     public static HfTokenizer Tokenizer(string dir)

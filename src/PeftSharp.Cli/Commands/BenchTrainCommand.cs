@@ -7,8 +7,8 @@ using PeftSharp.Training;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>
-/// `peft bench train --config c.json --method lora|dora|full --rank 16 --alpha 32 --targets all-linear --batch 4
-/// --seq 256 --steps 3`: median training-step time on random weights of that shape (BF16 base).
+/// `peft bench train --config c.json --method lora|dora|qlora|qdora|full --rank 16 --alpha 32 --targets all-linear --batch 4
+/// --seq 256 --steps 3`: median training-step time on random weights of that shape (BF16 base; NF4 + double quant for qlora/qdora).
 /// </summary>
 public sealed class BenchTrainCommand : IBenchCommand
 {
@@ -31,7 +31,7 @@ public sealed class BenchTrainCommand : IBenchCommand
             SharedOptions.ApplyThreads(pr.GetValue(threads));
             var c = ModelConfig.Load(pr.GetValue(config)!);
             string m = pr.GetValue(method)!;
-            if (m is not ("lora" or "dora" or "full")) throw new PeftException($"--method: expected lora, dora or full, got '{m}'");
+            if (m is not ("lora" or "dora" or "qlora" or "qdora" or "full")) throw new PeftException($"--method: expected lora, dora, qlora, qdora or full, got '{m}'");
             var lora = TrainSettings.Apply(new PeftSharp.Peft.LoraConfig { R = pr.GetValue(rank), LoraAlpha = pr.GetValue(alpha) }, "target_modules", pr.GetValue(targets)!);
             using var bench = new TrainStepBench(c, m, lora, pr.GetValue(batch), pr.GetValue(seq), pr.GetValue(recompute));
             bench.Step();   // warm-up: JIT, lazily created optimizer state and scratch

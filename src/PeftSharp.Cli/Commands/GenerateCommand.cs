@@ -12,6 +12,7 @@ public sealed class GenerateCommand : ICliCommand
         var dir = new Argument<string>("model-dir") { Description = "Hugging Face model folder" };
         var prompt = new Option<string?>("--prompt") { Description = "prompt text (needs tokenizer.json in the model folder)" };
         var ids = new Option<string?>("--ids") { Description = "prompt as comma-separated token ids" };
+        var quantize = ModelLoading.QuantizeOptions();
         var adapters = new Option<string[]>("--adapter") { Description = "PEFT adapter folder(s) to apply (the last one is active)", AllowMultipleArgumentsPerToken = false };
         var maxNew = new Option<int>("--max-new-tokens") { DefaultValueFactory = _ => 64 };
         var temperature = new Option<float>("--temperature") { Description = "0 = greedy", DefaultValueFactory = _ => 0f };
@@ -23,6 +24,8 @@ public sealed class GenerateCommand : ICliCommand
         var threads = SharedOptions.Threads();
         var cmd = new Command("generate", "continue a prompt with the model (KV cache; greedy or sampled)");
         cmd.Arguments.Add(dir);
+        cmd.Options.Add(quantize.Type);
+        cmd.Options.Add(quantize.DoubleQuant);
         foreach (var o in new Option[] { prompt, ids, adapters, maxNew, temperature, topK, topP, penalty, seed, json, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
@@ -30,7 +33,7 @@ public sealed class GenerateCommand : ICliCommand
             string modelDir = pr.GetValue(dir)!;
             string? text = pr.GetValue(prompt), idText = pr.GetValue(ids);
             if ((text == null) == (idText == null)) throw new PeftException("give exactly one of --prompt or --ids");
-            using var pm = ModelLoading.Load(modelDir, pr.GetValue(adapters));
+            using var pm = ModelLoading.Load(modelDir, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
             var tokenizer = text != null || File.Exists(Path.Combine(modelDir, "tokenizer.json")) ? ModelLoading.Tokenizer(modelDir) : null;
             int[] promptIds = text != null ? tokenizer!.Encode(text, addSpecial: true) : TokenIds.Parse(idText!, "--ids");
             var stop = new HashSet<int>(pm.Model.Config.EosTokenIds);

@@ -1,5 +1,7 @@
 using System.CommandLine;
+using PeftSharp.IO;
 using PeftSharp.Models;
+using PeftSharp.Quantization;
 using PeftSharp.Inspection;
 
 namespace PeftSharp.Cli.Commands;
@@ -18,7 +20,34 @@ public sealed class InspectCommand : ICliCommand
         {
             using var model = CausalLM.Load(pr.GetValue(dir)!);
             var report = ModelReport.Of(model);
-            Console.WriteLine(pr.GetValue(json) ? report.ToJson() : report.ToText());
+            if (pr.GetValue(json))
+            {
+                var node = System.Text.Json.Nodes.JsonNode.Parse(report.ToJson())!.AsObject();
+                if (model.Quantization != null)
+                {
+                    using var ckpt = SafetensorsCheckpoint.OpenDirectory(pr.GetValue(dir)!);
+                    var stats = QuantizedFileStats.Measure(ckpt, pr.GetValue(dir)!);
+                    node["quantization"] = new System.Text.Json.Nodes.JsonObject
+                    {
+                        ["type"] = model.Quantization.Options.Type.BnbName(), ["double_quant"] = model.Quantization.Options.DoubleQuant,
+                        ["quantized_modules"] = stats.Modules, ["quantized_parameters"] = stats.Parameters,
+                        ["bits_per_parameter"] = Math.Round(stats.BitsPerParameter, 4),
+                        ["bits_per_parameter_with_maps"] = Math.Round(stats.BitsPerParameterWithMaps, 4),
+                        ["unquantized"] = new System.Text.Json.Nodes.JsonArray(model.Quantization.UnquantizedModules.Select(u => (System.Text.Json.Nodes.JsonNode)u!).ToArray()),
+                    };
+                }
+                Console.WriteLine(node.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            }
+            else
+            {
+                Console.WriteLine(report.ToText());
+                if (model.Quantization != null)
+                {
+                    using var ckpt = SafetensorsCheckpoint.OpenDirectory(pr.GetValue(dir)!);
+                    Console.WriteLine($"quantization  {model.Quantization}");
+                    Console.WriteLine($"              {QuantizedFileStats.Measure(ckpt, pr.GetValue(dir)!)}");
+                }
+            }
             return 0;
         }));
         return cmd;

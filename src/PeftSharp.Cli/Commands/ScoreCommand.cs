@@ -13,6 +13,7 @@ public sealed class ScoreCommand : ICliCommand
         var dir = new Argument<string>("model-dir") { Description = "Hugging Face model folder" };
         var ids = new Option<string?>("--ids") { Description = "comma-separated token ids" };
         var text = new Option<string?>("--text") { Description = "text to score (tokenized with the model's tokenizer, BOS added)" };
+        var quantize = ModelLoading.QuantizeOptions();
         var adapters = new Option<string[]>("--adapter") { Description = "PEFT adapter folder(s) (the last one is active)" };
         var threads = SharedOptions.Threads();
         var cmd = new Command("score", "log-probability of each token given the ones before it, as JSON");
@@ -20,13 +21,15 @@ public sealed class ScoreCommand : ICliCommand
         cmd.Options.Add(ids);
         cmd.Options.Add(text);
         cmd.Options.Add(adapters);
+        cmd.Options.Add(quantize.Type);
+        cmd.Options.Add(quantize.DoubleQuant);
         cmd.Options.Add(threads);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             SharedOptions.ApplyThreads(pr.GetValue(threads));
             string? t = pr.GetValue(text), idText = pr.GetValue(ids);
             if ((t == null) == (idText == null)) throw new PeftException("give exactly one of --ids or --text");
-            using var pm = ModelLoading.Load(pr.GetValue(dir)!, pr.GetValue(adapters));
+            using var pm = ModelLoading.Load(pr.GetValue(dir)!, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
             var tokens = t != null ? ModelLoading.Tokenizer(pr.GetValue(dir)!).Encode(t, addSpecial: true) : TokenIds.Parse(idText!, "--ids");
             var result = Scorer.Score(pm.Model, tokens);
             Console.WriteLine(result.ToJson());

@@ -1,4 +1,6 @@
+using System.Text.Json.Nodes;
 using PeftSharp.Models;
+using PeftSharp.Quantization;
 using PeftSharp.Tensors;
 
 namespace PeftSharp.IO;
@@ -14,6 +16,8 @@ public static class HfCheckpoint
     /// <summary>
     /// Weights in <paramref name="dtype"/> (tensors already in it are written as they are, others converted one at a
     /// time), config.json with that torch_dtype, and the tokenizer files copied from <paramref name="sourceDir"/>.
+    /// 4-bit projections are written in bitsandbytes' serialized form (weight, absmax, quant_map, nested_*, quant_state)
+    /// and config.json gets transformers' quantization_config, so transformers + bitsandbytes and our loader read it.
     /// </summary>
     public static void Write(string dir, CausalLM model, string? sourceDir, DType dtype, long maxShardBytes = DefaultShardBytes)
     {
@@ -39,12 +43,25 @@ public static class HfCheckpoint
                 converted.Add(c);
                 tensors.Add((name, c));
             }
+            foreach (var q in model.QuantizedProjections())
+                foreach (var (name, t) in BnbQuantState.ToTensors(q.Name, q.Weight))
+                {
+                    converted.Add(t);
+                    tensors.Add((name, t));
+                }
             SafetensorsWriter.WriteSharded(dir, tensors, maxShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
         }
         finally { foreach (var c in converted) c.Dispose(); }
 
         var config = model.Config with { TorchDtype = dtype switch { DType.BF16 => "bfloat16", DType.F16 => "float16", _ => "float32" } };
-        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), config.ToJson());
+        string json = config.ToJson();
+        if (model.Quantization != null)
+        {
+            var node = JsonNode.Parse(json)!.AsObject();
+            node["quantization_config"] = model.Quantization.Options.ToQuantizationConfig(config.TorchDtype);
+            json = node.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
+        }
+        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), json);
         if (sourceDir != null && Path.GetFullPath(sourceDir) != Path.GetFullPath(dir))
             foreach (var f in TokenizerFiles)
             {

@@ -24,10 +24,14 @@ public sealed record ModelReport(ModelConfig Config, IReadOnlyList<ModelReport.G
 
     public static ModelReport Of(CausalLM model)
     {
-        var groups = model.NamedWeights()
+        var dense = model.NamedWeights().Select(w => (w.Name, Count: w.Tensor.ElementCount, Bytes: w.Tensor.ByteLength, DType: w.Tensor.DType.ToString()));
+        // 4-bit projections: real storage (packed codes + absmax + nested absmax and maps)
+        var quantized = model.QuantizedProjections().Select(q => (Name: q.Name + ".weight", Count: q.Weight.ElementCount, Bytes: q.StorageBytes,
+            DType: q.Weight.QuantType.ToString() + (q.Weight.DoubleQuant ? "+DQ" : "")));
+        var groups = dense.Concat(quantized)
             .GroupBy(w => KindOf(w.Name))
-            .Select(g => new Group(g.Key, g.Sum(w => w.Tensor.ElementCount), g.Sum(w => w.Tensor.ByteLength),
-                string.Join(",", g.Select(w => w.Tensor.DType.ToString()).Distinct()), g.Count()))
+            .Select(g => new Group(g.Key, g.Sum(w => w.Count), g.Sum(w => w.Bytes),
+                string.Join(",", g.Select(w => w.DType).Distinct()), g.Count()))
             .ToList();
         return new ModelReport(model.Config, groups);
     }

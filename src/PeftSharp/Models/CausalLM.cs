@@ -1,6 +1,7 @@
 using PeftSharp.IO;
 using PeftSharp.Kernels;
 using PeftSharp.Nn;
+using PeftSharp.Quantization;
 using PeftSharp.Tensors;
 
 namespace PeftSharp.Models;
@@ -37,6 +38,17 @@ public sealed class CausalLM : IDisposable
 
     /// <summary>Builds the model from named tensors (HF names); <paramref name="get"/> throws for a missing name.</summary>
     public static CausalLM FromTensors(ModelConfig c, Func<string, Tensor?> get, string source)
+        => FromTensors(c, get, source, null, null);
+
+    /// <summary>
+    /// Builds the model from named tensors. Projections stored in bitsandbytes' 4-bit format (a
+    /// <c>.weight.quant_state.bitsandbytes__nf4|fp4</c> key) become <see cref="QuantizedLinear"/>s; with
+    /// <paramref name="quantize"/>, dense projection weights are quantized one at a time and handed to
+    /// <paramref name="released"/> (so the caller can free the source tensor before the next is read). Embeddings,
+    /// norms and lm_head stay in their dtype (transformers' default: lm_head is skipped, embeddings are not Linear).
+    /// </summary>
+    public static CausalLM FromTensors(ModelConfig c, Func<string, Tensor?> get, string source, QuantizeOptions? quantize,
+        Action<string, Tensor>? released)
     {
         Tensor Need(string name, params int[] shape)
         {
@@ -50,37 +62,133 @@ public sealed class CausalLM : IDisposable
         int C = c.HiddenSize, D = c.HeadDim, F = c.IntermediateSize, V = c.VocabSize;
         int qd = c.NumHeads * D, kvd = c.NumKvHeads * D;
         var layers = new DecoderLayer[c.NumLayers];
-        for (int i = 0; i < c.NumLayers; i++)
+        var built = new List<IDisposable>();
+        int preQuantized = 0, quantizedNow = 0;
+        try
         {
-            Linear Proj(string module, int outF, int inF, bool bias) =>
-                new(module, Need(module + ".weight", outF, inF), bias ? Need(module + ".bias", outF) : null);
-            layers[i] = new DecoderLayer(i,
-                new Norm(WeightNames.InputNorm(i), Need(WeightNames.InputNorm(i), C)),
-                new Norm(WeightNames.PostNorm(i), Need(WeightNames.PostNorm(i), C)),
-                c.QkNorm ? new Norm(WeightNames.QNorm(i), Need(WeightNames.QNorm(i), D)) : null,
-                c.QkNorm ? new Norm(WeightNames.KNorm(i), Need(WeightNames.KNorm(i), D)) : null,
-                Proj(WeightNames.Attn(i, "q_proj"), qd, C, c.QkvBias),
-                Proj(WeightNames.Attn(i, "k_proj"), kvd, C, c.QkvBias),
-                Proj(WeightNames.Attn(i, "v_proj"), kvd, C, c.QkvBias),
-                Proj(WeightNames.Attn(i, "o_proj"), C, qd, c.OutputBias),
-                Proj(WeightNames.Mlp(i, "gate_proj"), F, C, c.MlpBias),
-                Proj(WeightNames.Mlp(i, "up_proj"), F, C, c.MlpBias),
-                Proj(WeightNames.Mlp(i, "down_proj"), C, F, c.MlpBias));
+            for (int i = 0; i < c.NumLayers; i++)
+            {
+                IFrozenProjection Proj(string module, int outF, int inF, bool bias)
+                {
+                    var b = bias ? Need(module + ".bias", outF) : null;
+                    if (BnbQuantState.IsQuantized(module, get))
+                    {
+                        var q = BnbQuantState.FromTensors(module, get, source);
+                        if (q.Shape.Length != 2 || q.Shape[0] != outF || q.Shape[1] != inF)
+                        {
+                            q.Dispose();
+                            throw new PeftException($"{source}: tensor '{module}.weight' has quant_state shape [{string.Join(", ", q.Shape)}], expected [{outF}, {inF}]");
+                        }
+                        preQuantized++;
+                        // the packed codes were copied: give the mapped pages back as for load-time quantization
+                        released?.Invoke(module + ".weight", get(module + ".weight")!);
+                        var pl = new QuantizedLinear(module, q, b);
+                        built.Add(pl);
+                        return pl;
+                    }
+                    var w = Need(module + ".weight", outF, inF);
+                    if (quantize == null) return new Linear(module, w, b);
+                    var qw = Quantized4Bit.Quantize(w, quantize.Type, quantize.BlockSize, quantize.DoubleQuant, module + ".weight");
+                    released?.Invoke(module + ".weight", w);
+                    quantizedNow++;
+                    var ql = new QuantizedLinear(module, qw, b);
+                    built.Add(ql);
+                    return ql;
+                }
+                layers[i] = new DecoderLayer(i,
+                    new Norm(WeightNames.InputNorm(i), Need(WeightNames.InputNorm(i), C)),
+                    new Norm(WeightNames.PostNorm(i), Need(WeightNames.PostNorm(i), C)),
+                    c.QkNorm ? new Norm(WeightNames.QNorm(i), Need(WeightNames.QNorm(i), D)) : null,
+                    c.QkNorm ? new Norm(WeightNames.KNorm(i), Need(WeightNames.KNorm(i), D)) : null,
+                    Proj(WeightNames.Attn(i, "q_proj"), qd, C, c.QkvBias),
+                    Proj(WeightNames.Attn(i, "k_proj"), kvd, C, c.QkvBias),
+                    Proj(WeightNames.Attn(i, "v_proj"), kvd, C, c.QkvBias),
+                    Proj(WeightNames.Attn(i, "o_proj"), C, qd, c.OutputBias),
+                    Proj(WeightNames.Mlp(i, "gate_proj"), F, C, c.MlpBias),
+                    Proj(WeightNames.Mlp(i, "up_proj"), F, C, c.MlpBias),
+                    Proj(WeightNames.Mlp(i, "down_proj"), C, F, c.MlpBias));
+            }
+        }
+        catch
+        {
+            foreach (var d in built) d.Dispose();
+            throw;
         }
         var embed = Need(WeightNames.Embed, V, C);
         var head = c.TieWordEmbeddings ? embed : Need(WeightNames.LmHead, V, C);
-        return new CausalLM(c, embed, layers, new Norm(WeightNames.FinalNorm, Need(WeightNames.FinalNorm, C)), head);
+        var model = new CausalLM(c, embed, layers, new Norm(WeightNames.FinalNorm, Need(WeightNames.FinalNorm, C)), head);
+        if (preQuantized + quantizedNow > 0)
+        {
+            var first = model.QuantizedProjections().First().Weight;
+            model.Quantization = new QuantizationInfo(
+                new QuantizeOptions(first.QuantType, first.DoubleQuant, first.BlockSize), preQuantized > 0,
+                preQuantized + quantizedNow, c.NumLayers * 7 - preQuantized - quantizedNow,
+                UnquantizedModuleKinds(model));
+        }
+        return model;
     }
 
+    static string[] UnquantizedModuleKinds(CausalLM m)
+    {
+        var kinds = new List<string> { "embed_tokens" };
+        if (!m.Tied) kinds.Add("lm_head");
+        kinds.Add("norms (input_layernorm, post_attention_layernorm, norm" + (m.Config.QkNorm ? ", q_norm, k_norm" : "") + ")");
+        var denseProj = m.Layers.SelectMany(l => l.Projections).Where(p => BaseProjection(p) is Linear)
+            .Select(p => p.Name.Split('.')[^1]).Distinct().ToList();
+        if (denseProj.Count > 0) kinds.Add(string.Join(", ", denseProj) + " (dense in the checkpoint)");
+        return kinds.ToArray();
+    }
+
+    /// <summary>How the projections are quantized (null: a dense model).</summary>
+    public QuantizationInfo? Quantization { get; private set; }
+
+    /// <summary>The 4-bit projections, in model order.</summary>
+    public IEnumerable<QuantizedLinear> QuantizedProjections() =>
+        Layers.SelectMany(l => l.Projections).Select(BaseProjection).OfType<QuantizedLinear>();
+
     /// <summary>Loads config.json and the safetensors weights of a Hugging Face model folder (memory-mapped).</summary>
-    public static CausalLM Load(string dir)
+    public static CausalLM Load(string dir) => Load(dir, null);
+
+    /// <summary>
+    /// Loads a model folder; with <paramref name="quantize"/> the decoder projections are quantized to 4 bits while
+    /// loading, one tensor at a time (each source tensor's pages are released after it is quantized, so peak memory is
+    /// about the 4-bit model plus one tensor). A checkpoint already quantized by bitsandbytes loads as 4-bit whatever
+    /// <paramref name="quantize"/> says.
+    /// </summary>
+    public static CausalLM Load(string dir, QuantizeOptions? quantize)
     {
         if (!Directory.Exists(dir)) throw new PeftException($"model folder '{dir}' does not exist");
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
+        CheckQuantizationConfig(Path.Combine(dir, "config.json"));
         var ckpt = SafetensorsCheckpoint.OpenDirectory(dir);
-        var model = FromTensors(config, name => ckpt.Contains(name) ? ckpt.Get(name) : null, dir);
-        model._owned.Add(ckpt);
-        return model;
+        try
+        {
+            var model = FromTensors(config, name => ckpt.Contains(name) ? ckpt.Get(name) : null, dir, quantize,
+                (_, t) => MappedPages.Release(t));
+            model._owned.Add(ckpt);
+            return model;
+        }
+        catch
+        {
+            ckpt.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>config.json's quantization_config: bitsandbytes 4-bit is read from the weights' quant-state keys; anything
+    /// else (8-bit LLM.int8, GPTQ, AWQ …) is refused by name instead of failing later on a tensor shape.</summary>
+    static void CheckQuantizationConfig(string path)
+    {
+        System.Text.Json.Nodes.JsonNode? q;
+        try { q = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))?["quantization_config"]; }
+        catch (System.Text.Json.JsonException) { return; }   // ModelConfig.Load has already validated the file
+        if (q is not System.Text.Json.Nodes.JsonObject o) return;
+        string method = o["quant_method"] is System.Text.Json.Nodes.JsonValue m && m.TryGetValue<string>(out var ms) ? ms : "bitsandbytes";
+        bool Flag(string k) => o[k] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<bool>(out var b) && b;
+        if (method != "bitsandbytes")
+            throw new PeftException($"{path}: quantization_config.quant_method \"{method}\" is not supported (only bitsandbytes 4-bit checkpoints load)");
+        if (Flag("load_in_8bit") || Flag("_load_in_8bit"))
+            throw new PeftException($"{path}: quantization_config has load_in_8bit (LLM.int8); only bitsandbytes 4-bit (nf4/fp4) checkpoints are supported");
     }
 
     /// <summary>
@@ -95,7 +203,36 @@ public sealed class CausalLM : IDisposable
         return model;
     }
 
-    /// <summary>All weights by HF name, as they are now (frozen views or trainable float32 values).</summary>
+    /// <summary>
+    /// Random weights (as <see cref="CreateRandom"/>, each tensor from its own seed) with the projections quantized to
+    /// 4 bits as they are generated: only one dense projection exists at a time (benchmarks of QLoRA at full size).
+    /// </summary>
+    public static CausalLM CreateRandomQuantized(ModelConfig c, DType dtype, ulong seed, QuantizeOptions quantize)
+    {
+        var specs = RandomWeights.Specs(c).ToDictionary(s => s.Name);
+        var kept = new Dictionary<string, Tensor>();
+        Tensor? Get(string name)
+        {
+            if (kept.TryGetValue(name, out var t)) return t;
+            if (!specs.TryGetValue(name, out var s)) return null;
+            return kept[name] = RandomWeights.CreateOne(s, dtype, seed);
+        }
+        CausalLM model;
+        try
+        {
+            model = FromTensors(c, Get, "random weights", quantize, (name, t) => { kept.Remove(name); t.Dispose(); });
+        }
+        catch
+        {
+            foreach (var t in kept.Values) t.Dispose();
+            throw;
+        }
+        model._owned.AddRange(kept.Values);
+        return model;
+    }
+
+    /// <summary>All dense weights by HF name, as they are now (frozen views or trainable float32 values); 4-bit projection
+    /// weights are not tensors: see <see cref="QuantizedProjections"/>.</summary>
     public IEnumerable<(string Name, Tensor Tensor)> NamedWeights()
     {
         yield return (WeightNames.Embed, Embed);
@@ -104,9 +241,16 @@ public sealed class CausalLM : IDisposable
             foreach (var n in l.Norms()) yield return (n.Weight.Name, n.Weight.Value);
             foreach (var p in l.Projections)
             {
-                var lin = BaseLinear(p);
-                yield return (lin.Name + ".weight", lin.Weight);
-                if (lin.Bias != null) yield return (lin.Name + ".bias", lin.Bias);
+                switch (BaseProjection(p))
+                {
+                    case Linear lin:
+                        yield return (lin.Name + ".weight", lin.Weight);
+                        if (lin.Bias != null) yield return (lin.Name + ".bias", lin.Bias);
+                        break;
+                    case QuantizedLinear q:
+                        if (q.Bias != null) yield return (q.Name + ".bias", q.Bias);
+                        break;
+                }
             }
         }
         yield return (WeightNames.FinalNorm, FinalNorm.Weight.Value);
@@ -114,16 +258,30 @@ public sealed class CausalLM : IDisposable
     }
 
     /// <summary>The dense base projection under any adapter wrappers.</summary>
-    public static Linear BaseLinear(ILinear l) => l switch
+    public static Linear BaseLinear(ILinear l) => BaseProjection(l) as Linear
+        ?? throw new PeftException($"{l.Name}: the base weight is 4-bit quantized; this needs a dense (BF16/F16/F32) base");
+
+    /// <summary>The frozen base projection (dense or 4-bit) under any adapter wrappers.</summary>
+    public static IFrozenProjection BaseProjection(ILinear l) => l switch
     {
-        Linear lin => lin,
-        IWrapsLinear w => BaseLinear(w.Base),
-        _ => throw new InvalidOperationException($"{l.Name}: not a dense projection"),
+        IFrozenProjection f => f,
+        IWrapsLinear w => BaseProjection(w.Base),
+        _ => throw new InvalidOperationException($"{l.Name}: not a frozen projection"),
     };
+
+    /// <summary>Parameter count of every base weight (dense tensors and 4-bit projections).</summary>
+    public long BaseParameterCount => NamedWeights().Sum(w => w.Tensor.ElementCount)
+        + QuantizedProjections().Sum(q => q.Weight.ElementCount);
+
+    /// <summary>Bytes of the frozen base as stored (4-bit projections at their packed size), excluding <paramref name="exclude"/>.</summary>
+    public long BaseBytes(ISet<Tensor>? exclude = null) =>
+        NamedWeights().Where(w => exclude == null || !exclude.Contains(w.Tensor)).Sum(w => w.Tensor.ByteLength)
+        + QuantizedProjections().Sum(q => q.StorageBytes);
 
     /// <summary>Full fine-tuning: every weight becomes a float32 trainable parameter.</summary>
     public void MakeFullyTrainable()
     {
+        if (Quantization != null) throw new PeftException("full fine-tuning needs a dense base; a 4-bit model trains with qlora or qdora");
         foreach (var l in Layers)
         {
             foreach (var n in l.Norms()) n.Trainable = true;
@@ -196,6 +354,15 @@ public sealed class CausalLM : IDisposable
         FinalNorm.Dispose();
         foreach (var o in _owned) o.Dispose();
     }
+}
+
+/// <summary>How a model's projections are stored in 4 bits (load-time quantization or a bitsandbytes checkpoint).</summary>
+public sealed record QuantizationInfo(QuantizeOptions Options, bool PreQuantized, int QuantizedModules, int DenseProjections,
+    string[] UnquantizedModules)
+{
+    public override string ToString() =>
+        $"{QuantizedModules} linear projections in 4-bit {Options}{(PreQuantized ? " (bitsandbytes checkpoint)" : " (quantized at load)")}; " +
+        $"kept unquantized: {string.Join("; ", UnquantizedModules)}";
 }
 
 /// <summary>An adapter layer wrapping a base projection (LoRA, DoRA).</summary>

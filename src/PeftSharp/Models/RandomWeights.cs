@@ -5,17 +5,20 @@ namespace PeftSharp.Models;
 /// <summary>Seeded random weights in HF names for a config (benchmarks and tests).</summary>
 public static class RandomWeights
 {
-    public static Dictionary<string, Tensor> Create(ModelConfig c, DType dtype, ulong seed)
+    /// <summary>One tensor's recipe: N(0, Std) when Std &gt; 0, else filled with Fill.</summary>
+    public sealed record Spec(string Name, int[] Shape, float Std, float Fill = 0);
+
+    /// <summary>Every weight of the config with its shape and init, in creation order.</summary>
+    public static List<Spec> Specs(ModelConfig c)
     {
-        var rng = new Random(unchecked((int)seed ^ (int)(seed >> 32)));
-        var w = new Dictionary<string, Tensor>();
+        var w = new List<Spec>();
         int C = c.HiddenSize, D = c.HeadDim, F = c.IntermediateSize, V = c.VocabSize;
         int qd = c.NumHeads * D, kvd = c.NumKvHeads * D;
         // Residual projections get std/√(2L) (GPT-2 style) so a deep random stack keeps activations O(1).
         float std = 0.02f, resStd = 0.02f / MathF.Sqrt(2f * Math.Max(1, c.NumLayers));
-        void Mat(string name, int o, int i, float s) => w[name] = Normal(rng, dtype, s, o, i);
-        void Ones(string name, int n) => w[name] = Fill(dtype, 1f, n);
-        void Small(string name, int n) => w[name] = Normal(rng, dtype, 0.01f, n);
+        void Mat(string name, int o, int i, float s) => w.Add(new Spec(name, [o, i], s));
+        void Ones(string name, int n) => w.Add(new Spec(name, [n], 0, 1f));
+        void Small(string name, int n) => w.Add(new Spec(name, [n], 0.01f));
         Mat(WeightNames.Embed, V, C, std);
         for (int l = 0; l < c.NumLayers; l++)
         {
@@ -44,6 +47,25 @@ public static class RandomWeights
         if (!c.TieWordEmbeddings) Mat(WeightNames.LmHead, V, C, std);
         return w;
     }
+
+    public static Dictionary<string, Tensor> Create(ModelConfig c, DType dtype, ulong seed)
+    {
+        var rng = new Random(unchecked((int)seed ^ (int)(seed >> 32)));
+        var w = new Dictionary<string, Tensor>();
+        foreach (var s in Specs(c)) w[s.Name] = Make(s, rng, dtype);
+        return w;
+    }
+
+    /// <summary>One tensor from its own seed (name-hashed), for building a model tensor by tensor.</summary>
+    public static Tensor CreateOne(Spec s, DType dtype, ulong seed)
+    {
+        uint h = 2166136261;
+        foreach (char ch in s.Name) h = (h ^ ch) * 16777619;
+        return Make(s, new Random(unchecked((int)(seed ^ (seed >> 32)) ^ (int)h)), dtype);
+    }
+
+    static Tensor Make(Spec s, Random rng, DType dtype) =>
+        s.Std > 0 ? Normal(rng, dtype, s.Std, s.Shape) : Fill(dtype, s.Fill, s.Shape[0]);
 
     static unsafe Tensor Normal(Random rng, DType dtype, float std, params int[] shape)
     {

@@ -8,7 +8,7 @@ using PeftSharp.Tensors;
 namespace PeftSharp.Training;
 
 /// <summary>
-/// One training step on random weights of a config's shape (base in BF16), timed: forward, backward, AdamW.
+/// One training step on random weights of a config's shape (base in BF16; NF4 + double quant for qlora/qdora), timed: forward, backward, AdamW.
 /// FLOPs per token follow the PyTorch anchor: 2·(linear params + V·C) forward, the same again for input gradients,
 /// 2·(linear params + V·C) more for weight gradients in full fine-tuning, plus causal attention 6·T·Hq·D per layer
 /// (two matmuls forward, four backward, over T/2 keys on average), plus the adapter's own products.
@@ -30,7 +30,9 @@ public sealed class TrainStepBench : IDisposable
     public TrainStepBench(ModelConfig config, string method, LoraConfig lora, int batch, int seq, bool recompute, Func<ModelConfig, CausalLM>? build = null)
     {
         Config = config; Method = method; Batch = batch; Seq = seq;
-        var model = build != null ? build(config) : CausalLM.CreateRandom(config, DType.BF16, 1);
+        var model = build != null ? build(config)
+            : method is "qlora" or "qdora" ? CausalLM.CreateRandomQuantized(config, DType.BF16, 1, new Quantization.QuantizeOptions())
+            : CausalLM.CreateRandom(config, DType.BF16, 1);
         _pm = new PeftModel(model);
         if (method == "full") model.MakeFullyTrainable();
         else _pm.AddAdapter("bench", lora with { UseDora = method is "dora" or "qdora" }, 1);

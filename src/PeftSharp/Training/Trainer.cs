@@ -7,6 +7,7 @@ using PeftSharp.Kernels;
 using PeftSharp.Models;
 using PeftSharp.Nn;
 using PeftSharp.Optim;
+using PeftSharp.Quantization;
 using PeftSharp.Peft;
 using PeftSharp.Templates;
 using PeftSharp.Tensors;
@@ -15,7 +16,7 @@ using PeftSharp.Tokenization;
 namespace PeftSharp.Training;
 
 /// <summary>
-/// Fine-tunes a model with LoRA, DoRA or full fine-tuning: AdamW, schedules, gradient accumulation, global-norm
+/// Fine-tunes a model with LoRA, DoRA, QLoRA, QDoRA (LoRA/DoRA over a 4-bit base) or full fine-tuning: AdamW, schedules, gradient accumulation, global-norm
 /// clipping, periodic eval and atomic checkpoints from which a resumed run continues bit-identically.
 /// The loss of a step is the mean over all trained tokens of its micro-batches (token-weighted).
 /// </summary>
@@ -42,7 +43,7 @@ public sealed class Trainer : IDisposable
         options.Validate();
         _o = options;
         _obs = observer ?? NullObserver.Instance;
-        var model = CausalLM.Load(options.ModelDir);
+        var model = CausalLM.Load(options.ModelDir, options.IsQuantized ? options.Quantize : null);
         _pm = new PeftModel(model);
         try
         {
@@ -58,7 +59,8 @@ public sealed class Trainer : IDisposable
                 Seed = options.Seed,
             });
             if (options.Method == "full") model.MakeFullyTrainable();
-            else _pm.AddAdapter("default", options.Lora with { UseDora = options.Method == "dora" }, (ulong)options.Seed);
+            else _pm.AddAdapter("default", options.Lora with { UseDora = options.Method is "dora" or "qdora" }, (ulong)options.Seed);
+            if (model.Quantization != null) _obs.OnMessage($"base model: {model.Quantization}");
             _pm.Dropout.Seed = (ulong)options.Seed;
             _params = _pm.TrainableParameters().ToList();
             _optimizer = options.Optimizer == "adamw8bit"
@@ -94,7 +96,7 @@ public sealed class Trainer : IDisposable
     public MemoryReport Memory()
     {
         var trainable = new HashSet<Tensor>(_params.Select(p => p.Value));
-        long frozen = _pm.Model.NamedWeights().Where(w => !trainable.Contains(w.Tensor)).Sum(w => w.Tensor.ByteLength);
+        long frozen = _pm.Model.BaseBytes(trainable);   // 4-bit projections at their packed size
         long train = _params.Sum(p => p.Value.ByteLength);
         long opt = 0;
         var state = _optimizer.SaveState();
@@ -131,7 +133,7 @@ public sealed class Trainer : IDisposable
         }
         else if (File.Exists(MetricsPath)) File.Delete(MetricsPath);
 
-        long total = _pm.Model.NamedWeights().Sum(w => w.Tensor.ElementCount) + (_o.Method == "full" ? 0 : _params.Sum(p => p.Count));
+        long total = _pm.Model.BaseParameterCount + (_o.Method == "full" ? 0 : _params.Sum(p => p.Count));
         long trainable = _params.Sum(p => p.Count);
         _obs.OnStart(new TrainingPlan(_o.Method, trainable, total, _data.Train.Count, _data.Eval.Count, _data.SkippedCount,
             DatasetFormats.Name(_data.Format), startStep, _o.MaxSteps, resumed, Memory()));
@@ -203,6 +205,7 @@ public sealed class Trainer : IDisposable
                 _obs.OnEval(lastEval);
                 AppendMetrics(new JsonObject { ["step"] = step + 1, ["eval_loss"] = lastEval.Loss, ["eval_ppl"] = lastEval.Perplexity });
             }
+            if (last || (_o.EvalSteps > 0 && (step + 1) % _o.EvalSteps == 0)) AppendMetrics(MemoryLine(step + 1, Memory()));
             if ((_o.SaveSteps > 0 && (step + 1) % _o.SaveSteps == 0) || last)
             {
                 var pos = loader.Position;
@@ -230,6 +233,18 @@ public sealed class Trainer : IDisposable
             return;
         }
         _pm.Save(dir, "default", _o.SaveBf16 ? DType.BF16 : DType.F32, Path.GetFullPath(_o.ModelDir));
+    }
+
+    /// <summary>A metrics.jsonl line with the memory accounting (MiB by kind and the peak resident set).</summary>
+    static JsonObject MemoryLine(int step, MemoryReport m)
+    {
+        static double Mb(long b) => Math.Round(b / 1048576.0, 1);
+        return new JsonObject
+        {
+            ["step"] = step, ["mem_frozen_weights_mb"] = Mb(m.FrozenWeightBytes), ["mem_adapter_mb"] = Mb(m.TrainableBytes),
+            ["mem_gradients_mb"] = Mb(m.GradientBytes), ["mem_optimizer_mb"] = Mb(m.OptimizerBytes),
+            ["mem_activations_peak_mb"] = Mb(m.ActivationBytes), ["peak_rss_mb"] = m.PeakRssMb,
+        };
     }
 
     void AppendMetrics(JsonObject o) => File.AppendAllText(MetricsPath, o.ToJsonString() + "\n");

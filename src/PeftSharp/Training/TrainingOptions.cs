@@ -1,4 +1,5 @@
 using PeftSharp.Peft;
+using PeftSharp.Quantization;
 
 namespace PeftSharp.Training;
 
@@ -14,9 +15,18 @@ public sealed record TrainingOptions
     public bool TrainOnPrompt { get; init; }
     public bool SkipBadLines { get; init; }
 
-    /// <summary>lora, dora or full.</summary>
+    /// <summary>lora, dora, qlora, qdora (LoRA/DoRA over a 4-bit base) or full.</summary>
     public string Method { get; init; } = "lora";
     public LoraConfig Lora { get; init; } = new() { R = 16, LoraAlpha = 32, TargetModulesRegex = "all-linear" };
+
+    /// <summary>4-bit type for qlora/qdora (transformers' bnb_4bit_quant_type): nf4 (QLoRA) or fp4.</summary>
+    public string BnbQuantType { get; init; } = "nf4";
+    /// <summary>Double quantization of the absmax values (bnb_4bit_use_double_quant).</summary>
+    public bool BnbDoubleQuant { get; init; } = true;
+
+    /// <summary>True for the methods that train over a 4-bit base.</summary>
+    public bool IsQuantized => Method is "qlora" or "qdora";
+    public QuantizeOptions Quantize => QuantizeOptions.Parse(BnbQuantType, BnbDoubleQuant, 64, "bnb_4bit_quant_type");
 
     public double LearningRate { get; init; } = 2e-4;
     public string LrScheduler { get; init; } = "cosine";
@@ -48,8 +58,9 @@ public sealed record TrainingOptions
 
     public void Validate()
     {
-        if (Method is not ("lora" or "dora" or "full"))
-            throw new PeftException($"method \"{Method}\" is not supported (expected lora, dora or full)");
+        if (Method is not ("lora" or "dora" or "qlora" or "qdora" or "full"))
+            throw new PeftException($"method \"{Method}\" is not supported (expected lora, dora, qlora, qdora or full)");
+        if (IsQuantized) _ = Quantize;
         if (LearningRate <= 0) throw new PeftException($"learning_rate must be > 0, got {LearningRate}");
         if (MaxSteps <= 0) throw new PeftException($"max_steps must be > 0, got {MaxSteps}");
         if (BatchSize <= 0) throw new PeftException($"per_device_train_batch_size must be > 0, got {BatchSize}");

@@ -1,0 +1,55 @@
+using PeftSharp.Inference;
+using PeftSharp.Models;
+
+namespace PeftSharp.Peft;
+
+/// <summary>What merging an adapter changed: the largest relative logit difference between the merged model and the
+/// unmerged one (adapter active) on a probe sequence, and for a 4-bit base the largest weight rounding error that
+/// re-quantization added.</summary>
+public sealed record MergeResult(double MaxRelativeLogitDifference, bool IntoQuantizedBase, double MaxRequantizationError)
+{
+    /// <summary>bitsandbytes' warning when merging into a 4-bit linear (peft tuners/lora/bnb.py).</summary>
+    public const string QuantizedWarning = "Merge lora module to 4-bit linear may get different generations due to rounding errors.";
+}
+
+public static class AdapterMerge
+{
+    /// <summary>A short deterministic probe sequence for measuring the merged error.</summary>
+    public static int[] ProbeIds(int vocab, int length = 16)
+    {
+        var ids = new int[length];
+        for (int i = 0; i < length; i++) ids[i] = (int)((1 + 7919L * i) % vocab);
+        return ids;
+    }
+
+    /// <summary>
+    /// Merges the active adapter into the base weights (dense: W ← W + ΔW in the weight's dtype; 4-bit: dequantize,
+    /// add, re-quantize with the same settings) and measures the merged error on <paramref name="probe"/>:
+    /// max |merged − unmerged| / max |unmerged| over all logits.
+    /// </summary>
+    public static MergeResult MergeActive(PeftModel pm, int[]? probe = null)
+    {
+        probe ??= ProbeIds(pm.Model.Config.VocabSize);
+        var before = Logits(pm.Model, probe);
+        pm.Merge();
+        var after = Logits(pm.Model, probe);
+        double maxDiff = 0, maxRef = 0;
+        for (int i = 0; i < before.Length; i++)
+        {
+            maxDiff = Math.Max(maxDiff, Math.Abs((double)after[i] - before[i]));
+            maxRef = Math.Max(maxRef, Math.Abs((double)before[i]));
+        }
+        var quantized = pm.Model.QuantizedProjections().ToList();
+        double rounding = quantized.Count == 0 ? 0 : quantized.Max(q => (double)q.MergeRoundingError);
+        return new MergeResult(maxRef > 0 ? maxDiff / maxRef : maxDiff, quantized.Count > 0, rounding);
+    }
+
+    /// <summary>Logits (n·V) of the model for one sequence.</summary>
+    public static float[] Logits(CausalLM m, int[] ids)
+    {
+        var all = new float[ids.Length * m.Config.VocabSize];
+        using var s = new InferenceSession(m, ids.Length);
+        s.Feed(ids, Span<float>.Empty, all);
+        return all;
+    }
+}

@@ -20,6 +20,7 @@ public sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
     readonly List<string> _merged = new();
     readonly Dictionary<string, float[]> _mergedDoraFactor = new();
     double[]? _baseRowNormSq;                 // ‖W_i‖², W frozen → computed once
+    float[]? _wat, _aat, _baat;               // DoRA norm scratch: W·Aᵀ, A·Aᵀ, B·A·Aᵀ
 
     // Saved by Forward for Backward (this module only).
     Tensor? _xa;                              // (n, r)   drop(x)·Aᵀ
@@ -173,27 +174,22 @@ public sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
             _baseRowNormSq = new double[outF];
             Frozen.RowNormsSquared(_baseRowNormSq);
         }
-        var wat = new float[outF * r];   // W·Aᵀ (out, r)
-        var aat = new float[r * r];      // A·Aᵀ (r, r)
+        // ‖W_i + s·B_i·A‖² = ‖W_i‖² + 2s·⟨B_i, (W·Aᵀ)_i⟩ + s²·⟨B_i, (B·A·Aᵀ)_i⟩, all products rank-r sized.
+        if (_wat == null || _wat.Length != outF * r) { _wat = new float[outF * r]; _baat = new float[outF * r]; _aat = new float[r * r]; }
         var a = ad.A.Value.AsMatrix();
-        fixed (float* watp = wat, aatp = aat)
+        fixed (float* watp = _wat, aatp = _aat, baatp = _baat)
         {
-            Frozen.WeightTimesTransposed((float*)ad.A.Value.Data, r, watp);
-            Gemm.Multiply(false, true, r, r, inF, 1f, a, a, 0f, aatp, r);
+            Frozen.WeightTimesTransposed((float*)ad.A.Value.Data, r, watp);                          // W·Aᵀ  (out, r)
+            Gemm.Multiply(false, true, r, r, inF, 1f, a, a, 0f, aatp, r);                            // A·Aᵀ  (r, r)
+            Gemm.Multiply(false, false, outF, r, r, 1f, ad.B.Value.AsMatrix(), MatrixView.F32(aatp, r, r), 0f, baatp, r); // B·A·Aᵀ (out, r)
         }
         var b = ad.B.Value.Floats;
         var result = new double[outF];
         for (int i = 0; i < outF; i++)
         {
             var bi = b.Slice(i * r, r);
-            double cross = 0, quad = 0;
-            for (int j = 0; j < r; j++)
-            {
-                cross += (double)bi[j] * wat[i * r + j];
-                double t = 0;
-                for (int k = 0; k < r; k++) t += (double)aat[j * r + k] * bi[k];
-                quad += bi[j] * t;
-            }
+            double cross = TensorPrimitives.Dot(bi, _wat.AsSpan(i * r, r));
+            double quad = TensorPrimitives.Dot(bi, _baat!.AsSpan(i * r, r));
             result[i] = _baseRowNormSq[i] + 2 * s * cross + (double)s * s * quad;
         }
         return result;
@@ -228,11 +224,15 @@ public sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
             if (ad.Trainable)
             {
                 var dm = ad.Magnitude!.Grad.Floats;
+                // Vectorized float sums over blocks of 64 rows, flushed into float64 totals.
                 var acc = new double[outF];
-                for (int t = 0; t < n; t++)
+                var block = new float[outF];
+                for (int t0 = 0; t0 < n; t0 += 64)
                 {
-                    float* g = dy + (long)t * outF, p = pre + (long)t * outF;
-                    for (int i = 0; i < outF; i++) acc[i] += (double)g[i] * p[i];
+                    block.AsSpan().Clear();
+                    for (int t = t0; t < Math.Min(n, t0 + 64); t++)
+                        TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(dy + (long)t * outF, outF), new ReadOnlySpan<float>(pre + (long)t * outF, outF), block, block);
+                    for (int i = 0; i < outF; i++) acc[i] += block[i];
                 }
                 for (int i = 0; i < outF; i++) dm[i] += (float)(acc[i] / _norm![i]);
             }

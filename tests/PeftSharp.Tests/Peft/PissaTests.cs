@@ -43,20 +43,7 @@ public unsafe class PissaTests
         return w;
     }
 
-    static double[] ScaledProduct(LoraAdapter ad)
-    {
-        var a = ad.A.Value.Floats.ToArray();
-        var b = ad.B.Value.Floats.ToArray();
-        var d = new double[Out * In];
-        for (int o = 0; o < Out; o++)
-            for (int i = 0; i < In; i++)
-            {
-                double s = 0;
-                for (int j = 0; j < R; j++) s += (double)b[o * R + j] * a[j * In + i];
-                d[o * In + i] = ad.Scaling * s;
-            }
-        return d;
-    }
+    static double[] ScaledProduct(LoraAdapter ad) => LoraMath.Delta(ad);
 
     [Fact]
     public void Init_FactorsAreTheScaledTopRSvd_AndTheBaseBecomesTheResidual()

@@ -4,7 +4,9 @@ namespace PeftSharp.Models;
 
 /// <summary>
 /// What one decoder block's forward saves for its backward, for N = batch·seq tokens. With activation recompute a
-/// single instance is shared by all blocks and refilled just before each block's backward.
+/// single instance is shared by all blocks and refilled just before each block's backward. Without it, the cheap
+/// elementwise results Xn1 = norm(input), Xn2 = norm(Mid) and H = silu(Gate)·Up are still shared by all blocks
+/// (<paramref name="shareWith"/>) and recomputed by the backward from what is saved: 3 of the 7 N×(C or F) tensors.
 /// </summary>
 public sealed class BlockActivations : IDisposable
 {
@@ -17,21 +19,26 @@ public sealed class BlockActivations : IDisposable
     public readonly Tensor Xn2, Rstd2;          // (N,C), (N)      post-attention RMSNorm
     public readonly Tensor GateOut, UpOut, H;   // (N,F) each; H = silu(gate)·up
 
-    public BlockActivations(ModelConfig c, int n)
+    readonly bool _ownsShared;
+
+    public BlockActivations(ModelConfig c, int n, BlockActivations? shareWith = null)
     {
         int qd = c.NumHeads * c.HeadDim, kvd = c.NumKvHeads * c.HeadDim, f = c.IntermediateSize;
-        Xn1 = new Tensor(DType.F32, n, c.HiddenSize); Rstd1 = new Tensor(DType.F32, n);
+        _ownsShared = shareWith == null;
+        Xn1 = shareWith?.Xn1 ?? new Tensor(DType.F32, n, c.HiddenSize); Rstd1 = new Tensor(DType.F32, n);
         bool qk = c.QkNorm;
         QRaw = new Tensor(DType.F32, qk ? n : 0, qd); KRaw = new Tensor(DType.F32, qk ? n : 0, kvd);
         RstdQ = new Tensor(DType.F32, qk ? n * c.NumHeads : 0); RstdK = new Tensor(DType.F32, qk ? n * c.NumKvHeads : 0);
         Q = new Tensor(DType.F32, n, qd); K = new Tensor(DType.F32, n, kvd); V = new Tensor(DType.F32, n, kvd);
         Attn = new Tensor(DType.F32, n, qd); Lse = new Tensor(DType.F32, n * c.NumHeads);
         Mid = new Tensor(DType.F32, n, c.HiddenSize);
-        Xn2 = new Tensor(DType.F32, n, c.HiddenSize); Rstd2 = new Tensor(DType.F32, n);
-        GateOut = new Tensor(DType.F32, n, f); UpOut = new Tensor(DType.F32, n, f); H = new Tensor(DType.F32, n, f);
+        Xn2 = shareWith?.Xn2 ?? new Tensor(DType.F32, n, c.HiddenSize); Rstd2 = new Tensor(DType.F32, n);
+        GateOut = new Tensor(DType.F32, n, f); UpOut = new Tensor(DType.F32, n, f); H = shareWith?.H ?? new Tensor(DType.F32, n, f);
     }
 
-    IEnumerable<Tensor> All => [Xn1, Rstd1, QRaw, KRaw, RstdQ, RstdK, Q, K, V, Attn, Lse, Mid, Xn2, Rstd2, GateOut, UpOut, H];
+    IEnumerable<Tensor> All => _ownsShared
+        ? [Xn1, Rstd1, QRaw, KRaw, RstdQ, RstdK, Q, K, V, Attn, Lse, Mid, Xn2, Rstd2, GateOut, UpOut, H]
+        : [Rstd1, QRaw, KRaw, RstdQ, RstdK, Q, K, V, Attn, Lse, Mid, Rstd2, GateOut, UpOut];
     public long Bytes => All.Sum(t => t.ByteLength);
     public void Dispose() { foreach (var t in All) t.Dispose(); }
 }

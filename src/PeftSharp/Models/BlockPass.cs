@@ -63,6 +63,9 @@ public static unsafe class BlockPass
         int n = batch * seq, C = c.HiddenSize, D = c.HeadDim, hq = c.NumHeads, hkv = c.NumKvHeads;
 
         // MLP: out = Mid + Down(H); H = silu(Gate)·Up; Gate/Up = proj(Xn2); Xn2 = norm(Mid)
+        // Xn1, Xn2 and H are shared by all blocks: recompute them (same kernels, same inputs → the same bits).
+        RmsNorm.Forward(a.Xn2.Floats, a.Rstd2.Floats, a.Mid.Floats, layer.PostNorm.Values, n, C, c.RmsNormEps);
+        SwiGlu.Forward(a.H.Floats, a.GateOut.Floats, a.UpOut.Floats);
         g.DH.Floats.Clear();
         layer.Down.Backward((float*)dOut.Data, (float*)a.H.Data, (float*)g.DH.Data, n);
         g.DGate.Floats.Clear(); g.DUp.Floats.Clear();
@@ -84,6 +87,7 @@ public static unsafe class BlockPass
         Rope.Backward(g.DK.Floats, positions, hkv, rope);
 
         g.DXn.Floats.Clear();
+        RmsNorm.Forward(a.Xn1.Floats, a.Rstd1.Floats, input.Floats, layer.InputNorm.Values, n, C, c.RmsNormEps);
         var xn1 = (float*)a.Xn1.Data;
         if (layer.QNorm != null && layer.KNorm != null)
         {

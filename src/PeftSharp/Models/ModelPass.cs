@@ -32,7 +32,7 @@ public sealed class ModelPass : IDisposable
         _residual = new Tensor[c.NumLayers + 1];
         for (int i = 0; i <= c.NumLayers; i++) _residual[i] = new Tensor(DType.F32, n, c.HiddenSize);
         _acts = new BlockActivations[recompute ? 1 : c.NumLayers];
-        for (int i = 0; i < _acts.Length; i++) _acts[i] = new BlockActivations(c, n);
+        for (int i = 0; i < _acts.Length; i++) _acts[i] = new BlockActivations(c, n, i == 0 ? null : _acts[0]);
         _final = new Tensor(DType.F32, n, c.HiddenSize);
         _rstdFinal = new Tensor(DType.F32, n);
     }

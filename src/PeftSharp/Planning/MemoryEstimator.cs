@@ -128,6 +128,9 @@ public static class MemoryEstimator
         return 4 * n * floats;
     }
 
+    /// <summary>Xn1, Xn2 (n,C) and H (n,F): shared by all blocks' saved activations (recomputed in backward).</summary>
+    public static long SharedBlockBytes(ModelConfig c, long n) => 4 * n * (2L * c.HiddenSize + c.IntermediateSize);
+
     /// <summary>Bytes of the <see cref="BlockGradients"/> scratch for n tokens.</summary>
     public static long BlockGradientBytes(ModelConfig c, long n)
     {
@@ -141,6 +144,7 @@ public static class MemoryEstimator
         long n = (long)batch * seq, C = c.HiddenSize;
         return 4 * n * C * (c.NumLayers + 1)                          // residual streams
             + (recompute ? 1 : c.NumLayers) * BlockActivationBytes(c, n)
+            - (recompute ? 0 : (c.NumLayers - 1) * SharedBlockBytes(c, n))   // Xn1, Xn2, H exist once, recomputed in backward
             + BlockGradientBytes(c, n)
             + 2 * 4 * n * C                                           // gradient ping-pong
             + 4 * n * C + 4 * n;                                      // final norm output, its rstd

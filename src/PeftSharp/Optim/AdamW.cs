@@ -57,6 +57,8 @@ public sealed class AdamW : Optimizer
     }
 
     /// <summary>The float32 states of parameter i (m, v), or null before its first step.</summary>
+    public override long StateBytes => _state.Values.Sum(s => 4L * (s.m.Length + s.v.Length));
+
     public (float[] m, float[] v)? State(int paramIndex) => _state.TryGetValue(paramIndex, out var s) ? s : null;
 
     public override Dictionary<string, Tensor> SaveState()

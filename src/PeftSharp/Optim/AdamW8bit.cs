@@ -36,6 +36,10 @@ public sealed class AdamW8bit : Optimizer
 
     readonly Dictionary<int, (float[] m, float[] v)> _state32 = [];
     readonly Dictionary<int, State8> _state8 = [];
+    public override long StateBytes =>
+        _state32.Values.Sum(s => 4L * (s.m.Length + s.v.Length))
+        + _state8.Values.Sum(s => (long)s.Q1.Length + s.Q2.Length + 4L * (s.Absmax1.Length + s.Absmax2.Length));
+
     static readonly float[] Map1 = DynamicMap.Signed;
     static readonly float[] Map2 = DynamicMap.Unsigned;
 

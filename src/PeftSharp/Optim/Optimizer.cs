@@ -18,6 +18,9 @@ public abstract class Optimizer
     /// <summary>Updates parameter <paramref name="paramIndex"/> in place from its gradient, at learning rate lr.</summary>
     public abstract void Step(int paramIndex, Span<float> value, ReadOnlySpan<float> grad, float lr);
 
+    /// <summary>Bytes of state the optimizer holds now (measured without copying it).</summary>
+    public abstract long StateBytes { get; }
+
     /// <summary>The state as named tensors ("step" plus "{index}.{name}" per parameter), for checkpoints. The caller
     /// disposes them.</summary>
     public abstract Dictionary<string, Tensor> SaveState();

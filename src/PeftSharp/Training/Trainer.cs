@@ -98,10 +98,7 @@ public sealed class Trainer : IDisposable
         var trainable = new HashSet<Tensor>(_params.Select(p => p.Value));
         long frozen = _pm.Model.BaseBytes(trainable);   // 4-bit projections at their packed size
         long train = _params.Sum(p => p.Value.ByteLength);
-        long opt = 0;
-        var state = _optimizer.SaveState();
-        foreach (var t in state.Values) { opt += t.ByteLength; t.Dispose(); }
-        return new MemoryReport(frozen, train, train, opt, _passes.Values.Sum(p => p.ActivationBytes), ProcessMemory.PeakRssMb());
+        return new MemoryReport(frozen, train, train, _optimizer.StateBytes, _passes.Values.Sum(p => p.ActivationBytes), ProcessMemory.PeakRssMb());
     }
 
     /// <summary>Mean loss and perplexity over the eval set (no dropout).</summary>

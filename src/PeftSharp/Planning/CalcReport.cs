@@ -7,7 +7,7 @@ using PeftSharp.Models;
 namespace PeftSharp.Planning;
 
 /// <summary>What `peft calc` asks for.</summary>
-public sealed record CalcRequest
+internal sealed record CalcRequest
 {
     public IReadOnlyList<int> Ranks { get; init; } = [8, 16, 64];
     /// <summary>Target sets to count, each "all-linear" or a comma list.</summary>
@@ -22,7 +22,7 @@ public sealed record CalcRequest
 }
 
 /// <summary>`peft calc` on a real config: exact adapter counts, memory estimates per method, and (with a budget) advice.</summary>
-public sealed class CalcReport
+internal sealed class CalcReport
 {
     public ModelConfig Config { get; }
     public string Source { get; }

@@ -20,7 +20,7 @@ namespace PeftSharp.Planning;
 /// <item>Overhead: <see cref="RuntimeBaselineBytes"/> (measured) + shape-dependent scratch.</item>
 /// </list>
 /// </summary>
-public static class MemoryEstimator
+internal static class MemoryEstimator
 {
     public static readonly string[] Methods = ["full", "lora", "dora", "qlora", "qdora"];
     public static readonly string[] Optimizers = ["adamw", "adamw8bit"];

@@ -9,7 +9,7 @@ namespace PeftSharp.Cli.Commands;
 /// `peft calc`: adapter parameter counts (seed 004's square-matrix tables with --square, exact counts for a real
 /// config otherwise), training-memory estimates per method, and with --budget which method fits and which to choose.
 /// </summary>
-public sealed class CalcCommand : ICliCommand
+internal sealed class CalcCommand : ICliCommand
 {
     public Command Build()
     {

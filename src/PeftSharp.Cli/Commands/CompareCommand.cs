@@ -12,7 +12,7 @@ namespace PeftSharp.Cli.Commands;
 /// self-contained report.html. With no arguments it uses the embedded default model and demo task. Finished methods
 /// are kept, so an interrupted comparison continues where it stopped when the same command is run again.
 /// </summary>
-public sealed class CompareCommand : ICliCommand
+internal sealed class CompareCommand : ICliCommand
 {
     public const string DefaultOutputDir = "runs/compare";
 

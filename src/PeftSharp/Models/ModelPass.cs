@@ -47,10 +47,15 @@ internal sealed unsafe class ModelPass : IDisposable
     /// <summary>Which adapter each row uses (set before a forward).</summary>
     public AdapterRouting Routing { get => Context.Routing; set => Context.Routing = value; }
 
-    /// <summary>Bytes of activation memory this pass holds (saved block and adapter activations, gradient scratch).</summary>
+    /// <summary>Bytes of activation memory this pass holds: saved block activations, gradient scratch, and the peak of
+    /// what adapters saved (with recompute, one block's worth). The pass's transient scratch pool is
+    /// <see cref="ScratchBytes"/>.</summary>
     public long ActivationBytes =>
         _residual.Sum(t => t.ByteLength) + _acts.Sum(a => a.Bytes) + (_grads?.Bytes ?? 0)
-        + (_dA?.ByteLength ?? 0) * 2 + _final.ByteLength + _rstdFinal.ByteLength + Context.Bytes;
+        + (_dA?.ByteLength ?? 0) * 2 + _final.ByteLength + _rstdFinal.ByteLength + Context.PeakSavedBytes;
+
+    /// <summary>Bytes of the pass's buffer pool beyond what adapters saved (dropout inputs, rank-r gradients …).</summary>
+    public long ScratchBytes => Math.Max(0, Context.Bytes - Context.SavedBytes);
 
     /// <summary>The final-normed hidden states (N,C) of the last forward.</summary>
     public Tensor FinalHidden => _final;

@@ -34,6 +34,17 @@ internal sealed class PassContext : IDisposable
     /// <summary>Transient and saved buffers of this pass (returned to it, reused by the next layer or step).</summary>
     public BufferPool Buffers { get; } = new();
 
+    long _peakSaved;
+
+    /// <summary>Bytes of saved activations held now (their requested sizes).</summary>
+    public long SavedBytes => _saved.Values.Sum(s => s.Bytes);
+
+    /// <summary>The most <see cref="SavedBytes"/> this pass has held (with recompute: one block's adapters).</summary>
+    public long PeakSavedBytes => Math.Max(_peakSaved, SavedBytes);
+
+    /// <summary>Records the high-water mark (modules call this after saving).</summary>
+    public void NoteSaved() => _peakSaved = Math.Max(_peakSaved, SavedBytes);
+
     /// <summary>What <paramref name="module"/> saved in this pass, created on first use.</summary>
     public T Saved<T>(object module, Func<T> create) where T : class, ISavedActivations
     {
@@ -50,6 +61,7 @@ internal sealed class PassContext : IDisposable
     /// <summary>Releases what the modules saved (activation recompute: they are saved again before their backward).</summary>
     public void Release(IEnumerable<object> modules)
     {
+        NoteSaved();
         foreach (var m in modules)
             if (_saved.Remove(m, out var s)) s.Dispose();
     }
@@ -57,6 +69,7 @@ internal sealed class PassContext : IDisposable
     /// <summary>Releases what one module saved.</summary>
     public void Release(object module)
     {
+        NoteSaved();
         if (_saved.Remove(module, out var s)) s.Dispose();
     }
 
@@ -74,4 +87,6 @@ internal sealed class PassContext : IDisposable
 /// <summary>Activations a module saved in a pass for its backward; disposing returns their buffers to the pass.</summary>
 internal interface ISavedActivations : IDisposable
 {
+    /// <summary>Bytes saved (requested sizes, not the pool blocks that hold them).</summary>
+    long Bytes { get; }
 }

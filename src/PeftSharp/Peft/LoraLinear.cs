@@ -90,7 +90,9 @@ internal sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
             var op = new AdapterOp(this, ad, pass, saved.Segment(i), pass.Compute);
             ad.Variant.Forward(op, x + (long)seg.Start * InFeatures, y + (long)seg.Start * OutFeatures, seg.CountIn(n));
         }
-        if (saved != null && !pass.Training) pass.Release(this);   // inference keeps nothing for a backward
+        if (saved == null) return;
+        if (pass.Training) pass.NoteSaved();
+        else pass.Release(this);   // inference keeps nothing for a backward
     }
 
     public void Backward(PassContext pass, float* dy, float* x, float* dx, int n)

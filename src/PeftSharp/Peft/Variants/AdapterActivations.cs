@@ -15,7 +15,12 @@ internal sealed unsafe class AdapterActivations : IDisposable
 
     public AdapterActivations(BufferPool pool) => _pool = pool;
 
+    long _floats;
+
     public int Rows { get; private set; }
+
+    /// <summary>Bytes of what is saved (requested sizes).</summary>
+    public long Bytes => 4 * _floats;
     public bool Dropped { get; set; }
     public ulong DropKey { get; set; }
 
@@ -28,6 +33,7 @@ internal sealed unsafe class AdapterActivations : IDisposable
     public void Ensure(int n, int r, int outFeatures, bool dora)
     {
         Rows = n;
+        _floats = (long)n * r + (dora ? (long)n * outFeatures + 2L * outFeatures : 0);
         Need(ref _xa, (long)n * r);
         if (dora)
         {
@@ -47,6 +53,7 @@ internal sealed unsafe class AdapterActivations : IDisposable
     public void Dispose()
     {
         _xa.Dispose(); _pre.Dispose(); _f.Dispose(); _norm.Dispose();
+        _floats = 0;
     }
 }
 
@@ -54,6 +61,8 @@ internal sealed unsafe class AdapterActivations : IDisposable
 internal sealed class HostActivations(BufferPool pool) : ISavedActivations
 {
     readonly List<AdapterActivations> _segments = [];
+
+    public long Bytes => _segments.Sum(s => s.Bytes);
 
     public AdapterActivations Segment(int i)
     {

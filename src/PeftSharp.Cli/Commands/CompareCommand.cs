@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using PeftSharp.Cli.Training;
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 using Spectre.Console;
 
 namespace PeftSharp.Cli.Commands;

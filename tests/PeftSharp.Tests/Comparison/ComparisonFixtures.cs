@@ -1,5 +1,5 @@
 using System.Text.Json;
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 using PeftSharp.IO;
 using PeftSharp.Models;
 using PeftSharp.Tensors;
@@ -9,7 +9,7 @@ using PeftSharp.Training;
 namespace PeftSharp.Tests.Comparison;
 
 /// <summary>Synthetic comparison results, method folders as `peft train` leaves them, and a tiny real model folder.</summary>
-public static class ComparisonFixtures
+internal static class ComparisonFixtures
 {
     public static string TempDir(string tag)
     {

@@ -1,5 +1,5 @@
 using System.Text.Json;
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 
 namespace PeftSharp.Tests.Comparison;
 

@@ -1,4 +1,4 @@
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 
 namespace PeftSharp.Tests.Comparison;
 

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 
 namespace PeftSharp.Tests.Comparison;
 

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Xml.Linq;
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 
 namespace PeftSharp.Tests.Comparison;
 

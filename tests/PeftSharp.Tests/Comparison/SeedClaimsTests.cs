@@ -1,4 +1,4 @@
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 using static PeftSharp.Tests.Comparison.ComparisonFixtures;
 
 namespace PeftSharp.Tests.Comparison;

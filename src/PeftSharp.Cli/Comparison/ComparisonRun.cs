@@ -1,10 +1,10 @@
 using System.Text.Json;
 using PeftSharp.IO;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>Progress of a comparison (the CLI prints it).</summary>
-public interface IComparisonObserver
+internal interface IComparisonObserver
 {
     void OnMethodStart(string method, int index, int count, bool reused);
     void OnOutputLine(string method, string line);
@@ -16,7 +16,7 @@ public interface IComparisonObserver
 /// already holds summary.json finished in an earlier invocation and is not run again (unless Force); its recorded
 /// arguments must match this invocation's, so results of different settings are never mixed silently.
 /// </summary>
-public static class ComparisonRun
+internal static class ComparisonRun
 {
     public const string ArgumentsFile = "compare-args.json";
 

@@ -1,9 +1,9 @@
 using System.Globalization;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>Number formatting shared by the reports (invariant culture, so reports read the same everywhere).</summary>
-public static class Fmt
+internal static class Fmt
 {
     static readonly CultureInfo C = CultureInfo.InvariantCulture;
 

@@ -1,14 +1,14 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>
 /// What `peft compare` runs: one base model and data set, a list of methods (data, not code: the trainer decides
 /// which it accepts), and the settings every method shares. Only the learning rate may differ per method
 /// (<see cref="LearningRateOverrides"/>), because full fine-tuning usually diverges at a LoRA learning rate.
 /// </summary>
-public sealed record ComparisonSettings
+internal sealed record ComparisonSettings
 {
     public static readonly IReadOnlyList<string> DefaultMethods = ["full", "lora", "dora", "qlora", "qdora"];
 

@@ -1,8 +1,8 @@
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>The measurements as one table of text cells (a row per method), shared by the terminal, Markdown and HTML
 /// renderings so they always show the same figures.</summary>
-public static class ResultTable
+internal static class ResultTable
 {
     public static readonly string[] Headers =
     [

@@ -1,9 +1,9 @@
 using System.Text;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>report.md: settings, the table, failures, the seed claims and what to keep in mind reading them.</summary>
-public static class MarkdownReport
+internal static class MarkdownReport
 {
     public static string Render(ComparisonReport report)
     {

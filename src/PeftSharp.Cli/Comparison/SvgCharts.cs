@@ -2,11 +2,11 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>Inline SVG charts (no scripts, no external assets): a line chart with axes, ticks, axis labels, title and
 /// legend, and a labelled horizontal bar chart. All text is XML-escaped.</summary>
-public static class SvgCharts
+internal static class SvgCharts
 {
     /// <param name="Dash">SVG stroke-dasharray ("" = solid), so curves that lie on top of each other stay distinguishable.</param>
     public sealed record Series(string Name, string Color, IReadOnlyList<CurvePoint> Points, string Dash = "");

@@ -1,10 +1,10 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>report.json: settings, per-method measurements and curves, claims (snake_case keys; missing values are null).</summary>
-public static class JsonReport
+internal static class JsonReport
 {
     public static string Render(ComparisonReport report)
     {

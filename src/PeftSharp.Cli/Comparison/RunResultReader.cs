@@ -1,13 +1,13 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>
 /// Reads what `peft train` left in a method's output folder: summary.json (TrainingResult), metrics.jsonl (loss
 /// curve) and evaluation.json (task metric), plus the size of the saved adapter or model.
 /// </summary>
-public static class RunResultReader
+internal static class RunResultReader
 {
     public const string SummaryFile = "summary.json";
     public const string MetricsFile = "metrics.jsonl";

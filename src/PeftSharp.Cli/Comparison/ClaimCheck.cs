@@ -1,10 +1,10 @@
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
-public enum ClaimVerdict { Agrees, PartlyAgrees, Disagrees, Inconclusive, NotMeasured }
+internal enum ClaimVerdict { Agrees, PartlyAgrees, Disagrees, Inconclusive, NotMeasured }
 
 /// <summary>One claim of a seed document, quoted with its source, our definition of the measurement, our figures and
 /// the verdict.</summary>
-public sealed record ClaimCheck(string Title, string Source, string Quote, string Definition, string Ours, ClaimVerdict Verdict)
+internal sealed record ClaimCheck(string Title, string Source, string Quote, string Definition, string Ours, ClaimVerdict Verdict)
 {
     public string VerdictText => Verdict switch
     {

@@ -1,4 +1,4 @@
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>
 /// The seed documents' quantitative claims about the methods, checked against our measurements.
@@ -6,7 +6,7 @@ namespace PeftSharp.Comparison;
 /// and 004_056ac6d9ee0dd6ea.txt (LoRA/QLoRA/DoRA/QDoRA overview). Our setting is a tiny model on CPU, so agreement in
 /// direction is the meaningful part; magnitudes on a GPU with billions of parameters are a different regime.
 /// </summary>
-public static class SeedClaims
+internal static class SeedClaims
 {
     public const string Seed002 = "002_8f6ad8640bcd2b29.txt";
     public const string Seed004 = "004_056ac6d9ee0dd6ea.txt";

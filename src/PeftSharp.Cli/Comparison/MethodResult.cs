@@ -1,6 +1,6 @@
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
-public enum MethodStatus
+internal enum MethodStatus
 {
     /// <summary>Trained in this invocation.</summary>
     Trained,
@@ -11,10 +11,10 @@ public enum MethodStatus
 }
 
 /// <summary>One point of a curve (train loss or eval loss against the optimizer step).</summary>
-public sealed record CurvePoint(int Step, double Value);
+internal sealed record CurvePoint(int Step, double Value);
 
 /// <summary>Everything measured for one method. Measurements are null when the run failed or did not produce them.</summary>
-public sealed record MethodResult
+internal sealed record MethodResult
 {
     public required string Method { get; init; }
     public required MethodStatus Status { get; init; }

@@ -1,13 +1,13 @@
 using System.Text;
-using static PeftSharp.Comparison.SvgCharts;
+using static PeftSharp.Cli.Comparison.SvgCharts;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>
 /// report.html: one self-contained page (inline CSS and SVG, no scripts, no external assets) with the train-loss curves
 /// of all methods on one plot, peak-RSS and tokens/s bars, the table and the seed claims. Every text is escaped.
 /// </summary>
-public static class HtmlReport
+internal static class HtmlReport
 {
     public const string LossChartId = "loss-curves";
     public const string MemoryChartId = "peak-rss";

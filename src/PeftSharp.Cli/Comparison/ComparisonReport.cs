@@ -1,7 +1,7 @@
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>The settings, one result per method (in run order) and the seed documents' claims checked against them.</summary>
-public sealed record ComparisonReport
+internal sealed record ComparisonReport
 {
     public required ComparisonSettings Settings { get; init; }
     public required IReadOnlyList<MethodResult> Results { get; init; }

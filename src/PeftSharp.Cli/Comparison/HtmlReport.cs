@@ -4,8 +4,9 @@ using static PeftSharp.Cli.Comparison.SvgCharts;
 namespace PeftSharp.Cli.Comparison;
 
 /// <summary>
-/// report.html: one self-contained page (inline CSS and SVG, no scripts, no external assets) with the train-loss curves
-/// of all methods on one plot, peak-RSS and tokens/s bars, the table and the seed claims. Every text is escaped.
+/// report.html: one self-contained page (inline CSS and SVG, no scripts, no external assets) with the train-loss and
+/// eval-loss curves of all methods (log scale), exact-match, peak-RSS, tokens/s and frozen-weight bars (± the spread over
+/// seeds), the table, what the seeds say about noise, and the seed claims part by part. Every text is escaped.
 /// </summary>
 internal static class HtmlReport
 {
@@ -13,7 +14,11 @@ internal static class HtmlReport
     public const string MemoryChartId = "peak-rss";
     public const string SpeedChartId = "tokens-per-second";
     public const string FrozenChartId = "frozen-weights";
-    public const string LossChartTitle = "Training loss per step";
+    public const string EvalLossChartId = "eval-loss";
+    public const string TaskChartId = "exact-match";
+    public const string LossChartTitle = "Training loss per step (log scale)";
+    public const string EvalLossChartTitle = "Eval loss during training (log scale)";
+    public const string TaskChartTitle = "Task metric: exact match after training";
     public const string MemoryChartTitle = "Peak memory (RSS) per method";
     public const string SpeedChartTitle = "Training throughput per method";
     public const string FrozenChartTitle = "Frozen base-weight memory per method";
@@ -27,6 +32,7 @@ internal static class HtmlReport
         .charts svg { display: block; margin: 1em 0; border: 1px solid #ddd; max-width: 100%; height: auto; }
         .verdict { font-weight: bold; padding: .1em .4em; border-radius: .3em; }
         .agrees { background: #e3f6e3; } .partly-agrees { background: #fff4d6; } .disagrees { background: #fde2e2; } .not-measured, .inconclusive { background: #eee; }
+        .noise { background: #f6f8fa; border-left: 4px solid #8aa; padding: .5em .8em; }
         .note { color: #555; font-size: .9em; } code { background: #f5f5f5; padding: 0 .2em; }
         """;
 
@@ -49,19 +55,33 @@ internal static class HtmlReport
 
         sb.Append("<h2>Charts</h2>\n<div class=\"charts\">\n");
         var results = report.Results;
-        var series = results.Select((r, i) => new Series(r.Method + (r.Succeeded ? "" : " (failed)"), ColorFor(r.Method, i), r.TrainLoss, DashFor(r.Method))).ToList();
-        sb.Append(LineChart(LossChartId, LossChartTitle, "optimizer step", "train loss", series)).Append('\n');
-        sb.Append(BarChart(MemoryChartId, MemoryChartTitle, "peak resident set (MB)",
-            results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.PeakRssMb, r.Succeeded ? Fmt.Mb(r.PeakRssMb) : "failed")).ToList())).Append('\n');
+        var series = results.Select((r, i) => new Series(r.Method + (r.Succeeded ? "" : " (failed)"), ColorFor(r.Method, i), r.TrainLoss, DashFor(r.Method),
+            Band: r.TrainLossBand)).ToList();
+        sb.Append(LineChart(LossChartId, LossChartTitle, "optimizer step", "train loss (log scale)", series, logY: true)).Append('\n');
+        var evalSeries = results.Select((r, i) => new Series(r.Method + (r.Succeeded ? "" : " (failed)"), ColorFor(r.Method, i), r.EvalLossCurve, DashFor(r.Method),
+            Markers: true)).ToList();
+        sb.Append(LineChart(EvalLossChartId, EvalLossChartTitle, "optimizer step", "eval loss (log scale)", evalSeries, logY: true)).Append('\n');
+        if (results.Any(r => r.ExactMatch != null))
+            sb.Append(BarChart(TaskChartId, TaskChartTitle, "exact match on the eval completions (%)",
+                results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.ExactMatch * 100,
+                    !r.Succeeded ? "failed" : r.ExactMatch == null ? "—" : Fmt.Pct(r.ExactMatch, r.Spread?.ExactMatch) +
+                        (r.ExactMatchBefore is double b ? $" (before {Fmt.Pct(b)})" : ""), r.Spread?.ExactMatch * 100)).ToList())).Append('\n');
+        else
+            sb.Append("<p class=\"note\">No task-metric chart: the data set defines no completions to match, or --task-eval is 0.</p>\n");
+        sb.Append(BarChart(MemoryChartId, MemoryChartTitle, "peak resident set (MiB)",
+            results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.PeakRssMib, r.Succeeded ? Fmt.Mib(r.PeakRssMib, r.Spread?.PeakRssMib) : "failed",
+                r.Spread?.PeakRssMib)).ToList())).Append('\n');
         sb.Append(BarChart(SpeedChartId, SpeedChartTitle, "tokens per second (mean over steps)",
             results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.TokensPerSecond,
-                r.Succeeded ? Fmt.Num(r.TokensPerSecond, 0) + " tok/s" : "failed")).ToList())).Append('\n');
+                r.Succeeded ? Fmt.Num(r.TokensPerSecond, r.Spread?.TokensPerSecond, 0) + " tok/s" : "failed", r.Spread?.TokensPerSecond)).ToList())).Append('\n');
         sb.Append(BarChart(FrozenChartId, FrozenChartTitle, "frozen (not trained) base weights (MiB)",
             results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.FrozenWeightBytes / 1048576.0,
                 r.Succeeded ? Fmt.Bytes(r.FrozenWeightBytes) : "failed")).ToList())).Append('\n');
         sb.Append("</div>\n");
 
-        sb.Append("<h2>Results</h2>\n<table id=\"results\"><thead><tr>");
+        sb.Append("<h2>Results</h2>\n");
+        sb.Append($"<p id=\"noise\" class=\"noise\">{Esc(SeedsNote.Text(report))}</p>\n");
+        sb.Append("<table id=\"results\"><thead><tr>");
         foreach (var h in ResultTable.Headers) sb.Append($"<th>{Esc(h)}</th>");
         sb.Append("</tr></thead><tbody>");
         foreach (var r in results)
@@ -76,6 +96,13 @@ internal static class HtmlReport
                   "not trained (4-bit for the quantized methods). Peak RSS is the training process's VmHWM. Tokens/s is the mean over the training steps; wall time is the training loop's (model loading and the task metric excluded). " +
                   "Saved size is the adapter folder (the full model folder for full fine-tuning). Exact match (before → after) is greedy decoding on the " +
                   "eval completions, where the data set defines them.</p>\n");
+        if (report.Settings.Seeds > 1)
+        {
+            sb.Append("<h3>Every run</h3>\n<table id=\"runs\"><thead><tr>").Append(string.Concat(SeedsNote.RunHeaders.Select(h => $"<th>{Esc(h)}</th>"))).Append("</tr></thead><tbody>");
+            foreach (var row in SeedsNote.RunRows(report))
+                sb.Append("<tr>").Append(string.Concat(row.Select((c, i) => i >= 3 ? $"<td class=\"num\">{Esc(c)}</td>" : $"<td>{Esc(c)}</td>"))).Append("</tr>");
+            sb.Append("</tbody></table>\n");
+        }
         var failed = results.Where(r => !r.Succeeded).ToList();
         if (failed.Count > 0)
         {
@@ -90,8 +117,14 @@ internal static class HtmlReport
         {
             string cls = c.VerdictText.Replace(' ', '-');
             sb.Append($"<section class=\"claim\"><h3>{Esc(c.Title)}: <span class=\"verdict {cls}\">{Esc(c.VerdictText)}</span></h3><ul>" +
-                      $"<li>Claim (<code>{Esc(c.Source)}</code>): {Esc(c.Quote)}</li>" +
-                      $"<li>Our measure: {Esc(c.Definition)}</li><li>Ours: {Esc(c.Ours)}</li></ul></section>\n");
+                      $"<li>Claim ({Esc(c.Source.Citation)}): {Esc(c.Quote)}</li>" +
+                      $"<li>Our measure: {Esc(c.Definition)}</li>");
+            foreach (var p in c.Parts)
+                sb.Append(c.Parts.Count > 1
+                    ? $"<li>Ours, {Esc(p.Name)} <span class=\"verdict {ClaimCheck.Text(p.Verdict).Replace(' ', '-')}\">{Esc(ClaimCheck.Text(p.Verdict))}</span>: {Esc(p.Finding)}</li>"
+                    : $"<li>Ours: {Esc(p.Finding)}</li>");
+            if (c.Note.Length > 0) sb.Append($"<li>Note: {Esc(c.Note)}</li>");
+            sb.Append("</ul></section>\n");
         }
         sb.Append("</body></html>\n");
         return sb.ToString();

@@ -51,7 +51,7 @@ public class CompareCommandTests
                 var lora = doc.RootElement.GetProperty("results")[0];
                 Assert.Equal("trained", lora.GetProperty("status").GetString());
                 Assert.Equal(2, lora.GetProperty("steps").GetInt32());
-                Assert.True(lora.GetProperty("peak_rss_mb").GetDouble() > 0);
+                Assert.True(lora.GetProperty("peak_rss_mib").GetDouble() > 0);
                 Assert.True(lora.GetProperty("trainable_parameters").GetInt64() > 0);
                 Assert.True(lora.GetProperty("saved_bytes").GetInt64() > 0);
                 Assert.Equal(2, lora.GetProperty("train_loss").GetArrayLength());

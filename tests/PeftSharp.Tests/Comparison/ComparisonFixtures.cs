@@ -28,10 +28,10 @@ internal static class ComparisonFixtures
             Method = method, Status = status, LearningRate = method == "full" ? 1e-4 : 2e-4,
             Steps = 20, TrainableParameters = method == "full" ? 1_000_000 : 20_000, TotalParameters = method == "full" ? 1_000_000 : 1_020_000,
             FrozenWeightBytes = method switch { "full" => 0, "qlora" or "qdora" => 600_000, _ => 4_000_000 },
-            PeakRssMb = peakRssMb, TokensPerSecond = tokensPerSecond, WallSeconds = 12.5, FinalTrainLoss = evalLoss - 0.1,
+            PeakRssMib = peakRssMb, TokensPerSecond = tokensPerSecond, WallSeconds = 12.5, FinalTrainLoss = evalLoss - 0.1,
             EvalLossBefore = evalLoss + 1, EvalLoss = evalLoss, EvalPerplexity = Math.Exp(evalLoss),
             ExactMatchBefore = exactMatch != null ? 0.0 : null, ExactMatch = exactMatch, SavedBytes = 80_000, TrainLoss = curve,
-            EvalLossCurve = [new CurvePoint(0, evalLoss + 1), new CurvePoint(20, evalLoss)],
+            EvalLossCurve = [new CurvePoint(0, evalLoss + 1), new CurvePoint(20, evalLoss)], Seeds = [42],
         };
     }
 
@@ -51,7 +51,7 @@ internal static class ComparisonFixtures
         settings ??= new ComparisonSettings { ModelDir = "m", DataFile = "d.jsonl", OutputDir = "out", Methods = results.Select(r => r.Method).ToList() };
         return new ComparisonReport
         {
-            Settings = settings, Results = results, Claims = SeedClaims.Evaluate(results),
+            Settings = settings, Results = results, Runs = results, Claims = SeedClaims.Evaluate(results),
             CreatedUtc = new DateTimeOffset(2026, 1, 2, 3, 4, 5, TimeSpan.Zero), Machine = "test machine",
         };
     }

@@ -47,11 +47,11 @@ public class ComparisonRunTests
             var qlora = report.Results.Single(r => r.Method == "qlora");
             Assert.Equal(MethodStatus.Failed, qlora.Status);
             Assert.Equal("error: method \"qlora\" is not supported (expected lora, dora or full)", qlora.Error);
-            Assert.Null(qlora.PeakRssMb);
+            Assert.Null(qlora.PeakRssMib);
             var lora = report.Results.Single(r => r.Method == "lora");
             Assert.Equal(MethodStatus.Trained, lora.Status);
             Assert.Equal(4.0, lora.FinalTrainLoss);   // the second run's summary
-            Assert.Equal(123.4, lora.PeakRssMb);
+            Assert.Equal(123.4, lora.PeakRssMib);
             Assert.Equal(ClaimVerdict.NotMeasured, report.Claims.Single(c => c.Title.StartsWith("LoRA speed")).Verdict);
             Assert.NotEqual(ClaimVerdict.NotMeasured, report.Claims.Single(c => c.Title.StartsWith("DoRA")).Verdict);
         }

@@ -41,15 +41,16 @@ public class ReportRenderingTests
         Assert.Null(loraLine.Attribute("stroke-dasharray"));
         Assert.Equal(20, ((string)loraLine.Attribute("points")!).Split(' ').Length);
         var axisLabels = loss.Descendants(s + "text").Where(t => (string?)t.Attribute("class") == "axis-label").Select(t => t.Value).ToList();
-        Assert.Equal(["optimizer step", "train loss"], axisLabels);
+        Assert.Equal(["optimizer step", "train loss (log scale)"], axisLabels);
         var memBars = Svg(html, HtmlReport.MemoryChartId).Descendants(s + "text").Where(t => (string?)t.Attribute("class") == "bar-value").Select(t => t.Value).ToList();
-        Assert.Equal(["400 MB", "300 MB", "310 MB", "200 MB", "failed"], memBars);
+        Assert.Equal(["400 MiB", "300 MiB", "310 MiB", "200 MiB", "failed"], memBars);
 
         // Table rows and claims.
         Assert.Contains("<table id=\"results\">", html);
         Assert.Equal(5, CountOf(html, "<tr>") + CountOf(html, "<tr class=\"failed\">") - 1);
         Assert.Contains("QLoRA memory reduction vs LoRA: <span class=\"verdict agrees\">agrees</span>", html);
-        Assert.Contains("002_8f6ad8640bcd2b29.txt", html);
+        Assert.Contains("Claim (“Head-to-head comparison: QLoRA vs Standard LoRA”)", html);   // cited by title, not file name
+        Assert.DoesNotContain(".txt", html);
         Assert.Contains("full uses learning rate 1e-4 instead of 3e-3", html);
         // Error text is escaped.
         Assert.Contains("&lt;expected lora, dora or full&gt; &amp; more", html);
@@ -61,12 +62,17 @@ public class ReportRenderingTests
     {
         string md = MarkdownReport.Render(ComparisonFixtures.TypicalReport());
         Assert.Contains("| method | status | learning rate |", md);
-        Assert.Contains("| lora | trained | 2e-4 | 20,000 | 2.0 % | 3.81 MiB | 300 MB | 1000 | 12.5 s | 1.9000 | 2.0000 | 7.39 | 0.0 % → 45.0 % | 78.1 KiB |", md);
+        Assert.Contains("| lora | trained | 2e-4 | 20,000 | 2.0 % | 3.81 MiB | 300 MiB | 1000 | 12.5 s | 1.9000 | 2.0000 | 7.39 | 0.0 % → 45.0 % | 0.076 MiB |", md);
         Assert.Contains("| qdora | FAILED |", md);
         Assert.Contains("- **qdora**: `error: method \"qdora\" is not supported", md);
         Assert.Contains("### LoRA speed over QLoRA: **agrees**", md);
-        Assert.Contains("### DoRA above LoRA: **agrees**", md);
-        Assert.Contains("004_056ac6d9ee0dd6ea.txt", md);
+        // DoRA: lower loss beyond the noise, exact match and a +25 % overhead within it → partly.
+        Assert.Contains("### DoRA above LoRA: **partly agrees**", md);
+        Assert.Contains("- Ours, eval loss (**agrees**): LoRA 2.0000, DoRA 1.9500", md);
+        Assert.Contains("- Ours, overhead (**inconclusive**): DoRA +25.0 % time per token", md);
+        Assert.Contains("an untitled article comparing LoRA, QLoRA, DoRA and QDoRA", md);
+        Assert.DoesNotContain(".txt", md);
+        Assert.Contains("One seed (42) per method", md);
     }
 
     [Fact]
@@ -77,12 +83,12 @@ public class ReportRenderingTests
         Assert.Equal(5, results.GetArrayLength());
         var lora = results[1];
         Assert.Equal("lora", lora.GetProperty("method").GetString());
-        Assert.Equal(300, lora.GetProperty("peak_rss_mb").GetDouble());
+        Assert.Equal(300, lora.GetProperty("peak_rss_mib").GetDouble());
         Assert.Equal(20, lora.GetProperty("train_loss").GetArrayLength());
         Assert.Equal(1000, lora.GetProperty("tokens_per_second").GetDouble());
         var qdora = results[4];
         Assert.Equal("failed", qdora.GetProperty("status").GetString());
-        Assert.Equal(JsonValueKind.Null, qdora.GetProperty("peak_rss_mb").ValueKind);
+        Assert.Equal(JsonValueKind.Null, qdora.GetProperty("peak_rss_mib").ValueKind);
         Assert.StartsWith("error: method", qdora.GetProperty("error").GetString());
         Assert.Equal(4, doc.RootElement.GetProperty("claims").GetArrayLength());
         Assert.Equal(3e-4, doc.RootElement.GetProperty("settings").GetProperty("learning_rate_overrides").GetProperty("full").GetDouble());
@@ -95,7 +101,7 @@ public class ReportRenderingTests
         var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.StartsWith("method", lines[0]);
         int col = lines[0].IndexOf("peak RSS", StringComparison.Ordinal) + "peak RSS".Length;
-        Assert.Equal("300 MB", lines[3][(col - 6)..col]);   // right-aligned under its header
+        Assert.Equal("300 MiB", lines[3][(col - 7)..col]);   // right-aligned under its header
         Assert.Contains(lines, l => l.StartsWith("qdora failed: error: method"));
     }
 

@@ -20,10 +20,12 @@ internal static class Fmt
     /// <summary>Every memory figure of the reports is in MiB (2^20 bytes), so they compare at a glance.</summary>
     public static string Mib(double mib) => MibNumber(mib) + " MiB";
     public static string Mib(double? mib) => mib is double m ? Mib(m) : "—";
-    public static string Mib(double? mib, double? spread) => mib is double m ? MibNumber(m) + PlusMinus(spread, MibNumber) + " MiB" : "—";
+    /// <summary>"mean ± spread MiB", the spread with the mean's decimals.</summary>
+    public static string Mib(double? mib, double? spread) => mib is double m ? MibNumber(m) + PlusMinus(spread, x => x.ToString(MibFormat(m), C)) + " MiB" : "—";
     public static string Bytes(long? bytes) => bytes is long b ? Mib(b / 1048576.0) : "—";
 
-    static string MibNumber(double mib) => mib.ToString(Math.Abs(mib) >= 100 ? "F0" : Math.Abs(mib) >= 10 ? "F1" : Math.Abs(mib) >= 1 ? "F2" : "F3", C);
+    static string MibNumber(double mib) => mib.ToString(MibFormat(mib), C);
+    static string MibFormat(double mib) => Math.Abs(mib) >= 100 ? "F0" : Math.Abs(mib) >= 10 ? "F1" : Math.Abs(mib) >= 1 ? "F2" : "F3";
 
     /// <summary>" ± s" in the mean's format, or "" when there is no spread (a single run).</summary>
     public static string PlusMinus(double? spread, Func<double, string> format) => spread is double s ? " ± " + format(s) : "";

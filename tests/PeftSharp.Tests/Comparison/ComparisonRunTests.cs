@@ -103,4 +103,30 @@ public class ComparisonRunTests
         }
         finally { Directory.Delete(dir, true); }
     }
+
+    [Fact]
+    public void Seeds_run_every_method_once_per_seed_and_reuse_the_first_seed_of_a_one_seed_comparison()
+    {
+        var (dir, s) = Setup("lora", "dora");
+        try
+        {
+            ComparisonRun.Execute(s, new FakeRunner("lora", "dora"));   // one seed first: lora/ and dora/
+            var runner = new FakeRunner("lora", "dora");
+            var report = ComparisonRun.Execute(s with { Seeds = 3 }, runner);
+            Assert.Equal(["lora", "dora", "lora", "dora"], runner.Ran);   // seed 42 reused; 43 and 44 trained, all methods per seed
+            Assert.True(File.Exists(Path.Combine(s.OutputDir, "lora.seed-43", "summary.json")));
+            Assert.True(File.Exists(Path.Combine(s.OutputDir, "dora.seed-44", "summary.json")));
+            Assert.Equal(6, report.Runs.Count);
+            Assert.Equal([42, 43, 44], report.Runs.Where(r => r.Method == "lora").SelectMany(r => r.Seeds));
+            var lora = report.Results.Single(r => r.Method == "lora");
+            Assert.Equal([42, 43, 44], lora.Seeds);
+            // The fake runner's final loss is 2 + its run count: lora 3 (seed 42, first invocation), 3 and 5.
+            Assert.Equal(11.0 / 3, lora.FinalTrainLoss!.Value, 12);
+            Assert.NotNull(lora.Spread);
+            Assert.Equal(SeedAggregate.StdDev(report.Runs.Where(r => r.Method == "lora").ToList(), r => r.FinalTrainLoss), lora.Spread!.FinalTrainLoss);
+            var recorded = JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(s.OutputDir, "lora.seed-44", ComparisonRun.ArgumentsFile)))!;
+            Assert.Equal("44", recorded[recorded.ToList().IndexOf("--seed") + 1]);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

@@ -26,15 +26,23 @@ internal static class HtmlReport
     const string Css = """
         body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
         h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
-        table { border-collapse: collapse; font-size: .9em; margin: 1em 0; }
+        table { border-collapse: collapse; font-size: .9em; margin: 1em 0; } #results { font-size: .8em; }
         th, td { border: 1px solid #ccc; padding: .3em .6em; } th { background: #f3f3f3; text-align: left; }
-        td.num { text-align: right; font-variant-numeric: tabular-nums; } tr.failed td { background: #fdecea; }
+        td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+        .scroll { overflow-x: auto; } tr.failed td { background: #fdecea; }
         .charts svg { display: block; margin: 1em 0; border: 1px solid #ddd; max-width: 100%; height: auto; }
         .verdict { font-weight: bold; padding: .1em .4em; border-radius: .3em; }
         .agrees { background: #e3f6e3; } .partly-agrees { background: #fff4d6; } .disagrees { background: #fde2e2; } .not-measured, .inconclusive { background: #eee; }
         .noise { background: #f6f8fa; border-left: 4px solid #8aa; padding: .5em .8em; }
         .note { color: #555; font-size: .9em; } code { background: #f5f5f5; padding: 0 .2em; }
         """;
+
+    /// <summary>A number cell; "mean ± spread" breaks before the ± so the wide table keeps to the page.</summary>
+    static string NumCell(string text)
+    {
+        int pm = text.IndexOf(" ± ", StringComparison.Ordinal);
+        return pm < 0 ? Esc(text) : Esc(text[..pm]) + "<br>" + Esc(text[(pm + 1)..]);
+    }
 
     public static string Render(ComparisonReport report)
     {
@@ -47,7 +55,7 @@ internal static class HtmlReport
 
         sb.Append("<h2>Setup</h2>\n<ul>");
         foreach (var (k, v) in MarkdownReport.SettingsLines(report)) sb.Append($"<li><b>{Esc(k)}</b>: {Esc(v)}</li>");
-        sb.Append("</ul>\n<p>Every method ran in its own process (so each peak RSS is that process's own) with the same model, data, steps, seed, " +
+        sb.Append($"</ul>\n<p>Every method ran in its own process (so each peak RSS is that process's own) with the same model, data, steps, seed{(report.Settings.Seeds > 1 ? "s" : "")}, " +
                   "learning-rate schedule, rank and alpha.</p>\n");
         var diffs = report.DeliberateDifferences().ToList();
         if (diffs.Count > 0)
@@ -81,17 +89,17 @@ internal static class HtmlReport
 
         sb.Append("<h2>Results</h2>\n");
         sb.Append($"<p id=\"noise\" class=\"noise\">{Esc(SeedsNote.Text(report))}</p>\n");
-        sb.Append("<table id=\"results\"><thead><tr>");
+        sb.Append("<div class=\"scroll\"><table id=\"results\"><thead><tr>");
         foreach (var h in ResultTable.Headers) sb.Append($"<th>{Esc(h)}</th>");
         sb.Append("</tr></thead><tbody>");
         foreach (var r in results)
         {
             var row = ResultTable.Row(r);
             sb.Append(r.Succeeded ? "<tr>" : "<tr class=\"failed\">");
-            for (int c = 0; c < row.Length; c++) sb.Append(ResultTable.IsNumeric(c) ? $"<td class=\"num\">{Esc(row[c])}</td>" : $"<td>{Esc(row[c])}</td>");
+            for (int c = 0; c < row.Length; c++) sb.Append(ResultTable.IsNumeric(c) ? $"<td class=\"num\">{NumCell(row[c])}</td>" : $"<td>{Esc(row[c])}</td>");
             sb.Append("</tr>");
         }
-        sb.Append("</tbody></table>\n");
+        sb.Append("</tbody></table></div>\n");
         sb.Append("<p class=\"note\">Trainable % is of all parameters including the adapter's. Frozen weights are the bytes of the base weights that are " +
                   "not trained (4-bit for the quantized methods). Peak RSS is the training process's VmHWM. Tokens/s is the mean over the training steps; wall time is the training loop's (model loading and the task metric excluded). " +
                   "Saved size is the adapter folder (the full model folder for full fine-tuning). Exact match (before → after) is greedy decoding on the " +
@@ -121,7 +129,7 @@ internal static class HtmlReport
                       $"<li>Our measure: {Esc(c.Definition)}</li>");
             foreach (var p in c.Parts)
                 sb.Append(c.Parts.Count > 1
-                    ? $"<li>Ours, {Esc(p.Name)} <span class=\"verdict {ClaimCheck.Text(p.Verdict).Replace(' ', '-')}\">{Esc(ClaimCheck.Text(p.Verdict))}</span>: {Esc(p.Finding)}</li>"
+                    ? $"<li>Ours, <b>{Esc(p.Name)}</b> <span class=\"verdict {ClaimCheck.Text(p.Verdict).Replace(' ', '-')}\">{Esc(ClaimCheck.Text(p.Verdict))}</span> — {Esc(p.Finding)}</li>"
                     : $"<li>Ours: {Esc(p.Finding)}</li>");
             if (c.Note.Length > 0) sb.Append($"<li>Note: {Esc(c.Note)}</li>");
             sb.Append("</ul></section>\n");

@@ -17,7 +17,7 @@ internal static class MarkdownReport
         sb.AppendLine();
         foreach (var (k, v) in SettingsLines(report)) sb.AppendLine($"- **{k}**: {Esc(v)}");
         sb.AppendLine();
-        sb.AppendLine("Every method ran in its own process (so each peak RSS is that process's own) with the same model, data, steps, seed, " +
+        sb.AppendLine($"Every method ran in its own process (so each peak RSS is that process's own) with the same model, data, steps, seed{(s.Seeds > 1 ? "s" : "")}, " +
                       "learning-rate schedule, rank and alpha.");
         var diffs = report.DeliberateDifferences().ToList();
         if (diffs.Count > 0)

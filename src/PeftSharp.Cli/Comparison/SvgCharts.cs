@@ -106,7 +106,9 @@ internal static class SvgCharts
 
     public static string BarChart(string id, string title, string valueLabel, IReadOnlyList<Bar> bars, int width = 760)
     {
-        const int left = 90, right = 110, top = 40, barH = 24, gap = 10, bottom = 46;
+        const int left = 90, top = 40, barH = 24, gap = 10, bottom = 46;
+        // Room right of the longest bar for its value text (about 7 px per character at 12 px).
+        int right = Math.Max(110, 7 * bars.Select(b => b.ValueText.Length).DefaultIfEmpty(0).Max() + 40);
         int height = top + bars.Count * (barH + gap) + bottom;
         double pw = width - left - right;
         double max = bars.Where(b => b.Value is double v && double.IsFinite(v)).Select(b => b.Value!.Value + (b.Spread ?? 0)).DefaultIfEmpty(1).Max();

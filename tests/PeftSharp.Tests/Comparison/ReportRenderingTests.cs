@@ -166,8 +166,8 @@ public class ReportRenderingTests
         var loss = Svg(html, HtmlReport.LossChartId);
         Assert.Equal(["lora", "dora"], loss.Descendants(s + "polygon").Select(p => (string?)p.Attribute("data-method")));
         Assert.Equal(2, Svg(html, HtmlReport.MemoryChartId).Descendants(s + "path").Count(p => (string?)p.Attribute("class") == "whisker"));
-        Assert.Contains("<td class=\"num\">301 &#177; 1 MiB</td>", html);
-        Assert.Contains("<td class=\"num\">2.0100 &#177; 0.0100</td>", html);    // eval loss mean ± sample std
+        Assert.Contains("<td class=\"num\">301<br>&#177; 1 MiB</td>", html);
+        Assert.Contains("<td class=\"num\">2.0100<br>&#177; 0.0100</td>", html);    // eval loss mean ± sample std
         Assert.Contains("3 seeds (42, 43, 44) per method", html);
         Assert.Contains("<table id=\"runs\">", html);
         Assert.Equal(6, CountOf(html[html.IndexOf("<table id=\"runs\">", StringComparison.Ordinal)..], "<tr>") - 1);

@@ -69,19 +69,27 @@ internal static class HtmlReport
         var evalSeries = results.Select((r, i) => new Series(r.Method + (r.Succeeded ? "" : " (failed)"), ColorFor(r.Method, i), r.EvalLossCurve, DashFor(r.Method),
             Markers: true)).ToList();
         sb.Append(LineChart(EvalLossChartId, EvalLossChartTitle, "optimizer step", "eval loss (log scale)", evalSeries, logY: true)).Append('\n');
+        bool oneSeed = report.Settings.Seeds == 1;
+        string whiskers = oneSeed ? "; whiskers: assumed one-run noise" : "; whiskers: ± 1 standard deviation over the seeds";
+        // One seed: the whisker is the assumed one-run noise the verdicts use, so a single run still shows how far apart
+        // two bars must be to count.
+        double? Noise(MethodResult r, Figure f, double? measured, double scale = 1) =>
+            measured * scale ?? (oneSeed && r.Succeeded ? RunNoise.Of(r, f) * scale : null);
         if (results.Any(r => r.ExactMatch != null))
-            sb.Append(BarChart(TaskChartId, TaskChartTitle, "exact match on the eval completions (%)",
+            sb.Append(BarChart(TaskChartId, TaskChartTitle, "exact match on the eval completions (%)" + whiskers,
                 results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.ExactMatch * 100,
                     !r.Succeeded ? "failed" : r.ExactMatch == null ? "—" : Fmt.Pct(r.ExactMatch, r.Spread?.ExactMatch) +
-                        (r.ExactMatchBefore is double b ? $" (before {Fmt.Pct(b)})" : ""), r.Spread?.ExactMatch * 100)).ToList())).Append('\n');
+                        (r.ExactMatchBefore is double b ? $" (before {Fmt.Pct(b)})" : ""),
+                    r.ExactMatch == null ? null : Noise(r, Figure.ExactMatch, r.Spread?.ExactMatch, 100), oneSeed)).ToList())).Append('\n');
         else
             sb.Append("<p class=\"note\">No task-metric chart: the data set defines no completions to match, or --task-eval is 0.</p>\n");
-        sb.Append(BarChart(MemoryChartId, MemoryChartTitle, "peak resident set (MiB)",
+        sb.Append(BarChart(MemoryChartId, MemoryChartTitle, "peak resident set (MiB)" + whiskers,
             results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.PeakRssMib, r.Succeeded ? Fmt.Mib(r.PeakRssMib, r.Spread?.PeakRssMib) : "failed",
-                r.Spread?.PeakRssMib)).ToList())).Append('\n');
-        sb.Append(BarChart(SpeedChartId, SpeedChartTitle, "tokens per second (mean over steps)",
+                Noise(r, Figure.PeakRss, r.Spread?.PeakRssMib), oneSeed)).ToList())).Append('\n');
+        sb.Append(BarChart(SpeedChartId, SpeedChartTitle, "tokens per second (mean over steps)" + whiskers,
             results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.TokensPerSecond,
-                r.Succeeded ? Fmt.Num(r.TokensPerSecond, r.Spread?.TokensPerSecond, 0) + " tok/s" : "failed", r.Spread?.TokensPerSecond)).ToList())).Append('\n');
+                r.Succeeded ? Fmt.Num(r.TokensPerSecond, r.Spread?.TokensPerSecond, 0) + " tok/s" : "failed",
+                Noise(r, Figure.TokensPerSecond, r.Spread?.TokensPerSecond), oneSeed)).ToList())).Append('\n');
         sb.Append(BarChart(FrozenChartId, FrozenChartTitle, "frozen (not trained) base weights (MiB)",
             results.Select((r, i) => new Bar(r.Method, ColorFor(r.Method, i), r.FrozenWeightBytes / 1048576.0,
                 r.Succeeded ? Fmt.Bytes(r.FrozenWeightBytes) : "failed")).ToList())).Append('\n');

@@ -15,7 +15,8 @@ internal static class SvgCharts
     public sealed record Series(string Name, string Color, IReadOnlyList<CurvePoint> Points, string Dash = "",
         IReadOnlyList<BandPoint>? Band = null, bool Markers = false);
     /// <param name="Spread">Optional ± whisker around the value (standard deviation over seeds).</param>
-    public sealed record Bar(string Label, string Color, double? Value, string ValueText, double? Spread = null);
+    /// <param name="Assumed">The whisker is an assumed noise, not a measured spread (drawn dashed and grey).</param>
+    public sealed record Bar(string Label, string Color, double? Value, string ValueText, double? Spread = null, bool Assumed = false);
 
     static readonly string[] Palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
     static readonly Dictionary<string, int> KnownMethods = new() { ["full"] = 0, ["lora"] = 1, ["dora"] = 2, ["qlora"] = 3, ["qdora"] = 4 };
@@ -142,7 +143,7 @@ internal static class SvgCharts
             {
                 // ± one standard deviation as a whisker across the bar's end.
                 double x0 = left + Math.Max(0, bv - sd) / top0 * pw, x1 = left + (bv + sd) / top0 * pw, ym = y + barH / 2.0;
-                sb.Append($"<path class=\"whisker\" d=\"M{F(x0)} {F(ym)}H{F(x1)}M{F(x0)} {F(ym - 6)}V{F(ym + 6)}M{F(x1)} {F(ym - 6)}V{F(ym + 6)}\" stroke=\"#222\" stroke-width=\"1.5\" fill=\"none\"/>");
+                sb.Append($"<path class=\"whisker\" d=\"M{F(x0)} {F(ym)}H{F(x1)}M{F(x0)} {F(ym - 6)}V{F(ym + 6)}M{F(x1)} {F(ym - 6)}V{F(ym + 6)}\" stroke=\"{(b.Assumed ? "#777" : "#222")}\" stroke-width=\"1.5\" fill=\"none\"{(b.Assumed ? " stroke-dasharray=\"3 2\"" : "")}/>");
                 textX = Math.Max(textX, x1 + 6);
             }
             sb.Append($"<text class=\"bar-value\" x=\"{F(textX)}\" y=\"{F(y + barH / 2.0 + 5)}\" font-size=\"12\">{Esc(b.ValueText)}</text></g>");

@@ -145,6 +145,12 @@ public class ReportRenderingTests
         var task = Svg(html, HtmlReport.TaskChartId).Descendants(s + "text").Where(t => (string?)t.Attribute("class") == "bar-value").Select(t => t.Value).ToList();
         Assert.Equal(["50.0 % (before 0.0 %)", "45.0 % (before 0.0 %)", "47.0 % (before 0.0 %)", "44.0 % (before 0.0 %)", "failed"], task);
         Assert.Contains("One seed (42) per method", html);
+        // One seed: the bars carry the assumed one-run noise as dashed whiskers (lora: 30 % of 1000 tokens/s either side).
+        var speed = Svg(html, HtmlReport.SpeedChartId);
+        var dashed = speed.Descendants(s + "path").Where(p => (string?)p.Attribute("class") == "whisker").ToList();
+        Assert.Equal(4, dashed.Count);   // qdora failed
+        Assert.All(dashed, p => Assert.Equal("3 2", (string?)p.Attribute("stroke-dasharray")));
+        Assert.Contains(speed.Descendants(s + "text"), t => t.Value.EndsWith("whiskers: assumed one-run noise"));
     }
 
     [Fact]

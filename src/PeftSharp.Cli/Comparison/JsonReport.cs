@@ -25,7 +25,14 @@ internal static class JsonReport
                     .Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
             },
             ["deliberate_differences"] = new JsonArray(report.DeliberateDifferences().Select(d => (JsonNode)JsonValue.Create(d)!).ToArray()),
-            ["noise"] = SeedsNote.Text(report),
+            ["noise"] = s.Seeds == 1
+                ? new JsonObject
+                {
+                    ["kind"] = "assumed one-run standard deviation", ["text"] = SeedsNote.Text(report),
+                    ["eval_loss_relative"] = RunNoise.EvalLossRelative, ["exact_match_absolute"] = RunNoise.ExactMatchAbsolute,
+                    ["tokens_per_second_relative"] = RunNoise.TokensPerSecondRelative, ["peak_rss_relative"] = RunNoise.PeakRssRelative,
+                }
+                : new JsonObject { ["kind"] = "sample standard deviation over the seeds (each result's \"spread\")", ["text"] = SeedsNote.Text(report) },
             ["results"] = new JsonArray(report.Results.Select(Result).ToArray()),
             ["runs"] = new JsonArray(report.Runs.Select(Result).ToArray()),
             ["claims"] = new JsonArray(report.Claims.Select(c => (JsonNode)new JsonObject

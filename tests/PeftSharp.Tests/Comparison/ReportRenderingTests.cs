@@ -92,6 +92,7 @@ public class ReportRenderingTests
         Assert.StartsWith("error: method", qdora.GetProperty("error").GetString());
         Assert.Equal(4, doc.RootElement.GetProperty("claims").GetArrayLength());
         Assert.Equal(3e-4, doc.RootElement.GetProperty("settings").GetProperty("learning_rate_overrides").GetProperty("full").GetDouble());
+        Assert.Equal(RunNoise.TokensPerSecondRelative, doc.RootElement.GetProperty("noise").GetProperty("tokens_per_second_relative").GetDouble());
     }
 
     [Fact]

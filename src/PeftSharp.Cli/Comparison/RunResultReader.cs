@@ -1,13 +1,13 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>
 /// Reads what `peft train` left in a method's output folder: summary.json (TrainingResult), metrics.jsonl (loss
 /// curve) and evaluation.json (task metric), plus the size of the saved adapter or model.
 /// </summary>
-public static class RunResultReader
+internal static class RunResultReader
 {
     public const string SummaryFile = "summary.json";
     public const string MetricsFile = "metrics.jsonl";
@@ -21,12 +21,12 @@ public static class RunResultReader
         JsonNode summary;
         try { summary = JsonNode.Parse(File.ReadAllText(summaryPath)) ?? throw new PeftException($"{summaryPath}: empty"); }
         catch (JsonException e) { throw new PeftException($"{summaryPath}: not valid JSON ({e.Message}); delete the folder or rerun with --force"); }
-        var memory = summary["Memory"];
-        var finalEval = summary["FinalEval"];
-        var firstEval = summary["FirstEval"];
+        var memory = Key(summary, "Memory");
+        var finalEval = Key(summary, "FinalEval");
+        var firstEval = Key(summary, "FirstEval");
         var (train, eval) = ReadCurves(Path.Combine(methodDir, MetricsFile));
         var (emBefore, emAfter) = ReadExactMatch(Path.Combine(methodDir, EvaluationFile));
-        string? saved = Str(summary["AdapterDir"]);
+        string? saved = Str(Key(summary, "AdapterDir"));
         // The adapter path is written as the child saw it; resolve it beside the summary when it was relative to
         // another working directory.
         if (saved != null && !Directory.Exists(saved)) saved = Path.Combine(methodDir, Path.GetFileName(saved.TrimEnd('/', '\\')));
@@ -36,19 +36,19 @@ public static class RunResultReader
             Status = status,
             LearningRate = learningRate,
             LogFile = File.Exists(Path.Combine(methodDir, "train.log")) ? Path.Combine(methodDir, "train.log") : null,
-            Steps = Int(summary["Steps"]),
-            TrainableParameters = Long(summary["TrainableParameters"]),
-            TotalParameters = Long(summary["TotalParameters"]),
-            FrozenWeightBytes = Long(memory?["FrozenWeightBytes"]),
-            TrainableBytes = Long(memory?["TrainableBytes"]),
-            OptimizerBytes = Long(memory?["OptimizerBytes"]),
-            PeakRssMb = Num(memory?["PeakRssMb"]),
-            TokensPerSecond = Num(summary["MeanTokensPerSecond"]),
-            WallSeconds = Num(summary["WallSeconds"]),
-            FinalTrainLoss = Num(summary["FinalLoss"]),
-            EvalLossBefore = Num(firstEval?["Loss"]),
-            EvalLoss = Num(finalEval?["Loss"]),
-            EvalPerplexity = Num(finalEval?["Perplexity"]),
+            Steps = Int(Key(summary, "Steps")),
+            TrainableParameters = Long(Key(summary, "TrainableParameters")),
+            TotalParameters = Long(Key(summary, "TotalParameters")),
+            FrozenWeightBytes = Long(Key(memory, "FrozenWeightBytes")),
+            TrainableBytes = Long(Key(memory, "TrainableBytes")),
+            OptimizerBytes = Long(Key(memory, "OptimizerBytes")),
+            PeakRssMib = Num(Key(memory, "PeakRssMb")),
+            TokensPerSecond = Num(Key(summary, "MeanTokensPerSecond")),
+            WallSeconds = Num(Key(summary, "WallSeconds")),
+            FinalTrainLoss = Num(Key(summary, "FinalLoss")),
+            EvalLossBefore = Num(Key(firstEval, "Loss")),
+            EvalLoss = Num(Key(finalEval, "Loss")),
+            EvalPerplexity = Num(Key(finalEval, "Perplexity")),
             ExactMatchBefore = emBefore,
             ExactMatch = emAfter,
             SavedDir = saved,
@@ -91,6 +91,21 @@ public static class RunResultReader
 
     public static long FolderBytes(string dir) =>
         new DirectoryInfo(dir).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length);
+
+    /// <summary>A summary.json field by its PascalCase name, or by its snake_case spelling (the trainer's JSON files
+    /// move to snake_case keys; folders written before and after read alike).</summary>
+    static JsonNode? Key(JsonNode? obj, string pascal)
+    {
+        if (obj is not JsonObject o) return null;
+        if (o.TryGetPropertyValue(pascal, out var v)) return v;
+        var snake = new System.Text.StringBuilder();
+        for (int i = 0; i < pascal.Length; i++)
+        {
+            if (char.IsUpper(pascal[i]) && i > 0) snake.Append('_');
+            snake.Append(char.ToLowerInvariant(pascal[i]));
+        }
+        return o.TryGetPropertyValue(snake.ToString(), out v) ? v : null;
+    }
 
     static double? Num(JsonNode? n)
     {

@@ -1,10 +1,13 @@
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
-/// <summary>The settings, one result per method (in run order) and the seed documents' claims checked against them.</summary>
-public sealed record ComparisonReport
+/// <summary>The settings, one result per method (in run order; the mean over the seeds when there are several), every
+/// single run, and the seed documents' claims checked against the results.</summary>
+internal sealed record ComparisonReport
 {
     public required ComparisonSettings Settings { get; init; }
     public required IReadOnlyList<MethodResult> Results { get; init; }
+    /// <summary>Every run, one per method and seed (the same as <see cref="Results"/> with one seed).</summary>
+    public IReadOnlyList<MethodResult> Runs { get; init; } = [];
     public required IReadOnlyList<ClaimCheck> Claims { get; init; }
     public DateTimeOffset CreatedUtc { get; init; }
     public string Machine { get; init; } = "";

@@ -2,15 +2,21 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
-/// <summary>Inline SVG charts (no scripts, no external assets): a line chart with axes, ticks, axis labels, title and
-/// legend, and a labelled horizontal bar chart. All text is XML-escaped.</summary>
-public static class SvgCharts
+/// <summary>Inline SVG charts (no scripts, no external assets): a line chart (linear or logarithmic value axis, optional
+/// bands) with axes, ticks, axis labels, title and legend, and a labelled horizontal bar chart with optional ± whiskers.
+/// All text is XML-escaped.</summary>
+internal static class SvgCharts
 {
     /// <param name="Dash">SVG stroke-dasharray ("" = solid), so curves that lie on top of each other stay distinguishable.</param>
-    public sealed record Series(string Name, string Color, IReadOnlyList<CurvePoint> Points, string Dash = "");
-    public sealed record Bar(string Label, string Color, double? Value, string ValueText);
+    /// <param name="Band">Optional lowest/highest values per step, drawn as a shaded band behind the line (seeds).</param>
+    /// <param name="Markers">Draw a dot at every point (curves with few points, such as eval loss).</param>
+    public sealed record Series(string Name, string Color, IReadOnlyList<CurvePoint> Points, string Dash = "",
+        IReadOnlyList<BandPoint>? Band = null, bool Markers = false);
+    /// <param name="Spread">Optional ± whisker around the value (standard deviation over seeds).</param>
+    /// <param name="Assumed">The whisker is an assumed noise, not a measured spread (drawn dashed and grey).</param>
+    public sealed record Bar(string Label, string Color, double? Value, string ValueText, double? Spread = null, bool Assumed = false);
 
     static readonly string[] Palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"];
     static readonly Dictionary<string, int> KnownMethods = new() { ["full"] = 0, ["lora"] = 1, ["dora"] = 2, ["qlora"] = 3, ["qdora"] = 4 };
@@ -25,12 +31,15 @@ public static class SvgCharts
     static string F(double v) => v.ToString("0.##", CultureInfo.InvariantCulture);
     public static string Esc(string s) => WebUtility.HtmlEncode(s);
 
+    /// <param name="logY">Logarithmic value axis (losses fall over orders of magnitude); values ≤ 0 are left out.</param>
     public static string LineChart(string id, string title, string xLabel, string yLabel, IReadOnlyList<Series> series,
-        int width = 760, int height = 420)
+        int width = 760, int height = 420, bool logY = false)
     {
         const int left = 70, right = 150, top = 40, bottom = 56;
         double pw = width - left - right, ph = height - top - bottom;
-        var pts = series.SelectMany(s => s.Points).Where(p => double.IsFinite(p.Value)).ToList();
+        bool Plottable(double v) => double.IsFinite(v) && (!logY || v > 0);
+        var pts = series.SelectMany(s => s.Points.Concat((s.Band ?? []).SelectMany(b => new[] { new CurvePoint(b.Step, b.Low), new CurvePoint(b.Step, b.High) })))
+            .Where(p => Plottable(p.Value)).ToList();
         var sb = new StringBuilder();
         sb.Append($"<svg id=\"{Esc(id)}\" class=\"chart line-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" " +
                   $"viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{Esc(title)}\">");
@@ -40,10 +49,12 @@ public static class SvgCharts
         double xmin = pts.Count > 0 ? pts.Min(p => p.Step) : 0, xmax = pts.Count > 0 ? pts.Max(p => p.Step) : 1;
         double ymin = pts.Count > 0 ? pts.Min(p => p.Value) : 0, ymax = pts.Count > 0 ? pts.Max(p => p.Value) : 1;
         var xt = Ticks(xmin, xmax, 6, integer: true);
-        var yt = Ticks(ymin, ymax, 6, integer: false);
+        var yt = logY && pts.Count > 0 ? LogTicks(ymin, ymax) : Ticks(ymin, ymax, 6, integer: false);
         xmin = xt[0]; xmax = xt[^1]; ymin = yt[0]; ymax = yt[^1];
+        Func<double, double> T = logY ? Math.Log10 : v => v;
+        double tmin = T(ymin), tmax = T(ymax);
         double X(double v) => left + (xmax > xmin ? (v - xmin) / (xmax - xmin) : 0.5) * pw;
-        double Y(double v) => top + ph - (ymax > ymin ? (v - ymin) / (ymax - ymin) : 0.5) * ph;
+        double Y(double v) => top + ph - (tmax > tmin ? (T(v) - tmin) / (tmax - tmin) : 0.5) * ph;
 
         // Grid, ticks and tick labels.
         sb.Append("<g class=\"axis x-axis\" font-size=\"12\" fill=\"#333\">");
@@ -61,14 +72,22 @@ public static class SvgCharts
         sb.Append($"<line x1=\"{left}\" y1=\"{F(top + ph)}\" x2=\"{F(left + pw)}\" y2=\"{F(top + ph)}\" stroke=\"#333\"/>");
         sb.Append($"<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{F(top + ph)}\" stroke=\"#333\"/>");
 
-        // One polyline per series (a single point is drawn as a dot).
+        // Bands first (behind every line), then one polyline per series (a single point is drawn as a dot).
         foreach (var s in series)
         {
-            var p = s.Points.Where(q => double.IsFinite(q.Value)).ToList();
+            var b = (s.Band ?? []).Where(q => Plottable(q.Low) && Plottable(q.High)).ToList();
+            if (b.Count > 1)
+                sb.Append($"<polygon class=\"band\" data-method=\"{Esc(s.Name)}\" fill=\"{Esc(s.Color)}\" fill-opacity=\"0.18\" stroke=\"none\" points=\"" +
+                          string.Join(" ", b.Select(q => F(X(q.Step)) + "," + F(Y(q.High))).Concat(b.AsEnumerable().Reverse().Select(q => F(X(q.Step)) + "," + F(Y(q.Low))))) + "\"/>");
+        }
+        foreach (var s in series)
+        {
+            var p = s.Points.Where(q => Plottable(q.Value)).ToList();
             sb.Append($"<g class=\"series\" data-method=\"{Esc(s.Name)}\">");
             if (p.Count > 1)
                 sb.Append($"<polyline fill=\"none\" stroke=\"{Esc(s.Color)}\" stroke-width=\"2\"{DashAttr(s.Dash)} points=\"{string.Join(" ", p.Select(q => F(X(q.Step)) + "," + F(Y(q.Value))))}\"/>");
-            if (p.Count == 1) sb.Append($"<circle cx=\"{F(X(p[0].Step))}\" cy=\"{F(Y(p[0].Value))}\" r=\"3\" fill=\"{Esc(s.Color)}\"/>");
+            if (p.Count == 1 || s.Markers)
+                foreach (var q in p) sb.Append($"<circle cx=\"{F(X(q.Step))}\" cy=\"{F(Y(q.Value))}\" r=\"3\" fill=\"{Esc(s.Color)}\"/>");
             sb.Append("</g>");
         }
         if (pts.Count == 0)
@@ -88,10 +107,12 @@ public static class SvgCharts
 
     public static string BarChart(string id, string title, string valueLabel, IReadOnlyList<Bar> bars, int width = 760)
     {
-        const int left = 90, right = 110, top = 40, barH = 24, gap = 10, bottom = 46;
+        const int left = 90, top = 40, barH = 24, gap = 10, bottom = 46;
+        // Room right of the longest bar for its value text (about 7 px per character at 12 px).
+        int right = Math.Max(110, 7 * bars.Select(b => b.ValueText.Length).DefaultIfEmpty(0).Max() + 40);
         int height = top + bars.Count * (barH + gap) + bottom;
         double pw = width - left - right;
-        double max = bars.Where(b => b.Value is double v && double.IsFinite(v)).Select(b => b.Value!.Value).DefaultIfEmpty(1).Max();
+        double max = bars.Where(b => b.Value is double v && double.IsFinite(v)).Select(b => b.Value!.Value + (b.Spread ?? 0)).DefaultIfEmpty(1).Max();
         var ticks = Ticks(0, max <= 0 ? 1 : max, 5, integer: false);
         double top0 = ticks[^1];
         var sb = new StringBuilder();
@@ -116,8 +137,16 @@ public static class SvgCharts
             double w = b.Value is double v && double.IsFinite(v) && top0 > 0 ? Math.Max(0, v / top0 * pw) : 0;
             sb.Append($"<g class=\"bar\" data-method=\"{Esc(b.Label)}\">" +
                       $"<text class=\"bar-label\" x=\"{left - 8}\" y=\"{F(y + barH / 2.0 + 5)}\" text-anchor=\"end\" font-size=\"13\">{Esc(b.Label)}</text>" +
-                      $"<rect x=\"{left}\" y=\"{F(y)}\" width=\"{F(w)}\" height=\"{barH}\" fill=\"{Esc(b.Color)}\"/>" +
-                      $"<text class=\"bar-value\" x=\"{F(left + w + 6)}\" y=\"{F(y + barH / 2.0 + 5)}\" font-size=\"12\">{Esc(b.ValueText)}</text></g>");
+                      $"<rect x=\"{left}\" y=\"{F(y)}\" width=\"{F(w)}\" height=\"{barH}\" fill=\"{Esc(b.Color)}\"/>");
+            double textX = left + w + 6;
+            if (b.Spread is double sd && sd > 0 && w > 0 && b.Value is double bv)
+            {
+                // ± one standard deviation as a whisker across the bar's end.
+                double x0 = left + Math.Max(0, bv - sd) / top0 * pw, x1 = left + (bv + sd) / top0 * pw, ym = y + barH / 2.0;
+                sb.Append($"<path class=\"whisker\" d=\"M{F(x0)} {F(ym)}H{F(x1)}M{F(x0)} {F(ym - 6)}V{F(ym + 6)}M{F(x1)} {F(ym - 6)}V{F(ym + 6)}\" stroke=\"{(b.Assumed ? "#777" : "#222")}\" stroke-width=\"1.5\" fill=\"none\"{(b.Assumed ? " stroke-dasharray=\"3 2\"" : "")}/>");
+                textX = Math.Max(textX, x1 + 6);
+            }
+            sb.Append($"<text class=\"bar-value\" x=\"{F(textX)}\" y=\"{F(y + barH / 2.0 + 5)}\" font-size=\"12\">{Esc(b.ValueText)}</text></g>");
         }
         sb.Append($"<line x1=\"{left}\" y1=\"{top - 4}\" x2=\"{left}\" y2=\"{F(plotBottom)}\" stroke=\"#333\"/>");
         sb.Append("</svg>");
@@ -138,7 +167,27 @@ public static class SvgCharts
         return list.ToArray();
     }
 
+    /// <summary>Ticks for a logarithmic axis covering [lo, hi] (lo > 0): 1-2-5 × 10^k, finer mantissas while that
+    /// gives fewer than four ticks, and evenly spaced ticks when the range is too narrow for any of them.</summary>
+    public static double[] LogTicks(double lo, double hi)
+    {
+        if (!(lo > 0) || !(hi >= lo)) return Ticks(Math.Max(lo, 0), Math.Max(hi, 1), 6, integer: false);
+        double[][] mantissas = [[1, 2, 5], [1, 2, 3, 5], [1, 1.5, 2, 3, 4, 5, 6, 8]];
+        int k0 = (int)Math.Floor(Math.Log10(lo)) - 1, k1 = (int)Math.Ceiling(Math.Log10(hi)) + 1;
+        double[] best = [];
+        foreach (var set in mantissas)
+        {
+            var c = Enumerable.Range(k0, k1 - k0 + 1).SelectMany(k => set.Select(m => Math.Round(m * Math.Pow(10, k), 12))).Order().ToList();
+            double min = c.Last(v => v <= lo * (1 + 1e-12)), max = c.First(v => v >= hi * (1 - 1e-12));
+            best = c.Where(v => v >= min && v <= max).ToArray();
+            if (best.Length >= 4) return best;
+        }
+        if (best.Length >= 3) return best;
+        var linear = Ticks(lo, hi, 6, integer: false).Where(t => t > 0).ToArray();
+        return linear.Length >= 2 ? linear : [lo, hi];
+    }
+
     static string DashAttr(string dash) => dash.Length > 0 ? $" stroke-dasharray=\"{Esc(dash)}\"" : "";
 
-    static string TickText(double v) => Math.Abs(v) >= 1e7 ? v.ToString("0.#e+0", CultureInfo.InvariantCulture) : v.ToString("#,0.###", CultureInfo.InvariantCulture);
+    static string TickText(double v) => v != 0 && Math.Abs(v) < 0.001 ? v.ToString("0.#e+0", CultureInfo.InvariantCulture) : Math.Abs(v) >= 1e7 ? v.ToString("0.#e+0", CultureInfo.InvariantCulture) : v.ToString("#,0.###", CultureInfo.InvariantCulture);
 }

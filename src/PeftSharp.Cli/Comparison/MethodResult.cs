@@ -1,6 +1,6 @@
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
-public enum MethodStatus
+internal enum MethodStatus
 {
     /// <summary>Trained in this invocation.</summary>
     Trained,
@@ -11,10 +11,13 @@ public enum MethodStatus
 }
 
 /// <summary>One point of a curve (train loss or eval loss against the optimizer step).</summary>
-public sealed record CurvePoint(int Step, double Value);
+internal sealed record CurvePoint(int Step, double Value);
+
+/// <summary>The lowest and highest value over the seeds at one step (the shaded band around a mean curve).</summary>
+internal sealed record BandPoint(int Step, double Low, double High);
 
 /// <summary>Everything measured for one method. Measurements are null when the run failed or did not produce them.</summary>
-public sealed record MethodResult
+internal sealed record MethodResult
 {
     public required string Method { get; init; }
     public required MethodStatus Status { get; init; }
@@ -30,8 +33,8 @@ public sealed record MethodResult
     public long? FrozenWeightBytes { get; init; }
     public long? TrainableBytes { get; init; }
     public long? OptimizerBytes { get; init; }
-    /// <summary>Peak resident set of the training process itself (VmHWM, measured inside the child).</summary>
-    public double? PeakRssMb { get; init; }
+    /// <summary>Peak resident set of the training process itself (VmHWM, measured inside the child), in MiB.</summary>
+    public double? PeakRssMib { get; init; }
     public double? TokensPerSecond { get; init; }
     public double? WallSeconds { get; init; }
     public double? FinalTrainLoss { get; init; }
@@ -47,5 +50,25 @@ public sealed record MethodResult
     public IReadOnlyList<CurvePoint> TrainLoss { get; init; } = [];
     public IReadOnlyList<CurvePoint> EvalLossCurve { get; init; } = [];
 
+    /// <summary>The seeds behind this result: one for a single run; several when it is the mean over
+    /// <c>--seeds N</c> runs (then <see cref="Spread"/> holds their sample standard deviations).</summary>
+    public IReadOnlyList<int> Seeds { get; init; } = [];
+    /// <summary>Sample standard deviation over the seeds (null for a single run).</summary>
+    public MethodSpread? Spread { get; init; }
+    /// <summary>Per step, the lowest and highest train loss over the seeds (empty for a single run).</summary>
+    public IReadOnlyList<BandPoint> TrainLossBand { get; init; } = [];
+
     public bool Succeeded => Status != MethodStatus.Failed;
+}
+
+/// <summary>Sample standard deviations (n − 1) over a method's seeds, in the units of the figures they belong to.</summary>
+internal sealed record MethodSpread
+{
+    public double? PeakRssMib { get; init; }
+    public double? TokensPerSecond { get; init; }
+    public double? WallSeconds { get; init; }
+    public double? FinalTrainLoss { get; init; }
+    public double? EvalLoss { get; init; }
+    public double? EvalPerplexity { get; init; }
+    public double? ExactMatch { get; init; }
 }

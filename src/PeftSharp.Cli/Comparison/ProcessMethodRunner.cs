@@ -1,12 +1,12 @@
 using System.Diagnostics;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>
 /// Runs each method as a child process of the peft executable, so that each method's peak memory is its own and one
 /// method's failure cannot take the others down. stdout and stderr both go to the method's train.log.
 /// </summary>
-public sealed class ProcessMethodRunner : IMethodRunner
+internal sealed class ProcessMethodRunner : IMethodRunner
 {
     /// <summary>Exit status of a process ended by SIGINT (128 + 2).</summary>
     public const int InterruptedExitCode = 130;

@@ -1,14 +1,14 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>
 /// What `peft compare` runs: one base model and data set, a list of methods (data, not code: the trainer decides
 /// which it accepts), and the settings every method shares. Only the learning rate may differ per method
 /// (<see cref="LearningRateOverrides"/>), because full fine-tuning usually diverges at a LoRA learning rate.
 /// </summary>
-public sealed record ComparisonSettings
+internal sealed record ComparisonSettings
 {
     public static readonly IReadOnlyList<string> DefaultMethods = ["full", "lora", "dora", "qlora", "qdora"];
 
@@ -28,6 +28,11 @@ public sealed record ComparisonSettings
     /// 10 minutes on 2 cores (100 steps of each took 6 min 14 s on a 2-core machine shared with ~10 other jobs).</summary>
     public int MaxSteps { get; init; } = 150;
     public int Seed { get; init; } = 42;
+    /// <summary>How many times each method runs, with seeds Seed, Seed + 1, …; above 1 the reports give mean ± sample
+    /// standard deviation and call a verdict only when a difference exceeds the spread.</summary>
+    public int Seeds { get; init; } = 1;
+    /// <summary>The most seeds one comparison accepts (each is a full training run of every method).</summary>
+    public const int MaxSeeds = 20;
     public double LearningRate { get; init; } = 3e-3;
     public string LrScheduler { get; init; } = "cosine";
     public int R { get; init; } = 16;
@@ -43,16 +48,27 @@ public sealed record ComparisonSettings
 
     public string MethodDir(string method) => Path.Combine(OutputDir, method);
 
-    /// <summary>The `peft train` arguments for one method: identical for all methods except method, output folder and
-    /// (when overridden) learning rate.</summary>
-    public IReadOnlyList<string> TrainArguments(string method)
+    /// <summary>The seeds each method runs with, in run order.</summary>
+    public IReadOnlyList<int> SeedList => Enumerable.Range(Seed, Seeds).ToList();
+
+    /// <summary>The folder of one run: the method's folder for the first seed (so a one-seed comparison's layout is
+    /// unchanged and its runs are reused by a later --seeds N), "method.seed-S" beside it for the others ('.' is not
+    /// allowed in method names, so these never collide with a method's folder).</summary>
+    public string RunDir(string method, int seed) => seed == Seed ? MethodDir(method) : Path.Combine(OutputDir, $"{method}.seed-{I(seed)}");
+
+    /// <summary>The `peft train` arguments for one method and the first seed.</summary>
+    public IReadOnlyList<string> TrainArguments(string method) => TrainArguments(method, Seed);
+
+    /// <summary>The `peft train` arguments for one run: identical for all methods except method, output folder and
+    /// (when overridden) learning rate; identical for all seeds except seed and output folder.</summary>
+    public IReadOnlyList<string> TrainArguments(string method, int seed)
     {
-        var args = new List<string> { "train", "--method", method, "--output-dir", MethodDir(method) };
+        var args = new List<string> { "train", "--method", method, "--output-dir", RunDir(method, seed) };
         if (ConfigFile != null) args.AddRange(["--config", ConfigFile]);
         args.AddRange(["--model", ModelDir, "--data", DataFile]);
         if (EvalFile != null) args.AddRange(["--eval-data", EvalFile]);
         args.AddRange([
-            "--max-steps", I(MaxSteps), "--seed", I(Seed), "--learning-rate", D(LearningRateFor(method)),
+            "--max-steps", I(MaxSteps), "--seed", I(seed), "--learning-rate", D(LearningRateFor(method)),
             "--lr-scheduler-type", LrScheduler, "--r", I(R), "--lora-alpha", D(LoraAlpha),
             "--task-eval", I(TaskEval), "--threads", I(Threads),
         ]);
@@ -70,6 +86,7 @@ public sealed record ComparisonSettings
         foreach (var m in LearningRateOverrides.Keys)
             if (!Methods.Contains(m) && !DefaultLearningRateOverrides.ContainsKey(m))
                 throw new PeftException($"--lr-override: method '{m}' is not among --methods ({string.Join(",", Methods)})");
+        if (Seeds is < 1 or > MaxSeeds) throw new PeftException($"--seeds must be between 1 and {MaxSeeds}, got {Seeds}");
         if (MaxSteps <= 0) throw new PeftException($"--max-steps must be > 0, got {MaxSteps}");
         if (LearningRate <= 0 || LearningRateOverrides.Values.Any(v => v <= 0)) throw new PeftException("learning rates must be > 0");
         if (R <= 0) throw new PeftException($"--r must be > 0, got {R}");

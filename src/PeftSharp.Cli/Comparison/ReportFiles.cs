@@ -1,9 +1,9 @@
 using PeftSharp.IO;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>Writes report.md, report.json and report.html into the comparison's output folder.</summary>
-public static class ReportFiles
+internal static class ReportFiles
 {
     public sealed record Paths(string Markdown, string Json, string Html);
 

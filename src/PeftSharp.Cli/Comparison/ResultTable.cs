@@ -1,8 +1,8 @@
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>The measurements as one table of text cells (a row per method), shared by the terminal, Markdown and HTML
-/// renderings so they always show the same figures.</summary>
-public static class ResultTable
+/// renderings so they always show the same figures. With several seeds a cell reads "mean ± sample standard deviation".</summary>
+internal static class ResultTable
 {
     public static readonly string[] Headers =
     [
@@ -23,13 +23,13 @@ public static class ResultTable
         Fmt.Count(r.TrainableParameters),
         r.TrainablePercent is double p ? p.ToString(p >= 1 ? "F1" : "F3", System.Globalization.CultureInfo.InvariantCulture) + " %" : "—",
         Fmt.Bytes(r.FrozenWeightBytes),
-        Fmt.Mb(r.PeakRssMb),
-        Fmt.Num(r.TokensPerSecond, 0),
-        Fmt.Seconds(r.WallSeconds),
-        Fmt.Num(r.FinalTrainLoss, 4),
-        Fmt.Num(r.EvalLoss, 4),
-        Fmt.Num(r.EvalPerplexity, 2),
-        r.ExactMatch is double em ? (r.ExactMatchBefore is double b ? $"{Fmt.Pct(b)} → {Fmt.Pct(em)}" : Fmt.Pct(em)) : "—",
+        Fmt.Mib(r.PeakRssMib, r.Spread?.PeakRssMib),
+        Fmt.Num(r.TokensPerSecond, r.Spread?.TokensPerSecond, 0),
+        Fmt.Seconds(r.WallSeconds, r.Spread?.WallSeconds),
+        Fmt.Num(r.FinalTrainLoss, r.Spread?.FinalTrainLoss, 4),
+        Fmt.Num(r.EvalLoss, r.Spread?.EvalLoss, 4),
+        Fmt.Num(r.EvalPerplexity, r.Spread?.EvalPerplexity, 2),
+        r.ExactMatch is double em ? (r.ExactMatchBefore is double b ? $"{Fmt.Pct(b)} → " : "") + Fmt.Pct(em, r.Spread?.ExactMatch) : "—",
         Fmt.Bytes(r.SavedBytes),
     ];
 

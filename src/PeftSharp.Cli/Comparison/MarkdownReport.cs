@@ -1,9 +1,9 @@
 using System.Text;
 
-namespace PeftSharp.Comparison;
+namespace PeftSharp.Cli.Comparison;
 
 /// <summary>report.md: settings, the table, failures, the seed claims and what to keep in mind reading them.</summary>
-public static class MarkdownReport
+internal static class MarkdownReport
 {
     public static string Render(ComparisonReport report)
     {
@@ -17,7 +17,7 @@ public static class MarkdownReport
         sb.AppendLine();
         foreach (var (k, v) in SettingsLines(report)) sb.AppendLine($"- **{k}**: {Esc(v)}");
         sb.AppendLine();
-        sb.AppendLine("Every method ran in its own process (so each peak RSS is that process's own) with the same model, data, steps, seed, " +
+        sb.AppendLine($"Every method ran in its own process (so each peak RSS is that process's own) with the same model, data, steps, seed{(s.Seeds > 1 ? "s" : "")}, " +
                       "learning-rate schedule, rank and alpha.");
         var diffs = report.DeliberateDifferences().ToList();
         if (diffs.Count > 0)
@@ -30,6 +30,8 @@ public static class MarkdownReport
         sb.AppendLine();
         sb.AppendLine("## Results");
         sb.AppendLine();
+        sb.AppendLine(Esc(SeedsNote.Text(report)));
+        sb.AppendLine();
         sb.AppendLine("| " + string.Join(" | ", ResultTable.Headers) + " |");
         sb.AppendLine("|" + string.Join("|", ResultTable.Headers.Select((_, c) => ResultTable.IsNumeric(c) ? "---:" : "---")) + "|");
         foreach (var row in ResultTable.Rows(report)) sb.AppendLine("| " + string.Join(" | ", row.Select(Esc)) + " |");
@@ -38,6 +40,15 @@ public static class MarkdownReport
                       "that are not trained (4-bit for the quantized methods). Peak RSS is the training process's VmHWM. Tokens/s is the " +
                       "mean over the training steps; wall time is the training loop's (model loading and the task metric excluded). Saved size is the adapter folder (the full model folder for full fine-tuning). " +
                       "Exact match (before → after) is greedy decoding on the eval completions, where the data set defines them.");
+        if (report.Settings.Seeds > 1)
+        {
+            sb.AppendLine();
+            sb.AppendLine("### Every run");
+            sb.AppendLine();
+            sb.AppendLine("| " + string.Join(" | ", SeedsNote.RunHeaders) + " |");
+            sb.AppendLine("|" + string.Join("|", SeedsNote.RunHeaders.Select((_, c) => c >= 3 ? "---:" : "---")) + "|");
+            foreach (var row in SeedsNote.RunRows(report)) sb.AppendLine("| " + string.Join(" | ", row.Select(Esc)) + " |");
+        }
         var failed = report.Results.Where(r => !r.Succeeded).ToList();
         if (failed.Count > 0)
         {
@@ -56,9 +67,11 @@ public static class MarkdownReport
         {
             sb.AppendLine($"### {Esc(c.Title)}: **{c.VerdictText}**");
             sb.AppendLine();
-            sb.AppendLine($"- Claim ({c.Source}): {Esc(c.Quote)}");
+            sb.AppendLine($"- Claim ({Esc(c.Source.Citation)}): {Esc(c.Quote)}");
             sb.AppendLine($"- Our measure: {Esc(c.Definition)}");
-            sb.AppendLine($"- Ours: {Esc(c.Ours)}");
+            foreach (var p in c.Parts)
+                sb.AppendLine(c.Parts.Count > 1 ? $"- Ours, {Esc(p.Name)} (**{ClaimCheck.Text(p.Verdict)}**): {Esc(p.Finding)}" : $"- Ours: {Esc(p.Finding)}");
+            if (c.Note.Length > 0) sb.AppendLine($"- Note: {Esc(c.Note)}");
             sb.AppendLine();
         }
         return sb.ToString();
@@ -72,7 +85,7 @@ public static class MarkdownReport
         if (s.ConfigFile != null) yield return ("further settings", s.ConfigFile);
         yield return ("methods", string.Join(", ", s.Methods));
         yield return ("steps", s.MaxSteps.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        yield return ("seed", s.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        yield return ("seeds", s.Seeds == 1 ? $"{s.Seed} (one run per method)" : $"{string.Join(", ", s.SeedList)} ({s.Seeds} runs per method)");
         yield return ("learning rate", $"{Fmt.Sci(s.LearningRate)}, {s.LrScheduler} schedule");
         yield return ("rank / alpha", $"r = {s.R}, lora_alpha = {s.LoraAlpha.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
         yield return ("task metric", s.TaskEval > 0 ? $"exact match on up to {s.TaskEval} eval examples" : "off");

@@ -10,6 +10,12 @@ public static class LlamaCpp
 {
     static readonly object Gate = new();   // llama.cpp's backend and logging are process-wide
 
+    // llama.cpp logs every model load to stderr; keep warnings and errors only (they show up in failing tests' output)
+    static LlamaCpp() => NativeLogConfig.llama_log_set((level, message) =>
+    {
+        if (level is LLamaLogLevel.Warning or LLamaLogLevel.Error) Console.Error.Write(message);
+    });
+
     static ModelParams Params(string gguf, bool vocabOnly = false) => new(gguf)
     {
         ContextSize = 256,
@@ -75,15 +81,15 @@ public static class LlamaCpp
         }
     }
 
-    /// <summary>llama.cpp's tokenization of <paramref name="text"/> (adding BOS/EOS if the vocabulary says to; special
-    /// tokens in the text are parsed), from the vocabulary alone.</summary>
-    public static int[] Tokenize(string gguf, string text)
+    /// <summary>llama.cpp's tokenization of each text (adding BOS/EOS if the vocabulary says to; special tokens in the
+    /// text are parsed), from the vocabulary alone.</summary>
+    public static int[][] Tokenize(string gguf, IEnumerable<string> texts)
     {
         lock (Gate)
         {
             var p = Params(gguf, vocabOnly: true);
             using var weights = LLamaWeights.LoadFromFile(p);
-            return weights.Tokenize(text, add_bos: true, special: true, System.Text.Encoding.UTF8).Select(t => (int)t).ToArray();
+            return texts.Select(text => weights.Tokenize(text, add_bos: true, special: true, System.Text.Encoding.UTF8).Select(t => (int)t).ToArray()).ToArray();
         }
     }
 }

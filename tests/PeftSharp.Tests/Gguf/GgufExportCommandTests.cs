@@ -112,3 +112,44 @@ public class GgufExportCommandTests(ITestOutputHelper output)
         Assert.EndsWith(header, rendered);
     }
 }
+
+/// <summary>The README's LLamaSharp snippet, as written there, on an exported model and adapter.</summary>
+public class ReadmeLlamaSharpSnippetTests
+{
+    [Fact]
+    public void SnippetRunsAndGivesTheHarnessLogits()
+    {
+        var c = GgufTestModels.Config("llama", 2048);
+        var dir = GgufTestModels.Folder(c, GgufTestModels.DefaultModel);
+        string modelPath = Path.Combine(dir, "kjv-f16.gguf"), adapterPath = Path.Combine(dir, "kjv-lora.gguf");
+        using (var model = CausalLM.Load(dir))
+        {
+            GgufModelExporter.Export(model, dir, modelPath, GgmlType.F16);
+            using var pm = GgufLlamaCppAdapterTests.WithAdapter(model, new LoraConfig { R = 4, LoraAlpha = 8 });
+            GgufAdapterExporter.Export(GgufAdapterExporter.LoraFactorsOf(pm, "default"), c, adapterPath);
+        }
+        float[] logits;
+        LLama.Native.LLamaToken[] ids;
+        lock (LlamaCpp.Gate)
+        {
+            // --- README snippet (paths substituted) ---
+            var p = new LLama.Common.ModelParams(modelPath) { ContextSize = 256, GpuLayerCount = 0 };
+            using var weights = LLama.LLamaWeights.LoadFromFile(p);
+            using var ctx = weights.CreateContext(p);
+            ctx.NativeHandle.SetLoraAdapters([(weights.NativeHandle.LoadLoraFromFile(adapterPath), 1f)]);
+            var batch = new LLama.Native.LLamaBatch();
+            ids = ctx.Tokenize("Verse: Jesus wept.", addBos: true, special: true);
+            for (int i = 0; i < ids.Length; i++) batch.Add(ids[i], i, LLama.Native.LLamaSeqId.Zero, i == ids.Length - 1);
+            ctx.NativeHandle.Decode(batch);
+            logits = ctx.NativeHandle.GetLogitsIth(ids.Length - 1).ToArray();
+            // --- end ---
+        }
+        Assert.Equal(2048, logits.Length);
+        var harness = LlamaCpp.Logits(modelPath, ids.Select(t => (int)t).ToArray(), adapterPath);
+        // the snippet uses llama.cpp's default F16 KV cache, the harness F32: close, not identical
+        Assert.True(GgufTestModels.RelativeError([logits], [harness[^1]]) < 1e-2);
+        Assert.Equal(HfTokenizerIds(dir, "Verse: Jesus wept."), ids.Select(t => (int)t).ToArray());
+    }
+
+    static int[] HfTokenizerIds(string dir, string text) => PeftSharp.Tokenization.HfTokenizer.Load(dir).Encode(text, addSpecial: true);
+}

@@ -8,7 +8,7 @@ namespace PeftSharp.Tests.Gguf;
 /// against: logits of a token sequence, with an optional GGUF LoRA adapter, and its tokenizer.</summary>
 public static class LlamaCpp
 {
-    static readonly object Gate = new();   // llama.cpp's backend and logging are process-wide
+    internal static readonly object Gate = new();   // llama.cpp's backend and logging are process-wide
 
     // llama.cpp logs every model load to stderr; keep warnings and errors only (they show up in failing tests' output)
     static LlamaCpp() => NativeLogConfig.llama_log_set((level, message) =>

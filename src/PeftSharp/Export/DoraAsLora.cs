@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using PeftSharp.Inference;
 using PeftSharp.Models;
 using PeftSharp.Peft;
@@ -6,14 +7,14 @@ namespace PeftSharp.Export;
 
 /// <summary>How well a rank-R LoRA approximates a DoRA adapter: ‖ΔW − ΔW_R‖_F / ‖ΔW‖_F over all adapted weights, and
 /// the mean KL(DoRA ‖ approximation) of the next-token distributions on a probe sequence.</summary>
-public sealed record DoraApproximation(IReadOnlyList<LoraFactors> Factors, int Rank, double RelativeFrobeniusError, double MeanKl, int KlPositions);
+internal sealed record DoraApproximation(IReadOnlyList<LoraFactors> Factors, int Rank, double RelativeFrobeniusError, double MeanKl, int KlPositions);
 
 /// <summary>
 /// Turns a DoRA (or QDoRA) adapter into a plain LoRA for runtimes without DoRA (llama.cpp, vLLM): the full update
 /// ΔW = m/‖W + s·B·A‖_row ⊙ (W + s·B·A) − W is formed in float64 per module and truncated to its top R singular
 /// triplets, B = U·√S, A = √S·Vᵀ (scale 1). The error report lets the user choose R.
 /// </summary>
-public static class DoraAsLora
+internal static class DoraAsLora
 {
     public static DoraApproximation Approximate(PeftModel pm, string adapter, int rank, int[]? probe = null)
     {
@@ -25,8 +26,8 @@ public static class DoraAsLora
             if (!m.Adapters.ContainsKey(adapter)) continue;
             int outF = m.OutFeatures, inF = m.InFeatures;
             int k = Math.Min(rank, Math.Min(outF, inF));
-            var delta = FullDelta(pm.Model, m, adapter);
-            var svd = TruncatedSvd.Exact(delta, outF, inF, k);
+            var delta = FullDelta(pm.Compute, m, adapter);
+            var svd = TruncatedSvd.Exact(pm.Compute, delta, outF, inF, k);
             var a = new float[k * inF];
             var b = new float[outF * k];
             for (int j = 0; j < k; j++)
@@ -52,13 +53,13 @@ public static class DoraAsLora
     }
 
     /// <summary>The merged weight minus the base, float64 (out, in), as PEFT's DoRA merge forms it.</summary>
-    internal static double[] FullDelta(CausalLM model, LoraLinear m, string adapter)
+    internal static double[] FullDelta(ComputeContext ctx, LoraLinear m, string adapter)
     {
         var ad = m.Adapters[adapter];
         var frozen = CausalLM.BaseProjection(m);
         int outF = m.OutFeatures, inF = m.InFeatures, r = ad.Rank;
         var w = new float[(long)outF * inF];
-        frozen.ReadRows(0, outF, w);
+        frozen.ReadRows(ctx, 0, outF, w);
         var a = ad.A.Value.Floats; var b = ad.B.Value.Floats;
         var mag = ad.Magnitude != null ? ad.Magnitude.Value.Floats.ToArray() : null;
         var delta = new double[(long)outF * inF];
@@ -83,8 +84,7 @@ public static class DoraAsLora
     static (double Kl, int Positions) MeanKl(PeftModel pm, string adapter, List<LoraFactors> factors, int[] probe)
     {
         string? wasActive = pm.Active;
-        pm.SetActive(adapter);
-        var reference = AdapterMerge.Logits(pm.Model, probe);
+        var reference = AdapterMerge.Logits(pm.Model, pm.Compute, pm.Route(adapter), probe);
         const string temp = "__dora_as_lora";
         pm.AddAdapter(temp, new LoraConfig
         {
@@ -103,7 +103,7 @@ public static class DoraAsLora
                 f.A.CopyTo(ad.A.Value.Floats);
                 f.B.CopyTo(ad.B.Value.Floats);
             }
-            var approx = AdapterMerge.Logits(pm.Model, probe);
+            var approx = AdapterMerge.Logits(pm.Model, pm.Compute, pm.Route(temp), probe);
             int V = pm.Model.Config.VocabSize;
             double total = 0;
             for (int p = 0; p < probe.Length; p++)

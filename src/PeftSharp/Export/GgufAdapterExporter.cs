@@ -11,7 +11,7 @@ namespace PeftSharp.Export;
 /// whose scale differs (rank_pattern, alpha_pattern, rsLoRA with mixed ranks) has the ratio folded into its B. For the
 /// "llama" architecture B's rows of q/k get the same permutation as the base weights.
 /// </summary>
-public static class GgufAdapterExporter
+internal static class GgufAdapterExporter
 {
     /// <summary>The factors of a plain LoRA adapter; DoRA is refused here (use <see cref="DoraAsLora"/> or merge).</summary>
     public static List<LoraFactors> LoraFactorsOf(PeftModel pm, string adapter)

@@ -9,7 +9,7 @@ namespace PeftSharp.Export;
 /// architecture applies RoPE to adjacent pairs, so its converter permutes the rows of q_proj and k_proj; qwen2/qwen3
 /// use the NeoX (half-split) form as HF does and are written unpermuted.
 /// </summary>
-public static class GgufArchitecture
+internal static class GgufArchitecture
 {
     public static string For(string modelType) => modelType switch
     {

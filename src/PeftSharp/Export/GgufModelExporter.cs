@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using PeftSharp.IO.Gguf;
 using PeftSharp.Models;
 using PeftSharp.Tensors;
@@ -5,7 +6,7 @@ using PeftSharp.Tensors;
 namespace PeftSharp.Export;
 
 /// <summary>What an export did that the user should know (dequantized bases, tensors kept at a wider type).</summary>
-public sealed record GgufExportReport(string Path, int Tensors, long Bytes, IReadOnlyList<string> Notes);
+internal sealed record GgufExportReport(string Path, int Tensors, long Bytes, IReadOnlyList<string> Notes);
 
 /// <summary>
 /// Writes a model as a llama.cpp GGUF: the architecture's hyper-parameters, the tokenizer, and every weight under its
@@ -13,7 +14,7 @@ public sealed record GgufExportReport(string Path, int Tensors, long Bytes, IRea
 /// permuted for the "llama" architecture, and a matrix whose rows are not a multiple of 32 is written F16 instead of
 /// Q8_0.
 /// </summary>
-public static class GgufModelExporter
+internal static class GgufModelExporter
 {
     public static GgmlType ParseType(string s) => s.Trim().ToLowerInvariant() switch
     {
@@ -33,7 +34,7 @@ public static class GgufModelExporter
 
     /// <summary>Exports <paramref name="model"/> (with <paramref name="mergeAdapter"/> merged in, if given) and the
     /// tokenizer of <paramref name="tokenizerDir"/> to <paramref name="outPath"/>.</summary>
-    public static GgufExportReport Export(CausalLM model, string tokenizerDir, string outPath, GgmlType type,
+    public static GgufExportReport Export(CausalLM model, ComputeContext ctx, string tokenizerDir, string outPath, GgmlType type,
         string? mergeAdapter = null, string? name = null)
     {
         var c = model.Config;
@@ -54,7 +55,7 @@ public static class GgufModelExporter
         if (GgufArchitecture.RopeFrequencyFactors(c) is { } factors)
             tensors.Add(Encode(new WeightRows("rope_freqs.weight", [factors.Length], (_, _, d) => factors.CopyTo(d)), "rope_freqs.weight", GgmlType.F32, 0));
         int keptF16 = 0;
-        foreach (var w in WeightRows.FromModel(model, mergeAdapter))
+        foreach (var w in WeightRows.FromModel(model, mergeAdapter, ctx))
         {
             string gguf = GgufTensorNames.ToGguf(w.HfName) ?? throw new PeftException($"{w.HfName}: no llama.cpp tensor name");
             var t = w.Shape.Length == 1 ? GgmlType.F32 : type;

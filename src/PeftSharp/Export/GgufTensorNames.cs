@@ -5,7 +5,7 @@ namespace PeftSharp.Export;
 
 /// <summary>Hugging Face ⇄ llama.cpp tensor names of the Llama-family layout (llama.cpp's tensor_mapping, the subset
 /// this project's models have).</summary>
-public static partial class GgufTensorNames
+internal static partial class GgufTensorNames
 {
     static readonly (string Hf, string Gguf)[] LayerParts =
     [

@@ -14,7 +14,7 @@ namespace PeftSharp.Export;
 /// merges the adjacent pair whose merged token scores highest: each token's score is minus the rank of the first merge
 /// that makes it, which reproduces the merge order of tokenizer.json.
 /// </summary>
-public static class GgufVocabulary
+internal static class GgufVocabulary
 {
     public const int Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6;
 

@@ -8,7 +8,7 @@ namespace PeftSharp.Export;
 /// Llama 2 [INST]) and the equivalent Go template written; for any other template TEMPLATE is left out (Ollama then
 /// falls back to the GGUF's own tokenizer.chat_template) and the caller is told.
 /// </summary>
-public static class OllamaModelfile
+internal static class OllamaModelfile
 {
     public sealed record Result(string Text, bool HasTemplate, string? Family);
 

@@ -4,7 +4,7 @@ namespace PeftSharp.Export;
 /// The row order change between Hugging Face's half-split RoPE and llama.cpp's adjacent-pair RoPE for q_proj/k_proj
 /// (convert_hf_to_gguf's LlamaModel.permute): within each head of D rows, HF row j·D/2 + i becomes GGUF row 2i + j.
 /// </summary>
-public static class QkPermutation
+internal static class QkPermutation
 {
     /// <summary>The HF row stored at GGUF row <paramref name="ggufRow"/> of a head of <paramref name="headDim"/> rows.</summary>
     public static int HfRowOf(int ggufRow, int headDim)

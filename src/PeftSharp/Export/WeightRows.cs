@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using PeftSharp.Models;
 using PeftSharp.Nn;
 using PeftSharp.Peft;
@@ -6,7 +7,7 @@ using PeftSharp.Tensors;
 namespace PeftSharp.Export;
 
 /// <summary>A weight to export, read row by row as float32: a row-major [Rows, Cols] matrix (a vector is one row).</summary>
-public sealed record WeightRows(string HfName, int[] Shape, Action<int, int, Span<float>> Read)
+internal sealed record WeightRows(string HfName, int[] Shape, Action<int, int, Span<float>> Read)
 {
     public int Rows => Shape.Length == 1 ? 1 : Shape[0];
     public int Cols => Shape[^1];
@@ -20,7 +21,7 @@ public sealed record WeightRows(string HfName, int[] Shape, Action<int, int, Spa
     /// <summary>The model's weights in Hugging Face naming. Projections are read through <see cref="IFrozenProjection"/>
     /// (so 4-bit bases come out dequantized); with <paramref name="mergeAdapter"/> each adapted projection is
     /// W + s·B·A (LoRA) or m/‖W + s·B·A‖_row ⊙ (W + s·B·A) (DoRA), formed in float64 per row, as PEFT merges.</summary>
-    public static List<WeightRows> FromModel(CausalLM model, string? mergeAdapter)
+    public static List<WeightRows> FromModel(CausalLM model, string? mergeAdapter, ComputeContext ctx)
     {
         var list = new List<WeightRows> { Of(WeightNames.Embed, model.Embed) };
         foreach (var layer in model.Layers)
@@ -31,7 +32,7 @@ public sealed record WeightRows(string HfName, int[] Shape, Action<int, int, Spa
                 var frozen = CausalLM.BaseProjection(p);
                 var adapter = mergeAdapter != null && p is LoraLinear ll && ll.Adapters.TryGetValue(mergeAdapter, out var ad) ? ad : null;
                 list.Add(new WeightRows(p.Name + ".weight", [p.OutFeatures, p.InFeatures],
-                    adapter == null ? frozen.ReadRows : (row0, rows, dst) => MergedRows(frozen, adapter, row0, rows, dst)));
+                    adapter == null ? (row0, rows, dst) => frozen.ReadRows(ctx, row0, rows, dst) : (row0, rows, dst) => MergedRows(ctx, frozen, adapter, row0, rows, dst)));
                 var bias = frozen.BiasOrEmpty;
                 if (!bias.IsEmpty)
                 {
@@ -45,10 +46,10 @@ public sealed record WeightRows(string HfName, int[] Shape, Action<int, int, Spa
         return list;
     }
 
-    static void MergedRows(IFrozenProjection w, LoraAdapter ad, int row0, int rows, Span<float> dst)
+    static void MergedRows(ComputeContext ctx, IFrozenProjection w, LoraAdapter ad, int row0, int rows, Span<float> dst)
     {
         int inF = w.InFeatures, r = ad.Rank;
-        w.ReadRows(row0, rows, dst);
+        w.ReadRows(ctx, row0, rows, dst);
         var a = ad.A.Value.Floats; var b = ad.B.Value.Floats;
         var m = ad.Magnitude != null ? ad.Magnitude.Value.Floats : Span<float>.Empty;
         var row = new double[inF];

@@ -161,7 +161,7 @@ public sealed class CausalLM : IDisposable
     {
         if (IO.Gguf.GgufModelLoader.IsGguf(dir))
         {
-            var (gguf, owned) = IO.Gguf.GgufModelLoader.Load(dir, quantize);
+            var (gguf, owned) = IO.Gguf.GgufModelLoader.Load(dir, quantize, compute);
             gguf._owned.AddRange(owned);
             return gguf;
         }

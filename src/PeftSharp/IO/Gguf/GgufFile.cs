@@ -9,7 +9,7 @@ namespace PeftSharp.IO.Gguf;
 /// hostile file gets a <see cref="PeftException"/> naming the file and field, never an out-of-range read or a huge
 /// allocation.
 /// </summary>
-public sealed class GgufFile : IDisposable
+internal sealed class GgufFile : IDisposable
 {
     const int MaxDims = 4;                    // GGML_MAX_DIMS
 

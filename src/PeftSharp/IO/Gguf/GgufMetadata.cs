@@ -2,7 +2,7 @@ namespace PeftSharp.IO.Gguf;
 
 /// <summary>One metadata value: its GGUF type and the value (string, number, bool, or an array of one element type,
 /// stored as a .NET array of the matching type; string arrays as string[]).</summary>
-public sealed record GgufValue(GgufValueType Type, object Value, GgufValueType ElementType = GgufValueType.UInt8)
+internal sealed record GgufValue(GgufValueType Type, object Value, GgufValueType ElementType = GgufValueType.UInt8)
 {
     public static GgufValue Of(string s) => new(GgufValueType.String, s);
     public static GgufValue Of(uint v) => new(GgufValueType.UInt32, v);
@@ -15,7 +15,7 @@ public sealed record GgufValue(GgufValueType Type, object Value, GgufValueType E
 }
 
 /// <summary>GGUF key/value metadata in file order, with typed getters that name the file and key on a mismatch.</summary>
-public sealed class GgufMetadata
+internal sealed class GgufMetadata
 {
     readonly List<string> _order = [];
     readonly Dictionary<string, GgufValue> _values = new(StringComparer.Ordinal);

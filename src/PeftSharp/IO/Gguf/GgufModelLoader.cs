@@ -11,7 +11,7 @@ namespace PeftSharp.IO.Gguf;
 /// llama's q/k rows returned to HF order. F32/F16/BF16 tensors keep their type; Q8_0 is decoded exactly to F32 (q·d is
 /// exact in float32, not always in a 16-bit type).
 /// </summary>
-public static class GgufModelLoader
+internal static class GgufModelLoader
 {
     /// <summary>True for a path this loader handles (an existing *.gguf file).</summary>
     public static bool IsGguf(string path) => path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) && File.Exists(path);
@@ -130,7 +130,7 @@ public static class GgufModelLoader
     }
 
     /// <summary>Loads a GGUF model file as a <see cref="CausalLM"/>; the returned tensors are owned by the model.</summary>
-    public static (CausalLM Model, List<Tensor> Owned) Load(string path, Quantization.QuantizeOptions? quantize)
+    public static (CausalLM Model, List<Tensor> Owned) Load(string path, Quantization.QuantizeOptions? quantize, Compute.ComputeContext? compute)
     {
         using var f = GgufFile.Open(path);
         var config = ReadConfig(f);
@@ -138,7 +138,7 @@ public static class GgufModelLoader
         try
         {
             var model = CausalLM.FromTensors(config, n => tensors.GetValueOrDefault(n), path, quantize,
-                (name, t) => { if (tensors.Remove(name)) t.Dispose(); });
+                (name, t) => { if (tensors.Remove(name)) t.Dispose(); }, compute);
             return (model, tensors.Values.ToList());
         }
         catch

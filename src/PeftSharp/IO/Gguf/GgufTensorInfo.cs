@@ -2,7 +2,7 @@ namespace PeftSharp.IO.Gguf;
 
 /// <summary>A tensor as a GGUF file describes it. <see cref="Dims"/> is in ggml order (ne0, the innermost and
 /// contiguous dimension, first): a row-major [rows, cols] matrix has Dims = [cols, rows].</summary>
-public sealed record GgufTensorInfo(string Name, GgmlType Type, long[] Dims, long Offset, long ByteLength)
+internal sealed record GgufTensorInfo(string Name, GgmlType Type, long[] Dims, long Offset, long ByteLength)
 {
     public long ElementCount => Dims.Aggregate(1L, (a, d) => checked(a * d));
 
@@ -12,4 +12,4 @@ public sealed record GgufTensorInfo(string Name, GgmlType Type, long[] Dims, lon
 
 /// <summary>A tensor to write: its name, ggml type, row-major shape, byte length and a callback that writes exactly
 /// those bytes (so a large model is converted one tensor at a time).</summary>
-public sealed record GgufTensorSource(string Name, GgmlType Type, int[] Shape, long ByteLength, Action<Stream> WriteData);
+internal sealed record GgufTensorSource(string Name, GgmlType Type, int[] Shape, long ByteLength, Action<Stream> WriteData);

@@ -11,7 +11,7 @@ namespace PeftSharp.IO.Gguf;
 /// <c>tokenizer.ggml.pre</c> names; <c>llama</c> (SentencePiece) vocabularies get merges rebuilt from the scores as
 /// Hugging Face's converter builds them (every split of a token into two tokens, ordered by the merged token's score).
 /// </summary>
-public static class GgufTokenizerLoader
+internal static class GgufTokenizerLoader
 {
     static readonly Dictionary<string, string> SplitRegex = new()
     {

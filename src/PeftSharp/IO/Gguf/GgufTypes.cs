@@ -1,21 +1,21 @@
 namespace PeftSharp.IO.Gguf;
 
 /// <summary>GGUF metadata value types (ggml docs/gguf.md, gguf_type).</summary>
-public enum GgufValueType : uint
+internal enum GgufValueType : uint
 {
     UInt8 = 0, Int8 = 1, UInt16 = 2, Int16 = 3, UInt32 = 4, Int32 = 5, Float32 = 6, Bool = 7, String = 8, Array = 9,
     UInt64 = 10, Int64 = 11, Float64 = 12,
 }
 
 /// <summary>ggml tensor types this project reads or writes (ggml_type numbering; others are named in errors only).</summary>
-public enum GgmlType : uint
+internal enum GgmlType : uint
 {
     F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
     Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15, BF16 = 30,
 }
 
 /// <summary>Block layout of the ggml types: elements per block and bytes per block.</summary>
-public static class GgmlTypeInfo
+internal static class GgmlTypeInfo
 {
     /// <summary>True for the types this project can decode into float weights.</summary>
     public static bool IsReadable(GgmlType t) => t is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16 or GgmlType.Q8_0;

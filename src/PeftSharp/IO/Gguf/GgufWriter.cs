@@ -4,7 +4,7 @@ namespace PeftSharp.IO.Gguf;
 
 /// <summary>Writes a GGUF version 3 file: header, metadata, tensor infos, then each tensor's data at an offset
 /// aligned to <c>general.alignment</c> (32 unless the metadata says otherwise). The file appears atomically.</summary>
-public static class GgufWriter
+internal static class GgufWriter
 {
     public const uint Magic = 0x46554747;     // "GGUF" read as a little-endian uint32
     public const uint Version = 3;

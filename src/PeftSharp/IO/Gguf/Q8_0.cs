@@ -5,7 +5,7 @@ namespace PeftSharp.IO.Gguf;
 /// q = round(x / d) (half away from zero), 34 bytes per block. Decoding is q · d. The encoder follows ggml's reference
 /// quantizer (quantize_row_q8_0_ref): the byte codes use the float32 scale, the stored scale is its float16 rounding.
 /// </summary>
-public static class Q8_0
+internal static class Q8_0
 {
     public const int BlockElements = 32;
     public const int BlockBytes = 34;

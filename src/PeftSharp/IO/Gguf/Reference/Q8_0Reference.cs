@@ -2,7 +2,7 @@ namespace PeftSharp.IO.Gguf.Reference;
 
 /// <summary>Float64 reference of Q8_0 for tests: the same rule written plainly (scale in double, then rounded to
 /// float32 and float16 as ggml stores it), element by element.</summary>
-public static class Q8_0Reference
+internal static class Q8_0Reference
 {
     /// <summary>(float16 scale bits, codes) of one 32-value block.</summary>
     public static (Half Scale, sbyte[] Codes) EncodeBlock(ReadOnlySpan<float> x)

@@ -53,8 +53,8 @@ internal sealed class CalcCommand : ICliCommand
             if (!pr.GetValue(noTime))
             {
                 int t = Math.Max(1, pr.GetValue(threads));
-                SharedOptions.ApplyThreads(t);
-                probe = ThroughputProbe.Measure(config, t);
+                using var compute = SharedOptions.Compute(t);
+                probe = ThroughputProbe.Measure(compute, config);
             }
             var report = new CalcReport(config, path, request, probe);
             Console.WriteLine(pr.GetValue(json) ? report.ToJson() : report.ToText());

@@ -18,8 +18,9 @@ internal static unsafe class ThroughputProbe
     const double GemmSeconds = 0.6, DequantSeconds = 0.3;
     const int Tokens = 256, BlockSize = 64;
 
-    public static MachineThroughput Measure(ModelConfig c, int threads)
+    public static MachineThroughput Measure(PeftSharp.Compute.ComputeContext compute, ModelConfig c)
     {
+        int threads = compute.Threads;
         var total = Stopwatch.StartNew();
         int k = Math.Min(c.HiddenSize, 2048), n = Math.Min(c.IntermediateSize, 4096);
         var rng = new Random(1);
@@ -35,7 +36,7 @@ internal static unsafe class ThroughputProbe
             var a = MatrixView.F32(px, Tokens, k);
             var b = MatrixView.F32(pw, n, k);
             float* py = pyFixed;
-            (gemmSeconds, gemmReps) = MedianSeconds(GemmSeconds, () => Gemm.Multiply(false, true, Tokens, n, k, 1f, a, b, 0f, py, n));
+            (gemmSeconds, gemmReps) = MedianSeconds(GemmSeconds, () => Gemm.Multiply(compute, false, true, Tokens, n, k, 1f, a, b, 0f, py, n));
         }
         double gemmRate = 2.0 * Tokens * n * k / gemmSeconds;
 
@@ -50,7 +51,7 @@ internal static unsafe class ThroughputProbe
         fixed (byte* pp = packed)
         {
             byte* p = pp;
-            (dequantSeconds, _) = MedianSeconds(DequantSeconds, () => Quant4Kernels.DequantizeBlocks(p, 0, BlockSize, table, scales, dst));
+            (dequantSeconds, _) = MedianSeconds(DequantSeconds, () => Quant4Kernels.DequantizeBlocks(compute.UseAvx2, p, 0, BlockSize, table, scales, dst));
         }
         double dequantRate = (double)blocks * BlockSize / dequantSeconds;
         var inv = CultureInfo.InvariantCulture;

@@ -7,10 +7,10 @@ namespace PeftSharp.Planning;
 /// <param name="DequantWeightsPerSecond">4-bit weights dequantized to float32 per second.</param>
 /// <param name="Description">How it was measured (shape, threads), for the report.</param>
 /// <param name="ProbeSeconds">Wall time of the whole probe.</param>
-public sealed record MachineThroughput(double GemmFlopsPerSecond, double DequantWeightsPerSecond, string Description, double ProbeSeconds);
+internal sealed record MachineThroughput(double GemmFlopsPerSecond, double DequantWeightsPerSecond, string Description, double ProbeSeconds);
 
 /// <summary>The estimated cost of one optimizer step of one method.</summary>
-public sealed record TimeEstimate(string Method, bool GradientCheckpointing, int Batch, int Seq, double Flops, long DequantizedWeights,
+internal sealed record TimeEstimate(string Method, bool GradientCheckpointing, int Batch, int Seq, double Flops, long DequantizedWeights,
     double SecondsPerStep)
 {
     public double TokensPerSecond => Batch * (double)Seq / SecondsPerStep;
@@ -27,7 +27,7 @@ public sealed record TimeEstimate(string Method, bool GradientCheckpointing, int
 /// estimate is a lower bound: attention softmax, norms and elementwise work run slower than a GEMM, which on small
 /// models dominates.
 /// </summary>
-public static class TimeEstimator
+internal static class TimeEstimator
 {
     public static TimeEstimate Estimate(ModelConfig c, string method, int batch, int seq, int rank, string targets, bool checkpointing,
         MachineThroughput machine)

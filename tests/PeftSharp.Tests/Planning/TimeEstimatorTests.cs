@@ -71,7 +71,8 @@ public class TimeEstimatorTests
     [Fact]
     public void Probe_measures_positive_rates_on_the_model_shape()
     {
-        var m = ThroughputProbe.Measure(Tiny, 1);
+        using var one = TestSupport.TestCompute.With(new PeftSharp.Compute.ComputeOptions { Threads = 1 });
+        var m = ThroughputProbe.Measure(one, Tiny);
         Assert.True(m.GemmFlopsPerSecond > 0 && double.IsFinite(m.GemmFlopsPerSecond));
         Assert.True(m.DequantWeightsPerSecond > 0 && double.IsFinite(m.DequantWeightsPerSecond));
         Assert.Contains("W [64×32]", m.Description);

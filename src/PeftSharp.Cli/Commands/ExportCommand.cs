@@ -11,7 +11,7 @@ namespace PeftSharp.Cli.Commands;
 /// [--ollama [--base-gguf FILE]]`: a model (optionally with an adapter merged) as a llama.cpp GGUF, or a LoRA adapter
 /// as a GGUF adapter; DoRA adapters are merged or approximated by a rank-R LoRA with the error reported.
 /// </summary>
-public sealed class ExportCommand : ICliCommand
+internal sealed class ExportCommand : ICliCommand
 {
     public Command Build()
     {
@@ -29,7 +29,7 @@ public sealed class ExportCommand : ICliCommand
         foreach (var o in new Option[] { output, type, adapter, merge, asLora, ollama, baseGguf, threads }) gguf.Options.Add(o);
         gguf.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             string modelDir = pr.GetValue(dir)!, outPath = pr.GetValue(output)!;
             string? adapterDir = pr.GetValue(adapter);
             var ggmlType = GgufModelExporter.ParseType(pr.GetValue(type)!);
@@ -37,12 +37,12 @@ public sealed class ExportCommand : ICliCommand
             if (pr.GetValue(asLora) != null && (adapterDir == null || pr.GetValue(merge))) throw new PeftException("--as-lora needs --adapter (and no --merge)");
             if (GgufModelLoader.IsGguf(modelDir)) throw new PeftException($"{modelDir}: export starts from a Hugging Face model folder, not a GGUF file");
             string tokenizerDir = modelDir;
-            using var pm = ModelLoading.Load(modelDir, adapterDir == null ? null : [adapterDir]);
+            using var pm = ModelLoading.Load(compute, modelDir, adapterDir == null ? null : [adapterDir]);
             var model = pm.Model;
 
             if (adapterDir == null || pr.GetValue(merge))
             {
-                var report = GgufModelExporter.Export(model, tokenizerDir, outPath, ggmlType, adapterDir != null ? "default" : null);
+                var report = GgufModelExporter.Export(model, compute, tokenizerDir, outPath, ggmlType, adapterDir != null ? "default" : null);
                 foreach (var n in report.Notes) Console.Error.WriteLine("note: " + n);
                 Console.WriteLine($"{(adapterDir != null ? "merged model" : "model")} → {outPath} ({report.Tensors} tensors, {ggmlType}, {report.Bytes / 1048576.0:F1} MiB)");
                 if (pr.GetValue(ollama)) WriteModelfile(outPath, Path.GetFileName(outPath), null, modelDir);

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Cli.Commands;
 using PeftSharp.Export;
 using PeftSharp.IO.Gguf;
@@ -27,9 +28,9 @@ public class GgufExportCommandTests(ITestOutputHelper output)
     static float[][] PeftLogits(string dir, string adapter, int[] ids)
     {
         using var model = CausalLM.Load(dir);
-        using var pm = new PeftModel(model);
+        using var pm = new PeftModel(model, TestCompute.Cpu);
         pm.LoadAdapter(adapter);
-        return GgufLlamaCppAdapterTests.Rows(AdapterMerge.Logits(model, ids), ids.Length, model.Config.VocabSize);
+        return GgufLlamaCppAdapterTests.Rows(Passes.Logits(pm, ids), ids.Length, model.Config.VocabSize);
     }
 
     [Fact]
@@ -72,7 +73,7 @@ public class GgufExportCommandTests(ITestOutputHelper output)
     {
         var (dir, adapter) = FolderWithSavedAdapter("llama", dora: true);
         using var model = CausalLM.Load(dir);
-        using var pm = new PeftModel(model);
+        using var pm = new PeftModel(model, TestCompute.Cpu);
         pm.LoadAdapter(adapter);
         var results = new[] { 1, 4, 16, 64 }.Select(r => DoraAsLora.Approximate(pm, "default", r)).ToList();
         foreach (var r in results) output.WriteLine($"rank {r.Rank}: ‖ΔW−ΔW_R‖/‖ΔW‖ {r.RelativeFrobeniusError:E3}, mean KL {r.MeanKl:E3}");
@@ -86,10 +87,10 @@ public class GgufExportCommandTests(ITestOutputHelper output)
 
         // the full-rank approximation, applied by llama.cpp, reproduces the DoRA model
         string baseGguf = Path.Combine(dir, "base.gguf"), loraGguf = Path.Combine(dir, "as-lora.gguf");
-        using (var plain = CausalLM.Load(dir)) GgufModelExporter.Export(plain, dir, baseGguf, GgmlType.F32);
+        using (var plain = CausalLM.Load(dir)) GgufModelExporter.Export(plain, TestCompute.Cpu, dir, baseGguf, GgmlType.F32);
         GgufAdapterExporter.Export(results[^1].Factors, model.Config, loraGguf);
         var ids = GgufLlamaCppAdapterTests.Ids(2048);
-        var dora = GgufLlamaCppAdapterTests.Rows(AdapterMerge.Logits(model, ids), ids.Length, 2048);
+        var dora = GgufLlamaCppAdapterTests.Rows(Passes.Logits(pm, ids), ids.Length, 2048);
         double err = GgufTestModels.RelativeError(LlamaCpp.Logits(baseGguf, ids, loraGguf), dora);
         Assert.True(err < 1e-4, $"full-rank LoRA of the DoRA update in llama.cpp vs PeftSharp DoRA: {err:E2}");
     }
@@ -124,7 +125,7 @@ public class ReadmeLlamaSharpSnippetTests
         string modelPath = Path.Combine(dir, "kjv-f16.gguf"), adapterPath = Path.Combine(dir, "kjv-lora.gguf");
         using (var model = CausalLM.Load(dir))
         {
-            GgufModelExporter.Export(model, dir, modelPath, GgmlType.F16);
+            GgufModelExporter.Export(model, TestCompute.Cpu, dir, modelPath, GgmlType.F16);
             using var pm = GgufLlamaCppAdapterTests.WithAdapter(model, new LoraConfig { R = 4, LoraAlpha = 8 });
             GgufAdapterExporter.Export(GgufAdapterExporter.LoraFactorsOf(pm, "default"), c, adapterPath);
         }

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using System.Buffers.Binary;
 using System.Text;
 using PeftSharp.IO.Gguf;

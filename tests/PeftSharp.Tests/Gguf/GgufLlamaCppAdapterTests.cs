@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Export;
 using PeftSharp.Inference;
 using PeftSharp.IO.Gguf;
@@ -17,7 +18,7 @@ public class GgufLlamaCppAdapterTests(ITestOutputHelper output)
     /// <summary>A LoRA on every projection with non-zero, seeded A and B (a fresh adapter has B = 0).</summary>
     internal static PeftModel WithAdapter(CausalLM model, LoraConfig config, int seed = 3)
     {
-        var pm = new PeftModel(model);
+        var pm = new PeftModel(model, TestCompute.Cpu);
         pm.AddAdapter("default", config, (ulong)seed);
         var rng = new Random(seed);
         foreach (var m in pm.LoraModules)
@@ -28,7 +29,7 @@ public class GgufLlamaCppAdapterTests(ITestOutputHelper output)
                 var f = p.Value.Floats;
                 for (int i = 0; i < f.Length; i++) f[i] = (float)(rng.NextDouble() - 0.5) * 0.3f;
             }
-            if (ad.Magnitude != null) m.InitializeMagnitude("default");
+            if (ad.Magnitude != null) m.InitializeVariant(TestCompute.Cpu, "default");
             if (ad.Magnitude != null) { var mf = ad.Magnitude.Value.Floats; for (int i = 0; i < mf.Length; i++) mf[i] *= 1 + 0.2f * (float)(rng.NextDouble() - 0.5); }
         }
         return pm;
@@ -49,7 +50,7 @@ public class GgufLlamaCppAdapterTests(ITestOutputHelper output)
         var dir = GgufTestModels.Folder(c, GgufTestModels.DefaultModel);
         string baseGguf = Path.Combine(dir, "base.gguf"), adapterGguf = Path.Combine(dir, "adapter.gguf");
         using var model = CausalLM.Load(dir);
-        GgufModelExporter.Export(model, dir, baseGguf, GgmlType.F32);
+        GgufModelExporter.Export(model, TestCompute.Cpu, dir, baseGguf, GgmlType.F32);
         var config = AllLinear with
         {
             UseRsLora = rsLora,
@@ -60,7 +61,7 @@ public class GgufLlamaCppAdapterTests(ITestOutputHelper output)
         float alpha = GgufAdapterExporter.Export(GgufAdapterExporter.LoraFactorsOf(pm, "default"), c, adapterGguf);
 
         var ids = Ids(c.VocabSize);
-        var ours = Rows(AdapterMerge.Logits(model, ids), ids.Length, c.VocabSize);
+        var ours = Rows(Passes.Logits(pm, ids), ids.Length, c.VocabSize);
         var theirs = LlamaCpp.Logits(baseGguf, ids, adapterGguf);
         var baseOnly = LlamaCpp.Logits(baseGguf, ids);
         double err = GgufTestModels.RelativeError(theirs, ours), effect = GgufTestModels.RelativeError(baseOnly, ours);
@@ -71,7 +72,7 @@ public class GgufLlamaCppAdapterTests(ITestOutputHelper output)
 
         // greedy continuations agree token for token
         var prompt = ids[..6];
-        var peftGreedy = Generator.Generate(model, prompt, 12, SamplingOptions.Greedy, []).ToArray();
+        var peftGreedy = Passes.Generate(pm, prompt, 12, SamplingOptions.Greedy, []).ToArray();
         var cppGreedy = LlamaCpp.Greedy(baseGguf, prompt, 12, adapterGguf);
         Assert.Equal(peftGreedy, cppGreedy);
     }
@@ -86,9 +87,9 @@ public class GgufLlamaCppAdapterTests(ITestOutputHelper output)
         string merged = Path.Combine(dir, "merged.gguf");
         using var model = CausalLM.Load(dir);
         using var pm = WithAdapter(model, AllLinear with { UseDora = dora });
-        GgufModelExporter.Export(model, dir, merged, GgmlType.F32, mergeAdapter: "default");
+        GgufModelExporter.Export(model, TestCompute.Cpu, dir, merged, GgmlType.F32, mergeAdapter: "default");
         var ids = Ids(c.VocabSize);
-        var ours = Rows(AdapterMerge.Logits(model, ids), ids.Length, c.VocabSize);
+        var ours = Rows(Passes.Logits(pm, ids), ids.Length, c.VocabSize);
         double err = GgufTestModels.RelativeError(LlamaCpp.Logits(merged, ids), ours);
         output.WriteLine($"{type} dora={dora}: merged export vs PEFT adapter {err:E2}");
         Assert.True(err < 1e-4, $"merged export vs unmerged adapter: {err:E2}");

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using Xunit.Abstractions;
 using PeftSharp.Export;
 using PeftSharp.IO.Gguf;
@@ -11,7 +12,7 @@ public class GgufLlamaCppModelTests(ITestOutputHelper output)
 {
     static float[][] PeftLogits(CausalLM m, int[] ids)
     {
-        var flat = AdapterMerge.Logits(m, ids);
+        var flat = Passes.Logits(m, ids);
         int V = m.Config.VocabSize;
         return Enumerable.Range(0, ids.Length).Select(i => flat.AsSpan(i * V, V).ToArray()).ToArray();
     }
@@ -30,7 +31,7 @@ public class GgufLlamaCppModelTests(ITestOutputHelper output)
         var dir = GgufTestModels.Folder(c, GgufTestModels.DefaultModel);
         var gguf = Path.Combine(dir, "model.gguf");
         using var model = CausalLM.Load(dir);
-        GgufModelExporter.Export(model, dir, gguf, GgmlType.F32);
+        GgufModelExporter.Export(model, TestCompute.Cpu, dir, gguf, GgmlType.F32);
         var ids = Ids(c.VocabSize);
         var ours = PeftLogits(model, ids);
         var theirs = LlamaCpp.Logits(gguf, ids);

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Export;
 using PeftSharp.IO.Gguf;
 using PeftSharp.Models;
@@ -30,11 +31,11 @@ public class GgufQuantizedExportTests(ITestOutputHelper output)
         var dir = GgufTestModels.Folder(c, GgufTestModels.DefaultModel);
         var gguf = Path.Combine(dir, $"model-{ggmlType}.gguf");
         using (var model = CausalLM.Load(dir))
-            GgufModelExporter.Export(model, dir, gguf, GgufModelExporter.ParseType(ggmlType));
+            GgufModelExporter.Export(model, TestCompute.Cpu, dir, gguf, GgufModelExporter.ParseType(ggmlType));
         using var imported = CausalLM.Load(gguf);
         Assert.Equal(c with { TorchDtype = imported.Config.TorchDtype, BosTokenId = imported.Config.BosTokenId, EosTokenIds = imported.Config.EosTokenIds }, imported.Config);
         var ids = GgufLlamaCppAdapterTests.Ids(c.VocabSize);
-        var ours = GgufLlamaCppAdapterTests.Rows(AdapterMerge.Logits(imported, ids), ids.Length, c.VocabSize);
+        var ours = GgufLlamaCppAdapterTests.Rows(Passes.Logits(imported, ids), ids.Length, c.VocabSize);
         double err = GgufTestModels.RelativeError(LlamaCpp.Logits(gguf, ids), ours);
         output.WriteLine($"{type} {ggmlType}: llama.cpp vs PeftSharp on the imported file {err:E2} (bound {bound:E0})");
         Assert.True(err < bound, $"{type} {ggmlType}: relative logit error {err:E2} ≥ {bound:E0}");
@@ -47,10 +48,10 @@ public class GgufQuantizedExportTests(ITestOutputHelper output)
         var dir = GgufTestModels.Folder(c, GgufTestModels.DefaultModel);
         var gguf = Path.Combine(dir, "model.gguf");
         using var model = CausalLM.Load(dir);
-        GgufModelExporter.Export(model, dir, gguf, GgmlType.F32);
+        GgufModelExporter.Export(model, TestCompute.Cpu, dir, gguf, GgmlType.F32);
         using var imported = CausalLM.Load(gguf);
         var ids = GgufLlamaCppAdapterTests.Ids(c.VocabSize);
-        Assert.Equal(AdapterMerge.Logits(model, ids), AdapterMerge.Logits(imported, ids));
+        Assert.Equal(Passes.Logits(model, ids), Passes.Logits(imported, ids));
         var a = model.NamedWeights().ToDictionary(w => w.Name, w => w.Tensor.ToF32().Floats.ToArray());
         foreach (var (name, t) in imported.NamedWeights()) Assert.Equal(a[name], t.ToF32().Floats.ToArray());
     }
@@ -61,11 +62,11 @@ public class GgufQuantizedExportTests(ITestOutputHelper output)
         var c = GgufTestModels.Config("llama", 2048);
         var dir = GgufTestModels.Folder(c, GgufTestModels.DefaultModel);
         var gguf = Path.Combine(dir, "from-4bit.gguf");
-        using var model = CausalLM.Load(dir, new PeftSharp.Quantization.QuantizeOptions(PeftSharp.Quantization.Quant4Type.NF4, false, 64));
-        var report = GgufModelExporter.Export(model, dir, gguf, GgmlType.F16);
+        using var model = CausalLM.Load(dir, new PeftSharp.Quantization.QuantizeOptions(PeftSharp.Quantization.Quant4Type.NF4, false, 64), TestCompute.Cpu);
+        var report = GgufModelExporter.Export(model, TestCompute.Cpu, dir, gguf, GgmlType.F16);
         Assert.Contains(report.Notes, n => n.Contains("dequantized to F16"));
         var ids = GgufLlamaCppAdapterTests.Ids(c.VocabSize);
-        var ours = GgufLlamaCppAdapterTests.Rows(AdapterMerge.Logits(model, ids), ids.Length, c.VocabSize);
+        var ours = GgufLlamaCppAdapterTests.Rows(Passes.Logits(model, ids), ids.Length, c.VocabSize);
         double err = GgufTestModels.RelativeError(LlamaCpp.Logits(gguf, ids), ours);
         output.WriteLine($"NF4 base → F16 GGUF: {err:E2}");
         Assert.True(err < 3e-3, $"NF4 base exported as F16: {err:E2}");

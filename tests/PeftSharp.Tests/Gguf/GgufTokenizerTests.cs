@@ -111,7 +111,7 @@ static class GgufTokenizerTestTexts
         try
         {
             using var model = TinyModels.Build(c, tensors);
-            GgufModelExporter.Export(model, dir, gguf, GgmlType.F16);
+            GgufModelExporter.Export(model, TestCompute.Cpu, dir, gguf, GgmlType.F16);
         }
         finally { foreach (var t in tensors.Values) t.Dispose(); }
         return (dir, gguf);

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using LLama;
 using LLama.Common;
 using LLama.Native;

@@ -45,12 +45,5 @@ internal static class GgmlTypeInfo
         return blockElements > 0;
     }
 
-    /// <summary>Bytes of a tensor with <paramref name="elements"/> elements whose rows have <paramref name="rowLength"/>.</summary>
-    public static long ByteSize(GgmlType t, long elements)
-    {
-        TryLayout((uint)t, out int be, out int bb);
-        return checked(elements / be * bb);
-    }
-
     public static string Name(uint type) => Enum.IsDefined(typeof(GgmlType), type) ? ((GgmlType)type).ToString() : $"type {type}";
 }

@@ -92,7 +92,7 @@ internal static unsafe class DecoderBlock
         layer.O.Backward(pass, (float*)dMid.Data, (float*)a.Attn.Data, (float*)g.DAttn.Data, n);
         g.DQ.Floats.Clear(); g.DK.Floats.Clear(); g.DV.Floats.Clear();
         k.AttentionBackward(g.DQ.Floats, g.DK.Floats, g.DV.Floats, g.DAttn.Floats, a.Attn.Floats, a.Lse.Floats,
-            a.Q.Floats, a.K.Floats, a.V.Floats, segmentIds, batch, seq, hq, hkv, D);
+            a.Q.Floats, a.K.Floats, a.V.Floats, segmentIds, batch, seq, hq, hkv, D, c.AttentionWindow(layer.Index));
         k.RopeBackward(g.DQ.Floats, positions, hq, rope);
         k.RopeBackward(g.DK.Floats, positions, hkv, rope);
 

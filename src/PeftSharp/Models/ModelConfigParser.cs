@@ -72,13 +72,14 @@ internal static class ModelConfigParser
             _ => throw new InvalidOperationException(modelType),
         };
 
+        int layers = f.RequiredPositiveInt("num_hidden_layers");
         return new ModelConfig
         {
             ModelType = modelType,
             VocabSize = f.RequiredPositiveInt("vocab_size"),
             HiddenSize = hidden,
             IntermediateSize = f.RequiredPositiveInt("intermediate_size"),
-            NumLayers = f.RequiredPositiveInt("num_hidden_layers"),
+            NumLayers = layers,
             NumHeads = heads,
             NumKvHeads = kvHeads,
             HeadDim = headDim,
@@ -92,6 +93,8 @@ internal static class ModelConfigParser
             MlpBias = mlpBias,
             QkNorm = qkNorm,
             SlidingWindow = ParseSlidingWindow(f, modelType),
+            MaxWindowLayers = modelType is "qwen2" or "qwen3" ? f.OptionalInt("max_window_layers") ?? 28 : 0,
+            SlidingLayerTypes = ParseLayerTypes(f, layers),
             BosTokenId = f.OptionalInt("bos_token_id"),
             EosTokenIds = f.IntOrIntList("eos_token_id"),
             TorchDtype = ParseDtype(f),
@@ -128,6 +131,29 @@ internal static class ModelConfigParser
             default:
                 return null;
         }
+    }
+
+    /// <summary>`layer_types` (newer transformers configs): one "sliding_attention" or "full_attention" per layer.</summary>
+    static bool[]? ParseLayerTypes(ConfigJsonFields f, int layers)
+    {
+        if (!f.TryGet("layer_types", out var e)) return null;
+        if (e.ValueKind != JsonValueKind.Array) throw f.Error("layer_types", "a list of \"sliding_attention\" / \"full_attention\"", e);
+        if (e.GetArrayLength() != layers)
+            throw new PeftException($"{f.Source}: \"layer_types\" has {e.GetArrayLength()} entries, but \"num_hidden_layers\" is {layers}");
+        var types = new bool[layers];
+        int i = 0;
+        foreach (var t in e.EnumerateArray())
+        {
+            string? v = t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+            types[i] = v switch
+            {
+                "sliding_attention" => true,
+                "full_attention" => false,
+                _ => throw new PeftException($"{f.Source}: \"layer_types\"[{i}] is {t.GetRawText()}; expected \"sliding_attention\" or \"full_attention\""),
+            };
+            i++;
+        }
+        return types;
     }
 
     static string ParseDtype(ConfigJsonFields f)

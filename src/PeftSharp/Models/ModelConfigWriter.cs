@@ -45,7 +45,14 @@ internal static class ModelConfigWriter
                     if (c.ModelType == "qwen3") w.WriteBoolean("attention_bias", c.QkvBias);
                     w.WriteBoolean("use_sliding_window", c.SlidingWindow is not null);
                     WriteNullableInt(w, "sliding_window", c.SlidingWindow);
+                    w.WriteNumber("max_window_layers", c.MaxWindowLayers);
                     break;
+            }
+            if (c.SlidingLayerTypes is { } types)
+            {
+                w.WriteStartArray("layer_types");
+                foreach (bool sliding in types) w.WriteStringValue(sliding ? "sliding_attention" : "full_attention");
+                w.WriteEndArray();
             }
             WriteFloat(w, "attention_dropout", 0.0);
             w.WriteNumber("initializer_range", 0.02);
@@ -127,6 +134,8 @@ internal static class ModelConfigWriter
             "qwen3" when c.MlpBias => "qwen3 has no MLP bias",
             _ => null,
         };
+        if (problem is null && c.SlidingLayerTypes is { } t && t.Length != c.NumLayers)
+            problem = $"SlidingLayerTypes has {t.Length} entries for {c.NumLayers} layers";
         if (problem is not null) throw new PeftException($"cannot write config.json: {problem}");
         if (c.RopeScaling is { } r && Array.IndexOf(ModelConfigParser.SupportedRopeTypes, r.Type) < 0)
             throw new PeftException($"cannot write config.json: rope scaling type \"{r.Type}\" is not supported " +

@@ -43,9 +43,11 @@ public class CausalLMGradientTests
     [InlineData("llama", true, true)]
     [InlineData("qwen2", false, true)]
     [InlineData("qwen3", true, false)]
-    public void FullFineTuning_GradientsMatchFiniteDifferences(string type, bool tied, bool packed)
+    [InlineData("mistral", false, false, 3)]  // sliding window shorter than the sequence
+    [InlineData("mistral", false, true, 4)]   // … with packing
+    public void FullFineTuning_GradientsMatchFiniteDifferences(string type, bool tied, bool packed, int window = 0)
     {
-        var c = TinyModels.Config(type, tied);
+        var c = TinyModels.Config(type, tied) with { SlidingWindow = window > 0 ? window : null };
         var w = TinyModels.Weights(c, 11);
         using var m = TinyModels.Build(c, w);
         m.MakeFullyTrainable();

@@ -5,7 +5,7 @@ namespace PeftSharp.Models;
 /// <summary>The parts of a Hugging Face config.json that decide the architecture.</summary>
 public sealed record ModelConfig
 {
-    public static readonly string[] SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3"];
+    public static readonly string[] SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3", "phi3"];
 
     public required string ModelType { get; init; }
     public required int VocabSize { get; init; }
@@ -30,6 +30,8 @@ public sealed record ModelConfig
     public bool MlpBias { get; init; }
     /// <summary>RMSNorm on each q and k head before RoPE (qwen3).</summary>
     public bool QkNorm { get; init; }
+    /// <summary>phi3: q, k, v are one `qkv_proj` and gate, up one `gate_up_proj` (the checkpoint's and PEFT's module names).</summary>
+    public bool FusedProjections => ModelType == "phi3";
     /// <summary>Sliding-window length, if the config enables one (mistral `sliding_window`; qwen only with
     /// `use_sliding_window`): a token attends to itself and the window − 1 positions before it, on the layers that
     /// <see cref="AttentionWindow"/> says.</summary>
@@ -40,7 +42,7 @@ public sealed record ModelConfig
     public bool[]? SlidingLayerTypes { get; init; }
 
     /// <summary>The window layer <paramref name="layer"/> attends within, 0 for full causal attention. Follows the
-    /// transformers configs: `layer_types` when given; otherwise mistral every layer, qwen2/qwen3 layers ≥
+    /// transformers configs: `layer_types` when given; otherwise mistral and phi3 every layer, qwen2/qwen3 layers ≥
     /// max_window_layers.</summary>
     public int AttentionWindow(int layer)
     {

@@ -69,10 +69,14 @@ internal static class ModelConfigParser
             "mistral" => (false, false, false, false),
             "qwen2" => (true, false, false, false),          // Qwen2 always has q/k/v bias, never o_proj bias
             "qwen3" => (attentionBias, attentionBias, false, true),
+            "phi3" => (false, false, false, false),          // Phi3Attention/Phi3MLP: no biases
             _ => throw new InvalidOperationException(modelType),
         };
 
         int layers = f.RequiredPositiveInt("num_hidden_layers");
+        // Phi-3/3.5 rotate every dimension; a partial rotary factor (Phi-4-mini) is not implemented.
+        if (modelType == "phi3" && f.OptionalNumber("partial_rotary_factor") is double prf && prf != 1.0)
+            throw new PeftException($"{f.Source}: \"partial_rotary_factor\" is {prf}; only 1.0 (rotary on the whole head) is supported for phi3");
         return new ModelConfig
         {
             ModelType = modelType,
@@ -112,6 +116,7 @@ internal static class ModelConfigParser
     {
         "llama" => 2048,
         "mistral" => 4096 * 32,
+        "phi3" => 4096,
         _ => 32768,
     };
 
@@ -123,6 +128,8 @@ internal static class ModelConfigParser
         {
             case "mistral":
                 return f.HasKey("sliding_window") ? f.OptionalPositiveInt("sliding_window") : 4096;
+            case "phi3":
+                return f.OptionalPositiveInt("sliding_window");   // Phi3Config default None
             case "qwen2":
             case "qwen3":
                 bool use = f.OptionalBool("use_sliding_window") ?? false;

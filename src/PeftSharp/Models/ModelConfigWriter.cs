@@ -38,6 +38,7 @@ internal static class ModelConfigWriter
                     w.WriteBoolean("mlp_bias", c.MlpBias);
                     break;
                 case "mistral":
+                case "phi3":
                     WriteNullableInt(w, "sliding_window", c.SlidingWindow);
                     break;
                 case "qwen2":
@@ -78,6 +79,7 @@ internal static class ModelConfigWriter
         "mistral" => "MistralForCausalLM",
         "qwen2" => "Qwen2ForCausalLM",
         "qwen3" => "Qwen3ForCausalLM",
+        "phi3" => "Phi3ForCausalLM",
         _ => throw new PeftException(
             $"model_type \"{modelType}\" is not supported (supported: {string.Join(", ", ModelConfig.SupportedModelTypes)})"),
     };
@@ -132,6 +134,8 @@ internal static class ModelConfigWriter
             "qwen3" when !c.QkNorm => "qwen3 always has q/k norm",
             "qwen3" when c.QkvBias != c.OutputBias => "qwen3 has one attention_bias for q/k/v and o_proj: QkvBias must equal OutputBias",
             "qwen3" when c.MlpBias => "qwen3 has no MLP bias",
+            "phi3" when c.QkvBias || c.OutputBias || c.MlpBias => "phi3 has no biases",
+            "phi3" when c.QkNorm => "phi3 has no q/k norm",
             _ => null,
         };
         if (problem is null && c.SlidingLayerTypes is { } t && t.Length != c.NumLayers)

@@ -54,9 +54,10 @@ public class SlidingWindowAttentionTests
         var (dqRef, dkRef, dvRef) = AttentionReference.Backward(ToDouble(dout), ToDouble(q), ToDouble(k), ToDouble(v), seg, batch, T, hq, hkv, d, window);
         if (window == 1)
         {
-            // One visible key: softmax is exactly 1, so out = v of the token itself and q, k get no gradient.
-            Assert.All(dq, x => Assert.Equal(0f, x));
-            Assert.All(dk, x => Assert.Equal(0f, x));
+            // One visible key: softmax is exactly 1, so out = v of the token itself and q, k get no gradient
+            // (up to float32 rounding of dP − rowsum(dO∘O), which are the same dot product computed two ways).
+            Assert.All(dq, x => Assert.True(Math.Abs(x) < 1e-4, $"dq {x}"));
+            Assert.All(dk, x => Assert.True(Math.Abs(x) < 1e-4, $"dk {x}"));
             for (int t = 0; t < n; t++)
                 for (int h = 0; h < hq; h++)
                     for (int x = 0; x < d; x++) Assert.Equal(v[(t * hkv + h / (hq / hkv)) * d + x], o[(t * hq + h) * d + x], 6);

@@ -15,6 +15,8 @@ public class KvCacheTests
     [InlineData("mistral", DType.F32, 4)]    // sliding window shorter than the prefill
     [InlineData("mistral", DType.F32, 7)]    // longer than the prefill, shorter than the sequence
     [InlineData("mistral", DType.F32, 100)]  // longer than the sequence
+    [InlineData("phi3", DType.BF16)]          // fused qkv_proj / gate_up_proj
+    [InlineData("phi3", DType.F32, 3)]
     public void IncrementalDecoding_MatchesFullForward(string type, DType dtype, int window = 0)
     {
         var c = TinyModels.Config(type, tied: type == "qwen3") with { SlidingWindow = window > 0 ? window : null };

@@ -9,7 +9,7 @@ public sealed class GenerateCommand : ICliCommand
 {
     public Command Build()
     {
-        var dir = new Argument<string>("model-dir") { Description = "Hugging Face model folder" };
+        var dir = ModelLocator.Argument();
         var prompt = new Option<string?>("--prompt") { Description = "prompt text (needs tokenizer.json in the model folder)" };
         var ids = new Option<string?>("--ids") { Description = "prompt as comma-separated token ids" };
         var quantize = ModelLoading.QuantizeOptions();
@@ -30,7 +30,7 @@ public sealed class GenerateCommand : ICliCommand
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             SharedOptions.ApplyThreads(pr.GetValue(threads));
-            string modelDir = pr.GetValue(dir)!;
+            string modelDir = ModelLocator.Value(pr, dir);
             string? text = pr.GetValue(prompt), idText = pr.GetValue(ids);
             if ((text == null) == (idText == null)) throw new PeftException("give exactly one of --prompt or --ids");
             using var pm = ModelLoading.Load(modelDir, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));

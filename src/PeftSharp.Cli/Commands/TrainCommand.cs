@@ -47,7 +47,7 @@ public sealed class TrainCommand : ICliCommand
         }
         if (yaml != null) o = TrainSettings.ApplyYaml(o, yaml);
         o = TrainSettings.ApplyFlags(o, pr, settings);
-        if (o.ModelDir == "") o = o with { ModelDir = DefaultAssets.Model };
+        o = o with { ModelDir = o.ModelDir == "" ? DefaultAssets.Model : ModelLocator.Resolve(o.ModelDir) };
         if (o.DataFile == "") throw new PeftException("--data is required when --model is given (a .jsonl/.json file)");
         if (o.OutputDir == "") o = o with { OutputDir = Path.Combine("runs", o.Method) };
         return o;

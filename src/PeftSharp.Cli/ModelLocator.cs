@@ -6,13 +6,15 @@ namespace PeftSharp.Cli;
 /// <summary>
 /// Turns a command's model argument into a folder: an existing path is used as it is; otherwise a Hugging Face id
 /// (<c>org/name</c>, <c>org/name@revision</c>) is looked up in the local Hugging Face cache, where transformers,
-/// huggingface-cli and `peft download` put models.
+/// huggingface-cli and `peft download` put models. The name <c>default-model</c> (when no such folder is here) is
+/// the embedded default model that ships with the tool.
 /// </summary>
 public static class ModelLocator
 {
     public static string Resolve(string arg, HubEnvironment? env = null)
     {
         if (Directory.Exists(arg) || File.Exists(arg)) return arg;
+        if (arg == Training.DefaultAssets.ModelFolder) return Training.DefaultAssets.Model;
         var id = HubModelId.TryParse(arg);
         if (id == null) return arg;   // not an id: the loader reports the missing path
         env ??= HubEnvironment.From();

@@ -103,9 +103,13 @@ public sealed class TrainCommand : ICliCommand
         Console.WriteLine($"saved {(options.Method == "full" ? "model" : "adapter")} to {result.AdapterDir}");
         if (options.Method != "full")
         {
+            // The embedded model by its short name (its real path is deep inside the installed tool).
+            string model = Path.GetFullPath(options.ModelDir) == Path.GetFullPath(DefaultAssets.Model) ? DefaultAssets.ModelFolder : options.ModelDir;
             Console.WriteLine("next:");
-            Console.WriteLine($"  peft generate {options.ModelDir} --adapter {result.AdapterDir} --prompt \"...\"");
-            Console.WriteLine($"  peft merge {options.ModelDir} --adapter {result.AdapterDir} --out {Path.Combine(options.OutputDir, "merged")}");
+            Console.WriteLine($"  peft generate {model} --adapter {result.AdapterDir} --prompt \"...\"");
+            if (PeftSharp.Templates.ChatTemplateSource.TryLoad(options.ModelDir) != null)
+                Console.WriteLine($"  peft chat {model} --adapter {result.AdapterDir}");
+            Console.WriteLine($"  peft merge {model} --adapter {result.AdapterDir} --out {Path.Combine(options.OutputDir, "merged")}");
         }
         return 0;
     }

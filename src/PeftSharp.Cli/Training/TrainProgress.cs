@@ -67,7 +67,7 @@ public sealed class TrainProgress : ITrainingObserver
         if (_task != null)
         {
             _task.Value = m.Step;
-            _task.Description = Markup.Escape($"{line}  loss history {Sparkline(_losses)}");
+            _task.Description = Markup.Escape(LiveLine(m, eta, _losses));
         }
         else if (m.Step % _loggingSteps == 0 || m.Step == m.TotalSteps)
             Console.WriteLine(line);
@@ -77,6 +77,12 @@ public sealed class TrainProgress : ITrainingObserver
     public static string StepLine(StepMetrics m, double etaSeconds) =>
         $"step {m.Step}/{m.TotalSteps}  loss {m.Loss:F4}  lr {NumberFormat.Lr(m.Lr)}  grad {m.GradNorm:F3}  {m.TokensPerSecond:F0} tok/s  " +
         $"rss {m.RssMb:F0} MB  ETA {TimeSpan.FromSeconds(Math.Round(etaSeconds)):g}";
+
+    /// <summary>The live line, most important first (a narrow terminal cuts the end): loss with its recent
+    /// history, learning rate, labelled ETA, throughput, then gradient norm and memory.</summary>
+    public static string LiveLine(StepMetrics m, double etaSeconds, IEnumerable<double> recentLosses) =>
+        $"step {m.Step}/{m.TotalSteps}  loss {m.Loss:F4} {Sparkline(recentLosses)}  lr {NumberFormat.Lr(m.Lr)}  " +
+        $"ETA {TimeSpan.FromSeconds(Math.Round(etaSeconds)):g}  {m.TokensPerSecond:F0} tok/s  grad {m.GradNorm:F3}  rss {m.RssMb:F0} MB";
 
     /// <summary>The recent losses as block characters, lowest ▁ to highest █ of the window.</summary>
     public static string Sparkline(IEnumerable<double> values)

@@ -80,6 +80,8 @@ public class TrainOptionsTests
         Assert.Contains("lr 3.0e-3", line);
         Assert.EndsWith("ETA 0:00:14", line);
         Assert.Equal("▁▅█▁", TrainProgress.Sparkline([1.0, 1.5, 2.0, 1.0]));
+        Assert.StartsWith("step 3/10  loss 1.2346 ▁▅█▁  lr 3.0e-3  ETA 0:00:14", TrainProgress.LiveLine(
+            new StepMetrics(3, 10, 1.23456, 0.003, 0.5, 1000, 10, 100, 6, 0), 14, [1.0, 1.5, 2.0, 1.0]));
     }
 
     [Theory]

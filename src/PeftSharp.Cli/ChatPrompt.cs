@@ -9,7 +9,7 @@ namespace PeftSharp.Cli;
 /// A conversation rendered through the model's chat template (with the generation prompt, as transformers'
 /// apply_chat_template(add_generation_prompt=True)), and the ids that end an assistant turn.
 /// </summary>
-public sealed class ChatPrompt(ChatTemplate template, HfTokenizer tokenizer)
+internal sealed class ChatPrompt(ChatTemplate template, HfTokenizer tokenizer)
 {
     public List<ChatMessage> Messages { get; } = [];
 
@@ -35,7 +35,7 @@ public sealed class ChatPrompt(ChatTemplate template, HfTokenizer tokenizer)
 
 /// <summary>Prints a growing list of generated ids as text: decodes the whole continuation and writes what is new,
 /// holding back a multi-byte character split across tokens.</summary>
-public sealed class StreamingText(HfTokenizer tokenizer, TextWriter output)
+internal sealed class StreamingText(HfTokenizer tokenizer, TextWriter output)
 {
     readonly List<int> _ids = [];
     int _printed;

@@ -9,7 +9,7 @@ namespace PeftSharp.Cli;
 /// huggingface-cli and `peft download` put models. The name <c>default-model</c> (when no such folder is here) is
 /// the embedded default model that ships with the tool.
 /// </summary>
-public static class ModelLocator
+internal static class ModelLocator
 {
     public static string Resolve(string arg, HubEnvironment? env = null)
     {

@@ -9,7 +9,7 @@ namespace PeftSharp.Cli.Commands;
 /// read from standard input is a user turn; the reply streams out and joins the conversation. `/reset` starts over,
 /// `/exit` or end of input ends. Works with piped input too (one turn per line).
 /// </summary>
-public sealed class ChatCommand : ICliCommand
+internal sealed class ChatCommand : ICliCommand
 {
     public Command Build()
     {
@@ -28,11 +28,11 @@ public sealed class ChatCommand : ICliCommand
         foreach (var o in new Option[] { adapters, system, maxNew, temperature, topP, penalty, seed, quantize.Type, quantize.DoubleQuant, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             string modelDir = ModelLocator.Value(pr, dir);
             var tokenizer = ModelLoading.Tokenizer(modelDir);
             var chat = ChatPrompt.For(modelDir, tokenizer);
-            using var pm = ModelLoading.Load(modelDir, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
+            using var pm = ModelLoading.Load(compute, modelDir, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
             var stop = chat.StopIds(pm.Model);
             var options = new SamplingOptions(pr.GetValue(temperature), 0, pr.GetValue(topP), pr.GetValue(penalty), pr.GetValue(seed));
             string? systemText = pr.GetValue(system);
@@ -54,7 +54,7 @@ public sealed class ChatCommand : ICliCommand
                 chat.Messages.Add(new ChatMessage("user", line));
                 Console.Write("assistant> ");
                 var reply = new StreamingText(tokenizer, Console.Out);
-                foreach (var id in Generator.Generate(pm.Model, chat.Ids(), pr.GetValue(maxNew), options, stop)) reply.Add(id);
+                foreach (var id in Generator.Generate(pm.Model, compute, pm.Route(pm.Active), chat.Ids(), pr.GetValue(maxNew), options, stop)) reply.Add(id);
                 Console.WriteLine();
                 chat.Messages.Add(new ChatMessage("assistant", reply.Text.Trim()));
             }

@@ -9,7 +9,7 @@ namespace PeftSharp.Cli.Commands;
 /// (HF_ENDPOINT, HF_TOKEN) into the Hugging Face cache (HF_HUB_CACHE / HF_HOME), where every command then finds it
 /// by its id. Resumable, checked against the Hub's checksums; with HF_HUB_OFFLINE=1 it only looks in the cache.
 /// </summary>
-public sealed class DownloadCommand : ICliCommand
+internal sealed class DownloadCommand : ICliCommand
 {
     public Command Build()
     {

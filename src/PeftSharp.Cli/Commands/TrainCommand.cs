@@ -12,7 +12,7 @@ namespace PeftSharp.Cli.Commands;
 /// `peft train`: fine-tune with LoRA, DoRA or full fine-tuning. With no arguments it fine-tunes the embedded default
 /// model on the demo task (assets/demo/train.yaml) and reports eval loss, exact match and generations before/after.
 /// </summary>
-public sealed class TrainCommand : ICliCommand
+internal sealed class TrainCommand : ICliCommand
 {
     public Command Build()
     {
@@ -30,12 +30,12 @@ public sealed class TrainCommand : ICliCommand
         foreach (var (_, o) in settings) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             var request = Resolve(pr, pr.GetValue(config), settings);
             var options = TrainSettings.Finish(request, EpochSteps.BatchesPerEpoch);
             if (request.NumTrainEpochs != null)
                 Console.WriteLine($"num_train_epochs {request.NumTrainEpochs}: {options.MaxSteps} optimizer steps");
-            return Train(options, pr.GetValue(taskEval), request.ReportTo);
+            return Train(options, compute, pr.GetValue(taskEval), request.ReportTo);
         }));
         return cmd;
     }
@@ -69,13 +69,13 @@ public sealed class TrainCommand : ICliCommand
         return r with { Options = o };
     }
 
-    public static int Train(TrainingOptions options, int taskEvalExamples, IReadOnlyList<string>? reportTo = null)
+    public static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples, IReadOnlyList<string>? reportTo = null)
     {
         var progress = new TrainProgress(live: !Console.IsOutputRedirected && !Console.IsErrorRedirected, options.LoggingSteps);
         Console.WriteLine($"model {options.ModelDir}\ndata  {options.DataFile}{(options.EvalFile != null ? $" (eval {options.EvalFile})" : "")}\nout   {options.OutputDir}");
         using var tensorBoard = reportTo?.Contains("tensorboard") == true ? new TensorBoardObserver(Path.Combine(options.OutputDir, "runs")) : null;
         if (tensorBoard != null) Console.WriteLine($"tensorboard: event files in {tensorBoard.Folder} (view with: tensorboard --logdir {tensorBoard.Folder})");
-        using var trainer = new Trainer(options, tensorBoard != null ? new ObserverFanOut(progress, tensorBoard) : progress);
+        using var trainer = new TrainingRun(options, compute, tensorBoard != null ? new ObserverFanOut(progress, tensorBoard) : progress);
         // The optimizer allocates its state at the first step; the start-of-run line shows the size it will take.
         progress.OptimizerStateBytes = PeftSharp.Planning.MemoryEstimator.OptimizerStateBytes(
             trainer.Model.TrainableParameters().Select(p => (long)p.Count), options.Optimizer);
@@ -83,11 +83,11 @@ public sealed class TrainCommand : ICliCommand
         ExactMatchResult? before = null;
         if (taskEvalExamples > 0 && options.ResumeFrom == null && evalSet.Count > 0)
         {
-            before = ExactMatch.Evaluate(trainer.Model.Model, trainer.Tokenizer, evalSet, taskEvalExamples);
+            before = ExactMatch.Evaluate(trainer.Model.Model, compute, trainer.Model.Route(trainer.Model.Active), trainer.Tokenizer, evalSet, taskEvalExamples);
             if (before.Examples == 0) before = null;   // plain-text data: no completion task
         }
         var result = progress.Run(() => trainer.Run());
-        ExactMatchResult? after = before != null ? ExactMatch.Evaluate(trainer.Model.Model, trainer.Tokenizer, evalSet, taskEvalExamples) : null;
+        ExactMatchResult? after = before != null ? ExactMatch.Evaluate(trainer.Model.Model, compute, trainer.Model.Route(trainer.Model.Active), trainer.Tokenizer, evalSet, taskEvalExamples) : null;
 
         Console.WriteLine();
         Console.WriteLine($"done: {result.Steps} steps in {result.WallSeconds:F1} s, {result.MeanTokensPerSecond:F0} tokens/s, final train loss {result.FinalLoss:F4}, peak RSS {result.Memory.PeakRssMb:F0} MB");

@@ -5,7 +5,7 @@ namespace PeftSharp.Cli.Training;
 /// They are copied beside the executable (and into the tool package), so they are found relative to the tool,
 /// never the current folder.
 /// </summary>
-public static class DefaultAssets
+internal static class DefaultAssets
 {
     public const string ModelFolder = "default-model";
     public const string DemoData = "demo/train.jsonl";

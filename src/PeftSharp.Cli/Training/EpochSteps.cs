@@ -9,7 +9,7 @@ namespace PeftSharp.Cli.Training;
 /// Counts the training micro-batches of one epoch, for num_train_epochs: the data is prepared the way the trainer
 /// prepares it (same tokenizer, template, format, eval split and seed) and batched at the run's shape.
 /// </summary>
-public static class EpochSteps
+internal static class EpochSteps
 {
     public static int BatchesPerEpoch(TrainingOptions o)
     {

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace PeftSharp.Cli.Training;
 
 /// <summary>How the training commands print numbers.</summary>
-public static class NumberFormat
+internal static class NumberFormat
 {
     /// <summary>A learning rate in the form people write them: 3.0e-3, 2.0e-4 (0 as 0).</summary>
     public static string Lr(double v) => v == 0 ? "0" : v.ToString("0.0e+0", CultureInfo.InvariantCulture).Replace("e+", "e");

@@ -1,7 +1,7 @@
 namespace PeftSharp.Cli.Training;
 
 /// <summary>"Did you mean": the valid name closest to a misspelt one (edit distance), if it is close enough.</summary>
-public static class SettingNames
+internal static class SettingNames
 {
     public static string? Nearest(string given, IEnumerable<string> valid)
     {

@@ -4,7 +4,7 @@ namespace PeftSharp.Cli.Training;
 
 /// <summary>`--report-to tensorboard`: the trainer's step and eval events as TensorBoard scalars under
 /// <c>{output_dir}/runs/</c> (view with <c>tensorboard --logdir {output_dir}/runs</c>), named as transformers names them.</summary>
-public sealed class TensorBoardObserver(string folder) : ITrainingObserver, IDisposable
+internal sealed class TensorBoardObserver(string folder) : ITrainingObserver, IDisposable
 {
     // Opened at the start of training, so a run that fails while loading leaves no empty event file.
     TfEventsWriter? _file;
@@ -39,7 +39,7 @@ public sealed class TensorBoardObserver(string folder) : ITrainingObserver, IDis
 }
 
 /// <summary>Passes every training event to each observer in turn (the progress display, then loggers).</summary>
-public sealed class ObserverFanOut(params ITrainingObserver[] observers) : ITrainingObserver
+internal sealed class ObserverFanOut(params ITrainingObserver[] observers) : ITrainingObserver
 {
     public void OnStart(TrainingPlan plan) { foreach (var o in observers) o.OnStart(plan); }
     public void OnStep(StepMetrics m) { foreach (var o in observers) o.OnStep(m); }

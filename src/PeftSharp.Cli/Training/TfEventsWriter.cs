@@ -12,7 +12,7 @@ namespace PeftSharp.Cli.Training;
 /// (5: repeated Value { tag (1, string), simple_value (2, float) }). The first event carries the file version.
 /// Each event is flushed, so TensorBoard shows a run while it trains.
 /// </summary>
-public sealed class TfEventsWriter : IDisposable
+internal sealed class TfEventsWriter : IDisposable
 {
     readonly FileStream _file;
 

@@ -7,7 +7,7 @@ namespace PeftSharp.Cli.Training;
 /// Renders training progress: a live bar (loss with a short history, tokens/s, ETA, memory) on a terminal, plain
 /// log lines when output is redirected (CI logs, files).
 /// </summary>
-public sealed class TrainProgress : ITrainingObserver
+internal sealed class TrainProgress : ITrainingObserver
 {
     const int HistoryLength = 16;
     readonly bool _live;

@@ -10,7 +10,7 @@ namespace PeftSharp.Cli.Training;
 /// A run's settings as the CLI gathers them: the library's <see cref="TrainingOptions"/> plus the settings that are
 /// turned into options only once the data is known (epochs → max_steps, warmup ratio → warmup_steps) and the loggers.
 /// </summary>
-public sealed record TrainRequest(TrainingOptions Options)
+internal sealed record TrainRequest(TrainingOptions Options)
 {
     public double? NumTrainEpochs { get; init; }
     public double? WarmupRatio { get; init; }
@@ -22,7 +22,7 @@ public sealed record TrainRequest(TrainingOptions Options)
 /// what its value is (for the defaults shown by --help). A YAML file is applied first, then flags given on the
 /// command line; <see cref="Finish"/> then turns epochs and the warmup ratio into steps.
 /// </summary>
-public static class TrainSettings
+internal static class TrainSettings
 {
     public sealed record Setting(string Key, string Help, Type Type, Func<TrainRequest, object, TrainRequest> Apply,
         Func<TrainRequest, object?> Get, string[] Aliases);

@@ -8,7 +8,7 @@ namespace PeftSharp.Hub;
 /// Checks a downloaded file against the Hub's ETag: a 64-hex ETag is the sha256 of an LFS file; a 40-hex ETag is
 /// the git blob id of a regular file, sha1("blob &lt;size&gt;\0" + content).
 /// </summary>
-public static partial class FileChecksum
+internal static partial class FileChecksum
 {
     [GeneratedRegex("^[0-9a-f]{64}$")]
     private static partial Regex Sha256Pattern();

@@ -5,7 +5,7 @@ namespace PeftSharp.Hub;
 
 /// <summary>fnmatch-style patterns as huggingface_hub's allow_patterns use them: <c>*</c> matches any run of
 /// characters (slashes included), <c>?</c> one character, <c>[abc]</c> a set.</summary>
-public static class FileGlob
+internal static class FileGlob
 {
     public static bool Matches(string path, string pattern) => ToRegex(pattern).IsMatch(path);
 

@@ -8,7 +8,7 @@ namespace PeftSharp.Hub;
 /// huggingface-cli are used in place: <c>models--org--name/refs/&lt;rev&gt;</c> holds a commit hash,
 /// <c>snapshots/&lt;commit&gt;/&lt;file&gt;</c> links to <c>blobs/&lt;etag&gt;</c>.
 /// </summary>
-public sealed partial class HubCache(string root)
+internal sealed partial class HubCache(string root)
 {
     public string Root { get; } = root;
 

@@ -5,18 +5,18 @@ using System.Text.Json;
 namespace PeftSharp.Hub;
 
 /// <summary>What <c>/api/models/{id}/revision/{rev}</c> says about a revision: its commit and its files.</summary>
-public sealed record HubRepoInfo(string Commit, IReadOnlyList<string> Files);
+internal sealed record HubRepoInfo(string Commit, IReadOnlyList<string> Files);
 
 /// <summary>What a HEAD of <c>/{id}/resolve/{rev}/{file}</c> says: the commit, the ETag (sha256 for LFS files,
 /// git blob id otherwise), the size when known, and where the bytes are (after an LFS redirect).</summary>
-public sealed record HubFileInfo(string File, string Commit, string ETag, long? Size, Uri DownloadUrl);
+internal sealed record HubFileInfo(string File, string Commit, string ETag, long? Size, Uri DownloadUrl);
 
 /// <summary>
 /// The Hub's HTTP API, as huggingface_hub uses it: redirects are followed by hand so the LFS headers of the redirect
 /// response (X-Linked-Etag, X-Linked-Size) are seen, and the token is sent only to the Hub itself, never to the
 /// storage host it redirects to.
 /// </summary>
-public sealed class HubClient(HttpClient http, HubEnvironment env)
+internal sealed class HubClient(HttpClient http, HubEnvironment env)
 {
     const int MaxRedirects = 10;
     readonly Uri _endpoint = new(env.Endpoint + "/");
@@ -159,4 +159,4 @@ public sealed class HubClient(HttpClient http, HubEnvironment env)
 }
 
 /// <summary>A transient network failure (connection refused or dropped, a server error): a retry may succeed.</summary>
-public sealed class HubNetworkException(string message, Exception? inner = null) : PeftException(message, inner!);
+internal sealed class HubNetworkException(string message, Exception? inner = null) : PeftException(message, inner!);

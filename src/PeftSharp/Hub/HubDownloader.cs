@@ -1,10 +1,10 @@
 namespace PeftSharp.Hub;
 
 /// <summary>Progress of one file: bytes so far of its size (null when unknown); FromCache when it was already there.</summary>
-public sealed record DownloadProgress(string File, long Done, long? Size, bool FromCache, bool Finished);
+internal sealed record DownloadProgress(string File, long Done, long? Size, bool FromCache, bool Finished);
 
 /// <summary>The snapshot folder a download produced (or found), its commit, and what was fetched.</summary>
-public sealed record DownloadResult(string SnapshotDir, string Commit, IReadOnlyList<string> Files, long BytesFetched, bool Offline);
+internal sealed record DownloadResult(string SnapshotDir, string Commit, IReadOnlyList<string> Files, long BytesFetched, bool Offline);
 
 /// <summary>
 /// Fetches a model's files from the Hub into the Hugging Face cache layout (<see cref="HubCache"/>), as
@@ -14,7 +14,7 @@ public sealed record DownloadResult(string SnapshotDir, string Commit, IReadOnly
 /// so an interrupted download never makes a half snapshot look complete. With HF_HUB_OFFLINE set it only looks in
 /// the cache.
 /// </summary>
-public sealed class HubDownloader(HubClient client, HubEnvironment env)
+internal sealed class HubDownloader(HubClient client, HubEnvironment env)
 {
     /// <summary>What a model needs, when no --include is given: config, weights and their index, tokenizer files,
     /// chat template, generation config (and adapter files, for an adapter repository). Top-level files only.</summary>

@@ -5,7 +5,7 @@ namespace PeftSharp.Hub;
 /// tools use: HF_HUB_CACHE, else HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub (~/.cache by default);
 /// HF_ENDPOINT (default https://huggingface.co), HF_TOKEN, HF_HUB_OFFLINE.
 /// </summary>
-public sealed record HubEnvironment(string CacheDir, string Endpoint, string? Token, bool Offline)
+internal sealed record HubEnvironment(string CacheDir, string Endpoint, string? Token, bool Offline)
 {
     public const string PublicEndpoint = "https://huggingface.co";
 

@@ -4,7 +4,7 @@ namespace PeftSharp.Hub;
 
 /// <summary>A Hugging Face model id with an optional revision: <c>org/name</c>, <c>name</c>, <c>org/name@rev</c>
 /// (a branch, tag or 40-hex commit).</summary>
-public sealed partial record HubModelId(string Repo, string Revision)
+internal sealed partial record HubModelId(string Repo, string Revision)
 {
     public const string DefaultRevision = "main";
 

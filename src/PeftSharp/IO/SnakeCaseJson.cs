@@ -8,7 +8,7 @@ namespace PeftSharp.IO;
 /// The one JSON spelling of files this project writes: snake_case keys (like transformers' own files). Files
 /// written by earlier versions used .NET's PascalCase property names; <see cref="Deserialize{T}"/> reads both.
 /// </summary>
-public static class SnakeCaseJson
+internal static class SnakeCaseJson
 {
     public static readonly JsonSerializerOptions Options = new()
     {

@@ -3,7 +3,7 @@ namespace PeftSharp.Kernels;
 /// <summary>cos/sin for every (position, frequency) pair, HF conventions (inv_freq = theta^(-2i/D), scaling applied).</summary>
 /// <remarks>Frequencies and angles are computed in double and stored as float: table (MaxPositions, HeadDim/2).
 /// Memory is MaxPositions · HeadDim · 4 bytes, so build it for the context you use, not max_position_embeddings.</remarks>
-public sealed class RopeTable
+internal sealed class RopeTable
 {
     readonly double[] _invFreq;
     readonly float[] _cos, _sin;

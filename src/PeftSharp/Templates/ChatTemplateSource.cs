@@ -9,7 +9,7 @@ namespace PeftSharp.Templates;
 /// {"content": ...}. A separate chat_template.jinja next to the config (newer transformers) is used when the config
 /// has none.
 /// </summary>
-public static class ChatTemplateSource
+internal static class ChatTemplateSource
 {
     /// <summary>Loads the template of a model folder or a tokenizer_config.json path; <paramref name="templateOverride"/>
     /// (template source, e.g. read from a .jinja file) replaces the config's chat_template, keeping its special tokens.</summary>

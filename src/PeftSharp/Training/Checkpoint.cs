@@ -12,7 +12,7 @@ namespace PeftSharp.Training;
 /// step (trainer_state.json), plus the adapter in PEFT's format for use as is. Written to "name.tmp" then renamed, so
 /// a crash never leaves a half checkpoint under the real name.
 /// </summary>
-public static class Checkpoint
+internal static class Checkpoint
 {
     public const string StateFile = "trainer_state.json";
     public const string ParamsFile = "trainable.safetensors";

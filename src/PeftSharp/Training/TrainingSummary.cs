@@ -8,7 +8,7 @@ namespace PeftSharp.Training;
 /// (final_loss, final_eval.perplexity, memory.peak_rss_mb …); read in that spelling or the PascalCase one that
 /// earlier versions wrote, so finished runs stay usable.
 /// </summary>
-public static class TrainingSummary
+internal static class TrainingSummary
 {
     public const string FileName = "summary.json";
 

@@ -2,6 +2,7 @@ using PeftSharp.Inference;
 using PeftSharp.Models;
 using PeftSharp.Templates;
 using PeftSharp.Tests.Hub;
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Tokenization;
 
 namespace PeftSharp.Tests.Cli;
@@ -18,7 +19,7 @@ public class ChatAndDownloadCommandTests
         using var lm = CausalLM.Load(model);
         var stop = new HashSet<int>(lm.Config.EosTokenIds);
         if (tok.EosId is int eos) stop.Add(eos);
-        var outIds = Generator.Generate(lm, ids, maxNew, new SamplingOptions(0, 0, 1, 1, 0), stop).ToArray();
+        var outIds = Generator.Generate(lm, TestCompute.Cpu, PeftSharp.Nn.AdapterRouting.None, ids, maxNew, new SamplingOptions(0, 0, 1, 1, 0), stop).ToArray();
         return tok.Decode(outIds, skipSpecial: true);
     }
 

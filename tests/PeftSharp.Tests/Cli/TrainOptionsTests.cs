@@ -3,6 +3,7 @@ using PeftSharp.IO;
 using PeftSharp.Optim;
 using PeftSharp.Planning;
 using PeftSharp.Training;
+using PeftSharp.Tests.TestSupport;
 
 
 namespace PeftSharp.Tests.Cli;
@@ -90,7 +91,7 @@ public class TrainOptionsTests
     public void The_start_of_run_optimizer_size_is_what_the_optimizer_holds_after_its_first_step(string name)
     {
         var sizes = new[] { 100, 5000, 70000 };
-        Optimizer opt = name == "adamw8bit" ? new AdamW8bit() : new AdamW();
+        Optimizer opt = name == "adamw8bit" ? new AdamW8bit(TestCompute.Cpu) : new AdamW(TestCompute.Cpu);
         long expected = MemoryEstimator.OptimizerStateBytes(sizes.Select(s => (long)s), name);
         var line = TrainProgress.MemoryLine(new MemoryReport(0, 0, 0, opt.StateBytes, 0, 0), expected);
         opt.BeginStep();

@@ -159,6 +159,12 @@ public sealed class CausalLM : IDisposable
     /// </summary>
     public static CausalLM Load(string dir, QuantizeOptions? quantize, ComputeContext? compute)
     {
+        if (IO.Gguf.GgufModelLoader.IsGguf(dir))
+        {
+            var (gguf, owned) = IO.Gguf.GgufModelLoader.Load(dir, quantize, compute);
+            gguf._owned.AddRange(owned);
+            return gguf;
+        }
         if (!Directory.Exists(dir)) throw new PeftException($"model folder '{dir}' does not exist");
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
         CheckQuantizationConfig(Path.Combine(dir, "config.json"));

@@ -114,6 +114,7 @@ public sealed class HfTokenizer : ITokenizer
     /// <summary>Loads a model folder (tokenizer.json and, when present, tokenizer_config.json) or a tokenizer.json path.</summary>
     public static HfTokenizer Load(string dirOrFile)
     {
+        if (IO.Gguf.GgufModelLoader.IsGguf(dirOrFile)) return IO.Gguf.GgufTokenizerLoader.Load(dirOrFile);
         string file, configPath;
         if (Directory.Exists(dirOrFile))
         {

@@ -140,6 +140,7 @@ public class TrainCommandTests
             Assert.True(code == 0, stdout + stderr);
             Assert.Contains("num_train_epochs 2: 6 optimizer steps", stdout);
             Assert.Contains("step 6/6", stdout);
+            Assert.Contains("\"final_loss\"", File.ReadAllText(Path.Combine(dir, "out", "summary.json")));
             var summary = TrainingSummary.Read(Path.Combine(dir, "out", "summary.json"));
             Assert.Equal(6, summary.Steps);
             // The start-of-run line reports the optimizer state the run then holds (metrics.jsonl's accounting).

@@ -118,7 +118,7 @@ public sealed class TrainingRun : IDisposable
         string resultDir = Path.Combine(_o.OutputDir, _o.ParsedMethod.IsFull ? "model" : "adapter");
         WriteResult(resultDir);
         var result = loop with { AdapterDir = resultDir };
-        AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "summary.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+        TrainingSummary.Write(_o.OutputDir, result);   // snake_case keys; readers accept the older PascalCase too
         return result;
     }
 

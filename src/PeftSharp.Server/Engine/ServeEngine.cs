@@ -80,7 +80,7 @@ public sealed class ServeEngine : IDisposable
         {
             if (request.Adapter != null && (_draining.Contains(request.Adapter) || !_pm.Configs.ContainsKey(request.Adapter)))
                 throw new UnknownModelException($"the model '{request.Adapter}' does not exist (adapters: {string.Join(", ", _pm.Configs.Keys.Where(n => !_draining.Contains(n)))})");
-            if (_waiting.Count >= _options.MaxQueue && _running.Count + _waiting.Count >= _options.MaxBatch)
+            if (_running.Count + _waiting.Count >= _options.MaxBatch + _options.MaxQueue)
                 throw new EngineBusyException($"the server is busy ({_running.Count} sequences running, {_waiting.Count} waiting); retry later");
             var use = _pm.Use(request.Adapter);
             stream = new GenerationStream(request, maxNew, _pm.Segment(0, 1, request.Adapter), use, ct) { Order = _order++ };

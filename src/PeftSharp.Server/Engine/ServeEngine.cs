@@ -55,6 +55,11 @@ public sealed class ServeEngine : IDisposable
         get { lock (_lock) return _pm.Configs.Keys.Where(n => !_draining.Contains(n)).Order(StringComparer.Ordinal).ToList(); }
     }
 
+    /// <summary>Steps run, and the most sequences and distinct adapters (the base counting as one) any step held.</summary>
+    public (long Steps, int PeakSequences, int PeakAdapters) Stats => (Interlocked.Read(ref _steps), _peakSequences, _peakAdapters);
+    long _steps;
+    volatile int _peakSequences, _peakAdapters;
+
     /// <summary>Sequences in the running batch and waiting for it.</summary>
     public (int Running, int Waiting) Load { get { lock (_lock) return (_running.Count, _waiting.Count); } }
 
@@ -150,6 +155,9 @@ public sealed class ServeEngine : IDisposable
                     segments[^1] = segments[^1] with { Count = segments[^1].Count + count };
                 else segments.Add(s.Route with { Start = row, Count = count });
             }
+            _peakSequences = Math.Max(_peakSequences, _running.Count);
+            _peakAdapters = Math.Max(_peakAdapters, segments.Count);
+            Interlocked.Increment(ref _steps);
             try
             {
                 _forward.Run(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids), System.Runtime.InteropServices.CollectionsMarshal.AsSpan(positions),

@@ -125,6 +125,7 @@ public sealed class ServeHttpTests(ServeFixture f) : IClassFixture<ServeFixture>
 
         var concurrent = await Task.WhenAll(jobs.Select(j => Task.Run(async () => (string)(await Post("/v1/completions", Body(j))).Body["choices"]![0]!["text"]!)));
         Assert.Equal(sequential, concurrent);
+        Assert.True(f.Engine.Stats.PeakSequences > 1 && f.Engine.Stats.PeakAdapters > 1, $"{f.Engine.Stats}");   // the requests did share steps across adapters
     }
 
     [Fact]

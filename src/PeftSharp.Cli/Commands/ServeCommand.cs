@@ -45,10 +45,8 @@ internal sealed class ServeCommand : ICliCommand
                 BaseModelName = pr.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(modelDir).TrimEnd('/')),
             };
             var server = PeftServer.StartAsync(engine, options).GetAwaiter().GetResult();
-            Console.Error.WriteLine($"serving '{options.BaseModelName}' (+{named.Count} adapters) on {server.Url}/v1 — Ctrl+C stops");
-            using var stop = new CancellationTokenSource();
-            Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-            try { Task.Delay(Timeout.Infinite, stop.Token).Wait(); } catch (AggregateException) { }
+            Console.Error.WriteLine($"serving '{options.BaseModelName}' (+{named.Count} adapters) on {server.Url}/v1 (Ctrl+C or SIGTERM stops)");
+            server.WaitForShutdownAsync().GetAwaiter().GetResult();   // Ctrl+C or SIGTERM (the host's console lifetime)
             server.DisposeAsync().AsTask().GetAwaiter().GetResult();
             return 0;
         }));

@@ -26,7 +26,7 @@ internal sealed class BatchedKvAttention(ModelConfig c, IReadOnlyList<SequenceRo
             a.K.Floats.Slice(s.Row * _kvd, s.Count * _kvd).CopyTo(s.Cache.Keys(layer).Slice(s.Start * _kvd));
             a.V.Floats.Slice(s.Row * _kvd, s.Count * _kvd).CopyTo(s.Cache.Values(layer).Slice(s.Start * _kvd));
             pass.Kernels.AttentionForwardCached(a.Attn.Floats.Slice(s.Row * _qd, s.Count * _qd), a.Q.Floats.Slice(s.Row * _qd, s.Count * _qd),
-                s.Cache.Keys(layer), s.Cache.Values(layer), s.Start, s.Count, c.NumHeads, c.NumKvHeads, c.HeadDim);
+                s.Cache.Keys(layer), s.Cache.Values(layer), s.Start, s.Count, c.NumHeads, c.NumKvHeads, c.HeadDim, c.AttentionWindow(layer));
         }
     }
 }

@@ -43,7 +43,7 @@ public sealed class HfTokenizer : ITokenizer
         normalizer = Normalizer.FromJson(OrNull(root, "normalizer"), file);
         preTokenizer = PreTokenizer.FromJson(OrNull(root, "pre_tokenizer"), file);
         byteLevelInput = preTokenizer?.EndsWithByteLevel ?? false;
-        model = BpeModel.FromJson(modelJson, file);
+        model = BpeModel.FromJson(modelJson, file, byteLevelInput);
         postProcessor = PostProcessor.FromJson(OrNull(root, "post_processor"), file);
         decoder = Decoder.FromJson(OrNull(root, "decoder"), file);
 

@@ -143,11 +143,7 @@ internal sealed class SplitPreTokenizer(Pattern pattern, SplitBehavior behavior,
         var matches = matchBuffer ??= new List<(int, int)>();
         matches.Clear();
         if (scanner != null) scanner.Scan(piece.Span, matches);
-        else if (pattern.Regex is { } regex)
-        {
-            foreach (var m in regex.EnumerateMatches(piece.Span))
-                if (m.Length > 0) matches.Add((m.Index, m.Length));
-        }
+        else if (pattern.Regex != null) pattern.AddRegexMatches(piece.Span, matches);
         else
         {
             foreach (var m in pattern.Matches(piece.Span.ToString())) matches.Add(m);

@@ -46,6 +46,9 @@ public static class ModelLoading
     {
         if (!File.Exists(Path.Combine(dir, "tokenizer.json")))
             throw new PeftException($"{dir}: no tokenizer.json; pass token ids with --ids instead of text");
-        return HfTokenizer.Load(dir);
+        var tokenizer = HfTokenizer.Load(dir);
+        string config = Path.Combine(dir, "config.json");
+        if (File.Exists(config)) tokenizer.CheckFitsModel(ModelConfig.Load(config).VocabSize, config);
+        return tokenizer;
     }
 }

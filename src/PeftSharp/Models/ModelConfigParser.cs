@@ -72,10 +72,17 @@ internal static class ModelConfigParser
             _ => throw new InvalidOperationException(modelType),
         };
 
+        int vocab = f.RequiredPositiveInt("vocab_size");
+        CheckSizes(f, vocab, hidden, heads, kvHeads, headDim);
+        int? bos = f.OptionalInt("bos_token_id");
+        int[] eos = f.IntOrIntList("eos_token_id");
+        CheckTokenId(f, "bos_token_id", bos, vocab);
+        foreach (int e in eos) CheckTokenId(f, "eos_token_id", e, vocab);
+
         return new ModelConfig
         {
             ModelType = modelType,
-            VocabSize = f.RequiredPositiveInt("vocab_size"),
+            VocabSize = vocab,
             HiddenSize = hidden,
             IntermediateSize = f.RequiredPositiveInt("intermediate_size"),
             NumLayers = f.RequiredPositiveInt("num_hidden_layers"),
@@ -92,10 +99,38 @@ internal static class ModelConfigParser
             MlpBias = mlpBias,
             QkNorm = qkNorm,
             SlidingWindow = ParseSlidingWindow(f, modelType),
-            BosTokenId = f.OptionalInt("bos_token_id"),
-            EosTokenIds = f.IntOrIntList("eos_token_id"),
+            BosTokenId = bos,
+            EosTokenIds = eos,
             TorchDtype = ParseDtype(f),
         };
+    }
+
+    /// <summary>Largest width, head count and vocabulary accepted: far past every real model, and small enough
+    /// that no product of them used as a tensor size overflows.</summary>
+    public const int MaxWidth = 1 << 20, MaxHeads = 1 << 16, MaxLayers = 1 << 12, MaxVocab = 1 << 24;
+
+    static void CheckSizes(ConfigJsonFields f, int vocab, int hidden, int heads, int kvHeads, int headDim)
+    {
+        void Max(string key, long value, long max)
+        {
+            if (value > max) throw new PeftException($"{f.Source}: \"{key}\" is {value:N0}, more than the {max:N0} this tool accepts");
+        }
+        Max("vocab_size", vocab, MaxVocab);
+        Max("hidden_size", hidden, MaxWidth);
+        Max("intermediate_size", f.RequiredPositiveInt("intermediate_size"), MaxWidth);
+        Max("num_hidden_layers", f.RequiredPositiveInt("num_hidden_layers"), MaxLayers);
+        Max("num_attention_heads", heads, MaxHeads);
+        Max("head_dim", headDim, MaxWidth);
+        if ((long)heads * headDim > MaxWidth)
+            throw new PeftException($"{f.Source}: \"num_attention_heads\" × head_dim = {heads:N0} × {headDim:N0} is more than the {MaxWidth:N0} this tool accepts");
+        if (headDim % 2 != 0)
+            throw new PeftException($"{f.Source}: head_dim {headDim} must be even (rotary embeddings rotate pairs)");
+    }
+
+    static void CheckTokenId(ConfigJsonFields f, string key, int? id, int vocab)
+    {
+        if (id is int v && (v < 0 || v >= vocab))
+            throw new PeftException($"{f.Source}: \"{key}\" {v} is outside the vocabulary (vocab_size {vocab})");
     }
 
     static double PositiveOr(ConfigJsonFields f, string key, double fallback)

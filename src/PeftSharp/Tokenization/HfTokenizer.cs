@@ -231,6 +231,15 @@ public sealed class HfTokenizer : ITokenizer
         return tok;
     }
 
+    /// <summary>Refuses a tokenizer that can produce an id the model has no embedding row for (an added token past
+    /// vocab_size, say), naming the token, rather than failing on the first text that contains it.</summary>
+    public void CheckFitsModel(int modelVocabSize, string modelSource)
+    {
+        for (int id = modelVocabSize; id < idToToken.Length; id++)
+            if (idToToken[id] is { } tok)
+                throw new PeftException($"{SourcePath}: token \"{tok}\" has id {id}, outside the model's vocab_size {modelVocabSize} ({modelSource})");
+    }
+
     /// <summary>The id of a token string (vocabulary or added token), or null.</summary>
     public int? TokenToId(string token) => tokenToId.TryGetValue(token, out int id) ? id : null;
 

@@ -60,6 +60,7 @@ public static class TrainSettings
         new("logging_steps", "metrics line every N steps", typeof(int), (o, v) => o with { LoggingSteps = (int)v }),
         new("seed", "seed for init, data order and dropout", typeof(int), (o, v) => o with { Seed = (int)v }),
         new("resume", "continue from a checkpoint folder, or 'latest'", typeof(string), (o, v) => o with { ResumeFrom = (string)v }),
+        new("overwrite", "start afresh in an output folder that holds an earlier run (its checkpoints, adapter and metrics are deleted)", typeof(bool), (o, v) => o with { Overwrite = (bool)v }),
         new("save_bf16", "save the adapter in BF16 (default F32)", typeof(bool), (o, v) => o with { SaveBf16 = (bool)v }),
     ];
 

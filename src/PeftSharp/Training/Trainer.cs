@@ -115,12 +115,14 @@ public sealed class Trainer : IDisposable
         var loader = new DataLoader(_data.Train, Batching, _o.Seed);
         int startStep = 0;
         string? resumed = null;
+        double resumedLoss = double.NaN;
         if (_o.ResumeFrom != null)
         {
             resumed = _o.ResumeFrom == "latest"
                 ? Checkpoint.List(CheckpointsDir).LastOrDefault() ?? throw new PeftException($"--resume: no checkpoint under {CheckpointsDir}")
                 : _o.ResumeFrom;
             var state = Checkpoint.Load(resumed, _params, _optimizer);
+            resumedLoss = state.Loss ?? double.NaN;
             if (state.Method != _o.Method) throw new PeftException($"{resumed}: checkpoint of method {state.Method}, this run is {_o.Method}");
             if (state.Threads != Threads.Count)
                 _obs.OnMessage($"note: checkpoint was written with --threads {state.Threads}, resuming with {Threads.Count}; the loss curve may differ in the last digits");
@@ -144,12 +146,18 @@ public sealed class Trainer : IDisposable
             _obs.OnEval(firstEval);
             AppendMetrics(new JsonObject { ["step"] = 0, ["eval_loss"] = firstEval.Loss, ["eval_ppl"] = firstEval.Perplexity });
         }
-        double lastLoss = double.NaN, tokensTotal = 0, secondsTotal = 0;
+        double lastLoss = resumedLoss, tokensTotal = 0, secondsTotal = 0;
         string? lastCheckpoint = Checkpoint.List(CheckpointsDir).LastOrDefault();
 
         for (int step = startStep; step < _o.MaxSteps; step++)
         {
-            cancel.ThrowIfCancellationRequested();
+            if (cancel.IsCancellationRequested)
+            {
+                if (step > startStep && !Checkpoint.List(CheckpointsDir).Any(d => d.EndsWith($"step-{step:D6}", StringComparison.Ordinal)))
+                    lastCheckpoint = Checkpoint.Save(CheckpointsDir, new Checkpoint.State(step, loader.Position.Epoch, loader.Position.Batch,
+                        _o.Method, _o.Seed, Threads.Count, lastLoss), _params, _optimizer, WriteResult, _o.SaveTotalLimit);
+                throw new TrainingInterruptedException(step, lastCheckpoint);
+            }
             var sw = Stopwatch.StartNew();
             BeforeStep?.Invoke(step, _params);
             foreach (var p in _params) p.ZeroGrad();
@@ -206,7 +214,7 @@ public sealed class Trainer : IDisposable
             if ((_o.SaveSteps > 0 && (step + 1) % _o.SaveSteps == 0) || last)
             {
                 var pos = loader.Position;
-                lastCheckpoint = Checkpoint.Save(CheckpointsDir, new Checkpoint.State(step + 1, pos.Epoch, pos.Batch, _o.Method, _o.Seed, Threads.Count),
+                lastCheckpoint = Checkpoint.Save(CheckpointsDir, new Checkpoint.State(step + 1, pos.Epoch, pos.Batch, _o.Method, _o.Seed, Threads.Count, loss),
                     _params, _optimizer, WriteResult, _o.SaveTotalLimit);
             }
         }

@@ -78,8 +78,9 @@ public sealed record TrainingOptions
         if (GradientAccumulationSteps <= 0) throw new PeftException($"gradient_accumulation_steps must be > 0, got {GradientAccumulationSteps}");
         if (MaxLength < 2) throw new PeftException($"max_length must be ≥ 2, got {MaxLength}");
         if (WarmupSteps < 0) throw new PeftException($"warmup_steps must be ≥ 0, got {WarmupSteps}");
-        if (EvalSteps <= 0) throw new PeftException($"eval_steps must be > 0, got {EvalSteps}");
-        if (SaveSteps <= 0) throw new PeftException($"save_steps must be > 0, got {SaveSteps}");
+        // 0 is meaningful for these two: evaluate / checkpoint only at the end of the run.
+        if (EvalSteps < 0) throw new PeftException($"eval_steps must be ≥ 0 (0 = only at the end), got {EvalSteps}");
+        if (SaveSteps < 0) throw new PeftException($"save_steps must be ≥ 0 (0 = only at the end), got {SaveSteps}");
         if (SaveTotalLimit <= 0) throw new PeftException($"save_total_limit must be > 0, got {SaveTotalLimit}");
         if (LoggingSteps <= 0) throw new PeftException($"logging_steps must be > 0, got {LoggingSteps}");
         if (Method != "full")

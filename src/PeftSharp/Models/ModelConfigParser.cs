@@ -26,7 +26,11 @@ internal static class ModelConfigParser
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new PeftException($"{source}: config.json must be a JSON object");
-            return FromObject(new ConfigJsonFields(doc.RootElement, source));
+            try { return FromObject(new ConfigJsonFields(doc.RootElement, source)); }
+            catch (InvalidOperationException e)
+            {
+                throw new PeftException($"{source}: a key or string is not valid Unicode (a lone surrogate escape?): {e.Message}");
+            }
         }
     }
 

@@ -19,7 +19,9 @@ public sealed class InspectCommand : ICliCommand
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             using var model = CausalLM.Load(pr.GetValue(dir)!);
-            var report = ModelReport.Of(model);
+            ModelReport report;
+            using (var files = SafetensorsCheckpoint.OpenDirectory(pr.GetValue(dir)!))
+                report = ModelReport.Of(model, name => files.Contains(name) ? files.Entry(name).DType : null);
             if (pr.GetValue(json))
             {
                 var node = System.Text.Json.Nodes.JsonNode.Parse(report.ToJson())!.AsObject();

@@ -1,0 +1,64 @@
+using System.Text;
+using PeftSharp.IO;
+using PeftSharp.Models;
+
+namespace PeftSharp.Tests.IO;
+
+/// <summary>Inputs the fuzzers (scripts/fuzz.sh) found, and the issue-#13 probe inputs of the same kind: each must
+/// give a PeftException naming the file, not another exception.</summary>
+public class FuzzFindingTests
+{
+    [Fact]
+    public void ShardIndexWithInvalidUtf8InAShardName()
+    {
+        // fuzz/findings/index crash id:000000 (afl havoc): two 0xFF bytes inside the shard file name.
+        var bytes = Encoding.ASCII.GetBytes("{\"metadata\": {\"se\": 16}, \"weight_map\": {\"a\": \"model-00001-of-00001.")
+            .Concat(new byte[] { 0xff, 0xff }).Concat(Encoding.ASCII.GetBytes("fetensors\"}}")).ToArray();
+        string dir = TestSupport.TinyRun.Temp("fuzz-index");
+        File.WriteAllBytes(Path.Combine(dir, SafetensorsCheckpoint.IndexFileName), bytes);
+        var e = Assert.Throws<PeftException>(() => SafetensorsCheckpoint.OpenDirectory(dir));
+        Assert.Contains(SafetensorsCheckpoint.IndexFileName, e.Message);
+        Assert.Contains("UTF-8", e.Message);
+    }
+
+    [Fact]
+    public void SafetensorsHeaderWithALoneSurrogateEscape()
+    {
+        string header = "{\"w\\ud800\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+        var h = Encoding.ASCII.GetBytes(header);
+        string path = Path.Combine(TestSupport.TinyRun.Temp("fuzz-st"), "x.safetensors");
+        File.WriteAllBytes(path, BitConverter.GetBytes((long)h.Length).Concat(h).Concat(new byte[4]).ToArray());
+        var e = Assert.Throws<PeftException>(() => { using var f = SafetensorsFile.Open(path); });
+        Assert.Contains("x.safetensors", e.Message);
+        Assert.Contains("not valid Unicode", e.Message);
+    }
+
+    [Fact]
+    public void ConfigKeyWithALoneSurrogateEscape()
+    {
+        var e = Assert.Throws<PeftException>(() => ModelConfig.Parse("{\"model_type\":\"llama\\ud800\"}", "c.json"));
+        Assert.Contains("c.json", e.Message);
+    }
+
+    [Theory]
+    [InlineData("{\"text\": \"ab\\ud800cd\"}")]
+    [InlineData("{\"te\\udc00xt\": \"ab\"}")]
+    public void JsonlRecordWithALoneSurrogateIsABadLine(string line)
+    {
+        string path = Path.Combine(TestSupport.TinyRun.Temp("fuzz-jsonl"), "d.jsonl");
+        File.WriteAllText(path, line + "\n{\"text\": \"fine\"}\n");
+        var e = Assert.Throws<PeftException>(() => PeftSharp.Data.DatasetLoader.Load(path));
+        Assert.Contains("d.jsonl:1", e.Message);
+        var loaded = PeftSharp.Data.DatasetLoader.Load(path, new PeftSharp.Data.DatasetLoadOptions { SkipBadLines = true });
+        Assert.Equal(1, loaded.SkippedCount);
+    }
+
+    [Fact]
+    public void JsonlRecordWithInvalidUtf8IsABadLine()
+    {
+        string path = Path.Combine(TestSupport.TinyRun.Temp("fuzz-jsonl"), "d.jsonl");
+        File.WriteAllBytes(path, Encoding.ASCII.GetBytes("{\"text\": \"ab").Concat(new byte[] { 0xff, 0xfe }).Concat(Encoding.ASCII.GetBytes("cd\"}\n")).ToArray());
+        var e = Assert.Throws<PeftException>(() => PeftSharp.Data.DatasetLoader.Load(path));
+        Assert.Contains("not valid Unicode", e.Message);
+    }
+}

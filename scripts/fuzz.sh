@@ -4,7 +4,7 @@
 # Needs: apt-get install afl++; dotnet tool install --global SharpFuzz.CommandLine --version 2.3.0
 # Writes fuzz/findings/TARGET/ (afl's queue, crashes, hangs) and appends one line per run to fuzz/fuzz-log.tsv:
 #   date  target  execs_done  crashes  hangs  seconds  execs_per_sec
-# Replay a finding outside the fuzzer with: fuzz/replay/peft-fuzz TARGET fuzz/findings/TARGET/default/crashes/id:*
+# Replay a finding outside the fuzzer with: fuzz/replay/PeftSharp.Fuzz TARGET fuzz/findings/TARGET/default/crashes/id:*
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXECS=${1:-100000}; shift || true
@@ -32,7 +32,7 @@ for t in "${TARGETS[@]}"; do
   start=$(date +%s)
   # -t: a harness that runs past 5 s on one input is a hang; -m none: .NET reserves much virtual memory.
   timeout $((MAX_SECONDS + 60)) afl-fuzz -i "fuzz/corpus/$t" -o "$out" -E "$EXECS" -V "$MAX_SECONDS" -t 5000 -m none \
-    -- fuzz/bin/peft-fuzz "$t" > "$out/afl.log" 2>&1 || true
+    -- fuzz/bin/PeftSharp.Fuzz "$t" > "$out/afl.log" 2>&1 || true
   stats=$out/default/fuzzer_stats
   if [ -f "$stats" ]; then
     get() { awk -F' *: *' -v k="$1" '$1==k {print $2}' "$stats"; }

@@ -138,7 +138,7 @@ internal static class Harnesses
     {
         var w = new float[64 * 8];
         for (int i = 0; i < w.Length; i++) w[i] = MathF.Sin(i);
-        var q = Quantized4Bit.Quantize(w, [8, 64], Quant4Type.NF4, 64, doubleQuant: true);
+        var q = Quantized4Bit.Quantize(PeftSharp.Compute.ComputeContext.CreateCpu(), w, [8, 64], Quant4Type.NF4, 64, doubleQuant: true);
         return BnbQuantState.ToTensors("layer", q).ToDictionary(x => x.Name, x => x.Tensor);
     }
 

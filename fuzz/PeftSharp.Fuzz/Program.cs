@@ -2,11 +2,11 @@ using PeftSharp;
 using PeftSharp.Fuzz;
 using SharpFuzz;
 
-// peft-fuzz TARGET            run under afl-fuzz (input on stdin, persistent mode)
-// peft-fuzz TARGET FILE...    replay inputs (a finding, a corpus) outside the fuzzer; prints what each gives
+// PeftSharp.Fuzz TARGET            run under afl-fuzz (input on stdin, persistent mode)
+// PeftSharp.Fuzz TARGET FILE...    replay inputs (a finding, a corpus) outside the fuzzer; prints what each gives
 if (args.Length == 0 || !Harnesses.All.TryGetValue(args[0], out var harness))
 {
-    Console.Error.WriteLine($"usage: peft-fuzz TARGET [FILE...]; targets: {string.Join(", ", Harnesses.All.Keys)}");
+    Console.Error.WriteLine($"usage: PeftSharp.Fuzz TARGET [FILE...]; targets: {string.Join(", ", Harnesses.All.Keys)}");
     return 2;
 }
 string scratch = Path.Combine(Path.GetTempPath(), $"peft-fuzz-{args[0]}-{Environment.ProcessId}");

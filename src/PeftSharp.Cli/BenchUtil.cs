@@ -2,7 +2,7 @@ using PeftSharp.Tensors;
 
 namespace PeftSharp.Cli;
 
-public static class BenchUtil
+internal static class BenchUtil
 {
     public static double Median(IReadOnlyList<double> xs)
     {

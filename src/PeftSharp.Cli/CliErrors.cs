@@ -5,7 +5,7 @@ namespace PeftSharp.Cli;
 /// Library code throws <see cref="PeftSharp.PeftException"/> (or IO/format exceptions) with a message that names the
 /// file, key or line and what was expected.
 /// </summary>
-public static class CliErrors
+internal static class CliErrors
 {
     public static int Run(Func<int> body)
     {

@@ -6,13 +6,13 @@ namespace PeftSharp.Cli;
 /// One top-level `peft` command. Every non-abstract implementation in this assembly is discovered at start-up,
 /// so adding a command means adding one file under Commands/.
 /// </summary>
-public interface ICliCommand
+internal interface ICliCommand
 {
     Command Build();
 }
 
 /// <summary>One `peft bench &lt;name&gt;` sub-command, discovered the same way.</summary>
-public interface IBenchCommand
+internal interface IBenchCommand
 {
     Command Build();
 }

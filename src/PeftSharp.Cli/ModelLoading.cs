@@ -7,11 +7,12 @@ using PeftSharp.Tokenization;
 namespace PeftSharp.Cli;
 
 /// <summary>Loads a model folder with optional PEFT adapters and its tokenizer, reporting adapter load problems.</summary>
-public static class ModelLoading
+internal static class ModelLoading
 {
-    public static PeftModel Load(string dir, IReadOnlyList<string>? adapters, QuantizeOptions? quantize = null)
+    public static PeftModel Load(PeftSharp.Compute.ComputeContext compute, string dir, IReadOnlyList<string>? adapters, QuantizeOptions? quantize = null)
     {
-        var pm = new PeftModel(CausalLM.Load(dir, quantize));
+        var pm = new PeftModel(CausalLM.Load(dir, quantize, compute), compute,
+            File.Exists(Path.Combine(dir, "tokenizer.json")) ? HfTokenizer.Load(dir) : null, PeftSharp.Templates.ChatTemplateSource.TryLoad(dir));
         if (pm.Model.Quantization != null) Console.Error.WriteLine($"base: {pm.Model.Quantization}");
         try
         {

@@ -1,10 +1,11 @@
 using System.CommandLine;
+using PeftSharp.Compute;
 using PeftSharp.Kernels;
 
 namespace PeftSharp.Cli;
 
-/// <summary>Options every compute command takes.</summary>
-public static class SharedOptions
+/// <summary>Options every compute command takes, and the compute context they give.</summary>
+internal static class SharedOptions
 {
     public static Option<int> Threads() => new("--threads")
     {
@@ -12,7 +13,35 @@ public static class SharedOptions
         DefaultValueFactory = _ => Environment.ProcessorCount,
     };
 
-    public static void ApplyThreads(int threads) => PeftSharp.Kernels.Threads.Count = CheckThreads(threads);
+    /// <summary>
+    /// The command's compute context: --threads, and the CLI's measurement switches from the environment
+    /// (PEFTSHARP_GEMM=auto|managed|openblas, PEFTSHARP_GEMM_SIMD=avx512|avx2|portable, PEFTSHARP_Q4_CHUNK_ROWS=N,
+    /// PEFTSHARP_Q4_GEMM=auto). The library itself reads no environment variable.
+    /// </summary>
+    public static ComputeContext Compute(int threads)
+    {
+        CheckThreads(threads);
+        string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v.Trim() : null;
+        GemmSimd? simd = Env("PEFTSHARP_GEMM_SIMD")?.ToLowerInvariant() switch
+        {
+            null => null,
+            "avx512" => GemmSimd.Avx512,
+            "avx2" => GemmSimd.Avx2Fma,
+            "portable" => GemmSimd.Portable,
+            var v => throw new PeftException($"environment variable PEFTSHARP_GEMM_SIMD='{v}': expected avx512, avx2 or portable"),
+        };
+        int chunk = 256;
+        if (Env("PEFTSHARP_Q4_CHUNK_ROWS") is { } c && (!int.TryParse(c, out chunk) || chunk < 1))
+            throw new PeftException($"environment variable PEFTSHARP_Q4_CHUNK_ROWS='{c}': expected a positive integer");
+        return ComputeContext.CreateCpu(new ComputeOptions
+        {
+            Threads = threads,
+            Gemm = Gemm.ParseBackend(Env("PEFTSHARP_GEMM")),
+            Simd = simd,
+            Quant4ChunkRows = chunk,
+            Quant4ManagedGemm = !string.Equals(Env("PEFTSHARP_Q4_GEMM"), "auto", StringComparison.OrdinalIgnoreCase),
+        });
+    }
 
     /// <summary>1 … 8 × the cores: 0 or a negative count is a mistake, and far more threads than cores only adds
     /// switching and per-thread buffers.</summary>

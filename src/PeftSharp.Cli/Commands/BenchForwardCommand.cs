@@ -7,7 +7,7 @@ using PeftSharp.Tensors;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft bench forward --config c.json --batch 4 --seq 256`: forward tokens/s on random weights of that shape.</summary>
-public sealed class BenchForwardCommand : IBenchCommand
+internal sealed class BenchForwardCommand : IBenchCommand
 {
     public Command Build()
     {
@@ -21,12 +21,12 @@ public sealed class BenchForwardCommand : IBenchCommand
         foreach (var o in new Option[] { config, batch, seq, reps, dtype, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             var c = ModelConfig.Load(pr.GetValue(config)!);
             int b = pr.GetValue(batch), t = pr.GetValue(seq);
             var dt = BenchUtil.ParseDType(pr.GetValue(dtype)!);
             using var model = CausalLM.CreateRandom(c, dt, 1);
-            using var pass = new ModelPass(model, b, t, recompute: true);
+            using var pass = new ModelPass(model, compute, b, t, recompute: true);
             var rng = new Random(1);
             int n = b * t;
             var ids = Enumerable.Range(0, n).Select(_ => rng.Next(c.VocabSize)).ToArray();
@@ -42,7 +42,7 @@ public sealed class BenchForwardCommand : IBenchCommand
             Console.WriteLine(new JsonObject
             {
                 ["bench"] = "forward", ["config"] = Path.GetFileName(pr.GetValue(config)), ["batch"] = b, ["seq"] = t,
-                ["dtype"] = dt.ToString().ToLowerInvariant(), ["threads"] = Kernels.Threads.Count,
+                ["dtype"] = dt.ToString().ToLowerInvariant(), ["threads"] = compute.Threads,
                 ["forward_ms"] = Math.Round(ms, 1), ["tokens_per_s"] = Math.Round(n / (ms / 1000), 1),
                 ["peak_rss_mb"] = BenchUtil.PeakRssMb(),
             }.ToJsonString());

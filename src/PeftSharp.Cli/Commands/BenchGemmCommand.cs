@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
@@ -16,7 +17,7 @@ namespace PeftSharp.Cli.Commands;
 /// The two backends run interleaved (alternating which goes first) so machine noise hits both alike; medians of reps
 /// (the *_best fields are the fastest rep, a noise-robust view of what each can reach on this machine).
 /// </summary>
-public sealed class BenchGemmCommand : IBenchCommand
+internal sealed class BenchGemmCommand : IBenchCommand
 {
     static readonly string[] DefaultConfigs = ["smollm2-135m", "tinyllama-1.1b"];
 
@@ -36,7 +37,7 @@ public sealed class BenchGemmCommand : IBenchCommand
         foreach (var o in new Option[] { threads, reps, m, dtype, configs, shapeOpt, ops, rank, noBlas, settle }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             var wType = pr.GetValue(dtype)?.ToLowerInvariant() switch
             {
                 "f32" => DType.F32,
@@ -50,7 +51,7 @@ public sealed class BenchGemmCommand : IBenchCommand
             var shapes = pr.GetValue(shapeOpt) is { Length: > 0 } custom
                 ? custom.Select(ParseShape).ToList()
                 : names.SelectMany(c => ProjectionShapes(ResolveConfig(c), pr.GetValue(rank))).ToList();
-            Run(shapes, pr.GetValue(m), Math.Max(1, pr.GetValue(reps)), wType, opList, Gemm.OpenBlasAvailable && !pr.GetValue(noBlas), Math.Max(0, pr.GetValue(settle)));
+            Run(compute, shapes, pr.GetValue(m), Math.Max(1, pr.GetValue(reps)), wType, opList, Gemm.OpenBlasAvailable && !pr.GetValue(noBlas), Math.Max(0, pr.GetValue(settle)));
             return 0;
         }));
         return cmd;
@@ -66,21 +67,18 @@ public sealed class BenchGemmCommand : IBenchCommand
         throw new PeftException($"--shape '{text}': expected NxK with positive integers, e.g. 2048x2048");
     }
 
-    static void Run(List<Shape> shapes, int m, int reps, DType wType, string[] ops, bool blas, int settleMs)
+    static void Run(ComputeContext compute, List<Shape> shapes, int m, int reps, DType wType, string[] ops, bool blas, int settleMs)
     {
-        Console.Error.WriteLine($"gemm bench: threads={Threads.Count} simd={Gemm.Simd} openblas={(Gemm.OpenBlasAvailable ? Gemm.OpenBlasCoreName : "absent")}{(blas ? "" : " (not timed)")} m={m} reps={reps} weight={wType}");
-        var saved = Gemm.Backend;
-        try
-        {
+        Console.Error.WriteLine($"gemm bench: threads={compute.Threads} simd={compute.Simd} openblas={(Gemm.OpenBlasAvailable ? Gemm.OpenBlasCoreName : "absent")}{(blas ? "" : " (not timed)")} m={m} reps={reps} weight={wType}");
             foreach (var s in shapes)
                 foreach (var op in ops)
                 {
-                    var (managed, openblas, managedBest, openblasBest) = Measure(s, op, m, reps, wType, blas, settleMs);
+                    var (managed, openblas, managedBest, openblasBest) = Measure(compute, s, op, m, reps, wType, blas, settleMs);
                     var line = new JsonObject
                     {
                         ["bench"] = "gemm", ["model"] = s.Model, ["proj"] = s.Proj,
                         ["m"] = m, ["n"] = s.N, ["k"] = s.K, ["op"] = op,
-                        ["dtype"] = wType == DType.BF16 && op != "tn" ? "bf16" : "f32", ["threads"] = Threads.Count,
+                        ["dtype"] = wType == DType.BF16 && op != "tn" ? "bf16" : "f32", ["threads"] = compute.Threads,
                         ["managed_gflops"] = Math.Round(managed, 1),
                         ["openblas_gflops"] = openblas is double o ? Math.Round(o, 1) : null,
                         ["ratio"] = openblas is double o2 ? Math.Round(managed / o2, 3) : null,
@@ -89,11 +87,9 @@ public sealed class BenchGemmCommand : IBenchCommand
                     };
                     Console.WriteLine(line.ToJsonString());
                 }
-        }
-        finally { Gemm.Backend = saved; }
     }
 
-    static unsafe (double managed, double? openblas, double managedBest, double? openblasBest) Measure(Shape s, string op, int m, int reps, DType wType, bool blas, int settleMs)
+    static unsafe (double managed, double? openblas, double managedBest, double? openblasBest) Measure(ComputeContext compute, Shape s, string op, int m, int reps, DType wType, bool blas, int settleMs)
     {
         int n = s.N, k = s.K;
         var rng = new Random(1234);
@@ -108,20 +104,20 @@ public sealed class BenchGemmCommand : IBenchCommand
         var w32v = new MatrixView(w32.Pointer, DType.F32, n, k, k);
         var wManaged = wLow is null ? w32v : new MatrixView(wLow.Pointer, wType, n, k, k);
 
-        void Product(MatrixView w)
+        void Product(GemmPath path, MatrixView w)
         {
             switch (op)
             {
-                case "nt": Gemm.Multiply(false, true, m, n, k, 1f, xv, w, 0f, o, n); break;     // y = x·Wᵀ
-                case "nn": Gemm.Multiply(false, false, m, k, n, 1f, dyv, w, 0f, o, k); break;   // dx = dy·W
-                default: Gemm.Multiply(true, false, n, k, m, 1f, dyv, xv, 0f, o, k); break;     // dW = dyᵀ·x
+                case "nt": Gemm.MultiplyOn(path, compute.Threads, compute.Buffers, false, true, m, n, k, 1f, xv, w, 0f, o, n); break;     // y = x·Wᵀ
+                case "nn": Gemm.MultiplyOn(path, compute.Threads, compute.Buffers, false, false, m, k, n, 1f, dyv, w, 0f, o, k); break;   // dx = dy·W
+                default: Gemm.MultiplyOn(path, compute.Threads, compute.Buffers, true, false, n, k, m, 1f, dyv, xv, 0f, o, k); break;     // dW = dyᵀ·x
             }
         }
         double Time(GemmBackend backend, MatrixView w)
         {
-            Gemm.Backend = backend;
+            var path = backend == GemmBackend.OpenBlas ? GemmPath.OpenBlas : compute.ManagedPath;
             long t0 = Stopwatch.GetTimestamp();
-            Product(w);
+            Product(path, w);
             return 2.0 * m * n * k / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
         }
 

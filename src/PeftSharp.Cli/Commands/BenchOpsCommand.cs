@@ -11,7 +11,7 @@ namespace PeftSharp.Cli.Commands;
 /// layer's shapes. Defaults are Llama-3.2-1B (hidden 2048, 32 q heads, 8 kv heads, head_dim 64, FFN 8192).
 /// Cross-entropy is left out: its time is the LM-head GEMM, measured by the GEMM bench.
 /// </summary>
-public sealed class BenchOpsCommand : IBenchCommand
+internal sealed class BenchOpsCommand : IBenchCommand
 {
     public Command Build()
     {
@@ -27,14 +27,14 @@ public sealed class BenchOpsCommand : IBenchCommand
         foreach (var o in new Option[] { threads, batch, seq, heads, kvHeads, headDim, ffn, reps }) cmd.Options.Add(o);
         cmd.SetAction(pr =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
-            Run(pr.GetValue(batch), pr.GetValue(seq), pr.GetValue(heads), pr.GetValue(kvHeads), pr.GetValue(headDim), pr.GetValue(ffn), pr.GetValue(reps));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
+            Run(compute, pr.GetValue(batch), pr.GetValue(seq), pr.GetValue(heads), pr.GetValue(kvHeads), pr.GetValue(headDim), pr.GetValue(ffn), pr.GetValue(reps));
             return 0;
         });
         return cmd;
     }
 
-    static void Run(int b, int t, int hq, int hkv, int d, int ffn, int reps)
+    static void Run(PeftSharp.Compute.ComputeContext compute, int b, int t, int hq, int hkv, int d, int ffn, int reps)
     {
         int n = b * t, c = hq * d;
         var rng = new Random(1);
@@ -44,23 +44,23 @@ public sealed class BenchOpsCommand : IBenchCommand
         var dq = new float[q.Length]; var dk = new float[k.Length]; var dv = new float[v.Length];
         string shape = $"B={b} T={t} Hq={hq} Hkv={hkv} D={d}";
         double attnFlops = 2.0 * b * hq * (double)t * t * d; // causal: half of 2 GEMMs of 2·T²·D
-        Report("attention_forward", shape, reps, attnFlops, () => Attention.Forward(o, lse, q, k, v, default, b, t, hq, hkv, d));
-        Report("attention_backward", shape, reps, 2.5 * attnFlops, () => Attention.Backward(dq, dk, dv, dout, o, lse, q, k, v, default, b, t, hq, hkv, d));
+        Report(compute, "attention_forward", shape, reps, attnFlops, () => Attention.Forward(compute, o, lse, q, k, v, default, b, t, hq, hkv, d));
+        Report(compute, "attention_backward", shape, reps, 2.5 * attnFlops, () => Attention.Backward(compute, dq, dk, dv, dout, o, lse, q, k, v, default, b, t, hq, hkv, d));
         var oneQ = R(hq * d); var oneO = new float[hq * d];
-        Report("attention_decode_step", $"start={t - 1} Hq={hq} Hkv={hkv} D={d}", reps, 4.0 * hq * t * d,
-            () => Attention.ForwardCached(oneO, oneQ, k.AsSpan(0, t * hkv * d), v.AsSpan(0, t * hkv * d), t - 1, 1, hq, hkv, d));
+        Report(compute, "attention_decode_step", $"start={t - 1} Hq={hq} Hkv={hkv} D={d}", reps, 4.0 * hq * t * d,
+            () => Attention.ForwardCached(compute, oneO, oneQ, k.AsSpan(0, t * hkv * d), v.AsSpan(0, t * hkv * d), t - 1, 1, hq, hkv, d));
 
         var x = R(n * c); var w = R(c); var y = new float[n * c]; var rstd = new float[n]; var dx = new float[n * c]; var dw = new float[c];
-        Report("rmsnorm_forward", $"n={n} c={c}", reps, 4.0 * n * c, () => RmsNorm.Forward(y, rstd, x, w, n, c, 1e-5f));
-        Report("rmsnorm_backward", $"n={n} c={c}", reps, 8.0 * n * c, () => RmsNorm.Backward(dx, dw, dout.AsSpan(0, n * c), x, w, rstd, n, c));
+        Report(compute, "rmsnorm_forward", $"n={n} c={c}", reps, 4.0 * n * c, () => RmsNorm.Forward(compute, y, rstd, x, w, n, c, 1e-5f));
+        Report(compute, "rmsnorm_backward", $"n={n} c={c}", reps, 8.0 * n * c, () => RmsNorm.Backward(compute, dx, dw, dout.AsSpan(0, n * c), x, w, rstd, n, c));
 
         var g = R(n * ffn); var u = R(n * ffn); var s = new float[n * ffn]; var dg = new float[n * ffn]; var du = new float[n * ffn];
-        Report("swiglu_forward", $"n={n} f={ffn}", reps, 0, () => SwiGlu.Forward(s, g, u));
-        Report("swiglu_backward", $"n={n} f={ffn}", reps, 0, () => SwiGlu.Backward(dg, du, s, g, u));
+        Report(compute, "swiglu_forward", $"n={n} f={ffn}", reps, 0, () => SwiGlu.Forward(compute, s, g, u));
+        Report(compute, "swiglu_backward", $"n={n} f={ffn}", reps, 0, () => SwiGlu.Backward(compute, dg, du, s, g, u));
 
         var table = new RopeTable(d, t, 500000, new RopeScaling("llama3", 32, 1, 4, 8192));
         var pos = new int[n]; for (int i = 0; i < n; i++) pos[i] = i % t;
-        Report("rope_forward", $"n={n} H={hq} D={d}", reps, 0, () => Rope.Forward(q, pos, hq, table));
+        Report(compute, "rope_forward", $"n={n} H={hq} D={d}", reps, 0, () => Rope.Forward(compute, q, pos, hq, table));
     }
 
     [DllImport("libc", EntryPoint = "getrusage")]
@@ -78,7 +78,7 @@ public sealed class BenchOpsCommand : IBenchCommand
         return Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
     }
 
-    static void Report(string op, string shape, int reps, double flops, Action body)
+    static void Report(PeftSharp.Compute.ComputeContext compute, string op, string shape, int reps, double flops, Action body)
     {
         // warm-up: JIT tiers (a method reaches optimized code after ~30 calls or on-stack replacement), scratch buffers
         var warm = Stopwatch.StartNew();
@@ -98,7 +98,7 @@ public sealed class BenchOpsCommand : IBenchCommand
         double median = ms[ms.Length / 2];
         var line = new Dictionary<string, object>
         {
-            ["bench"] = "ops", ["op"] = op, ["shape"] = shape, ["threads"] = Threads.Count, ["reps"] = ms.Length,
+            ["bench"] = "ops", ["op"] = op, ["shape"] = shape, ["threads"] = compute.Threads, ["reps"] = ms.Length,
             ["median_ms"] = Math.Round(median, 3),
             // CPU time of the whole process: on a shared machine it shows the work done, wall time shows the wait too.
             ["median_cpu_ms"] = Math.Round(cpu[cpu.Length / 2], 3),

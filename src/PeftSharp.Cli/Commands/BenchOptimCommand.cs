@@ -6,7 +6,7 @@ using PeftSharp.Optim;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft bench optim`: milliseconds per optimizer step, AdamW (float32 states) vs AdamW8bit.</summary>
-public sealed class BenchOptimCommand : IBenchCommand
+internal sealed class BenchOptimCommand : IBenchCommand
 {
     public Command Build()
     {
@@ -21,13 +21,13 @@ public sealed class BenchOptimCommand : IBenchCommand
         cmd.Options.Add(threads);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             int count = Math.Max(1, pr.GetValue(n)), r = Math.Max(1, pr.GetValue(reps));
             var rng = new Random(42);
             var p = new float[count];
             var g = new float[count];
             for (int i = 0; i < count; i++) { p[i] = (float)(rng.NextDouble() - 0.5); g[i] = (float)(rng.NextDouble() - 0.5) * 1e-2f; }
-            double t32 = Time(new AdamW(), p, g, r), t8 = Time(new AdamW8bit(), p, g, r);
+            double t32 = Time(new AdamW(compute), p, g, r), t8 = Time(new AdamW8bit(compute), p, g, r);
             Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
             {
                 ["bench"] = "optim",
@@ -36,7 +36,7 @@ public sealed class BenchOptimCommand : IBenchCommand
                 ["adamw8bit_ms"] = Math.Round(t8 * 1e3, 3),
                 ["state_bytes_32"] = 8L * count,
                 ["state_bytes_8bit"] = 2L * count + 8L * ((count + 255) / 256),
-                ["threads"] = PeftSharp.Kernels.Threads.Count,
+                ["threads"] = compute.Threads,
             }));
             return 0;
         }));

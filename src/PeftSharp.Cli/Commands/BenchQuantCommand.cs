@@ -6,7 +6,7 @@ using PeftSharp.Quantization;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft bench quant`: 4-bit quantize / dequantize throughput on a seeded 4096×4096 weight.</summary>
-public sealed class BenchQuantCommand : IBenchCommand
+internal sealed class BenchQuantCommand : IBenchCommand
 {
     public Command Build()
     {
@@ -25,15 +25,15 @@ public sealed class BenchQuantCommand : IBenchCommand
         cmd.Options.Add(threads);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             var qt = Quant4TypeNames.ParseBnb(pr.GetValue(type) ?? "nf4", "--type");
-            Run(qt, pr.GetValue(dq), Math.Max(1, pr.GetValue(reps)));
+            Run(compute, qt, pr.GetValue(dq), Math.Max(1, pr.GetValue(reps)));
             return 0;
         }));
         return cmd;
     }
 
-    static void Run(Quant4Type type, bool doubleQuant, int reps)
+    static void Run(PeftSharp.Compute.ComputeContext compute, Quant4Type type, bool doubleQuant, int reps)
     {
         const int rows = 4096, cols = 4096;
         int n = rows * cols;
@@ -48,7 +48,7 @@ public sealed class BenchQuantCommand : IBenchCommand
         }
         var dst = new float[n];
         // warm-up (JIT, page faults)
-        using (var warm = Quantized4Bit.Quantize(w, [rows, cols], type, 64, doubleQuant)) warm.Dequantize(dst);
+        using (var warm = Quantized4Bit.Quantize(compute, w, [rows, cols], type, 64, doubleQuant)) warm.Dequantize(compute, dst);
 
         var qTimes = new List<double>();
         var dTimes = new List<double>();
@@ -58,13 +58,13 @@ public sealed class BenchQuantCommand : IBenchCommand
         for (int r = 0; r < reps; r++)
         {
             var sw = Stopwatch.StartNew();
-            using var q = Quantized4Bit.Quantize(w, [rows, cols], type, 64, doubleQuant);
+            using var q = Quantized4Bit.Quantize(compute, w, [rows, cols], type, 64, doubleQuant);
             qTimes.Add(sw.Elapsed.TotalSeconds);
             sw.Restart();
-            q.Dequantize(dst);
+            q.Dequantize(compute, dst);
             dTimes.Add(sw.Elapsed.TotalSeconds);
             sw.Restart();
-            for (int r0 = 0; r0 < rows; r0 += 64) q.DequantizeRange((long)r0 * cols, scratch);
+            for (int r0 = 0; r0 < rows; r0 += 64) q.DequantizeRange(compute, (long)r0 * cols, scratch);
             rTimes.Add(sw.Elapsed.TotalSeconds);
             if (r == 0) for (int i = 0; i < n; i++) maxErr = Math.Max(maxErr, Math.Abs(dst[i] - w[i]));
         }
@@ -78,7 +78,7 @@ public sealed class BenchQuantCommand : IBenchCommand
             ["dequant_rows_gb_per_s"] = Math.Round(gb / Median(rTimes), 3),
             ["blocksize"] = 64,
             ["double_quant"] = doubleQuant,
-            ["threads"] = PeftSharp.Kernels.Threads.Count,
+            ["threads"] = compute.Threads,
             ["reps"] = reps,
             ["max_abs_error"] = Math.Round(maxErr, 6),
         };

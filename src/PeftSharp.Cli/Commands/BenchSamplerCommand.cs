@@ -7,7 +7,7 @@ namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft bench sampler`: milliseconds per sampled token over a synthetic LLM-like logits row (a Gaussian body
 /// plus a few dominant tokens), for each sampling mode. One JSON line per mode, median of the repeats.</summary>
-public sealed class BenchSamplerCommand : IBenchCommand
+internal sealed class BenchSamplerCommand : IBenchCommand
 {
     public Command Build()
     {

@@ -12,7 +12,7 @@ namespace PeftSharp.Cli.Commands;
 /// data set would be. Warm-up passes (JIT tiering and the BPE word cache; the first is reported as cold_mb_per_s),
 /// then the median of --runs timed passes.
 /// </summary>
-public sealed class BenchTokenizeCommand : IBenchCommand
+internal sealed class BenchTokenizeCommand : IBenchCommand
 {
     public Command Build()
     {

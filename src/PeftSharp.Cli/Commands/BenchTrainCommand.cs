@@ -10,7 +10,7 @@ namespace PeftSharp.Cli.Commands;
 /// `peft bench train --config c.json --method lora|dora|qlora|qdora|full --rank 16 --alpha 32 --targets all-linear --batch 4
 /// --seq 256 --steps 3`: median training-step time on random weights of that shape (BF16 base; NF4 + double quant for qlora/qdora).
 /// </summary>
-public sealed class BenchTrainCommand : IBenchCommand
+internal sealed class BenchTrainCommand : IBenchCommand
 {
     public Command Build()
     {
@@ -28,24 +28,24 @@ public sealed class BenchTrainCommand : IBenchCommand
         foreach (var o in new Option[] { config, method, rank, alpha, targets, batch, seq, steps, recompute, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             var c = ModelConfig.Load(pr.GetValue(config)!);
-            string m = pr.GetValue(method)!;
-            if (m is not ("lora" or "dora" or "qlora" or "qdora" or "full")) throw new PeftException($"--method: expected lora, dora, qlora, qdora or full, got '{m}'");
+            var m = PeftSharp.Training.TrainingMethod.Parse(pr.GetValue(method)!, "--method");
             var lora = TrainSettings.Apply(new PeftSharp.Peft.LoraConfig { R = pr.GetValue(rank), LoraAlpha = pr.GetValue(alpha) }, "target_modules", pr.GetValue(targets)!);
-            using var bench = new TrainStepBench(c, m, lora, pr.GetValue(batch), pr.GetValue(seq), pr.GetValue(recompute));
+            using var bench = new TrainStepBench(compute, c, m, lora, pr.GetValue(batch), pr.GetValue(seq), pr.GetValue(recompute));
             bench.Step();   // warm-up: JIT, lazily created optimizer state and scratch
             var times = Enumerable.Range(0, Math.Max(1, pr.GetValue(steps))).Select(_ => bench.Step()).ToList();
             double ms = BenchUtil.Median(times);
             int tokens = bench.Batch * bench.Seq;
             Console.WriteLine(new JsonObject
             {
-                ["bench"] = "train", ["config"] = Path.GetFileName(pr.GetValue(config)), ["method"] = m, ["rank"] = pr.GetValue(rank),
-                ["batch"] = bench.Batch, ["seq"] = bench.Seq, ["threads"] = PeftSharp.Kernels.Threads.Count,
+                ["bench"] = "train", ["config"] = Path.GetFileName(pr.GetValue(config)), ["method"] = m.Name, ["rank"] = pr.GetValue(rank),
+                ["batch"] = bench.Batch, ["seq"] = bench.Seq, ["threads"] = compute.Threads,
                 ["trainable_params"] = bench.TrainableParameters,
                 ["tokens_per_s"] = Math.Round(tokens / (ms / 1000), 2), ["step_ms"] = Math.Round(ms, 1),
                 ["peak_rss_mb"] = BenchUtil.PeakRssMb(), ["gflops"] = Math.Round(bench.FlopsPerToken() * tokens / (ms / 1000) / 1e9, 1),
                 ["gradient_checkpointing"] = pr.GetValue(recompute),
+                ["activations_mb"] = Math.Round(bench.Memory().ActivationBytes / 1048576.0, 1), ["compute"] = compute.Describe(),
             }.ToJsonString());
             return 0;
         }));

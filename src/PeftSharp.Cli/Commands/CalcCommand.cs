@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using PeftSharp.Cli.Planning;
 using PeftSharp.Models;
 using PeftSharp.Planning;
 
@@ -7,9 +8,10 @@ namespace PeftSharp.Cli.Commands;
 
 /// <summary>
 /// `peft calc`: adapter parameter counts (seed 004's square-matrix tables with --square, exact counts for a real
-/// config otherwise), training-memory estimates per method, and with --budget which method fits and which to choose.
+/// config otherwise), training-memory estimates per method, a time estimate per method from a short probe of this
+/// machine's throughput (--no-time skips it), and with --budget which method fits and which to choose.
 /// </summary>
-public sealed class CalcCommand : ICliCommand
+internal sealed class CalcCommand : ICliCommand
 {
     public Command Build()
     {
@@ -24,9 +26,12 @@ public sealed class CalcCommand : ICliCommand
         var budget = new Option<string?>("--budget") { Description = "memory budget, e.g. 24GB (10^9), 24GiB / 24G (2^30), 512MB" };
         var optimizer = new Option<string>("--optimizer") { Description = "adamw | adamw8bit", DefaultValueFactory = _ => "adamw" };
         var json = new Option<bool>("--json") { Description = "print JSON instead of tables" };
-        var cmd = new Command("calc", "adapter parameter counts, training-memory estimates per method, and which method fits a budget");
+        var steps = new Option<int>("--steps") { Description = "optimizer steps the time estimate adds up", DefaultValueFactory = _ => 1000 };
+        var noTime = new Option<bool>("--no-time") { Description = "skip the time estimate and its ~1 s throughput probe" };
+        var threads = SharedOptions.Threads();
+        var cmd = new Command("calc", "adapter parameter counts, training-memory and time estimates per method, and which method fits a budget");
         cmd.Arguments.Add(model);
-        foreach (var o in new Option[] { square, paramsOpt, rank, ranks, targets, batch, seq, budget, optimizer, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { square, paramsOpt, rank, ranks, targets, batch, seq, budget, optimizer, steps, noTime, threads, json }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             if (pr.GetValue(square))
@@ -39,10 +44,19 @@ public sealed class CalcCommand : ICliCommand
             }
             var path = pr.GetValue(model) ?? throw new PeftException("config: give a config.json or model folder (or --square --params ...)");
             var request = MakeRequest(pr.GetValue(ranks), pr.GetValue(rank), pr.GetValue(targets)!, pr.GetValue(batch), pr.GetValue(seq),
-                pr.GetValue(optimizer)!, pr.GetValue(budget));
+                pr.GetValue(optimizer)!, pr.GetValue(budget)) with { Steps = pr.GetValue(steps) };
+            if (request.Steps <= 0) throw new PeftException($"--steps: must be > 0, got {request.Steps}");
             if (!File.Exists(path) && !Directory.Exists(path))
                 throw new PeftException($"config: '{path}' does not exist (expected a config.json or a model folder holding one)");
-            var report = new CalcReport(ModelConfig.Load(path), path, request);
+            var config = ModelConfig.Load(path);
+            MachineThroughput? probe = null;
+            if (!pr.GetValue(noTime))
+            {
+                int t = Math.Max(1, pr.GetValue(threads));
+                using var compute = SharedOptions.Compute(t);
+                probe = ThroughputProbe.Measure(compute, config);
+            }
+            var report = new CalcReport(config, path, request, probe);
             Console.WriteLine(pr.GetValue(json) ? report.ToJson() : report.ToText());
             return 0;
         }));

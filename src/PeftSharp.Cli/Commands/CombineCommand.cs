@@ -8,7 +8,7 @@ namespace PeftSharp.Cli.Commands;
 /// `peft combine &lt;model-dir&gt; --adapter a --adapter b --weights 0.7,0.3 --out dir`: PEFT's add_weighted_adapter
 /// ("cat": exact weighted sum of the adapters' updates, rank = sum of ranks; "linear": same-rank adapters).
 /// </summary>
-public sealed class CombineCommand : ICliCommand
+internal sealed class CombineCommand : ICliCommand
 {
     public Command Build()
     {
@@ -29,7 +29,8 @@ public sealed class CombineCommand : ICliCommand
                     : throw new PeftException($"--weights: item {i + 1} '{s}' is not a number")).ToArray()
                 : Enumerable.Repeat(1.0, paths.Length).ToArray();
             if (w.Length != paths.Length) throw new PeftException($"--weights: {w.Length} weights for {paths.Length} adapters");
-            using var pm = ModelLoading.Load(pr.GetValue(dir)!, paths);
+            using var compute = SharedOptions.Compute(Environment.ProcessorCount);
+            using var pm = ModelLoading.Load(compute, pr.GetValue(dir)!, paths);
             var names = paths.Select((_, i) => $"adapter{i}").ToList();
             pm.Combine(names, w, "combined", pr.GetValue(combination)!);
             pm.Save(pr.GetValue(output)!, "combined", DType.F32, Path.GetFullPath(pr.GetValue(dir)!));

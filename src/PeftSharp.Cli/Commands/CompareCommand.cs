@@ -1,18 +1,18 @@
 using System.CommandLine;
 using System.Globalization;
 using PeftSharp.Cli.Training;
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 using Spectre.Console;
 
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>
 /// `peft compare`: runs several fine-tuning methods (default full, lora, dora, qlora, qdora) on one model and data set
-/// with identical settings, each in its own process, and writes a terminal table, report.md, report.json and a
+/// with identical settings, each in its own process (once per seed with --seeds N), and writes a terminal table, report.md, report.json and a
 /// self-contained report.html. With no arguments it uses the embedded default model and demo task. Finished methods
 /// are kept, so an interrupted comparison continues where it stopped when the same command is run again.
 /// </summary>
-public sealed class CompareCommand : ICliCommand
+internal sealed class CompareCommand : ICliCommand
 {
     public const string DefaultOutputDir = "runs/compare";
 
@@ -26,7 +26,12 @@ public sealed class CompareCommand : ICliCommand
         var methods = new Option<string>("--methods") { Description = "comma list of methods, run in this order", DefaultValueFactory = _ => string.Join(",", ComparisonSettings.DefaultMethods) };
         var output = new Option<string>("--output-dir") { Description = "one sub-folder per method, plus the reports", DefaultValueFactory = _ => DefaultOutputDir };
         var maxSteps = new Option<int>("--max-steps") { Description = "optimizer steps per method", DefaultValueFactory = _ => defaults.MaxSteps };
-        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => defaults.Seed };
+        var seed = new Option<int>("--seed") { Description = "seed of the first run of every method", DefaultValueFactory = _ => defaults.Seed };
+        var seeds = new Option<int>("--seeds")
+        {
+            Description = "runs per method, with seeds --seed, --seed + 1, …; reports mean ± spread and calls a verdict only when a difference exceeds it",
+            DefaultValueFactory = _ => defaults.Seeds,
+        };
         var lr = new Option<double>("--learning-rate") { Description = "peak learning rate of every method without an override", DefaultValueFactory = _ => defaults.LearningRate };
         var lrFull = new Option<double>("--lr-full") { Description = "learning rate of full fine-tuning (smaller on purpose: it updates every weight)", DefaultValueFactory = _ => ComparisonSettings.DefaultLearningRateOverrides["full"] };
         var lrOverride = new Option<string[]>("--lr-override") { Description = "per-method learning rate, method=value (repeatable or comma list)", AllowMultipleArgumentsPerToken = true };
@@ -37,7 +42,7 @@ public sealed class CompareCommand : ICliCommand
         var force = new Option<bool>("--force") { Description = "rerun methods that already finished" };
         var threads = SharedOptions.Threads();
         var cmd = new Command("compare", "compare fine-tuning methods (full, LoRA, DoRA, QLoRA, QDoRA) on one model and data set; writes report.md/.json/.html");
-        foreach (var o in new Option[] { model, data, evalData, config, methods, output, maxSteps, seed, lr, lrFull, lrOverride, scheduler, r, alpha, taskEval, force, threads })
+        foreach (var o in new Option[] { model, data, evalData, config, methods, output, maxSteps, seed, seeds, lr, lrFull, lrOverride, scheduler, r, alpha, taskEval, force, threads })
             cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
@@ -58,7 +63,7 @@ public sealed class CompareCommand : ICliCommand
             {
                 ModelDir = modelDir, DataFile = dataFile, EvalFile = evalFile, ConfigFile = yaml, OutputDir = pr.GetValue(output)!,
                 Methods = pr.GetValue(methods)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(m => m.ToLowerInvariant()).ToList(),
-                MaxSteps = pr.GetValue(maxSteps), Seed = pr.GetValue(seed), LearningRate = pr.GetValue(lr), LrScheduler = pr.GetValue(scheduler)!,
+                MaxSteps = pr.GetValue(maxSteps), Seed = pr.GetValue(seed), Seeds = pr.GetValue(seeds), LearningRate = pr.GetValue(lr), LrScheduler = pr.GetValue(scheduler)!,
                 R = pr.GetValue(r), LoraAlpha = pr.GetValue(alpha), TaskEval = pr.GetValue(taskEval), Threads = Math.Max(1, pr.GetValue(threads)),
                 LearningRateOverrides = overrides, Force = pr.GetValue(force),
             };
@@ -86,7 +91,9 @@ public sealed class CompareCommand : ICliCommand
         Console.WriteLine();
         PrintTable(report);
         Console.WriteLine();
-        foreach (var c in report.Claims) Console.WriteLine($"{c.Title} ({c.Source}): {c.VerdictText} — {c.Ours}");
+        Console.WriteLine(SeedsNote.Text(report));
+        Console.WriteLine();
+        foreach (var c in report.Claims) Console.WriteLine($"{c.Title} ({c.Source.Citation}): {c.VerdictText} — {c.Ours}");
         Console.WriteLine();
         Console.WriteLine($"reports: {paths.Markdown}\n         {paths.Json}\n         {paths.Html}");
         return report.Results.All(x => x.Succeeded) ? 0 : 2;
@@ -115,12 +122,14 @@ public sealed class CompareCommand : ICliCommand
         readonly object _gate = new();
         bool _lineOpen;
 
-        public void OnMethodStart(string method, int index, int count, bool reused)
+        public void OnMethodStart(string method, int seed, int index, int count, bool reused)
         {
+            string name = settings.Seeds > 1 ? $"{method} (seed {seed})" : method;
+            string dir = settings.RunDir(method, seed);
             Console.WriteLine(reused
-                ? $"[{index + 1}/{count}] {method}: finished earlier, not run again ({settings.MethodDir(method)})"
-                : $"[{index + 1}/{count}] {method}: training (lr {settings.LearningRateFor(method).ToString("0.###e+0", CultureInfo.InvariantCulture)}, " +
-                  $"log {Path.Combine(settings.MethodDir(method), "train.log")})");
+                ? $"[{index + 1}/{count}] {name}: finished earlier, not run again ({dir})"
+                : $"[{index + 1}/{count}] {name}: training (lr {settings.LearningRateFor(method).ToString("0.###e+0", CultureInfo.InvariantCulture)}, " +
+                  $"log {Path.Combine(dir, "train.log")})");
         }
 
         public void OnOutputLine(string method, string line)
@@ -141,8 +150,8 @@ public sealed class CompareCommand : ICliCommand
         {
             lock (_gate) { if (_lineOpen) { Console.Write("\r" + new string(' ', Width()) + "\r"); _lineOpen = false; } }
             if (r.Succeeded)
-                Console.WriteLine($"  {r.Method}: {Fmt.Seconds(r.WallSeconds)}, final train loss {Fmt.Num(r.FinalTrainLoss, 4)}, eval loss {Fmt.Num(r.EvalLoss, 4)}, " +
-                                  $"peak RSS {Fmt.Mb(r.PeakRssMb)}, {Fmt.Num(r.TokensPerSecond, 0)} tokens/s");
+                Console.WriteLine($"  {r.Method}{(settings.Seeds > 1 ? $" (seed {string.Join(",", r.Seeds)})" : "")}: {Fmt.Seconds(r.WallSeconds)}, final train loss {Fmt.Num(r.FinalTrainLoss, 4)}, eval loss {Fmt.Num(r.EvalLoss, 4)}, " +
+                                  $"peak RSS {Fmt.Mib(r.PeakRssMib)}, {Fmt.Num(r.TokensPerSecond, 0)} tokens/s");
             else
                 Console.WriteLine($"  {r.Method}: FAILED — {r.Error} (log {r.LogFile})");
         }

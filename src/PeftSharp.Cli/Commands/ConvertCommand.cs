@@ -5,7 +5,7 @@ using PeftSharp.Models;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft convert &lt;model-dir&gt; --dtype bf16 --out dir`: rewrite a checkpoint's weights in another dtype.</summary>
-public sealed class ConvertCommand : ICliCommand
+internal sealed class ConvertCommand : ICliCommand
 {
     public Command Build()
     {

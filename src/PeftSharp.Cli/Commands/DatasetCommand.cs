@@ -4,7 +4,7 @@ using PeftSharp.Data;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft dataset FILE`: validates a training file (format, every record) without a model.</summary>
-public sealed class DatasetCommand : ICliCommand
+internal sealed class DatasetCommand : ICliCommand
 {
     public Command Build()
     {

@@ -8,7 +8,7 @@ using PeftSharp.Templates;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft eval &lt;model-dir&gt; --data f.jsonl [--adapter dir]`: loss, perplexity and exact match, as JSON.</summary>
-public sealed class EvalCommand : ICliCommand
+internal sealed class EvalCommand : ICliCommand
 {
     public Command Build()
     {
@@ -25,10 +25,10 @@ public sealed class EvalCommand : ICliCommand
         foreach (var o in new Option[] { data, adapters, maxLength, batch, exact, format, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             string modelDir = pr.GetValue(dir)!;
             var paths = pr.GetValue(adapters) ?? [];
-            using var pm = ModelLoading.Load(modelDir, paths);
+            using var pm = ModelLoading.Load(compute, modelDir, paths);
             var tokenizer = ModelLoading.Tokenizer(modelDir);
             var prepared = TrainingData.Prepare(pr.GetValue(data)!, tokenizer, ChatTemplateSource.TryLoad(modelDir),
                 new DataOptions { Format = DatasetFormats.Parse(pr.GetValue(format)!) });
@@ -40,8 +40,8 @@ public sealed class EvalCommand : ICliCommand
             foreach (var (label, adapter) in names)
             {
                 pm.SetActive(adapter);
-                var loss = LossEvaluator.Evaluate(pm.Model, examples, batching);
-                var em = pr.GetValue(exact) > 0 ? ExactMatch.Evaluate(pm.Model, tokenizer, examples, pr.GetValue(exact)) : null;
+                var loss = LossEvaluator.Evaluate(pm.Model, compute, pm.Route(adapter), examples, batching);
+                var em = pr.GetValue(exact) > 0 ? ExactMatch.Evaluate(pm.Model, compute, pm.Route(adapter), tokenizer, examples, pr.GetValue(exact)) : null;
                 Console.WriteLine(new JsonObject
                 {
                     ["model"] = label, ["examples"] = examples.Count, ["tokens"] = loss.Tokens,

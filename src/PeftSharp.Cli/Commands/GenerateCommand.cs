@@ -5,7 +5,7 @@ using PeftSharp.Inference;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft generate &lt;model-dir&gt; --prompt "…"` (or --ids 1,2,3): sampled continuation, streamed.</summary>
-public sealed class GenerateCommand : ICliCommand
+internal sealed class GenerateCommand : ICliCommand
 {
     public Command Build()
     {
@@ -29,11 +29,11 @@ public sealed class GenerateCommand : ICliCommand
         foreach (var o in new Option[] { prompt, ids, adapters, maxNew, temperature, topK, topP, penalty, seed, json, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             string modelDir = pr.GetValue(dir)!;
             string? text = pr.GetValue(prompt), idText = pr.GetValue(ids);
             if ((text == null) == (idText == null)) throw new PeftException("give exactly one of --prompt or --ids");
-            using var pm = ModelLoading.Load(modelDir, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
+            using var pm = ModelLoading.Load(compute, modelDir, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
             var tokenizer = text != null || File.Exists(Path.Combine(modelDir, "tokenizer.json")) ? ModelLoading.Tokenizer(modelDir) : null;
             int[] promptIds = text != null ? tokenizer!.Encode(text, addSpecial: true) : TokenIds.Parse(idText!, "--ids");
             if (text == "")
@@ -47,7 +47,7 @@ public sealed class GenerateCommand : ICliCommand
             bool asJson = pr.GetValue(json) || tokenizer == null;
             if (!asJson) Console.Write(text);
             int printed = 0;
-            foreach (var id in Generator.Generate(pm.Model, promptIds, pr.GetValue(maxNew), options, stop))
+            foreach (var id in Generator.Generate(pm.Model, compute, pm.Route(pm.Active), promptIds, pr.GetValue(maxNew), options, stop))
             {
                 produced.Add(id);
                 if (asJson) continue;

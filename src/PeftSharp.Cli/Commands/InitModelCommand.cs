@@ -5,7 +5,7 @@ using PeftSharp.Models;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft init-model --config c.json --out dir`: a model folder with seeded random weights (to pretrain from).</summary>
-public sealed class InitModelCommand : ICliCommand
+internal sealed class InitModelCommand : ICliCommand
 {
     public Command Build()
     {

@@ -7,7 +7,7 @@ using PeftSharp.Inspection;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft inspect &lt;model-dir&gt;`: architecture, parameter counts by module kind, dtypes, bytes.</summary>
-public sealed class InspectCommand : ICliCommand
+internal sealed class InspectCommand : ICliCommand
 {
     public Command Build()
     {

@@ -12,7 +12,7 @@ namespace PeftSharp.Cli.Commands;
 /// difference to the unmerged model on a probe sequence). Merging into the dense base is the recommended path; into a
 /// 4-bit base the weights are dequantized, the delta added and the result re-quantized (a second rounding).
 /// </summary>
-public sealed class MergeCommand : ICliCommand
+internal sealed class MergeCommand : ICliCommand
 {
     public Command Build()
     {
@@ -32,14 +32,14 @@ public sealed class MergeCommand : ICliCommand
         foreach (var o in new Option[] { adapter, output, into, dtype, quantType, doubleQuant, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             string modelDir = pr.GetValue(dir)!;
             string? target = pr.GetValue(into)?.Trim().ToLowerInvariant();
             if (target is not (null or "bf16" or "dense" or "4bit"))
                 throw new PeftException($"--into: expected bf16 or 4bit, got '{pr.GetValue(into)}'");
             var quantize = target == "4bit" ? QuantizeOptions.Parse(pr.GetValue(quantType)!, pr.GetValue(doubleQuant), 64, "--quant-type") : null;
-            var model = CausalLM.Load(modelDir, quantize);
-            using var pm = new PeftModel(model);
+            var model = CausalLM.Load(modelDir, quantize, compute);
+            using var pm = new PeftModel(model, compute);
             if (model.Quantization != null && target is "bf16" or "dense")
                 throw new PeftException($"{modelDir}: the base is a 4-bit checkpoint; merge into the BF16 base by passing that folder, or use --into 4bit");
             var report = pm.LoadAdapter(pr.GetValue(adapter)!, "default");

@@ -10,7 +10,7 @@ namespace PeftSharp.Cli.Commands;
 /// checkpoint (the decoder projections quantized while loading, tensor by tensor; embeddings, norms and lm_head kept
 /// in their dtype) with transformers' quantization_config, readable by our loader and by transformers + bitsandbytes.
 /// </summary>
-public sealed class QuantizeCommand : ICliCommand
+internal sealed class QuantizeCommand : ICliCommand
 {
     public Command Build()
     {
@@ -25,11 +25,11 @@ public sealed class QuantizeCommand : ICliCommand
         foreach (var o in new Option[] { to, doubleQuant, blockSize, output, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             string src = pr.GetValue(dir)!, dst = pr.GetValue(output)!;
             if (Path.GetFullPath(src) == Path.GetFullPath(dst)) throw new PeftException("--out must be a different folder than the model");
             var options = QuantizeOptions.Parse(pr.GetValue(to)!, pr.GetValue(doubleQuant), pr.GetValue(blockSize), "--to/--blocksize");
-            using var model = CausalLM.Load(src, options);
+            using var model = CausalLM.Load(src, options, compute);
             if (model.Quantization?.PreQuantized == true) throw new PeftException($"{src}: already a bitsandbytes 4-bit checkpoint");
             double loadPeak = BenchUtil.PeakRssMb();
             HfCheckpoint.Write(dst, model, src, BenchUtil.ParseDType(model.Config.TorchDtype switch { "bfloat16" => "bf16", "float16" => "f16", _ => "f32" }));

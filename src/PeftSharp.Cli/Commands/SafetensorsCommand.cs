@@ -7,7 +7,7 @@ namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft safetensors PATH`: validates a .safetensors file or a model folder (single file or shards) and lists
 /// its tensors; for a folder with config.json, also the architecture it describes.</summary>
-public sealed class SafetensorsCommand : ICliCommand
+internal sealed class SafetensorsCommand : ICliCommand
 {
     public Command Build()
     {

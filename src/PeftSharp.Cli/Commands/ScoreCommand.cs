@@ -6,7 +6,7 @@ using PeftSharp.Models;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft score &lt;model-dir&gt; --ids 1,2,3`: log p(token | previous tokens) for each token, as JSON.</summary>
-public sealed class ScoreCommand : ICliCommand
+internal sealed class ScoreCommand : ICliCommand
 {
     public Command Build()
     {
@@ -26,16 +26,16 @@ public sealed class ScoreCommand : ICliCommand
         cmd.Options.Add(threads);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             string? t = pr.GetValue(text), idText = pr.GetValue(ids);
             if ((t == null) == (idText == null)) throw new PeftException("give exactly one of --ids or --text");
-            using var pm = ModelLoading.Load(pr.GetValue(dir)!, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
+            using var pm = ModelLoading.Load(compute, pr.GetValue(dir)!, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
             var tokens = t != null ? ModelLoading.Tokenizer(pr.GetValue(dir)!).Encode(t, addSpecial: true) : TokenIds.Parse(idText!, "--ids");
             if (tokens.Length == 0) throw new PeftException("--text: the text encodes to no tokens (this tokenizer adds no BOS); nothing to score");
             if (tokens.Length == 1)
                 Console.Error.WriteLine("note: the input is a single token (the BOS token for empty text); the first token has no " +
                                         "prediction, so nothing is scored: total 0, perplexity null");
-            var result = Scorer.Score(pm.Model, tokens);
+            var result = Scorer.Score(pm.Model, compute, pm.Route(pm.Active), tokens);
             Console.WriteLine(result.ToJson());
             return 0;
         }));
@@ -44,7 +44,7 @@ public sealed class ScoreCommand : ICliCommand
 }
 
 /// <summary>Parses "1,2,3" into token ids with a clear error.</summary>
-public static class TokenIds
+internal static class TokenIds
 {
     public static int[] Parse(string text, string option)
     {

@@ -6,7 +6,7 @@ namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft template MODEL --messages FILE`: renders a conversation of a data file through the model's chat
 /// template and marks the parts that are trained on, to check what the model will see.</summary>
-public sealed class TemplateCommand : ICliCommand
+internal sealed class TemplateCommand : ICliCommand
 {
     public Command Build()
     {

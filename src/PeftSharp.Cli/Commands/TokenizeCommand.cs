@@ -11,7 +11,7 @@ namespace PeftSharp.Cli.Commands;
 /// tokenized by that field (so a JSONL data set can be fed directly), any other line as raw text.
 /// `--decode 1,2,3` prints the decoded text instead.
 /// </summary>
-public sealed class TokenizeCommand : ICliCommand
+internal sealed class TokenizeCommand : ICliCommand
 {
     internal static readonly JsonSerializerOptions Json = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 

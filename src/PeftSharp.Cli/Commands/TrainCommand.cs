@@ -12,7 +12,7 @@ namespace PeftSharp.Cli.Commands;
 /// `peft train`: fine-tune with LoRA, DoRA or full fine-tuning. With no arguments it fine-tunes the embedded default
 /// model on the demo task (assets/demo/train.yaml) and reports eval loss, exact match and generations before/after.
 /// </summary>
-public sealed class TrainCommand : ICliCommand
+internal sealed class TrainCommand : ICliCommand
 {
     public Command Build()
     {
@@ -27,9 +27,9 @@ public sealed class TrainCommand : ICliCommand
         foreach (var (_, o) in settings) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            SharedOptions.ApplyThreads(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
             var options = Resolve(pr, pr.GetValue(config), settings);
-            return Train(options, pr.GetValue(taskEval));
+            return Train(options, compute, pr.GetValue(taskEval));
         }));
         return cmd;
     }
@@ -53,13 +53,13 @@ public sealed class TrainCommand : ICliCommand
         return o;
     }
 
-    public static int Train(TrainingOptions options, int taskEvalExamples)
+    public static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples)
     {
         TrainPreflight.Check(options);
         using var folder = RunFolder.Open(options.OutputDir, options.ResumeFrom != null, options.Overwrite);
         foreach (var r in folder.Removed) Console.WriteLine($"removed {r}");
         using var interrupt = new TrainInterrupt();
-        try { return Train(options, taskEvalExamples, interrupt.Token); }
+        try { return Train(options, compute, taskEvalExamples, interrupt.Token); }
         catch (TrainingInterruptedException e)
         {
             Console.Error.WriteLine(e.Checkpoint != null
@@ -69,20 +69,20 @@ public sealed class TrainCommand : ICliCommand
         }
     }
 
-    static int Train(TrainingOptions options, int taskEvalExamples, CancellationToken cancel)
+    static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples, CancellationToken cancel)
     {
         var progress = new TrainProgress(live: !Console.IsOutputRedirected && !Console.IsErrorRedirected, options.LoggingSteps);
         Console.WriteLine($"model {options.ModelDir}\ndata  {options.DataFile}{(options.EvalFile != null ? $" (eval {options.EvalFile})" : "")}\nout   {options.OutputDir}");
-        using var trainer = new Trainer(options, progress);
+        using var trainer = new TrainingRun(options, compute, progress);
         var evalSet = trainer.Data.Eval;
         ExactMatchResult? before = null;
         if (taskEvalExamples > 0 && options.ResumeFrom == null && evalSet.Count > 0)
         {
-            before = ExactMatch.Evaluate(trainer.Model.Model, trainer.Tokenizer, evalSet, taskEvalExamples);
+            before = ExactMatch.Evaluate(trainer.Model.Model, compute, trainer.Model.Route(trainer.Model.Active), trainer.Tokenizer, evalSet, taskEvalExamples);
             if (before.Examples == 0) before = null;   // plain-text data: no completion task
         }
         var result = progress.Run(() => trainer.Run(cancel));
-        ExactMatchResult? after = before != null ? ExactMatch.Evaluate(trainer.Model.Model, trainer.Tokenizer, evalSet, taskEvalExamples) : null;
+        ExactMatchResult? after = before != null ? ExactMatch.Evaluate(trainer.Model.Model, compute, trainer.Model.Route(trainer.Model.Active), trainer.Tokenizer, evalSet, taskEvalExamples) : null;
 
         Console.WriteLine();
         Console.WriteLine($"done: {result.Steps} steps in {result.WallSeconds:F1} s, {result.MeanTokensPerSecond:F0} tokens/s, final train loss {result.FinalLoss:F4}, peak RSS {result.Memory.PeakRssMb:F0} MB");

@@ -5,7 +5,7 @@ using PeftSharp.Tokenization;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft train-tokenizer --corpus text.txt --vocab-size 2048 --out dir`: a byte-level BPE in HF format.</summary>
-public sealed class TrainTokenizerCommand : ICliCommand
+internal sealed class TrainTokenizerCommand : ICliCommand
 {
     public Command Build()
     {

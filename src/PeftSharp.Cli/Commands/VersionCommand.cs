@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics.X86;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>`peft info`: version and the compute paths this machine gets.</summary>
-public sealed class InfoCommand : ICliCommand
+internal sealed class InfoCommand : ICliCommand
 {
     public Command Build()
     {

@@ -4,7 +4,7 @@ namespace PeftSharp.Cli.Training;
 /// The embedded default: a tiny Llama-architecture model pretrained by this project and a demo fine-tuning task,
 /// shipped under assets/ (copied beside the executable, found from the repository when run with dotnet run).
 /// </summary>
-public static class DefaultAssets
+internal static class DefaultAssets
 {
     public const string ModelFolder = "default-model";
     public const string DemoData = "demo/train.jsonl";

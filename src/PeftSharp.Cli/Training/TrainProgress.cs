@@ -7,7 +7,7 @@ namespace PeftSharp.Cli.Training;
 /// Renders training progress: a live bar (loss, tokens/s, ETA, memory) on a terminal, plain log lines when output is
 /// redirected (CI logs, files).
 /// </summary>
-public sealed class TrainProgress : ITrainingObserver
+internal sealed class TrainProgress : ITrainingObserver
 {
     readonly bool _live;
     ProgressTask? _task;

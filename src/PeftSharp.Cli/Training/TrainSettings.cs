@@ -10,7 +10,7 @@ namespace PeftSharp.Cli.Training;
 /// Every training setting once: its YAML key (transformers/PEFT names), the matching --flag, and how it applies to
 /// <see cref="TrainingOptions"/>. A YAML file is applied first, then flags given on the command line.
 /// </summary>
-public static class TrainSettings
+internal static class TrainSettings
 {
     public sealed record Setting(string Key, string Help, Type Type, Func<TrainingOptions, object, TrainingOptions> Apply);
 

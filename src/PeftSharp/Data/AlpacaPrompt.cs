@@ -1,7 +1,7 @@
 namespace PeftSharp.Data;
 
 /// <summary>The standard Alpaca prompt (tatsu-lab/stanford_alpaca): the record's output is the completion.</summary>
-public static class AlpacaPrompt
+internal static class AlpacaPrompt
 {
     public static string Format(string instruction, string? input)
     {

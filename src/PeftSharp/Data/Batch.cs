@@ -5,7 +5,7 @@ namespace PeftSharp.Data;
 /// several packed examples; attention must only connect positions with the same <see cref="SegmentIds"/> value
 /// (and causally), and positions restart at 0 for each example, so packed examples never see each other.
 /// </summary>
-public sealed class Batch
+internal sealed class Batch
 {
     public required int BatchSize { get; init; }
     public required int SeqLen { get; init; }

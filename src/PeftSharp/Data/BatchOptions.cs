@@ -1,7 +1,7 @@
 namespace PeftSharp.Data;
 
 /// <summary>What to do with an example longer than <see cref="BatchOptions.MaxLength"/>.</summary>
-public enum OverlongPolicy
+internal enum OverlongPolicy
 {
     /// <summary>Keep its first MaxLength tokens.</summary>
     Truncate,
@@ -9,7 +9,7 @@ public enum OverlongPolicy
     Drop,
 }
 
-public sealed class BatchOptions
+internal sealed class BatchOptions
 {
     /// <summary>Rows per batch.</summary>
     public int BatchSize { get; init; } = 1;

@@ -23,7 +23,7 @@ namespace PeftSharp.Data;
 /// boundaries (a template that drops the content entirely is an error); a template writing no end-of-turn token
 /// after assistant text gives no trained stop token (add it to the end-of-turn list, or use {% generation %}).
 /// </summary>
-public static class ChatTurnLocator
+internal static class ChatTurnLocator
 {
     /// <summary>End-of-turn strings of common chat formats, used besides the template's eos token.</summary>
     public static readonly IReadOnlyList<string> DefaultEndOfTurnTokens =

@@ -2,7 +2,7 @@ namespace PeftSharp.Data;
 
 /// <summary>Where a <see cref="DataLoader"/> stands: the next batch is batch <see cref="Batch"/> of epoch <see cref="Epoch"/>.
 /// Save it with a checkpoint and give it back to <see cref="DataLoader.Seek"/> to resume with the same batches.</summary>
-public readonly record struct DataLoaderPosition(int Epoch, int Batch);
+internal readonly record struct DataLoaderPosition(int Epoch, int Batch);
 
 /// <summary>
 /// Endless batches over the examples: each epoch shuffles the example order with a permutation derived from
@@ -10,7 +10,7 @@ public readonly record struct DataLoaderPosition(int Epoch, int Batch);
 /// cuts consecutive rows into batches. Everything is a pure function of (examples, options, seed, epoch), so a
 /// saved <see cref="Position"/> restores the exact batch sequence.
 /// </summary>
-public sealed class DataLoader
+internal sealed class DataLoader
 {
     private readonly IReadOnlyList<EncodedExample> _examples;
     private readonly BatchOptions _o;

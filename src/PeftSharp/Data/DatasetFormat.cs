@@ -15,7 +15,7 @@ public enum DatasetFormat
     Alpaca,
 }
 
-public static class DatasetFormats
+internal static class DatasetFormats
 {
     public static string Name(DatasetFormat f) => f switch
     {

@@ -4,7 +4,7 @@ using PeftSharp.Templates;
 
 namespace PeftSharp.Data;
 
-public sealed class DatasetLoadOptions
+internal sealed class DatasetLoadOptions
 {
     /// <summary>Record format; <see cref="DatasetFormat.Auto"/> detects it from the first valid record.</summary>
     public DatasetFormat Format { get; init; } = DatasetFormat.Auto;
@@ -13,7 +13,7 @@ public sealed class DatasetLoadOptions
 }
 
 /// <summary>The valid records of one file, and what was skipped.</summary>
-public sealed class LoadedDataset
+internal sealed class LoadedDataset
 {
     public required string File { get; init; }
     public required DatasetFormat Format { get; init; }
@@ -29,7 +29,7 @@ public sealed class LoadedDataset
 /// objects, or {"data": [...]}; a .json file holding one object per line is read as JSONL). A bad record is a
 /// <see cref="PeftException"/> "file:line: what was wrong, what was expected", or is skipped and counted.
 /// </summary>
-public static class DatasetLoader
+internal static class DatasetLoader
 {
     internal const int MaxReasonsKept = 100;
 

@@ -2,7 +2,7 @@ namespace PeftSharp.Data;
 
 /// <summary>A tokenized example: <see cref="Ids"/> as the model reads them and, for each position, the label of that
 /// token (<see cref="Labels"/>[i] = Ids[i] when the model is trained to produce it, −100 when not), not shifted.</summary>
-public sealed class EncodedExample
+internal sealed class EncodedExample
 {
     public const int IgnoreIndex = -100;
 

@@ -2,7 +2,7 @@ namespace PeftSharp.Data;
 
 /// <summary>Held-out evaluation examples by fraction: a seeded choice of round(fraction·n) items (at least one when the
 /// fraction is positive, and at least one left for training); both parts keep the original order.</summary>
-public static class EvalSplit
+internal static class EvalSplit
 {
     public static (List<T> Train, List<T> Eval) Split<T>(IReadOnlyList<T> items, double evalFraction, int seed)
     {

@@ -3,7 +3,7 @@ using PeftSharp.Tokenization;
 
 namespace PeftSharp.Data;
 
-public sealed class EncodeOptions
+internal sealed class EncodeOptions
 {
     /// <summary>Train on every token (prompt and user turns too) instead of completions / assistant turns only.</summary>
     public bool TrainOnPrompt { get; init; }
@@ -29,7 +29,7 @@ public sealed class EncodeOptions
 /// those ids can differ from encoding the whole string at once (a BPE merge across the boundary, or a
 /// SentencePiece tokenizer's dummy-prefix space), which is the usual prompt/completion convention.
 /// </summary>
-public sealed class ExampleEncoder
+internal sealed class ExampleEncoder
 {
     private readonly ITokenizer _tok;
     private readonly ChatTemplate? _template;

@@ -6,7 +6,7 @@ namespace PeftSharp.Data;
 /// (the rest of the old row is padding). Examples longer than MaxLength are truncated to their first MaxLength
 /// tokens or dropped (<see cref="OverlongPolicy"/>); examples left with no trained token are skipped.
 /// </summary>
-public sealed class RowPlan
+internal sealed class RowPlan
 {
     /// <summary>Each row: (example index, tokens used) in order.</summary>
     public required List<List<(int Example, int Length)>> Rows { get; init; }

@@ -1,7 +1,7 @@
 namespace PeftSharp.Data;
 
 /// <summary>Deterministic permutations from a seed (SplitMix64 + Fisher–Yates), the same on every platform and .NET version.</summary>
-public static class SeededShuffle
+internal static class SeededShuffle
 {
     public static int[] Permutation(int n, ulong seed)
     {

@@ -3,7 +3,7 @@ using PeftSharp.Tokenization;
 
 namespace PeftSharp.Data;
 
-public sealed class DataOptions
+internal sealed class DataOptions
 {
     public DatasetFormat Format { get; init; } = DatasetFormat.Auto;
     /// <summary>Skip bad records (malformed JSON, wrong fields, a conversation the template rejects) and count them.</summary>
@@ -21,7 +21,7 @@ public sealed class DataOptions
 }
 
 /// <summary>Tokenized train and eval examples, with what was skipped.</summary>
-public sealed class PreparedData
+internal sealed class PreparedData
 {
     public required IReadOnlyList<EncodedExample> Train { get; init; }
     public required IReadOnlyList<EncodedExample> Eval { get; init; }
@@ -32,7 +32,7 @@ public sealed class PreparedData
 }
 
 /// <summary>The data pipeline in one call: load → validate → tokenize with labels → eval split.</summary>
-public static class TrainingData
+internal static class TrainingData
 {
     public static PreparedData Prepare(string trainFile, ITokenizer tokenizer, ChatTemplate? chatTemplate, DataOptions? options = null)
     {

@@ -6,9 +6,9 @@ using PeftSharp.Tokenization;
 namespace PeftSharp.Evaluation;
 
 /// <summary>One example's prompt, the expected completion and what the model generated for it.</summary>
-public sealed record GenerationSample(string Prompt, string Expected, string Generated, bool Match);
+internal sealed record GenerationSample(string Prompt, string Expected, string Generated, bool Match);
 
-public sealed record ExactMatchResult(int Examples, int Matches, IReadOnlyList<GenerationSample> Samples)
+internal sealed record ExactMatchResult(int Examples, int Matches, IReadOnlyList<GenerationSample> Samples)
 {
     public double Rate => Examples == 0 ? double.NaN : (double)Matches / Examples;
 }
@@ -17,9 +17,9 @@ public sealed record ExactMatchResult(int Examples, int Matches, IReadOnlyList<G
 /// The task metric for completion-style data: greedy-decode each example's prompt (the tokens before its first
 /// trained token) and compare the generated text with the trained completion (EOS removed, whitespace trimmed).
 /// </summary>
-public static class ExactMatch
+internal static class ExactMatch
 {
-    public static ExactMatchResult Evaluate(CausalLM model, ITokenizer tokenizer, IReadOnlyList<EncodedExample> examples,
+    public static ExactMatchResult Evaluate(CausalLM model, Compute.ComputeContext compute, Nn.AdapterRouting routing, ITokenizer tokenizer, IReadOnlyList<EncodedExample> examples,
         int maxExamples = 64, int extraTokens = 8)
     {
         var samples = new List<GenerationSample>();
@@ -35,7 +35,7 @@ public static class ExactMatch
             var expectedIds = ex.Ids[first..].Where((id, i) => ex.Labels[first + i] != EncodedExample.IgnoreIndex && !stop.Contains(id)).ToArray();
             int budget = expectedIds.Length + extraTokens;
             if (prompt.Length + budget > model.Rope.MaxPositions) continue;
-            var generated = Generator.Generate(model, prompt, budget, SamplingOptions.Greedy, stop).Where(id => !stop.Contains(id)).ToArray();
+            var generated = Generator.Generate(model, compute, routing, prompt, budget, SamplingOptions.Greedy, stop).Where(id => !stop.Contains(id)).ToArray();
             string exp = tokenizer.Decode(expectedIds, skipSpecial: true).Trim();
             string got = tokenizer.Decode(generated, skipSpecial: true).Trim();
             bool match = exp == got;

@@ -5,7 +5,7 @@ using PeftSharp.Training;
 namespace PeftSharp.Evaluation;
 
 /// <summary>Mean token loss and perplexity of a model over encoded examples (trained tokens only, no dropout).</summary>
-public static class LossEvaluator
+internal static class LossEvaluator
 {
     /// <param name="passFor">Supplies a (reused) pass for a batch shape.</param>
     public static EvalMetrics Evaluate(IReadOnlyList<EncodedExample> examples, BatchOptions batching, Func<int, int, ModelPass> passFor, int step = 0,
@@ -27,14 +27,14 @@ public static class LossEvaluator
     }
 
     /// <summary>Convenience for one-off evaluation: passes are created and disposed here.</summary>
-    public static EvalMetrics Evaluate(CausalLM model, IReadOnlyList<EncodedExample> examples, BatchOptions batching)
+    public static EvalMetrics Evaluate(CausalLM model, Compute.ComputeContext compute, Nn.AdapterRouting routing, IReadOnlyList<EncodedExample> examples, BatchOptions batching)
     {
         var passes = new Dictionary<(int, int), ModelPass>();
         try
         {
             return Evaluate(examples, batching, (b, t) =>
             {
-                if (!passes.TryGetValue((b, t), out var p)) passes[(b, t)] = p = new ModelPass(model, b, t, recompute: true);
+                if (!passes.TryGetValue((b, t), out var p)) passes[(b, t)] = p = new ModelPass(model, compute, b, t, recompute: true, routing);
                 return p;
             });
         }

@@ -2,7 +2,7 @@ namespace PeftSharp.IO;
 
 /// <summary>Writes a file through a temp file in the same folder, then renames it over the target, so a crash or an
 /// exception never leaves a half-written file under the real name.</summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)
     {

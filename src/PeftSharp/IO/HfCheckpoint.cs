@@ -6,7 +6,7 @@ using PeftSharp.Tensors;
 namespace PeftSharp.IO;
 
 /// <summary>Writes a full Hugging Face model folder: config.json, sharded safetensors, tokenizer files.</summary>
-public static class HfCheckpoint
+internal static class HfCheckpoint
 {
     public const long DefaultShardBytes = 5L << 30;   // transformers' default max_shard_size "5GB"
 

@@ -5,7 +5,7 @@ namespace PeftSharp.IO;
 
 /// <summary>A model folder's weights: one model.safetensors or shards listed by model.safetensors.index.json.</summary>
 /// <remarks>Like transformers, a single model.safetensors wins over an index when both are present.</remarks>
-public sealed class SafetensorsCheckpoint : IDisposable
+internal sealed class SafetensorsCheckpoint : IDisposable
 {
     public const string SingleFileName = "model.safetensors";
     public const string IndexFileName = "model.safetensors.index.json";

@@ -6,7 +6,7 @@ namespace PeftSharp.IO;
 
 /// <summary>A memory-mapped .safetensors file; tensors are views into the mapping (valid while the file is open).</summary>
 /// <remarks>Layout: u64 little-endian header length N, N bytes of UTF-8 JSON, then the data buffer.</remarks>
-public sealed unsafe class SafetensorsFile : IDisposable
+internal sealed unsafe class SafetensorsFile : IDisposable
 {
     readonly MemoryMappedFile _map;
     readonly MemoryMappedViewAccessor _view;

@@ -4,7 +4,7 @@ using PeftSharp.Tensors;
 
 namespace PeftSharp.IO;
 
-public static unsafe class SafetensorsWriter
+internal static unsafe class SafetensorsWriter
 {
     /// <summary>Writes one file atomically (temp file in the same folder, then rename).</summary>
     /// <remarks>Header keys: "__metadata__" first (if any), then tensors in the given order, data laid out in the same

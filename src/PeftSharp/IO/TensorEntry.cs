@@ -4,7 +4,7 @@ namespace PeftSharp.IO;
 
 /// <summary>One tensor's entry in a safetensors header. Begin/End are byte offsets relative to the data buffer
 /// (which starts right after the 8-byte length and the JSON header).</summary>
-public sealed record TensorEntry(string Name, DType DType, int[] Shape, long Begin, long End)
+internal sealed record TensorEntry(string Name, DType DType, int[] Shape, long Begin, long End)
 {
     public long ByteLength => End - Begin;
 }

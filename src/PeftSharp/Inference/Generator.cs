@@ -1,15 +1,17 @@
+using PeftSharp.Compute;
 using PeftSharp.Models;
+using PeftSharp.Nn;
 
 namespace PeftSharp.Inference;
 
 /// <summary>Autoregressive generation with a KV cache: prefill the prompt, then sample one token at a time.</summary>
-public static class Generator
+internal static class Generator
 {
     /// <summary>
     /// Yields new tokens as they are produced; stops after <paramref name="maxNewTokens"/>, at the context limit, or
     /// after emitting a stop id (EOS), which is yielded too.
     /// </summary>
-    public static IEnumerable<int> Generate(CausalLM model, IReadOnlyList<int> prompt, int maxNewTokens, SamplingOptions options,
+    public static IEnumerable<int> Generate(CausalLM model, ComputeContext compute, AdapterRouting routing, IReadOnlyList<int> prompt, int maxNewTokens, SamplingOptions options,
         IReadOnlyCollection<int> stopIds)
     {
         if (prompt.Count == 0) throw new PeftException("the prompt is empty: give at least one token (e.g. BOS)");
@@ -18,7 +20,7 @@ public static class Generator
         int limit = (int)Math.Min(model.Rope.MaxPositions, (long)prompt.Count + maxNewTokens);
         if (prompt.Count >= model.Rope.MaxPositions)
             throw new PeftException($"the prompt has {prompt.Count} tokens; the model's context is {model.Rope.MaxPositions}");
-        return Run(model, prompt.ToArray(), limit, options, stopIds);
+        return Run(model, compute, routing, prompt.ToArray(), limit, options, stopIds);
     }
 
     /// <summary>True when a generation of <paramref name="generated"/> new tokens after a prompt of
@@ -26,9 +28,9 @@ public static class Generator
     public static bool HitContextLimit(CausalLM model, int promptLength, int generated, int maxNewTokens) =>
         generated < maxNewTokens && promptLength + generated >= model.Rope.MaxPositions;
 
-    static IEnumerable<int> Run(CausalLM model, int[] prompt, int limit, SamplingOptions options, IReadOnlyCollection<int> stopIds)
+    static IEnumerable<int> Run(CausalLM model, ComputeContext compute, AdapterRouting routing, int[] prompt, int limit, SamplingOptions options, IReadOnlyCollection<int> stopIds)
     {
-        using var session = new InferenceSession(model, limit);
+        using var session = new InferenceSession(model, compute, limit, routing);
         var sampler = new Sampler(options);
         var logits = new float[model.Config.VocabSize];
         var context = new List<int>(prompt);

@@ -1,5 +1,6 @@
-using PeftSharp.Kernels;
+using PeftSharp.Compute;
 using PeftSharp.Models;
+using PeftSharp.Nn;
 using PeftSharp.Tensors;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
@@ -8,36 +9,34 @@ namespace PeftSharp.Inference;
 /// <summary>
 /// Incremental decoding of one sequence with a KV cache: feed the prompt (prefill), then one token at a time.
 /// Keys and values of every past position are kept per layer (after RoPE), so each new token costs one row of work.
-/// Scratch buffers grow to the largest chunk fed and are reused.
+/// The session owns all its state (cache, activations, adapter scratch): sessions on one model run concurrently.
+/// Buffers grow to the largest chunk fed and are reused.
 /// </summary>
-public sealed unsafe class InferenceSession : IDisposable
+internal sealed unsafe class InferenceSession : IDisposable
 {
     readonly CausalLM _m;
-    readonly Tensor[] _kCache, _vCache;     // per layer (MaxLength, Hkv·D)
-    Scratch? _s;
+    readonly KvCacheAttention _cache;
+    readonly PassContext _pass;
+    BlockActivations? _acts;
+    Tensor? _x, _y, _rstd;
+    int _rows;
 
     public int MaxLength { get; }
     /// <summary>Tokens consumed so far (= the position of the next token).</summary>
     public int Length { get; private set; }
 
-    public InferenceSession(CausalLM model, int maxLength)
+    public InferenceSession(CausalLM model, ComputeContext compute, int maxLength, AdapterRouting? routing = null)
     {
-        var c = model.Config;
         if (maxLength > model.Rope.MaxPositions)
             throw new PeftException($"requested length {maxLength} exceeds the model's max_position_embeddings {model.Rope.MaxPositions}");
+        if (routing is { IsWhole: false }) throw new ArgumentException("a single-sequence session uses one adapter for every row");
         _m = model;
         MaxLength = maxLength;
-        int kvd = c.NumKvHeads * c.HeadDim;
-        _kCache = new Tensor[c.NumLayers];
-        _vCache = new Tensor[c.NumLayers];
-        for (int l = 0; l < c.NumLayers; l++)
-        {
-            _kCache[l] = new Tensor(DType.F32, maxLength, kvd);
-            _vCache[l] = new Tensor(DType.F32, maxLength, kvd);
-        }
+        _cache = new KvCacheAttention(model.Config, maxLength);
+        _pass = new PassContext(compute, routing ?? AdapterRouting.None);
     }
 
-    public long CacheBytes => _kCache.Sum(t => t.ByteLength) * 2;
+    public long CacheBytes => _cache.Bytes;
 
     /// <summary>Forgets the sequence (the cache is overwritten from position 0).</summary>
     public void Reset() => Length = 0;
@@ -49,106 +48,66 @@ public sealed unsafe class InferenceSession : IDisposable
     public void Feed(ReadOnlySpan<int> ids, Span<float> lastLogits, Span<float> allLogits = default)
     {
         var c = _m.Config;
-        int n = ids.Length, start = Length;
+        int n = ids.Length, start = Length, C = c.HiddenSize;
         if (n == 0) throw new ArgumentException("no tokens to feed");
         if (start + n > MaxLength) throw new PeftException($"sequence would grow to {start + n} tokens, beyond the session's {MaxLength}");
         foreach (var id in ids) if ((uint)id >= (uint)c.VocabSize) throw new PeftException($"token id {id} is outside the vocabulary (size {c.VocabSize})");
-        if (_s == null || _s.Rows < n) { _s?.Dispose(); _s = new Scratch(c, Math.Max(n, 1)); }
-        var s = _s;
-        int C = c.HiddenSize, D = c.HeadDim, hq = c.NumHeads, hkv = c.NumKvHeads, kvd = hkv * D, qd = hq * D, F = c.IntermediateSize;
+        EnsureRows(n);
+        var k = _pass.Kernels;
+        var segment = _pass.Routing.First;
 
         Span<int> positions = n <= 1024 ? stackalloc int[n] : new int[n];
         for (int i = 0; i < n; i++) positions[i] = start + i;
-        var r = s.Residual.Floats[..(n * C)];
-        Embedding.Forward(r, ids, _m.Embed.AsMatrix());
+        k.EmbeddingForward(_x!.Floats[..(n * C)], ids, _m.EmbedFor(segment).AsMatrix());
 
+        _cache.Start = start;
+        var cache = _cache;
+        Tensor x = _x, y = _y!;
         for (int l = 0; l < c.NumLayers; l++)
         {
-            var layer = _m.Layers[l];
-            var xn = s.Xn.Floats[..(n * C)];
-            RmsNorm.Forward(xn, s.Rstd.Floats[..n], r, layer.InputNorm.Values, n, C, c.RmsNormEps);
-            var q = s.Q.Floats[..(n * qd)];
-            var kNew = _kCache[l].Floats.Slice(start * kvd, n * kvd);
-            var vNew = _vCache[l].Floats.Slice(start * kvd, n * kvd);
-            float* xnp = (float*)s.Xn.Data;
-            if (layer.QNorm != null && layer.KNorm != null)
-            {
-                layer.Q.Forward(xnp, (float*)s.Tmp.Data, n, false);
-                RmsNorm.Forward(q, s.RstdHeads.Floats[..(n * hq)], s.Tmp.Floats[..(n * qd)], layer.QNorm.Values, n * hq, D, c.RmsNormEps);
-                layer.K.Forward(xnp, (float*)s.Tmp.Data, n, false);
-                RmsNorm.Forward(kNew, s.RstdHeads.Floats[..(n * hkv)], s.Tmp.Floats[..(n * kvd)], layer.KNorm.Values, n * hkv, D, c.RmsNormEps);
-            }
-            else
-            {
-                layer.Q.Forward(xnp, (float*)s.Q.Data, n, false);
-                fixed (float* kp = kNew) layer.K.Forward(xnp, kp, n, false);
-            }
-            fixed (float* vp = vNew) layer.V.Forward(xnp, vp, n, false);
-            Rope.Forward(q, positions, hq, _m.Rope);
-            Rope.Forward(kNew, positions, hkv, _m.Rope);
-
-            var attn = s.Attn.Floats[..(n * qd)];
-            Attention.ForwardCached(attn, q, _kCache[l].Floats, _vCache[l].Floats, start, n, hq, hkv, D);
-            layer.O.Forward((float*)s.Attn.Data, (float*)s.Xn.Data, n, false);
-            TensorPrimitives.Add(r, xn, r);
-
-            RmsNorm.Forward(xn, s.Rstd.Floats[..n], r, layer.PostNorm.Values, n, C, c.RmsNormEps);
-            layer.Gate.Forward(xnp, (float*)s.Gate.Data, n, false);
-            layer.Up.Forward(xnp, (float*)s.Up.Data, n, false);
-            SwiGlu.Forward(s.H.Floats[..(n * F)], s.Gate.Floats[..(n * F)], s.Up.Floats[..(n * F)]);
-            layer.Down.Forward((float*)s.H.Data, (float*)s.Xn.Data, n, false);
-            TensorPrimitives.Add(r, xn, r);
+            DecoderBlock.Forward(_pass, _m.Layers[l], c, _m.Rope, _acts!, x, y, positions, n, ref cache);
+            (x, y) = (y, x);
         }
         Length = start + n;
 
-        var final = s.Xn.Floats[..(n * C)];
-        RmsNorm.Forward(final, s.Rstd.Floats[..n], r, _m.FinalNorm.Values, n, C, c.RmsNormEps);
+        var final = y.Floats[..(n * C)];   // the block output's buffer is free again
+        k.RmsNormForward(final, _rstd!.Floats[..n], x.Floats[..(n * C)], _m.FinalNorm.Values, n, C, c.RmsNormEps);
+        var head = _m.LmHeadFor(segment);
         if (!allLogits.IsEmpty)
         {
             if (allLogits.Length < n * c.VocabSize) throw new ArgumentException("allLogits too small");
-            fixed (float* lp = allLogits) LmHead.Logits(_m, (float*)s.Xn.Data, n, lp);
+            fixed (float* lp = allLogits) LmHead.Logits(k, head, (float*)y.Data, n, C, lp);
         }
         if (!lastLogits.IsEmpty)
-            fixed (float* lp = lastLogits) LmHead.Logits(_m, (float*)s.Xn.Data + (long)(n - 1) * C, 1, lp);
+            fixed (float* lp = lastLogits) LmHead.Logits(k, head, (float*)y.Data + (long)(n - 1) * C, 1, C, lp);
+    }
+
+    void EnsureRows(int n)
+    {
+        if (_acts != null && _rows >= n) return;
+        _acts?.Dispose(); _x?.Dispose(); _y?.Dispose(); _rstd?.Dispose();
+        _rows = Math.Max(n, 1);
+        _acts = new BlockActivations(_m.Config, _rows);
+        _x = new Tensor(DType.F32, _rows, _m.Config.HiddenSize);
+        _y = new Tensor(DType.F32, _rows, _m.Config.HiddenSize);
+        _rstd = new Tensor(DType.F32, _rows);
     }
 
     public void Dispose()
     {
-        foreach (var t in _kCache) t.Dispose();
-        foreach (var t in _vCache) t.Dispose();
-        _s?.Dispose();
-    }
-
-    sealed class Scratch : IDisposable
-    {
-        public readonly int Rows;
-        public readonly Tensor Residual, Xn, Rstd, RstdHeads, Q, Tmp, Attn, Gate, Up, H;
-        public Scratch(ModelConfig c, int rows)
-        {
-            Rows = rows;
-            int qd = c.NumHeads * c.HeadDim;
-            Residual = new Tensor(DType.F32, rows, c.HiddenSize);
-            Xn = new Tensor(DType.F32, rows, c.HiddenSize);
-            Rstd = new Tensor(DType.F32, rows);
-            RstdHeads = new Tensor(DType.F32, rows * c.NumHeads);
-            Q = new Tensor(DType.F32, rows, qd);
-            Tmp = new Tensor(DType.F32, rows, qd);
-            Attn = new Tensor(DType.F32, rows, qd);
-            Gate = new Tensor(DType.F32, rows, c.IntermediateSize);
-            Up = new Tensor(DType.F32, rows, c.IntermediateSize);
-            H = new Tensor(DType.F32, rows, c.IntermediateSize);
-        }
-        public void Dispose() { foreach (var t in new[] { Residual, Xn, Rstd, RstdHeads, Q, Tmp, Attn, Gate, Up, H }) t.Dispose(); }
+        _cache.Dispose();
+        _acts?.Dispose(); _x?.Dispose(); _y?.Dispose(); _rstd?.Dispose();
+        _pass.Dispose();
     }
 }
 
-/// <summary>Logits from final-normed hidden states: (rows, V) = hidden (rows, C) · LmHead (V, C)ᵀ.</summary>
-public static unsafe class LmHead
+/// <summary>Logits from final-normed hidden states: (rows, V) = hidden (rows, C) · head (V, C)ᵀ.</summary>
+internal static unsafe class LmHead
 {
-    public static void Logits(CausalLM m, float* hidden, int rows, float* logits)
+    public static void Logits(IComputeBackend k, Tensor head, float* hidden, int rows, int c, float* logits)
     {
-        int C = m.Config.HiddenSize, V = m.Config.VocabSize;
-        Gemm.Multiply(false, true, rows, V, C, 1f, MatrixView.F32(hidden, rows, C), m.LmHead.AsMatrix(), 0f, logits, V);
+        int v = head.Shape[0];
+        k.Gemm(false, true, rows, v, c, 1f, MatrixView.F32(hidden, rows, c), head.AsMatrix(), 0f, logits, v);
     }
 
     /// <summary>log-softmax of one row of logits at index <paramref name="target"/>.</summary>

@@ -7,7 +7,7 @@ namespace PeftSharp.Inference;
 /// descending probability, whose mass reaches p; always at least one token). Greedy ties go to the lowest id.
 /// Not thread-safe: one sampler per generation stream; it reuses internal buffers across calls.
 /// </summary>
-public sealed class Sampler
+internal sealed class Sampler
 {
     readonly SamplingOptions _o;
     readonly Xoshiro256StarStar _rng;

@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
+using PeftSharp.Compute;
 using PeftSharp.Models;
+using PeftSharp.Nn;
 
 namespace PeftSharp.Inference;
 
@@ -21,14 +23,14 @@ public sealed record ScoreResult(int[] Ids, double?[] LogProbs)
     }.ToJsonString();
 }
 
-public static class Scorer
+internal static class Scorer
 {
     /// <summary>Scores in chunks through a KV cache so memory stays O(chunk × vocab).</summary>
-    public static ScoreResult Score(CausalLM model, int[] ids, int chunk = 64)
+    public static ScoreResult Score(CausalLM model, ComputeContext compute, AdapterRouting routing, int[] ids, int chunk = 64)
     {
         int V = model.Config.VocabSize;
         var logprobs = new double?[ids.Length];
-        using var session = new InferenceSession(model, Math.Max(1, ids.Length));
+        using var session = new InferenceSession(model, compute, Math.Max(1, ids.Length), routing);
         var logits = new float[Math.Min(chunk, ids.Length) * V];
         for (int start = 0; start < ids.Length; start += chunk)
         {

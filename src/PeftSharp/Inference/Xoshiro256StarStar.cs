@@ -4,7 +4,7 @@ namespace PeftSharp.Inference;
 /// xoshiro256** (Blackman and Vigna), state seeded from one u64 through SplitMix64. Our own generator rather than
 /// System.Random so a seed gives the same tokens on every .NET version and platform.
 /// </summary>
-public sealed class Xoshiro256StarStar
+internal sealed class Xoshiro256StarStar
 {
     ulong _s0, _s1, _s2, _s3;
 

@@ -7,7 +7,7 @@ using PeftSharp.Tensors;
 namespace PeftSharp.Inspection;
 
 /// <summary>What `peft inspect` reports: architecture, parameters by module kind, dtypes and bytes.</summary>
-public sealed record ModelReport(ModelConfig Config, IReadOnlyList<ModelReport.Group> Groups)
+internal sealed record ModelReport(ModelConfig Config, IReadOnlyList<ModelReport.Group> Groups)
 {
     public sealed record Group(string Kind, long Parameters, long Bytes, string DTypes, int Tensors);
 

@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Numerics.Tensors;
@@ -10,13 +11,13 @@ namespace PeftSharp.Kernels;
 /// matrix is ever formed. lse (N, Hq) holds the natural-log log-sum-exp of the SCALED scores (q·k/√D) per query and
 /// head, index token·Hq + head; Backward recomputes the probabilities from it.
 /// </summary>
-public static unsafe partial class Attention
+internal static unsafe partial class Attention
 {
     // Causal grouped-query attention over `batch` rows of `seqLen` tokens, computed in tiles with an online softmax
     // (no T×T matrix). q (N,Hq,D); k,v (N,Hkv,D); segmentIds (N) or empty: with packing, token i attends j only if
     // j ≤ i in the same row AND segmentIds[i] == segmentIds[j]. output (N,Hq,D); lse (N,Hq) log-sum-exp saved for
     // Backward. Scale 1/sqrt(D). Query head h uses kv head h / (Hq/Hkv).
-    public static void Forward(Span<float> output, Span<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+    public static void Forward(ComputeContext ctx, Span<float> output, Span<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<int> segmentIds, int batch, int seqLen, int qHeads, int kvHeads, int headDim)
     {
         int n = batch * seqLen;
@@ -35,9 +36,9 @@ public static unsafe partial class Attention
             fixed (int* ps = segmentIds) fixed (int* plo = loArr)
             {
                 float* o = po, l = pl, qq = pq, kk = pk, vv = pv; int* seg = ps, lo = plo;
-                Threads.For(batch * kvHeads * tiles, (t0, t1) =>
+                ctx.For(batch * kvHeads * tiles, (t0, t1) =>
                 {
-                    var sc = Scratch.Get(dp, rep * Br);
+                    using var sc = Scratch.Rent(ctx, dp, rep * Br);
                     for (int t = t0; t < t1; t++)
                     {
                         int tile = t % tiles, bg = t / tiles, kvh = bg % kvHeads, b = bg / kvHeads;
@@ -57,7 +58,7 @@ public static unsafe partial class Attention
     // Incremental decoding for ONE sequence: q (tNew,Hq,D) are the queries at positions start … start+tNew−1;
     // kCache, vCache (≥ start+tNew, Hkv, D) already hold keys/values for positions 0 … start+tNew−1. Causal.
     // output (tNew,Hq,D).
-    public static void ForwardCached(Span<float> output, ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache,
+    public static void ForwardCached(ComputeContext ctx, Span<float> output, ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache,
         int start, int tNew, int qHeads, int kvHeads, int headDim)
     {
         if (start < 0 || tNew < 0) throw new ArgumentException("start and tNew must be ≥ 0");
@@ -72,9 +73,9 @@ public static unsafe partial class Attention
         fixed (float* po = output) fixed (float* pq = q) fixed (float* pk = kCache) fixed (float* pv = vCache)
         {
             float* o = po, qq = pq, kk = pk, vv = pv;
-            Threads.For(kvHeads * tiles, (t0, t1) =>
+            ctx.For(kvHeads * tiles, (t0, t1) =>
             {
-                var sc = Scratch.Get(dp, rep * Br);
+                using var sc = Scratch.Rent(ctx, dp, rep * Br);
                 for (int t = t0; t < t1; t++)
                 {
                     int tile = t % tiles, kvh = t / tiles;

@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Numerics.Tensors;
@@ -6,7 +7,7 @@ using static PeftSharp.Kernels.AttentionTiles;
 
 namespace PeftSharp.Kernels;
 
-public static unsafe partial class Attention
+internal static unsafe partial class Attention
 {
     // FlashAttention-2 backward. With Qs = scale·Q, P = exp(Qs·Kᵀ − lse) (masked → 0), Di = rowsum(dO∘O):
     //   dV += Pᵀ·dO,  dP = dO·Vᵀ,  dS = P∘(dP − Di),  dK += dSᵀ·Qs,  dQ += scale · dS·K.
@@ -15,7 +16,7 @@ public static unsafe partial class Attention
     // pairs to keep the threads busy, the key tiles are split into ranges of equal work and each range adds into its
     // own dq partial, summed afterwards in range order. Results are deterministic for a given thread count.
     // dq (N,Hq,D) +=, dk, dv (N,Hkv,D) +=.
-    public static void Backward(Span<float> dq, Span<float> dk, Span<float> dv, ReadOnlySpan<float> doutput, ReadOnlySpan<float> output,
+    public static void Backward(ComputeContext ctx, Span<float> dq, Span<float> dk, Span<float> dv, ReadOnlySpan<float> doutput, ReadOnlySpan<float> output,
         ReadOnlySpan<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> segmentIds,
         int batch, int seqLen, int qHeads, int kvHeads, int headDim)
     {
@@ -42,7 +43,7 @@ public static unsafe partial class Attention
                 var p = new Grads { DQ = pdq, DK = pdk, DV = pdv, DO = pdo, O = po, Lse = pl, Q = pq, K = pk, V = pv, Seg = ps, Lo = plo };
                 int groups = batch * kvHeads, kTiles = (seqLen + Bc - 1) / Bc;
                 long dqLen = (long)n * qHeads * headDim;
-                int splits = groups >= 4 * Threads.Count ? 1 : Math.Min(kTiles, (4 * Threads.Count + groups - 1) / groups);
+                int splits = groups >= 4 * ctx.Threads ? 1 : Math.Min(kTiles, (4 * ctx.Threads + groups - 1) / groups);
                 if (wantDq) splits = (int)Math.Max(1, Math.Min(splits, DqPartialBudget / dqLen)); // each split costs a dq-sized buffer
                 int[] bounds = SplitKeyTiles(kTiles, splits);
                 float[]? partials = wantDq && splits > 1 ? ArrayPool<float>.Shared.Rent((int)(splits * dqLen)) : null;
@@ -52,9 +53,9 @@ public static unsafe partial class Attention
                     {
                         float* part = pPart;
                         if (part != null) new Span<float>(part, (int)(splits * dqLen)).Clear();
-                        Threads.For(groups * splits, (t0, t1) =>
+                        ctx.For(groups * splits, (t0, t1) =>
                         {
-                            var sc = Scratch.Get(dp, rep * Br);
+                            using var sc = Scratch.Rent(ctx, dp, rep * Br);
                             for (int t = t0; t < t1; t++)
                             {
                                 int s = t % splits, grp = t / splits;
@@ -66,7 +67,7 @@ public static unsafe partial class Attention
                         if (part != null)
                         {
                             float* dqAll = pdq;
-                            Threads.For((int)dqLen, (e0, e1) =>
+                            ctx.For((int)dqLen, (e0, e1) =>
                             {
                                 var dst = new Span<float>(dqAll + e0, e1 - e0);
                                 for (int s = 0; s < splits; s++) TensorPrimitives.Add(dst, new ReadOnlySpan<float>(part + s * dqLen + e0, e1 - e0), dst);

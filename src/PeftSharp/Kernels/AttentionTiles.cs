@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -11,39 +12,34 @@ static unsafe class AttentionTiles
     public const int Br = 64, Bc = 64;
 
     /// <summary>
-    /// Per-thread tile buffers, padded head dim Dp (multiple of 8). Query-side tiles hold Rows = (heads sharing a kv
-    /// head) × Br rows, so one gathered key/value tile serves the whole GQA group. Pinned, reused across calls.
+    /// Per-task tile buffers, padded head dim Dp (multiple of 8). Query-side tiles hold Rows = (heads sharing a kv
+    /// head) × Br rows, so one gathered key/value tile serves the whole GQA group. Rented from the context's pool.
     /// </summary>
-    public sealed class Scratch
+    public sealed class Scratch : IDisposable
     {
-        [ThreadStatic] static Scratch? t_current;
+        /// <summary>Tile buffers for one task, rented from the context's pool (returned on dispose).</summary>
+        public static Scratch Rent(ComputeContext ctx, int dp, int rows) => new(ctx.Buffers, dp, rows);
 
-        public static Scratch Get(int dp, int rows)
-        {
-            var s = t_current;
-            if (s == null || s.Dp < dp || s.Rows < rows) t_current = s = new Scratch(Math.Max(dp, s?.Dp ?? 0), Math.Max(rows, s?.Rows ?? 0));
-            return s;
-        }
-
-        readonly float[] _mem;
+        BufferPool.Lease _lease;
         public readonly int Dp, Rows;
         // query side (Rows, ·): Q, O (= DQ in the backward), DO, S, DP, M, L, Di, Lse; key side (Bc, ·): KT, V, KRows, VT, DK, DV
         public readonly float* Q, O, DQ, DO, S, DP, M, L, Di, Lse, KT, V, KRows, VT, DK, DV;
 
-        Scratch(int dp, int rows)
+        Scratch(BufferPool pool, int dp, int rows)
         {
             Dp = dp; Rows = rows;
             int qTile = rows * dp, kTile = Bc * dp, scores = rows * Bc;
             long total = 3L * qTile + 6L * kTile + 2L * scores + 4L * rows + 16;
-            _mem = GC.AllocateUninitializedArray<float>((int)total, pinned: true);
-            float* p = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_mem));
-            p = (float*)(((nint)p + 31) & ~(nint)31); // 32-byte aligned vectors
+            _lease = pool.Rent(total);
+            float* p = _lease.Pointer;   // 64-byte aligned
             Q = p; p += qTile; O = p; p += qTile; DO = p; p += qTile;
             KT = p; p += kTile; V = p; p += kTile; KRows = p; p += kTile; VT = p; p += kTile; DK = p; p += kTile; DV = p; p += kTile;
             S = p; p += scores; DP = p; p += scores;
             M = p; p += rows; L = p; p += rows; Di = p; p += rows; Lse = p;
             DQ = O; // the backward never uses O, the forward never uses DQ
         }
+
+        public void Dispose() => _lease.Dispose();
     }
 
     /// <summary>One (batch row, kv head) of the attention problem: Q/O point at the group's first query head, K/V at the kv head.</summary>

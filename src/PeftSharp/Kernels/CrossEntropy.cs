@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
@@ -12,7 +13,7 @@ namespace PeftSharp.Kernels;
 /// logits and turns them into dlogits = gradScale · (softmax − onehot) for two GEMMs.
 /// Ignored rows (target −100) are dropped before any GEMM: they cost nothing and get zero gradient.
 /// </summary>
-public static unsafe class CrossEntropy
+internal static unsafe class CrossEntropy
 {
     public const int IgnoreIndex = -100;
 
@@ -24,12 +25,12 @@ public static unsafe class CrossEntropy
     // Returns the SUM of token losses and the count of non-ignored targets. If dhidden is non-empty,
     // dhidden (n,c) += gradScale · d(sum of losses)/dhidden; if dLmHead is non-empty, dLmHead (V,c) += the same for
     // the head weight (full fine-tuning / modules_to_save).
-    public static (double LossSum, int Count) ForwardBackward(ReadOnlySpan<float> hidden, in MatrixView lmHead, ReadOnlySpan<int> targets,
+    public static (double LossSum, int Count) ForwardBackward(ComputeContext ctx, ReadOnlySpan<float> hidden, in MatrixView lmHead, ReadOnlySpan<int> targets,
         int n, int c, float gradScale, Span<float> dhidden, Span<float> dLmHead)
-        => ForwardBackward(hidden, lmHead, targets, n, c, gradScale, dhidden, dLmHead, chunk: 0);
+        => ForwardBackward(ctx, hidden, lmHead, targets, n, c, gradScale, dhidden, dLmHead, chunk: 0);
 
     /// <summary>As the public overload with an explicit vocabulary chunk (0 = choose from the row count); tests use small chunks.</summary>
-    internal static (double LossSum, int Count) ForwardBackward(ReadOnlySpan<float> hidden, in MatrixView lmHead, ReadOnlySpan<int> targets,
+    internal static (double LossSum, int Count) ForwardBackward(ComputeContext ctx, ReadOnlySpan<float> hidden, in MatrixView lmHead, ReadOnlySpan<int> targets,
         int n, int c, float gradScale, Span<float> dhidden, Span<float> dLmHead, int chunk)
     {
         int vocab = lmHead.Rows;
@@ -93,8 +94,8 @@ public static unsafe class CrossEntropy
                     {
                         int cv = Math.Min(chunk, vocab - v0), vStart = v0;
                         var wChunk = lmHead.SliceRows(v0, cv);
-                        Gemm.Multiply(false, true, m, cv, c, 1f, hView, wChunk, 0f, lg, cv);
-                        Threads.For(m, (r0, r1) =>
+                        Gemm.Multiply(ctx, false, true, m, cv, c, 1f, hView, wChunk, 0f, lg, cv);
+                        ctx.For(m, (r0, r1) =>
                         {
                             for (int r = r0; r < r1; r++)
                             {
@@ -113,7 +114,7 @@ public static unsafe class CrossEntropy
                             }
                         }, minPerThread: 8);
                         // acc (m,c) += exp(logits − max) (m,cv) · W_chunk (cv,c)
-                        if (online) Gemm.Multiply(false, false, m, c, cv, 1f, MatrixView.F32(lg, m, cv), wChunk, 1f, ac, c);
+                        if (online) Gemm.Multiply(ctx, false, false, m, c, cv, 1f, MatrixView.F32(lg, m, cv), wChunk, 1f, ac, c);
                     }
                 }
                 double loss = 0;
@@ -143,9 +144,9 @@ public static unsafe class CrossEntropy
                     {
                         int cv = Math.Min(chunk, vocab - v0), vStart = v0;
                         var wChunk = lmHead.SliceRows(v0, cv);
-                        Gemm.Multiply(false, true, m, cv, c, 1f, hView, wChunk, 0f, lg, cv);
+                        Gemm.Multiply(ctx, false, true, m, cv, c, 1f, hView, wChunk, 0f, lg, cv);
                         // dlogits (m, cv) = g · (softmax − onehot)
-                        Threads.For(m, (r0, r1) =>
+                        ctx.For(m, (r0, r1) =>
                         {
                             for (int r = r0; r < r1; r++)
                             {
@@ -157,9 +158,9 @@ public static unsafe class CrossEntropy
                         }, minPerThread: 8);
                         var dl = MatrixView.F32(lg, m, cv);
                         // dhidden (m,c) += dlogits (m,cv) · W_chunk (cv,c)
-                        if (dh != null) Gemm.Multiply(false, false, m, c, cv, 1f, dl, wChunk, 1f, dh, c);
+                        if (dh != null) Gemm.Multiply(ctx, false, false, m, c, cv, 1f, dl, wChunk, 1f, dh, c);
                         // dLmHead_chunk (cv,c) += dlogitsᵀ (cv,m) · hidden (m,c)
-                        if (wantDw) Gemm.Multiply(true, false, cv, c, m, 1f, dl, hView, 1f, pdw + (long)v0 * c, c);
+                        if (wantDw) Gemm.Multiply(ctx, true, false, cv, c, m, 1f, dl, hView, 1f, pdw + (long)v0 * c, c);
                     }
                     if (wantDh && compact) ScatterAddRows(pdh, pdhb, rows, m, c);
                 }

@@ -1,12 +1,13 @@
+using PeftSharp.Compute;
 using PeftSharp.Tensors;
 
 namespace PeftSharp.Kernels;
 
 /// <summary>Token embedding lookup (a row gather) and its scatter-add backward.</summary>
-public static unsafe class Embedding
+internal static unsafe class Embedding
 {
     // output (N,C) = weight[ids[i], :]; weight (V,C) in any storage dtype (F32, BF16, F16 widened per row).
-    public static void Forward(Span<float> output, ReadOnlySpan<int> ids, in MatrixView weight)
+    public static void Forward(ComputeContext ctx, Span<float> output, ReadOnlySpan<int> ids, in MatrixView weight)
     {
         int n = ids.Length, c = weight.Cols, vocab = weight.Rows;
         if (output.Length < (long)n * c) throw new ArgumentException($"output holds {output.Length} floats, need {(long)n * c}");
@@ -19,7 +20,7 @@ public static unsafe class Embedding
         fixed (int* pIds = ids)
         {
             float* o = pOut; int* id = pIds;
-            Threads.For(n, (i0, i1) =>
+            ctx.For(n, (i0, i1) =>
             {
                 for (int i = i0; i < i1; i++)
                     DTypeConvert.ToFloat(w.Data + id[i] * rowBytes, w.DType, new Span<float>(o + (long)i * c, c));
@@ -29,7 +30,7 @@ public static unsafe class Embedding
 
     // dweight (V,C) += Σ_{i: ids[i]=v} doutput[i,:]. Threads own disjoint column ranges, so the sum order per element
     // is always token order: deterministic and race-free.
-    public static void Backward(Span<float> dweight, ReadOnlySpan<float> doutput, ReadOnlySpan<int> ids, int c)
+    public static void Backward(ComputeContext ctx, Span<float> dweight, ReadOnlySpan<float> doutput, ReadOnlySpan<int> ids, int c)
     {
         int n = ids.Length;
         if (dweight.IsEmpty) return;
@@ -43,7 +44,7 @@ public static unsafe class Embedding
         fixed (int* pIds = ids)
         {
             float* dw = pdw, dout = pdo; int* id = pIds;
-            Threads.For(c, (c0, c1) =>
+            ctx.For(c, (c0, c1) =>
             {
                 int len = c1 - c0;
                 for (int i = 0; i < n; i++)

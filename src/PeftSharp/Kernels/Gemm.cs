@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics.X86;
+using PeftSharp.Compute;
 using PeftSharp.Kernels.Blas;
 using PeftSharp.Tensors;
 
@@ -9,62 +10,29 @@ namespace PeftSharp.Kernels;
 /// The orientations the layers use: "nn" (dx = dy·W), "nt" (y = x·Wᵀ), "tn" (dW = dyᵀ·x); all four work.
 /// A and B may be F32, BF16 or F16 (widened to float32 while packing); C is float32. beta = 0 overwrites C
 /// (NaN garbage there is ignored), beta = 1 accumulates.
-/// Two implementations: the managed packed kernel (<see cref="Simd"/> picks AVX-512, AVX2/FMA or the portable one once
-/// at start-up) and, for float32×float32 products, the system OpenBLAS when it is installed (<see cref="Backend"/>,
-/// env PEFTSHARP_GEMM=auto|managed|openblas; Auto uses OpenBLAS when <see cref="AutoPrefersOpenBlas"/>).
-/// Threads: <see cref="Threads.Count"/>. The managed path gives the same bits for any thread count (each C element
-/// is summed by one task in a fixed order); OpenBLAS gives the same bits for the same thread count.
+/// Two implementations: the managed packed kernel (AVX-512, AVX2/FMA or portable, the strategy chosen once in the
+/// <see cref="ComputeContext"/>) and, for float32×float32 products, the system OpenBLAS when it is installed and the
+/// context selects it. The managed path gives the same bits for any thread count (each C element is summed by one
+/// task in a fixed order); OpenBLAS gives the same bits for the same thread count.
 /// </summary>
-public static unsafe class Gemm
+internal static unsafe class Gemm
 {
-    /// <summary>Which implementation runs; starts from env PEFTSHARP_GEMM (default Auto).</summary>
-    public static GemmBackend Backend
-    {
-        get => s_backend ??= ParseBackendEnv(Environment.GetEnvironmentVariable("PEFTSHARP_GEMM"));
-        set => s_backend = value;
-    }
-
-    static GemmBackend? s_backend;
-
-    /// <summary>The managed kernel's SIMD strategy: the widest this CPU supports (env PEFTSHARP_GEMM_SIMD=avx512|avx2|portable
-    /// picks another). Setting one the CPU lacks throws.</summary>
-    public static GemmSimd Simd
-    {
-        get => s_simd;
-        set => s_simd = IsSupported(value) ? value : throw new PlatformNotSupportedException($"this CPU cannot run the {value} GEMM kernel");
-    }
-
-    static GemmSimd s_simd = DefaultSimd();
-
-    /// <summary>
-    /// Whether <see cref="GemmBackend.Auto"/> hands float32×float32 products to OpenBLAS: when it is installed, unless the
-    /// managed strategy is AVX-512 (measured 1.5–2× faster than the AVX2 kernels Debian's OpenBLAS 0.3.21 runs on Zen4/5).
-    /// </summary>
-    public static bool AutoPrefersOpenBlas => OpenBlas.Available && Simd != GemmSimd.Avx512;
-
     /// <summary>True when libopenblas was found and loaded.</summary>
     public static bool OpenBlasAvailable => OpenBlas.Available;
 
     /// <summary>OpenBLAS's kernel name for this CPU (e.g. "Haswell"), or null when absent.</summary>
     public static string? OpenBlasCoreName => OpenBlas.CoreName;
 
+    /// <summary>True when this CPU has AVX2 and FMA.</summary>
     public static bool Avx2FmaSupported => Avx2.IsSupported && Fma.IsSupported;
 
-    // op(A) (m,k): A is (m,k), or (k,m) with transA; op(B) (k,n): B is (k,n), or (n,k) with transB; C (m,n), row stride ldc
-    public static void Multiply(bool transA, bool transB, int m, int n, int k,
+    /// <summary>The product on the context's path for these operand types, with its threads and scratch pool.</summary>
+    internal static void Multiply(ComputeContext ctx, bool transA, bool transB, int m, int n, int k,
         float alpha, in MatrixView a, in MatrixView b, float beta, float* c, int ldc)
-    {
-        var path = Backend switch
-        {
-            GemmBackend.OpenBlas when a.DType == DType.F32 && b.DType == DType.F32 => GemmPath.OpenBlas,
-            GemmBackend.Auto when AutoPrefersOpenBlas && a.DType == DType.F32 && b.DType == DType.F32 => GemmPath.OpenBlas,
-            _ => ManagedPath(Simd),
-        };
-        MultiplyOn(path, Threads.Count, transA, transB, m, n, k, alpha, a, b, beta, c, ldc);
-    }
+        => MultiplyOn(ctx.PathFor(a.DType, b.DType), ctx.Threads, ctx.Buffers, transA, transB, m, n, k, alpha, a, b, beta, c, ldc);
 
     /// <summary>The same product on an explicit path and thread count (tests and the bench; no global state read).</summary>
-    internal static void MultiplyOn(GemmPath path, int threads, bool transA, bool transB, int m, int n, int k,
+    internal static void MultiplyOn(GemmPath path, int threads, BufferPool pool, bool transA, bool transB, int m, int n, int k,
         float alpha, in MatrixView a, in MatrixView b, float beta, float* c, int ldc)
     {
         Validate(transA, transB, m, n, k, a, b, c, ldc);
@@ -81,15 +49,15 @@ public static unsafe class Gemm
                 if (!Avx512Kernel.IsSupported) throw new PlatformNotSupportedException("the AVX-512 GEMM kernel needs a CPU with AVX-512F");
                 // n ≤ 16 (LoRA rank-r outputs) fills only half of the 32-wide tile: the 6×16 AVX2 tile does the same
                 // work per cycle without the partial-tile copy. A choice by shape only, so still deterministic.
-                if (n <= 16 && Avx2FmaSupported) PackedGemm<Avx2Kernel>.Run(transA, transB, m, n, k, alpha, a, b, beta, c, ldc, threads);
-                else PackedGemm<Avx512Kernel>.Run(transA, transB, m, n, k, alpha, a, b, beta, c, ldc, threads);
+                if (n <= 16 && Avx2FmaSupported) PackedGemm<Avx2Kernel>.Run(transA, transB, m, n, k, alpha, a, b, beta, c, ldc, threads, pool);
+                else PackedGemm<Avx512Kernel>.Run(transA, transB, m, n, k, alpha, a, b, beta, c, ldc, threads, pool);
                 break;
             case GemmPath.ManagedAvx2:
                 if (!Avx2FmaSupported) throw new PlatformNotSupportedException("the AVX2/FMA GEMM kernel needs a CPU with AVX2 and FMA");
-                PackedGemm<Avx2Kernel>.Run(transA, transB, m, n, k, alpha, a, b, beta, c, ldc, threads);
+                PackedGemm<Avx2Kernel>.Run(transA, transB, m, n, k, alpha, a, b, beta, c, ldc, threads, pool);
                 break;
             case GemmPath.ManagedPortable:
-                PackedGemm<PortableKernel>.Run(transA, transB, m, n, k, alpha, a, b, beta, c, ldc, threads);
+                PackedGemm<PortableKernel>.Run(transA, transB, m, n, k, alpha, a, b, beta, c, ldc, threads, pool);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(path));
@@ -137,26 +105,13 @@ public static unsafe class Gemm
         _ => GemmPath.ManagedPortable,
     };
 
-    // The widest strategy the CPU runs, unless env PEFTSHARP_GEMM_SIMD=avx512|avx2|portable asks for a narrower one.
-    static GemmSimd DefaultSimd()
-    {
-        GemmSimd best = Avx512Supported ? GemmSimd.Avx512 : Avx2FmaSupported ? GemmSimd.Avx2Fma : GemmSimd.Portable;
-        GemmSimd? forced = Environment.GetEnvironmentVariable("PEFTSHARP_GEMM_SIMD")?.Trim().ToLowerInvariant() switch
-        {
-            "avx512" => GemmSimd.Avx512,
-            "avx2" => GemmSimd.Avx2Fma,
-            "portable" => GemmSimd.Portable,
-            _ => null,
-        };
-        return forced is GemmSimd f && IsSupported(f) ? f : best;
-    }
-
-    internal static GemmBackend ParseBackendEnv(string? value) => value?.Trim().ToLowerInvariant() switch
+    /// <summary>Parses auto|managed|openblas (the CLI's PEFTSHARP_GEMM); <paramref name="source"/> names it in errors.</summary>
+    internal static GemmBackend ParseBackend(string? value, string source = "environment variable PEFTSHARP_GEMM") => value?.Trim().ToLowerInvariant() switch
     {
         null or "" or "auto" => GemmBackend.Auto,
         "managed" => GemmBackend.Managed,
         "openblas" => GemmBackend.OpenBlas,
-        _ => throw new PeftException($"environment variable PEFTSHARP_GEMM='{value}': expected auto, managed or openblas"),
+        _ => throw new PeftException($"{source}='{value}': expected auto, managed or openblas"),
     };
 }
 

@@ -1,10 +1,10 @@
 namespace PeftSharp.Kernels;
 
-/// <summary>Which implementation <see cref="Gemm.Multiply"/> uses.</summary>
+/// <summary>Which implementation the GEMM uses.</summary>
 public enum GemmBackend
 {
     /// <summary>OpenBLAS for float32×float32 products when libopenblas is on the machine and the managed kernel is not
-    /// the (faster) AVX-512 one (<see cref="Gemm.AutoPrefersOpenBlas"/>); the managed kernel otherwise.</summary>
+    /// the (faster) AVX-512 one ; the managed kernel otherwise.</summary>
     Auto,
     /// <summary>Always the managed packed kernel.</summary>
     Managed,

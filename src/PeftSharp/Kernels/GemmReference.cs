@@ -6,7 +6,7 @@ namespace PeftSharp.Kernels;
 /// The naive GEMM the tests trust: C = alpha·op(A)·op(B) + beta·C with every dot product accumulated in double.
 /// beta = 0 overwrites C (NaN garbage in C is ignored), like BLAS.
 /// </summary>
-public static unsafe class GemmReference
+internal static unsafe class GemmReference
 {
     // op(A) (m,k), op(B) (k,n), C (m,n) with leading dimension ldc
     public static void Multiply(bool transA, bool transB, int m, int n, int k,

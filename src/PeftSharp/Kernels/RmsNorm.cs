@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Numerics.Tensors;
@@ -8,10 +9,10 @@ namespace PeftSharp.Kernels;
 /// <summary>
 /// HF Llama RMSNorm in float32: y = w · x · rsqrt(mean(x²) + eps). Also Qwen3's per-head q/k norm (n = N·heads, c = head_dim).
 /// </summary>
-public static unsafe class RmsNorm
+internal static unsafe class RmsNorm
 {
     // output (n,c) = input · rstd · weight; rstd (n) = 1/sqrt(mean(input²) + eps) is saved for Backward.
-    public static void Forward(Span<float> output, Span<float> rstd, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, int n, int c, float eps)
+    public static void Forward(ComputeContext ctx, Span<float> output, Span<float> rstd, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, int n, int c, float eps)
     {
         Check(input.Length, n, c, "input"); Check(output.Length, n, c, "output");
         if (rstd.Length < n) throw new ArgumentException("rstd shorter than n");
@@ -19,7 +20,7 @@ public static unsafe class RmsNorm
         fixed (float* po = output) fixed (float* pr = rstd) fixed (float* px = input) fixed (float* pw = weight)
         {
             float* o = po, r = pr, x = px, w = pw;
-            Threads.For(n, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (i0, i1) =>
+            ctx.For(n, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (i0, i1) =>
             {
                 for (int i = i0; i < i1; i++)
                 {
@@ -42,14 +43,14 @@ public static unsafe class RmsNorm
     // y_j = w_j x_j r, r = (mean(x²)+eps)^(-1/2), ∂r/∂x_k = −r³ x_k / c, so
     // dinput_k += r · w_k · dy_k − x_k · r³/c · Σ_j dy_j w_j x_j;   dweight_j += Σ_rows dy_j x_j r.
     // dinput (n,c) +=, dweight (c) += (empty when frozen).
-    public static void Backward(Span<float> dinput, Span<float> dweight, ReadOnlySpan<float> doutput, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int n, int c)
+    public static void Backward(ComputeContext ctx, Span<float> dinput, Span<float> dweight, ReadOnlySpan<float> doutput, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int n, int c)
     {
         Check(input.Length, n, c, "input"); Check(doutput.Length, n, c, "doutput");
         bool wantDx = !dinput.IsEmpty, wantDw = !dweight.IsEmpty;
         if (wantDx) Check(dinput.Length, n, c, "dinput");
         if (!wantDx && !wantDw) return;
         // dweight: each part sums its own row range into a private partial, then partials are added in part order.
-        int parts = Math.Min(Threads.Count, Math.Max(1, (int)((long)n * c / 16384)));
+        int parts = Math.Min(ctx.Threads, Math.Max(1, (int)((long)n * c / 16384)));
         parts = Math.Max(1, Math.Min(parts, n));
         float[]? partial = wantDw ? ArrayPool<float>.Shared.Rent(parts * c) : null;
         try
@@ -59,7 +60,7 @@ public static unsafe class RmsNorm
             {
                 float* dx = pdx, dy = pdy, x = px, w = pw, r = pr, part = ppart;
                 if (part != null) new Span<float>(part, parts * c).Clear();
-                Threads.For(parts, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (p0, p1) =>
+                ctx.For(parts, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (p0, p1) =>
                 {
                     for (int p = p0; p < p1; p++)
                     {

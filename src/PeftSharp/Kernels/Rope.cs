@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -7,15 +8,15 @@ namespace PeftSharp.Kernels;
 /// Rotary position embedding as HF transformers Llama: out = x·cos + rotate_half(x)·sin with the (i, i + D/2) pairing:
 /// out[i] = x[i]·cos_i − x[i+D/2]·sin_i, out[i+D/2] = x[i+D/2]·cos_i + x[i]·sin_i.
 /// </summary>
-public static unsafe class Rope
+internal static unsafe class Rope
 {
     // x (N, H, D) rotated in place at positions[N]; HF "rotate_half" pairing (i, i + D/2).
-    public static void Forward(Span<float> x, ReadOnlySpan<int> positions, int heads, RopeTable table) => Rotate(x, positions, heads, table, inverse: false);
+    public static void Forward(ComputeContext ctx, Span<float> x, ReadOnlySpan<int> positions, int heads, RopeTable table) => Rotate(ctx, x, positions, heads, table, inverse: false);
 
     // dx (N, H, D) in place: the transpose (inverse) rotation.
-    public static void Backward(Span<float> dx, ReadOnlySpan<int> positions, int heads, RopeTable table) => Rotate(dx, positions, heads, table, inverse: true);
+    public static void Backward(ComputeContext ctx, Span<float> dx, ReadOnlySpan<int> positions, int heads, RopeTable table) => Rotate(ctx, dx, positions, heads, table, inverse: true);
 
-    static void Rotate(Span<float> x, ReadOnlySpan<int> positions, int heads, RopeTable table, bool inverse)
+    static void Rotate(ComputeContext ctx, Span<float> x, ReadOnlySpan<int> positions, int heads, RopeTable table, bool inverse)
     {
         int n = positions.Length, d = table.HeadDim, half = d / 2;
         if (x.Length < (long)n * heads * d) throw new ArgumentException($"x holds {x.Length} floats, need {(long)n * heads * d}");
@@ -28,7 +29,7 @@ public static unsafe class Rope
         fixed (float* px = x) fixed (int* ppos = positions) fixed (float* pcos = cosTable) fixed (float* psin = sinTable)
         {
             float* xs = px, cosT = pcos, sinT = psin; int* pos = ppos;
-            Threads.For(n, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (t0, t1) =>
+            ctx.For(n, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (t0, t1) =>
             {
                 var vSign = Vector256.Create(sinSign);
                 for (int t = t0; t < t1; t++)

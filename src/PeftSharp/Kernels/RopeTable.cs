@@ -4,7 +4,7 @@ namespace PeftSharp.Kernels;
 /// <remarks>Frequencies and angles are computed in double and stored as float: table (positions, HeadDim/2). Rows are
 /// built when a position first needs them (doubling), not for all of max_position_embeddings up front: a config that
 /// claims 20,000,000 positions costs nothing until a sequence that long is run.</remarks>
-public sealed class RopeTable
+internal sealed class RopeTable
 {
     /// <summary>The rows built so far; replaced whole (never changed) when more are needed, so a reader that holds
     /// one sees consistent cos and sin.</summary>

@@ -1,22 +1,23 @@
+using PeftSharp.Compute;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace PeftSharp.Kernels;
 
 /// <summary>SwiGLU gate of the Llama MLP: silu(gate) · up, silu(g) = g · σ(g).</summary>
-public static unsafe class SwiGlu
+internal static unsafe class SwiGlu
 {
     const int Block = 1024; // elements per unit of parallel work
 
     // output (N,F) = silu(gate) · up
-    public static void Forward(Span<float> output, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+    public static void Forward(ComputeContext ctx, Span<float> output, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
     {
         int len = gate.Length;
         if (up.Length != len || output.Length < len) throw new ArgumentException("gate, up and output must have the same length");
         fixed (float* po = output) fixed (float* pg = gate) fixed (float* pu = up)
         {
             float* o = po, g = pg, u = pu;
-            Threads.For((len + Block - 1) / Block, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (b0, b1) =>
+            ctx.For((len + Block - 1) / Block, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (b0, b1) =>
             {
                 int s = b0 * Block, e = Math.Min(len, b1 * Block), j = s;
                 var one = Vector256<float>.One;
@@ -33,7 +34,7 @@ public static unsafe class SwiGlu
 
     // σ = σ(g): dup += dout · g·σ;  dgate += dout · up · σ · (1 + g·(1 − σ)).
     // dgate, dup (N,F) +=
-    public static void Backward(Span<float> dgate, Span<float> dup, ReadOnlySpan<float> doutput, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+    public static void Backward(ComputeContext ctx, Span<float> dgate, Span<float> dup, ReadOnlySpan<float> doutput, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
     {
         int len = gate.Length;
         if (up.Length != len || doutput.Length < len) throw new ArgumentException("gate, up and doutput must have the same length");
@@ -43,7 +44,7 @@ public static unsafe class SwiGlu
         fixed (float* pdg = dgate) fixed (float* pdu = dup) fixed (float* pdo = doutput) fixed (float* pg = gate) fixed (float* pu = up)
         {
             float* dg = pdg, du = pdu, dout = pdo, g = pg, u = pu;
-            Threads.For((len + Block - 1) / Block, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (b0, b1) =>
+            ctx.For((len + Block - 1) / Block, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (b0, b1) =>
             {
                 int s = b0 * Block, e = Math.Min(len, b1 * Block), j = s;
                 var one = Vector256<float>.One;

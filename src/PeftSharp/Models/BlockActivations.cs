@@ -8,7 +8,7 @@ namespace PeftSharp.Models;
 /// elementwise results Xn1 = norm(input), Xn2 = norm(Mid) and H = silu(Gate)·Up are still shared by all blocks
 /// (<paramref name="shareWith"/>) and recomputed by the backward from what is saved: 3 of the 7 N×(C or F) tensors.
 /// </summary>
-public sealed class BlockActivations : IDisposable
+internal sealed class BlockActivations : IDisposable
 {
     public readonly Tensor Xn1, Rstd1;          // (N,C), (N)      input RMSNorm
     public readonly Tensor QRaw, KRaw;          // (N,Hq·D), (N,Hkv·D) projections before q/k norm (qwen3 only)
@@ -44,7 +44,7 @@ public sealed class BlockActivations : IDisposable
 }
 
 /// <summary>Gradient scratch shared by all blocks during backward (N tokens).</summary>
-public sealed class BlockGradients : IDisposable
+internal sealed class BlockGradients : IDisposable
 {
     public readonly Tensor DXn, DAttn, DQ, DK, DV, DGate, DUp, DH, DQRaw, DKRaw;
 

@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using PeftSharp.IO;
 using PeftSharp.Kernels;
 using PeftSharp.Nn;
@@ -15,15 +16,15 @@ public sealed class CausalLM : IDisposable
     readonly List<IDisposable> _owned = [];
 
     public ModelConfig Config { get; }
-    public Tensor Embed { get; private set; }           // (V,C) storage dtype, or F32 when trainable
-    public Parameter? EmbedParam { get; private set; }
-    public DecoderLayer[] Layers { get; }
-    public Norm FinalNorm { get; }
+    internal Tensor Embed { get; private set; }           // (V,C) storage dtype, or F32 when trainable
+    internal Parameter? EmbedParam { get; private set; }
+    internal DecoderLayer[] Layers { get; }
+    internal Norm FinalNorm { get; }
     Tensor _lmHead;                                     // (V,C); the embedding itself when tied
     Parameter? _lmHeadParam;
-    public RopeTable Rope { get; }
+    internal RopeTable Rope { get; }
 
-    public Tensor LmHead => _lmHead;
+    internal Tensor LmHead => _lmHead;
     public bool Tied => Config.TieWordEmbeddings;
 
     CausalLM(ModelConfig config, Tensor embed, DecoderLayer[] layers, Norm finalNorm, Tensor lmHead)
@@ -37,8 +38,8 @@ public sealed class CausalLM : IDisposable
     }
 
     /// <summary>Builds the model from named tensors (HF names); <paramref name="get"/> throws for a missing name.</summary>
-    public static CausalLM FromTensors(ModelConfig c, Func<string, Tensor?> get, string source)
-        => FromTensors(c, get, source, null, null);
+    internal static CausalLM FromTensors(ModelConfig c, Func<string, Tensor?> get, string source)
+        => FromTensors(c, get, source, null, null, null);
 
     /// <summary>
     /// Builds the model from named tensors. Projections stored in bitsandbytes' 4-bit format (a
@@ -47,9 +48,10 @@ public sealed class CausalLM : IDisposable
     /// <paramref name="released"/> (so the caller can free the source tensor before the next is read). Embeddings,
     /// norms and lm_head stay in their dtype (transformers' default: lm_head is skipped, embeddings are not Linear).
     /// </summary>
-    public static CausalLM FromTensors(ModelConfig c, Func<string, Tensor?> get, string source, QuantizeOptions? quantize,
-        Action<string, Tensor>? released)
+    internal static CausalLM FromTensors(ModelConfig c, Func<string, Tensor?> get, string source, QuantizeOptions? quantize,
+        Action<string, Tensor>? released, ComputeContext? compute)
     {
+        if (quantize != null && compute == null) throw new ArgumentException("load-time quantization needs a compute context", nameof(compute));
         Tensor Need(string name, params int[] shape)
         {
             var t = get(name) ?? throw new PeftException($"{source}: missing tensor '{name}' (expected shape [{string.Join(", ", shape)}])");
@@ -88,7 +90,7 @@ public sealed class CausalLM : IDisposable
                     }
                     var w = Need(module + ".weight", outF, inF);
                     if (quantize == null) return new Linear(module, w, b);
-                    var qw = Quantized4Bit.Quantize(w, quantize.Type, quantize.BlockSize, quantize.DoubleQuant, module + ".weight");
+                    var qw = Quantized4Bit.Quantize(compute!, w, quantize.Type, quantize.BlockSize, quantize.DoubleQuant, module + ".weight");
                     released?.Invoke(module + ".weight", w);
                     quantizedNow++;
                     var ql = new QuantizedLinear(module, qw, b);
@@ -143,11 +145,11 @@ public sealed class CausalLM : IDisposable
     public QuantizationInfo? Quantization { get; private set; }
 
     /// <summary>The 4-bit projections, in model order.</summary>
-    public IEnumerable<QuantizedLinear> QuantizedProjections() =>
+    internal IEnumerable<QuantizedLinear> QuantizedProjections() =>
         Layers.SelectMany(l => l.Projections).Select(BaseProjection).OfType<QuantizedLinear>();
 
     /// <summary>Loads config.json and the safetensors weights of a Hugging Face model folder (memory-mapped).</summary>
-    public static CausalLM Load(string dir) => Load(dir, null);
+    public static CausalLM Load(string dir) => Load(dir, null, null);
 
     /// <summary>
     /// Loads a model folder; with <paramref name="quantize"/> the decoder projections are quantized to 4 bits while
@@ -155,7 +157,7 @@ public sealed class CausalLM : IDisposable
     /// about the 4-bit model plus one tensor). A checkpoint already quantized by bitsandbytes loads as 4-bit whatever
     /// <paramref name="quantize"/> says.
     /// </summary>
-    public static CausalLM Load(string dir, QuantizeOptions? quantize)
+    public static CausalLM Load(string dir, QuantizeOptions? quantize, ComputeContext? compute)
     {
         if (!Directory.Exists(dir)) throw new PeftException($"model folder '{dir}' does not exist");
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
@@ -164,7 +166,7 @@ public sealed class CausalLM : IDisposable
         try
         {
             var model = FromTensors(config, name => ckpt.Contains(name) ? ckpt.Get(name) : null, dir, quantize,
-                (_, t) => MappedPages.Release(t));
+                (_, t) => MappedPages.Release(t), compute);
             model._owned.Add(ckpt);
             return model;
         }
@@ -207,7 +209,7 @@ public sealed class CausalLM : IDisposable
     /// Random weights (as <see cref="CreateRandom"/>, each tensor from its own seed) with the projections quantized to
     /// 4 bits as they are generated: only one dense projection exists at a time (benchmarks of QLoRA at full size).
     /// </summary>
-    public static CausalLM CreateRandomQuantized(ModelConfig c, DType dtype, ulong seed, QuantizeOptions quantize)
+    public static CausalLM CreateRandomQuantized(ModelConfig c, DType dtype, ulong seed, QuantizeOptions quantize, ComputeContext compute)
     {
         var specs = RandomWeights.Specs(c).ToDictionary(s => s.Name);
         var kept = new Dictionary<string, Tensor>();
@@ -220,7 +222,7 @@ public sealed class CausalLM : IDisposable
         CausalLM model;
         try
         {
-            model = FromTensors(c, Get, "random weights", quantize, (name, t) => { kept.Remove(name); t.Dispose(); });
+            model = FromTensors(c, Get, "random weights", quantize, (name, t) => { kept.Remove(name); t.Dispose(); }, compute);
         }
         catch
         {
@@ -233,7 +235,7 @@ public sealed class CausalLM : IDisposable
 
     /// <summary>All dense weights by HF name, as they are now (frozen views or trainable float32 values); 4-bit projection
     /// weights are not tensors: see <see cref="QuantizedProjections"/>.</summary>
-    public IEnumerable<(string Name, Tensor Tensor)> NamedWeights()
+    internal IEnumerable<(string Name, Tensor Tensor)> NamedWeights()
     {
         yield return (WeightNames.Embed, Embed);
         foreach (var l in Layers)
@@ -258,11 +260,11 @@ public sealed class CausalLM : IDisposable
     }
 
     /// <summary>The dense base projection under any adapter wrappers.</summary>
-    public static Linear BaseLinear(ILinear l) => BaseProjection(l) as Linear
+    internal static Linear BaseLinear(ILinear l) => BaseProjection(l) as Linear
         ?? throw new PeftException($"{l.Name}: the base weight is 4-bit quantized; this needs a dense (BF16/F16/F32) base");
 
     /// <summary>The frozen base projection (dense or 4-bit) under any adapter wrappers.</summary>
-    public static IFrozenProjection BaseProjection(ILinear l) => l switch
+    internal static IFrozenProjection BaseProjection(ILinear l) => l switch
     {
         IFrozenProjection f => f,
         IWrapsLinear w => BaseProjection(w.Base),
@@ -274,7 +276,7 @@ public sealed class CausalLM : IDisposable
         + QuantizedProjections().Sum(q => q.Weight.ElementCount);
 
     /// <summary>Bytes of the frozen base as stored (4-bit projections at their packed size), excluding <paramref name="exclude"/>.</summary>
-    public long BaseBytes(ISet<Tensor>? exclude = null) =>
+    internal long BaseBytes(ISet<Tensor>? exclude = null) =>
         NamedWeights().Where(w => exclude == null || !exclude.Contains(w.Tensor)).Sum(w => w.Tensor.ByteLength)
         + QuantizedProjections().Sum(q => q.StorageBytes);
 
@@ -303,30 +305,27 @@ public sealed class CausalLM : IDisposable
         }
     }
 
-    Tensor? _embedBase, _lmHeadBase;
+    /// <summary>The LM head's own float32 parameter in full fine-tuning of an untied model (null otherwise).</summary>
+    internal Parameter? LmHeadParam => _lmHeadParam;
 
-    /// <summary>
-    /// modules_to_save: route the embedding (or the LM head) through a float32 parameter of its own (trained in full,
-    /// saved with the adapter); null restores the base weight. With tied embeddings both names share one matrix.
-    /// </summary>
-    public void OverrideEmbedding(Parameter? p)
-    {
-        _embedBase ??= Embed;
-        EmbedParam = p;
-        Embed = p?.Value ?? _embedBase;
-        if (Tied) _lmHead = Embed;
-    }
+    /// <summary>The embedding a row segment reads (its modules_to_save replacement, or the model's).</summary>
+    internal Tensor EmbedFor(in RowSegment s) => s.Embed?.Value ?? Embed;
 
-    public void OverrideLmHead(Parameter? p)
+    /// <summary>The parameter that receives the embedding's gradient for a row segment, or null when frozen.</summary>
+    internal Parameter? EmbedGradFor(in RowSegment s) => s.Embed ?? EmbedParam;
+
+    /// <summary>The LM head a row segment uses.</summary>
+    internal Tensor LmHeadFor(in RowSegment s) => s.LmHead?.Value ?? _lmHead;
+
+    /// <summary>The gradient of the LM head a row segment uses, or empty when it is frozen.</summary>
+    internal Span<float> LmHeadGradFor(in RowSegment s)
     {
-        if (Tied) { OverrideEmbedding(p); return; }
-        _lmHeadBase ??= _lmHead;
-        _lmHeadParam = p;
-        _lmHead = p?.Value ?? _lmHeadBase;
+        var p = s.LmHead ?? (Tied ? EmbedParam : _lmHeadParam);
+        return p != null ? p.Grad.Floats : Span<float>.Empty;
     }
 
     /// <summary>Trainable parameters (full fine-tuning weights and any adapter parameters), each once.</summary>
-    public IEnumerable<Parameter> TrainableParameters()
+    internal IEnumerable<Parameter> TrainableParameters()
     {
         if (EmbedParam != null) yield return EmbedParam;
         foreach (var l in Layers)
@@ -336,16 +335,6 @@ public sealed class CausalLM : IDisposable
         }
         if (FinalNorm.Trainable) yield return FinalNorm.Weight;
         if (_lmHeadParam != null) yield return _lmHeadParam;
-    }
-
-    /// <summary>Gradient of the LM head (the embedding's when tied), or empty when frozen.</summary>
-    internal Span<float> LmHeadGradOrEmpty
-    {
-        get
-        {
-            var p = Tied ? EmbedParam : _lmHeadParam;
-            return p != null ? p.Grad.Floats : Span<float>.Empty;
-        }
     }
 
     public void Dispose()
@@ -363,10 +352,4 @@ public sealed record QuantizationInfo(QuantizeOptions Options, bool PreQuantized
     public override string ToString() =>
         $"{QuantizedModules} linear projections in 4-bit {Options}{(PreQuantized ? " (bitsandbytes checkpoint)" : " (quantized at load)")}; " +
         $"kept unquantized: {string.Join("; ", UnquantizedModules)}";
-}
-
-/// <summary>An adapter layer wrapping a base projection (LoRA, DoRA).</summary>
-public interface IWrapsLinear : ILinear
-{
-    ILinear Base { get; }
 }

@@ -7,7 +7,7 @@ namespace PeftSharp.Models;
 /// One pre-norm decoder block's weights: RMSNorm → attention (q,k,v,o; optional per-head q/k norm) → residual →
 /// RMSNorm → SwiGLU MLP (gate, up, down) → residual. Projections are <see cref="ILinear"/> so adapters can wrap them.
 /// </summary>
-public sealed class DecoderLayer : IDisposable
+internal sealed class DecoderLayer : IDisposable
 {
     public int Index { get; }
     public Norm InputNorm { get; }

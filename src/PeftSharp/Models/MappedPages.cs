@@ -8,7 +8,7 @@ namespace PeftSharp.Models;
 /// resident set holds the 4-bit copy, not the file's pages too. The mapping is read-only and file-backed, so a later
 /// read simply faults the pages in again; rounding the range out to page boundaries is therefore harmless.
 /// </summary>
-public static unsafe partial class MappedPages
+internal static unsafe partial class MappedPages
 {
     const int MADV_DONTNEED = 4;
 

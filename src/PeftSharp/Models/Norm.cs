@@ -4,7 +4,7 @@ using PeftSharp.Tensors;
 namespace PeftSharp.Models;
 
 /// <summary>An RMSNorm weight (float32; tiny), trainable only in full fine-tuning.</summary>
-public sealed unsafe class Norm : IDisposable
+internal sealed unsafe class Norm : IDisposable
 {
     public Parameter Weight { get; }
     public bool Trainable { get; set; }

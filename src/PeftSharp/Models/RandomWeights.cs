@@ -3,7 +3,7 @@ using PeftSharp.Tensors;
 namespace PeftSharp.Models;
 
 /// <summary>Seeded random weights in HF names for a config (benchmarks and tests).</summary>
-public static class RandomWeights
+internal static class RandomWeights
 {
     /// <summary>One tensor's recipe: N(0, Std) when Std &gt; 0, else filled with Fill.</summary>
     public sealed record Spec(string Name, int[] Shape, float Std, float Fill = 0);

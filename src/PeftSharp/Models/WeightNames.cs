@@ -1,7 +1,7 @@
 namespace PeftSharp.Models;
 
 /// <summary>Hugging Face tensor names of the Llama-family layout (llama, mistral, qwen2, qwen3 share it).</summary>
-public static class WeightNames
+internal static class WeightNames
 {
     public const string Embed = "model.embed_tokens.weight";
     public const string FinalNorm = "model.norm.weight";

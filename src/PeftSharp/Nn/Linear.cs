@@ -1,4 +1,5 @@
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using PeftSharp.Compute;
 using PeftSharp.Kernels;
 using PeftSharp.Tensors;
 
@@ -8,7 +9,7 @@ namespace PeftSharp.Nn;
 /// A dense projection. Frozen: the weight stays in its storage dtype (F32/BF16/F16), widened inside the GEMM.
 /// Trainable (full fine-tuning): weight and bias are float32 <see cref="Parameter"/>s with gradients.
 /// </summary>
-public sealed unsafe class Linear : IFrozenProjection, IDisposable
+internal sealed unsafe class Linear : IFrozenProjection, IDisposable
 {
     Tensor _weight;          // (Out, In)
     Tensor? _bias;           // (Out), F32
@@ -90,23 +91,23 @@ public sealed unsafe class Linear : IFrozenProjection, IDisposable
         return c;
     }
 
-    public void Forward(float* x, float* y, int n, bool training)
+    public void Forward(PassContext pass, float* x, float* y, int n)
     {
         // y (n,Out) = x (n,In) · W (Out,In)ᵀ
-        Gemm.Multiply(false, true, n, OutFeatures, InFeatures, 1f, MatrixView.F32(x, n, InFeatures), _weight.AsMatrix(), 0f, y, OutFeatures);
+        pass.Kernels.Gemm(false, true, n, OutFeatures, InFeatures, 1f, MatrixView.F32(x, n, InFeatures), _weight.AsMatrix(), 0f, y, OutFeatures);
         if (_bias != null) AddBiasRows(y, n, _bias.Floats);
     }
 
-    public void Backward(float* dy, float* x, float* dx, int n)
+    public void Backward(PassContext pass, float* dy, float* x, float* dx, int n)
     {
         var dyView = MatrixView.F32(dy, n, OutFeatures);
         // dx (n,In) += dy (n,Out) · W (Out,In)
         if (dx != null)
-            Gemm.Multiply(false, false, n, InFeatures, OutFeatures, 1f, dyView, _weight.AsMatrix(), 1f, dx, InFeatures);
+            pass.Kernels.Gemm(false, false, n, InFeatures, OutFeatures, 1f, dyView, _weight.AsMatrix(), 1f, dx, InFeatures);
         if (_weightParam != null)
         {
             // dW (Out,In) += dyᵀ (Out,n) · x (n,In)
-            Gemm.Multiply(true, false, OutFeatures, InFeatures, n, 1f, dyView, MatrixView.F32(x, n, InFeatures), 1f,
+            pass.Kernels.Gemm(true, false, OutFeatures, InFeatures, n, 1f, dyView, MatrixView.F32(x, n, InFeatures), 1f,
                 (float*)_weightParam.Grad.Data, InFeatures);
         }
         if (BiasTrainable) AccumulateBiasGrad(dy, n, 1f);
@@ -121,25 +122,25 @@ public sealed unsafe class Linear : IFrozenProjection, IDisposable
             TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(dy + (long)i * OutFeatures, OutFeatures), alpha, db, db);
     }
 
-    public void ForwardNoBias(float* x, float* y, int n) =>
-        Gemm.Multiply(false, true, n, OutFeatures, InFeatures, 1f, MatrixView.F32(x, n, InFeatures), _weight.AsMatrix(), 0f, y, OutFeatures);
+    public void ForwardNoBias(ComputeContext ctx, float* x, float* y, int n) =>
+        ctx.Backend.Gemm(false, true, n, OutFeatures, InFeatures, 1f, MatrixView.F32(x, n, InFeatures), _weight.AsMatrix(), 0f, y, OutFeatures);
 
-    public void WeightTimesTransposed(float* a, int r, float* wat) =>
-        Gemm.Multiply(false, true, OutFeatures, r, InFeatures, 1f, _weight.AsMatrix(), MatrixView.F32(a, r, InFeatures), 0f, wat, r);
+    public void WeightTimesTransposed(ComputeContext ctx, float* a, int r, float* wat) =>
+        ctx.Backend.Gemm(false, true, OutFeatures, r, InFeatures, 1f, _weight.AsMatrix(), MatrixView.F32(a, r, InFeatures), 0f, wat, r);
 
-    public void RowNormsSquared(Span<double> dst)
+    public void RowNormsSquared(ComputeContext ctx, Span<double> dst)
     {
         var row = new float[InFeatures];
         for (int i = 0; i < OutFeatures; i++)
         {
-            ReadRows(i, 1, row);
+            ReadRows(ctx, i, 1, row);
             double s = 0;
             foreach (var v in row) s += (double)v * v;
             dst[i] = s;
         }
     }
 
-    public void ReadRows(int row0, int rows, Span<float> dst) =>
+    public void ReadRows(ComputeContext ctx, int row0, int rows, Span<float> dst) =>
         DTypeConvert.ToFloat(_weight.Data + (long)row0 * InFeatures * _weight.DType.Size(), _weight.DType, dst[..(rows * InFeatures)]);
 
     bool _weightOwned;
@@ -154,14 +155,14 @@ public sealed unsafe class Linear : IFrozenProjection, IDisposable
         _weightOwned = true;
     }
 
-    public void AddToWeight(ReadOnlySpan<float> delta, float alpha)
+    public void AddToWeight(ComputeContext ctx, ReadOnlySpan<float> delta, float alpha)
     {
         EnsureOwnedWeight();
         if (delta.Length != OutFeatures * InFeatures) throw new ArgumentException($"{Name}: delta has {delta.Length} elements, expected {OutFeatures}×{InFeatures}");
         var row = new float[InFeatures];
         for (int i = 0; i < OutFeatures; i++)
         {
-            ReadRows(i, 1, row);
+            ReadRows(ctx, i, 1, row);
             TensorPrimitives.MultiplyAdd(delta.Slice(i * InFeatures, InFeatures), alpha, row, row);
             DTypeConvert.FromFloat(row, _weight.DType, _weight.Data + (long)i * InFeatures * _weight.DType.Size());
         }

@@ -3,7 +3,7 @@ using PeftSharp.Tensors;
 namespace PeftSharp.Nn;
 
 /// <summary>A trainable float32 tensor and its gradient (same shape). Name is the HF/PEFT tensor name.</summary>
-public sealed class Parameter : IDisposable
+internal sealed class Parameter : IDisposable
 {
     public string Name { get; }
     public Tensor Value { get; }

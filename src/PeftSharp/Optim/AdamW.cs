@@ -3,7 +3,7 @@ using PeftSharp.Tensors;
 namespace PeftSharp.Optim;
 
 /// <summary>Which AdamW arithmetic to reproduce.</summary>
-public enum AdamWFlavor
+internal enum AdamWFlavor
 {
     /// <summary>torch.optim.AdamW: p *= 1 − lr·wd before the update; p −= lr/(1−β1^t) · m / (√v/√(1−β2^t) + ε).</summary>
     Torch,
@@ -13,7 +13,7 @@ public enum AdamWFlavor
 }
 
 /// <summary>AdamW with float32 states (exp_avg m, exp_avg_sq v).</summary>
-public sealed class AdamW : Optimizer
+internal sealed class AdamW : Optimizer
 {
     public float Beta1 { get; init; } = 0.9f;
     public float Beta2 { get; init; } = 0.999f;
@@ -22,6 +22,9 @@ public sealed class AdamW : Optimizer
     public AdamWFlavor Flavor { get; init; } = AdamWFlavor.Torch;
 
     readonly Dictionary<int, (float[] m, float[] v)> _state = [];
+
+    /// <summary>AdamW running its updates on <paramref name="context"/>.</summary>
+    public AdamW(Compute.ComputeContext context) : base(context) { }
 
     public override void Step(int paramIndex, Span<float> value, ReadOnlySpan<float> grad, float lr)
     {
@@ -90,7 +93,7 @@ public sealed class AdamW : Optimizer
 }
 
 /// <summary>bitsandbytes' 32-bit Adam kernel (kOptimizer32bit2State), float32 throughout, decoupled decay after the update.</summary>
-public static class Adam32Kernel
+internal static class Adam32Kernel
 {
     // p (n), g (n), m (n), v (n)
     public static void Update(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v,

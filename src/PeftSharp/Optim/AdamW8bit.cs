@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using PeftSharp.Kernels;
 using PeftSharp.Quantization;
 using PeftSharp.Tensors;
@@ -18,7 +19,7 @@ namespace PeftSharp.Optim;
 /// Blocks are independent, so the multi-threaded update is deterministic. A block whose new absmax is 0 stores the
 /// code of 0.0 (CUDA would divide 0 by 0 there; the dequantized state is 0 either way).
 /// </summary>
-public sealed class AdamW8bit : Optimizer
+internal sealed class AdamW8bit : Optimizer
 {
     public const int BlockSize = 256;
     public float Beta1 { get; init; } = 0.9f;
@@ -36,6 +37,9 @@ public sealed class AdamW8bit : Optimizer
 
     readonly Dictionary<int, (float[] m, float[] v)> _state32 = [];
     readonly Dictionary<int, State8> _state8 = [];
+
+    /// <summary>8-bit AdamW running its block updates on <paramref name="context"/>.</summary>
+    public AdamW8bit(ComputeContext context) : base(context) { }
     public override long StateBytes =>
         _state32.Values.Sum(s => 4L * (s.m.Length + s.v.Length))
         + _state8.Values.Sum(s => (long)s.Q1.Length + s.Q2.Length + 4L * (s.Absmax1.Length + s.Absmax2.Length));
@@ -82,7 +86,7 @@ public sealed class AdamW8bit : Optimizer
         fixed (float* pg = grad)
         {
             float* p = pp, g = pg;
-            Threads.For(nBlocks, (b0, b1) =>
+            Context.For(nBlocks, (b0, b1) =>
             {
                 Span<float> s1 = stackalloc float[BlockSize];
                 Span<float> s2 = stackalloc float[BlockSize];
@@ -91,7 +95,7 @@ public sealed class AdamW8bit : Optimizer
                     int start = b * BlockSize, len = Math.Min(BlockSize, n - start);
                     float a1 = st.Absmax1[b], a2 = st.Absmax2[b];
                     float max1 = 0f, max2 = 0f;
-                    int j0 = UseAvx2 ? UpdateMomentsAvx2(g + start, st.Q1.AsSpan(start, len), st.Q2.AsSpan(start, len), a1, a2,
+                    int j0 = Context.UseAvx2 ? UpdateMomentsAvx2(g + start, st.Q1.AsSpan(start, len), st.Q2.AsSpan(start, len), a1, a2,
                         beta1, beta2, s1, s2, ref max1, ref max2) : 0;
                     for (int j = j0; j < len; j++)
                     {
@@ -108,7 +112,7 @@ public sealed class AdamW8bit : Optimizer
                     }
                     st.Absmax1[b] = max1;
                     st.Absmax2[b] = max2;
-                    j0 = UseAvx2 ? UpdateParamsAvx2(p + start, g + start, s1, s2, len, stepSize, correction2 * eps, wd > 0f, decay) : 0;
+                    j0 = Context.UseAvx2 ? UpdateParamsAvx2(p + start, g + start, s1, s2, len, stepSize, correction2 * eps, wd > 0f, decay) : 0;
                     for (int j = j0; j < len; j++)
                     {
                         int e = start + j;
@@ -116,20 +120,19 @@ public sealed class AdamW8bit : Optimizer
                         p[e] = p[e] + stepSize * (s1[j] / (MathF.Sqrt(s2[j]) + correction2 * eps));
                         if (wd > 0f) p[e] *= decay;
                     }
-                    Requantize(s1[..len], s2[..len], max1, max2, st.Q1.AsSpan(start, len), st.Q2.AsSpan(start, len));
+                    Requantize(Context.UseAvx2, s1[..len], s2[..len], max1, max2, st.Q1.AsSpan(start, len), st.Q2.AsSpan(start, len));
                 }
             }, minPerThread: 64);
         }
     }
 
-    public static bool UseAvx2 { get; set; } = Avx2.IsSupported;
 
     /// <summary>New codes of one block: nearest map entries of m/max1 and v/max2 (0 when the block max is 0), with m's code
     /// moved one step toward m's sign when the chosen entry has the other sign.</summary>
-    internal static unsafe void Requantize(ReadOnlySpan<float> s1, ReadOnlySpan<float> s2, float max1, float max2, Span<byte> q1, Span<byte> q2)
+    internal static unsafe void Requantize(bool avx2, ReadOnlySpan<float> s1, ReadOnlySpan<float> s2, float max1, float max2, Span<byte> q1, Span<byte> q2)
     {
         int j = 0;
-        if (UseAvx2)
+        if (avx2)
         {
             fixed (float* m1 = Map1, m2 = Map2, p1 = s1, p2 = s2)
             fixed (byte* o1 = q1, o2 = q2)

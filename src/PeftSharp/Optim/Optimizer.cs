@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using PeftSharp.Tensors;
 
 namespace PeftSharp.Optim;
@@ -7,8 +8,14 @@ namespace PeftSharp.Optim;
 /// state is created on the first <see cref="Step"/> for that index. Usage per training step:
 /// <c>opt.BeginStep(); for each i: opt.Step(i, value_i, grad_i, lr);</c>
 /// </summary>
-public abstract class Optimizer
+internal abstract class Optimizer
 {
+    /// <summary>An optimizer whose kernels run on <paramref name="context"/>.</summary>
+    protected Optimizer(ComputeContext context) => Context = context;
+
+    /// <summary>Where the update kernels run.</summary>
+    protected ComputeContext Context { get; }
+
     /// <summary>Number of optimizer steps begun (the t of bias correction; 1 during the first step).</summary>
     public int StepCount { get; protected set; }
 

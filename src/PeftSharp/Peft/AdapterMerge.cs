@@ -6,13 +6,13 @@ namespace PeftSharp.Peft;
 /// <summary>What merging an adapter changed: the largest relative logit difference between the merged model and the
 /// unmerged one (adapter active) on a probe sequence, and for a 4-bit base the largest weight rounding error that
 /// re-quantization added.</summary>
-public sealed record MergeResult(double MaxRelativeLogitDifference, bool IntoQuantizedBase, double MaxRequantizationError)
+internal sealed record MergeResult(double MaxRelativeLogitDifference, bool IntoQuantizedBase, double MaxRequantizationError)
 {
     /// <summary>bitsandbytes' warning when merging into a 4-bit linear (peft tuners/lora/bnb.py).</summary>
     public const string QuantizedWarning = "Merge lora module to 4-bit linear may get different generations due to rounding errors.";
 }
 
-public static class AdapterMerge
+internal static class AdapterMerge
 {
     /// <summary>A short deterministic probe sequence for measuring the merged error.</summary>
     public static int[] ProbeIds(int vocab, int length = 16)
@@ -30,9 +30,9 @@ public static class AdapterMerge
     public static MergeResult MergeActive(PeftModel pm, int[]? probe = null)
     {
         probe ??= ProbeIds(pm.Model.Config.VocabSize);
-        var before = Logits(pm.Model, probe);
+        var before = Logits(pm.Model, pm.Compute, pm.Route(pm.Active), probe);
         pm.Merge();
-        var after = Logits(pm.Model, probe);
+        var after = Logits(pm.Model, pm.Compute, pm.Route(pm.Active), probe);
         int bad = Array.FindIndex(after, x => !float.IsFinite(x));
         if (bad >= 0)
             throw new PeftException($"the merged model gives a non-finite logit ({after[bad]} at probe position {bad / pm.Model.Config.VocabSize}): " +
@@ -49,10 +49,10 @@ public static class AdapterMerge
     }
 
     /// <summary>Logits (n·V) of the model for one sequence.</summary>
-    public static float[] Logits(CausalLM m, int[] ids)
+    public static float[] Logits(CausalLM m, Compute.ComputeContext compute, Nn.AdapterRouting routing, int[] ids)
     {
         var all = new float[ids.Length * m.Config.VocabSize];
-        using var s = new InferenceSession(m, ids.Length);
+        using var s = new InferenceSession(m, compute, ids.Length, routing);
         s.Feed(ids, Span<float>.Empty, all);
         return all;
     }

@@ -4,7 +4,7 @@ namespace PeftSharp.Peft;
 /// Counter-based dropout masks: keep(i) is a pure function of (seed, call key, element index), so the mask can be
 /// regenerated in backward and in an activation-recompute forward instead of being stored.
 /// </summary>
-public static class Dropout
+internal static class Dropout
 {
     /// <summary>True if element <paramref name="index"/> is kept (probability 1 − p).</summary>
     public static bool Keep(ulong key, long index, float p)

@@ -4,9 +4,10 @@ namespace PeftSharp.Peft;
 
 /// <summary>
 /// One adapter's weights on one projection: A (r, in), B (out, r), scaling, dropout, and for DoRA the magnitude
-/// vector m (out). Parameter names are PEFT's saved keys without the "base_model.model." prefix.
+/// vector m (out). Its kind (<see cref="Variant"/>) says how they act on the base. Parameter names are PEFT's saved
+/// keys without the "base_model.model." prefix.
 /// </summary>
-public sealed class LoraAdapter : IDisposable
+internal sealed class LoraAdapter : IDisposable
 {
     public Parameter A { get; }
     public Parameter B { get; }
@@ -15,7 +16,8 @@ public sealed class LoraAdapter : IDisposable
     public float Alpha { get; }
     public float Scaling { get; }
     public float DropoutP { get; }
-    public bool UseDora => Magnitude != null;
+    public IAdapterVariant Variant { get; }
+    public bool UseDora => Variant is DoraVariant;
     public bool Trainable { get; set; } = true;
 
     /// <summary>PiSSA's initial factors A0 (r, in) and B0 (out, r), kept to save the adapter as a LoRA of the
@@ -24,6 +26,9 @@ public sealed class LoraAdapter : IDisposable
     public float[]? InitialB { get; internal set; }
 
     public LoraAdapter(string module, int inFeatures, int outFeatures, int rank, float alpha, bool rsLora, float dropout, bool useDora)
+        : this(module, inFeatures, outFeatures, rank, alpha, rsLora, dropout, useDora ? AdapterKind.Dora : AdapterKind.Lora) { }
+
+    public LoraAdapter(string module, int inFeatures, int outFeatures, int rank, float alpha, bool rsLora, float dropout, AdapterKind kind)
     {
         if (rank <= 0) throw new PeftException($"{module}: LoRA rank must be > 0, got {rank}");
         if (dropout is < 0 or >= 1) throw new PeftException($"{module}: lora_dropout must be in [0, 1), got {dropout}");
@@ -31,9 +36,10 @@ public sealed class LoraAdapter : IDisposable
         Alpha = alpha;
         Scaling = rsLora ? alpha / MathF.Sqrt(rank) : alpha / rank;
         DropoutP = dropout;
+        Variant = kind.Variant;
         A = new Parameter(module + ".lora_A.weight", rank, inFeatures);
         B = new Parameter(module + ".lora_B.weight", outFeatures, rank);
-        if (useDora) Magnitude = new Parameter(module + ".lora_magnitude_vector", outFeatures);
+        if (Variant.HasMagnitude) Magnitude = new Parameter(module + ".lora_magnitude_vector", outFeatures);
     }
 
     public IEnumerable<Parameter> Parameters()

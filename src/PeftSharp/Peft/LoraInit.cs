@@ -1,7 +1,7 @@
 namespace PeftSharp.Peft;
 
 /// <summary>PEFT's initializations of A and B (layer.py reset_lora_parameters).</summary>
-public static class LoraInit
+internal static class LoraInit
 {
     public static void Initialize(LoraAdapter ad, string init, ulong seed)
     {

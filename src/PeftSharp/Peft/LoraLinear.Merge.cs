@@ -1,79 +1,50 @@
-using PeftSharp.Kernels;
-using PeftSharp.Tensors;
+using PeftSharp.Compute;
 
 namespace PeftSharp.Peft;
 
-// Merge, unmerge, DoRA magnitude init and adapter combination: the operations that form B·A explicitly.
-public sealed unsafe partial class LoraLinear
+// Merge, unmerge, variant init and adapter combination: the operations that change weights (not for use while
+// passes run on this module).
+internal sealed unsafe partial class LoraLinear
 {
-    /// <summary>ΔW = s·B·A (out, in), float32.</summary>
-    float[] Delta(LoraAdapter ad)
+    AdapterOp Op(ComputeContext ctx, string adapterName) =>
+        new(this, _adapters.TryGetValue(adapterName, out var a) ? a : throw new PeftException($"{Name}: no adapter named '{adapterName}'"), null, null, ctx);
+
+    /// <summary>The variant's initialization after A and B (DoRA: the magnitude from the row norms).</summary>
+    public void InitializeVariant(ComputeContext ctx, string adapterName)
     {
-        int r = ad.Rank, inF = InFeatures, outF = OutFeatures;
-        var delta = new float[outF * inF];
-        fixed (float* d = delta)
-            Gemm.Multiply(false, false, outF, inF, r, ad.Scaling, ad.B.Value.AsMatrix(), ad.A.Value.AsMatrix(), 0f, d, inF);
-        return delta;
+        var op = Op(ctx, adapterName);
+        op.Adapter.Variant.Initialize(op);
     }
 
-    /// <summary>DoRA init: m = ‖W + s·B·A‖_row (= ‖W‖_row when B = 0).</summary>
-    public void InitializeMagnitude(string adapterName)
+    public void Merge(ComputeContext ctx, string adapterName)
     {
-        var ad = _adapters[adapterName];
-        var normSq = RowNormsSquared(ad);
-        var m = ad.Magnitude!.Value.Floats;
-        for (int i = 0; i < m.Length; i++) m[i] = (float)Math.Sqrt(normSq[i]);
-    }
-
-    public void Merge(string adapterName)
-    {
-        var ad = _adapters[adapterName];
-        var delta = Delta(ad);
-        if (ad.UseDora)
+        var op = Op(ctx, adapterName);
+        lock (_lock)
         {
-            // W' = f ⊙ (W + ΔW), f = m / ‖W + ΔW‖_row: add (f − 1)·W + f·ΔW; keep f for an exact unmerge.
-            var normSq = RowNormsSquared(ad);
-            var m = ad.Magnitude!.Value.Floats;
-            var f = new float[OutFeatures];
-            var row = new float[InFeatures];
-            for (int i = 0; i < OutFeatures; i++)
-            {
-                f[i] = (float)(m[i] / Math.Sqrt(normSq[i]));
-                Frozen.ReadRows(i, 1, row);
-                var d = delta.AsSpan(i * InFeatures, InFeatures);
-                for (int k = 0; k < InFeatures; k++) d[k] = (f[i] - 1) * row[k] + f[i] * d[k];
-            }
-            _mergedDoraFactor[adapterName] = f;
+            op.Adapter.Variant.Merge(op);
+            _baseRowNormSq = null;
+            _merged.Add(adapterName);
         }
-        Frozen.AddToWeight(delta, 1f);
-        _baseRowNormSq = null;
-        _merged.Add(adapterName);
     }
 
-    public void Unmerge(string adapterName)
+    public void Unmerge(ComputeContext ctx, string adapterName)
     {
-        var ad = _adapters[adapterName];
-        var delta = Delta(ad);
-        if (ad.UseDora)
+        var op = Op(ctx, adapterName);
+        lock (_lock)
         {
-            // W = W'/f − ΔW: add W'·(1/f − 1) − ΔW.
-            var f = _mergedDoraFactor[adapterName];
-            var row = new float[InFeatures];
-            for (int i = 0; i < OutFeatures; i++)
-            {
-                Frozen.ReadRows(i, 1, row);
-                var d = delta.AsSpan(i * InFeatures, InFeatures);
-                for (int k = 0; k < InFeatures; k++) d[k] = row[k] * (1 / f[i] - 1) - d[k];
-            }
-            _mergedDoraFactor.Remove(adapterName);
-            Frozen.AddToWeight(delta, 1f);
+            op.Adapter.Variant.Unmerge(op);
+            _baseRowNormSq = null;
+            _merged.Remove(adapterName);
         }
-        else Frozen.AddToWeight(delta, -1f);
-        _baseRowNormSq = null;
-        _merged.Remove(adapterName);
     }
 
     public bool IsMerged(string adapterName) => _merged.Contains(adapterName);
+
+    /// <summary>A variant's record of a merge, needed to undo it exactly (DoRA's factor f).</summary>
+    internal void RememberMergeFactor(LoraAdapter ad, float[] f) => _mergeFactors[ad] = f;
+
+    internal float[] TakeMergeFactor(LoraAdapter ad) =>
+        _mergeFactors.Remove(ad, out var f) ? f : throw new PeftException($"{Name}: adapter is not merged");
 
     /// <summary>Adds adapter <paramref name="newName"/> combining the given ones (see PeftModel.Combine). Returns its rank.</summary>
     public int AddCombined(string newName, IReadOnlyList<string> names, IReadOnlyList<double> weights, string combination)
@@ -81,7 +52,7 @@ public sealed unsafe partial class LoraLinear
         var parts = names.Select((n, i) => (ad: _adapters.GetValueOrDefault(n), w: weights[i])).Where(p => p.ad != null).ToList();
         int inF = InFeatures, outF = OutFeatures;
         int rank = combination == "cat" ? parts.Sum(p => p.ad!.Rank) : parts[0].ad!.Rank;
-        var combined = new LoraAdapter(Name, inF, outF, rank, rank, false, parts[0].ad!.DropoutP, false);
+        var combined = new LoraAdapter(Name, inF, outF, rank, rank, false, parts[0].ad!.DropoutP, AdapterKind.Lora);
         var A = combined.A.Value.Floats;
         var B = combined.B.Value.Floats;
         A.Clear(); B.Clear();

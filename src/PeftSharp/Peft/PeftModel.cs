@@ -1,3 +1,7 @@
+using PeftSharp.Compute;
+using PeftSharp.Quantization;
+using PeftSharp.Templates;
+using PeftSharp.Tokenization;
 using PeftSharp.IO;
 using PeftSharp.Models;
 using PeftSharp.Nn;
@@ -16,15 +20,57 @@ public sealed partial class PeftModel : IDisposable
     readonly Dictionary<string, Dictionary<string, Parameter>> _saved = new();  // adapter → modules_to_save params
     readonly List<string> _mergedAdapters = new();
 
+    readonly Dictionary<string, int> _inUse = new();
+
+    /// <summary>The base model the adapters are injected into.</summary>
     public CausalLM Model { get; }
-    public DropoutContext Dropout { get; } = new();
+
+    /// <summary>Where this model's edits (initialization, merges) compute; passes bring their own context.</summary>
+    public ComputeContext Compute { get; }
+
+    /// <summary>The adapter that passes use when they name none (null: the base model).</summary>
     public string? Active { get; private set; }
+
+    /// <summary>Every adapter's configuration by name.</summary>
     public IReadOnlyDictionary<string, LoraConfig> Configs => _configs;
 
-    public PeftModel(CausalLM model) => Model = model;
+    /// <summary>Adapters over <paramref name="model"/>; <paramref name="compute"/> runs initialization and merges.</summary>
+    public PeftModel(CausalLM model, ComputeContext compute, HfTokenizer? tokenizer = null, ChatTemplate? chatTemplate = null)
+    {
+        Model = model;
+        Compute = compute;
+        Tokenizer = tokenizer;
+        ChatTemplate = chatTemplate;
+    }
+
+    /// <summary>
+    /// Loads a Hugging Face model folder (config.json, *.safetensors, tokenizer.json, the chat template if any) with no
+    /// adapter yet. With <paramref name="quantize"/> the decoder projections become 4-bit while loading (QLoRA); a
+    /// bitsandbytes checkpoint loads as 4-bit regardless.
+    /// </summary>
+    public static PeftModel Load(string modelDir, ComputeContext compute, QuantizeOptions? quantize = null)
+    {
+        var model = CausalLM.Load(modelDir, quantize, compute);
+        try
+        {
+            var tokenizer = HfTokenizer.Load(modelDir);
+            return new PeftModel(model, compute, tokenizer, ChatTemplateSource.TryLoad(modelDir));
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The model's tokenizer (null when the model was built without one).</summary>
+    public HfTokenizer? Tokenizer { get; }
+
+    /// <summary>The model's chat template (null when it has none).</summary>
+    public ChatTemplate? ChatTemplate { get; }
 
     /// <summary>Every adapter-carrying module (wrapping the base projection), in model order.</summary>
-    public IEnumerable<LoraLinear> LoraModules =>
+    internal IEnumerable<LoraLinear> LoraModules =>
         Model.Layers.SelectMany(l => l.Projections).OfType<LoraLinear>();
 
     public const string SavePrefix = "base_model.model.";
@@ -54,7 +100,7 @@ public sealed partial class PeftModel : IDisposable
                 int id = moduleId++;
                 if (!matcher.IsTarget(proj.Name)) continue;
                 targeted.Add(proj.Name);
-                layer.Replace(proj.Name, p => p as LoraLinear ?? new LoraLinear(p, id, Dropout));
+                layer.Replace(proj.Name, p => p as LoraLinear ?? new LoraLinear(p, id));
             }
         }
         if (targeted.Count == 0)
@@ -72,7 +118,7 @@ public sealed partial class PeftModel : IDisposable
             try
             {
                 // A loaded adapter's values come from its file: PiSSA must not rewrite the base again.
-                if (Pissa.IsPissa(config.InitLoraWeights) && !loading) Pissa.Initialize(m, ad, config.InitLoraWeights, moduleSeed);
+                if (Pissa.IsPissa(config.InitLoraWeights) && !loading) Pissa.Initialize(Compute, m, ad, config.InitLoraWeights, moduleSeed);
                 else LoraInit.Initialize(ad, Pissa.IsPissa(config.InitLoraWeights) ? "true" : config.InitLoraWeights, moduleSeed);
             }
             catch
@@ -82,7 +128,7 @@ public sealed partial class PeftModel : IDisposable
                 throw;
             }
             m.Add(name, ad);
-            if (config.UseDora) m.InitializeMagnitude(name);
+            m.InitializeVariant(Compute, name);
         }
         _configs[name] = config;
         _saved[name] = CreateModulesToSave(config);
@@ -116,12 +162,59 @@ public sealed partial class PeftModel : IDisposable
     {
         if (name != null && !_configs.ContainsKey(name)) throw new PeftException($"no adapter named '{name}' (have: {string.Join(", ", _configs.Keys)})");
         Active = name;
-        foreach (var m in LoraModules) m.Active = name != null && m.Adapters.ContainsKey(name) ? name : null;
-        var saved = name != null ? _saved[name] : null;
-        Model.OverrideEmbedding(saved != null && saved.TryGetValue(WeightNames.Embed, out var e) ? e : null);
-        if (!Model.Tied) Model.OverrideLmHead(saved != null && saved.TryGetValue(WeightNames.LmHead, out var h) ? h : null);
-        else if (saved != null && saved.TryGetValue(WeightNames.LmHead, out var th)) Model.OverrideEmbedding(th);
         UpdateBiasTrainability();
+    }
+
+    /// <summary>
+    /// The routing of a pass that uses adapter <paramref name="name"/> on every row (null: the base), with its
+    /// modules_to_save replacing the embedding and LM head (both, when they are tied).
+    /// </summary>
+    internal AdapterRouting Route(string? name)
+    {
+        if (name == null) return AdapterRouting.None;
+        if (!_saved.TryGetValue(name, out var saved)) throw new PeftException($"no adapter named '{name}' (have: {string.Join(", ", _configs.Keys)})");
+        saved.TryGetValue(WeightNames.Embed, out var e);
+        saved.TryGetValue(WeightNames.LmHead, out var h);
+        if (Model.Tied) e = h = h ?? e;
+        return AdapterRouting.All(name, e, h);
+    }
+
+    /// <summary>A segment of rows [start, start+count) that use adapter <paramref name="name"/> (batched serving).</summary>
+    internal RowSegment Segment(int start, int count, string? name)
+    {
+        var w = Route(name).First;
+        return new RowSegment(start, count, w.Adapter, w.Embed, w.LmHead);
+    }
+
+    /// <summary>Marks the adapter as used by a pass until the returned handle is disposed: it cannot be unloaded meanwhile.</summary>
+    internal IDisposable Use(string? name)
+    {
+        if (name == null) return NoUse.Instance;
+        lock (_inUse)
+        {
+            if (!_configs.ContainsKey(name)) throw new PeftException($"no adapter named '{name}' (have: {string.Join(", ", _configs.Keys)})");
+            _inUse[name] = _inUse.GetValueOrDefault(name) + 1;
+        }
+        return new Release(this, name);
+    }
+
+    /// <summary>Passes currently using the adapter.</summary>
+    public int UsersOf(string name) { lock (_inUse) return _inUse.GetValueOrDefault(name); }
+
+    sealed class Release(PeftModel pm, string name) : IDisposable
+    {
+        int _done;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 1) return;
+            lock (pm._inUse) if (--pm._inUse[name] == 0) pm._inUse.Remove(name);
+        }
+    }
+
+    sealed class NoUse : IDisposable
+    {
+        public static readonly NoUse Instance = new();
+        public void Dispose() { }
     }
 
     /// <summary>Removes an adapter from every module.</summary>
@@ -129,6 +222,8 @@ public sealed partial class PeftModel : IDisposable
     {
         if (!_configs.ContainsKey(name)) throw new PeftException($"no adapter named '{name}'");
         if (_mergedAdapters.Contains(name)) throw new PeftException($"adapter '{name}' is merged; unmerge it first");
+        int users = UsersOf(name);
+        if (users > 0) throw new PeftException($"adapter '{name}' is in use by {users} running pass(es); unload it when they finish");
         foreach (var m in LoraModules) m.Remove(name);
         foreach (var p in _saved[name].Values) p.Dispose();
         _saved.Remove(name);
@@ -138,11 +233,29 @@ public sealed partial class PeftModel : IDisposable
         if (Active == name) SetActive(null);
     }
 
-    /// <summary>Trainable parameters of the active adapter (plus its modules_to_save), in a stable order.</summary>
-    public IEnumerable<Parameter> TrainableParameters() => Model.TrainableParameters();
+    /// <summary>Trainable parameters of the active adapter (plus its modules_to_save and trainable biases) and of a
+    /// fully trainable base, each once, in model order.</summary>
+    internal IEnumerable<Parameter> TrainableParameters()
+    {
+        var route = Route(Active).First;
+        var embed = route.Embed ?? Model.EmbedParam;
+        if (embed != null) yield return embed;
+        foreach (var l in Model.Layers)
+        {
+            foreach (var n in l.Norms()) if (n.Trainable) yield return n.Weight;
+            foreach (var p in l.Projections)
+            {
+                foreach (var q in p.Parameters()) yield return q;
+                if (Active != null && p is LoraLinear lora) foreach (var q in lora.AdapterParameters(Active)) yield return q;
+            }
+        }
+        if (Model.FinalNorm.Trainable) yield return Model.FinalNorm.Weight;
+        var head = route.LmHead ?? Model.LmHeadParam;
+        if (head != null && head != embed) yield return head;
+    }
 
     /// <summary>The active (or named) adapter's tensors under PEFT's saved names.</summary>
-    public IEnumerable<(string Name, Tensor Tensor)> AdapterTensors(string name)
+    internal IEnumerable<(string Name, Tensor Tensor)> AdapterTensors(string name)
     {
         foreach (var m in LoraModules)
         {
@@ -243,14 +356,14 @@ public sealed partial class PeftModel : IDisposable
         name ??= Active ?? throw new PeftException("no active adapter to merge");
         if (_mergedAdapters.Contains(name)) throw new PeftException($"adapter '{name}' is already merged");
         if (_saved[name].Count > 0) throw new PeftException($"adapter '{name}' has modules_to_save; merged checkpoints take them from the adapter via `peft merge`");
-        foreach (var m in LoraModules) if (m.Adapters.ContainsKey(name)) m.Merge(name);
+        foreach (var m in LoraModules) if (m.Adapters.ContainsKey(name)) m.Merge(Compute, name);
         _mergedAdapters.Add(name);
     }
 
     public void Unmerge(string name)
     {
         if (!_mergedAdapters.Remove(name)) throw new PeftException($"adapter '{name}' is not merged");
-        foreach (var m in LoraModules) if (m.Adapters.ContainsKey(name)) m.Unmerge(name);
+        foreach (var m in LoraModules) if (m.Adapters.ContainsKey(name)) m.Unmerge(Compute, name);
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using PeftSharp.Kernels;
 using PeftSharp.Nn;
 using PeftSharp.Tensors;
@@ -12,7 +13,7 @@ namespace PeftSharp.Peft;
 /// The initial factors are kept on the adapter (A0, B0) so the adapter can be saved as a rank-2r LoRA of the
 /// original base (see <see cref="PissaConversion"/>).
 /// </summary>
-public static class Pissa
+internal static class Pissa
 {
     public static bool IsPissa(string init) => init == "pissa" || init.StartsWith("pissa_niter_", StringComparison.Ordinal);
 
@@ -38,7 +39,7 @@ public static class Pissa
         Niter(init, module.Name);
     }
 
-    public static unsafe void Initialize(LoraLinear module, LoraAdapter ad, string init, ulong seed)
+    public static unsafe void Initialize(ComputeContext ctx, LoraLinear module, LoraAdapter ad, string init, ulong seed)
     {
         Check(module, ad.Rank, init);
         var frozen = (IFrozenProjection)module.Base;
@@ -46,7 +47,7 @@ public static class Pissa
         int? niter = Niter(init, module.Name);
 
         var wf = new float[outF * inF];
-        frozen.ReadRows(0, outF, wf);
+        frozen.ReadRows(ctx, 0, outF, wf);
         var w = new double[wf.Length];
         for (int i = 0; i < w.Length; i++)
         {
@@ -54,7 +55,7 @@ public static class Pissa
                 throw new PeftException($"{module.Name}.weight: element [{i / inF}, {i % inF}] is {wf[i]}; PiSSA needs finite base weights");
             w[i] = wf[i];
         }
-        var svd = niter is int k ? TruncatedSvd.Randomized(w, outF, inF, r, k, seed) : TruncatedSvd.Exact(w, outF, inF, r);
+        var svd = niter is int k ? TruncatedSvd.Randomized(ctx, w, outF, inF, r, k, seed) : TruncatedSvd.Exact(ctx, w, outF, inF, r);
 
         // PEFT computes in float32: S_r / scaling, then √ on both sides.
         var a = ad.A.Value.Floats;   // (r, in)
@@ -71,7 +72,7 @@ public static class Pissa
         // W ← W − s·B·A, from the float32 factors actually stored, so W_res + s·B·A reproduces W up to rounding.
         var delta = new float[outF * inF];
         fixed (float* d = delta)
-            Gemm.Multiply(false, false, outF, inF, r, ad.Scaling, ad.B.Value.AsMatrix(), ad.A.Value.AsMatrix(), 0f, d, inF);
-        frozen.AddToWeight(delta, -1f);
+            ctx.Backend.Gemm(false, false, outF, inF, r, ad.Scaling, ad.B.Value.AsMatrix(), ad.A.Value.AsMatrix(), 0f, d, inF);
+        frozen.AddToWeight(ctx, delta, -1f);
     }
 }

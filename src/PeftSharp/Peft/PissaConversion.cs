@@ -6,7 +6,7 @@ namespace PeftSharp.Peft;
 ///   A' = [A; A0] (2r, in),  B' = [B | −B0] (out, 2r),  r → 2r,  lora_alpha → 2·alpha (√2·alpha with rslora),
 /// so that s'·B'·A' = s·(B·A − B0·A0) with s' = s, and W + s'·B'·A' = W_res + s·B·A. init_lora_weights becomes true.
 /// </summary>
-public static class PissaConversion
+internal static class PissaConversion
 {
     public static LoraConfig ConvertConfig(LoraConfig c)
     {

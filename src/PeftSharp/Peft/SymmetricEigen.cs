@@ -8,7 +8,7 @@ namespace PeftSharp.Peft;
 /// implicit QL iteration with Wilkinson-style shifts (the classic EISPACK tred2/tql2 pair). O(n³), runs once per
 /// PiSSA module. Eigenvalues come back in descending order; eigenvector j is row j of the returned matrix.
 /// </summary>
-public static class SymmetricEigen
+internal static class SymmetricEigen
 {
     /// <summary>
     /// a (n,n) symmetric, row-major (only read). Returns (values (n) descending, vectors (n,n) row j = eigenvector j,

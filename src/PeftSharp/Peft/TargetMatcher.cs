@@ -6,7 +6,7 @@ namespace PeftSharp.Peft;
 /// PEFT's rules for which modules get an adapter and with which rank/alpha (tuners_utils.py check_target_module_exists,
 /// other.py get_pattern_key). Keys are full module names of the base model, e.g. model.layers.3.self_attn.q_proj.
 /// </summary>
-public sealed class TargetMatcher
+internal sealed class TargetMatcher
 {
     readonly LoraConfig _c;
     public TargetMatcher(LoraConfig config) => _c = config;

@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using PeftSharp.Kernels;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
@@ -7,7 +8,7 @@ namespace PeftSharp.Peft;
 /// <param name="U">(rows, k) row-major, orthonormal columns.</param>
 /// <param name="S">(k) descending, ≥ 0.</param>
 /// <param name="Vt">(k, cols) row-major, orthonormal rows.</param>
-public sealed record SvdResult(double[] U, double[] S, double[] Vt, int Rows, int Cols, int K);
+internal sealed record SvdResult(double[] U, double[] S, double[] Vt, int Rows, int Cols, int K);
 
 /// <summary>
 /// Truncated SVD in float64 for PiSSA initialization.
@@ -15,16 +16,16 @@ public sealed record SvdResult(double[] U, double[] S, double[] Vt, int Rows, in
 /// as W·v/σ (accurate for the leading triplets PiSSA keeps). <see cref="Randomized"/>: torch.svd_lowrank's algorithm
 /// (Halko et al. 2009, q = k, no oversampling, niter subspace iterations with re-orthonormalization), seeded.
 /// </summary>
-public static class TruncatedSvd
+internal static class TruncatedSvd
 {
-    public static SvdResult Exact(ReadOnlySpan<double> w, int rows, int cols, int k)
+    public static SvdResult Exact(ComputeContext ctx, ReadOnlySpan<double> w, int rows, int cols, int k)
     {
         Check(w, rows, cols, k);
         bool wide = rows <= cols;
         // x (n, len): the rows of the Gram side; W·Wᵀ uses W's rows, Wᵀ·W uses Wᵀ's rows.
         int n = wide ? rows : cols, len = wide ? cols : rows;
         var x = wide ? w.ToArray() : Transpose(w, rows, cols);
-        var gram = Gram(x, n, len);
+        var gram = Gram(ctx, x, n, len);
         var (values, vectors) = SymmetricEigen.Decompose(gram, n);
         var s = new double[k];
         var small = new double[k * n];     // leading eigenvectors (k, n): left vectors if wide, right otherwise
@@ -55,7 +56,7 @@ public static class TruncatedSvd
     /// Randomized top-k SVD (torch.svd_lowrank(W, q=k, niter)): Q = orth(W·Ω), niter times Q = orth(W·orth(Wᵀ·Q)),
     /// then the exact SVD of the small Qᵀ·W. Ω is standard normal from <paramref name="seed"/>.
     /// </summary>
-    public static SvdResult Randomized(ReadOnlySpan<double> w, int rows, int cols, int k, int niter, ulong seed)
+    public static SvdResult Randomized(ComputeContext ctx, ReadOnlySpan<double> w, int rows, int cols, int k, int niter, ulong seed)
     {
         Check(w, rows, cols, k);
         if (niter < 0) throw new ArgumentOutOfRangeException(nameof(niter));
@@ -65,13 +66,13 @@ public static class TruncatedSvd
         var omega = new double[k * cols];                  // Ωᵀ (k, cols)
         for (int i = 0; i < omega.Length; i++) omega[i] = Gaussian(rng);
         // Column bases are kept transposed: qt (k, rows) row j = basis vector j.
-        var qt = MultiplyRowsBy(wa, rows, cols, omega, k);  // (W·Ω)ᵀ
+        var qt = MultiplyRowsBy(ctx, wa, rows, cols, omega, k);  // (W·Ω)ᵀ
         OrthonormalizeRows(qt, k, rows, null);
         for (int it = 0; it < niter; it++)
         {
-            var pt = MultiplyRowsBy(wt, cols, rows, qt, k); // (Wᵀ·Q)ᵀ (k, cols)
+            var pt = MultiplyRowsBy(ctx, wt, cols, rows, qt, k); // (Wᵀ·Q)ᵀ (k, cols)
             OrthonormalizeRows(pt, k, cols, null);
-            qt = MultiplyRowsBy(wa, rows, cols, pt, k);     // (W·P)ᵀ (k, rows)
+            qt = MultiplyRowsBy(ctx, wa, rows, cols, pt, k);     // (W·P)ᵀ (k, rows)
             OrthonormalizeRows(qt, k, rows, null);
         }
         // Bsmall (k, cols) = Qᵀ·W: row j = Σ_i q_j[i]·W_i
@@ -85,7 +86,7 @@ public static class TruncatedSvd
                 if (c != 0) TensorPrimitives.MultiplyAdd(wa.AsSpan(i * cols, cols), c, o, o);
             }
         }
-        var inner = Exact(b, k, cols, k);
+        var inner = Exact(ctx, b, k, cols, k);
         // U (rows, k) = Q · U_b:  U[i, j] = Σ_l qt[l, i]·Ub[l, j]
         var u = new double[rows * k];
         for (int i = 0; i < rows; i++)
@@ -105,10 +106,10 @@ public static class TruncatedSvd
     }
 
     /// <summary>g (n,n) = x·xᵀ for x (n, len), float64, parallel over rows of g.</summary>
-    static double[] Gram(double[] x, int n, int len)
+    static double[] Gram(ComputeContext ctx, double[] x, int n, int len)
     {
         var g = new double[n * n];
-        Threads.For(n, (start, end) =>
+        ctx.For(n, (start, end) =>
         {
             for (int i = start; i < end; i++)
             {
@@ -122,10 +123,10 @@ public static class TruncatedSvd
     }
 
     /// <summary>(M·Xᵀᵀ)ᵀ: for m (r, c) and xt (k, c), returns (k, r) with [j, i] = ⟨m_i, xt_j⟩.</summary>
-    static double[] MultiplyRowsBy(double[] m, int r, int c, double[] xt, int k)
+    static double[] MultiplyRowsBy(ComputeContext ctx, double[] m, int r, int c, double[] xt, int k)
     {
         var o = new double[k * r];
-        Threads.For(r, (start, end) =>
+        ctx.For(r, (start, end) =>
         {
             for (int i = start; i < end; i++)
             {

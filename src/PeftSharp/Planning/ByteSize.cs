@@ -8,7 +8,7 @@ namespace PeftSharp.Planning;
 /// Binary units are powers of 1024: KiB, MiB, GiB, TiB (GiB = 2^30 bytes). A bare K/M/G/T (as in `free -g`, JVM -Xmx,
 /// docker) is binary. No unit = bytes. Case-insensitive, optional space, decimals allowed ("1.5G").
 /// </summary>
-public static partial class ByteSize
+internal static partial class ByteSize
 {
     public const long GB = 1_000_000_000L;
     public const long GiB = 1L << 30;

@@ -7,7 +7,7 @@ using PeftSharp.Models;
 namespace PeftSharp.Planning;
 
 /// <summary>What `peft calc` asks for.</summary>
-public sealed record CalcRequest
+internal sealed record CalcRequest
 {
     public IReadOnlyList<int> Ranks { get; init; } = [8, 16, 64];
     /// <summary>Target sets to count, each "all-linear" or a comma list.</summary>
@@ -19,10 +19,12 @@ public sealed record CalcRequest
     public int Seq { get; init; } = 256;
     public string Optimizer { get; init; } = "adamw";
     public long? BudgetBytes { get; init; }
+    /// <summary>Optimizer steps the time estimate adds up (per method).</summary>
+    public int Steps { get; init; } = 1000;
 }
 
 /// <summary>`peft calc` on a real config: exact adapter counts, memory estimates per method, and (with a budget) advice.</summary>
-public sealed class CalcReport
+internal sealed class CalcReport
 {
     public ModelConfig Config { get; }
     public string Source { get; }
@@ -30,8 +32,11 @@ public sealed class CalcReport
     public ParameterCounter.Breakdown Parameters { get; }
     public IReadOnlyList<MemoryEstimate> Memory { get; }
     public Advice? Advice { get; }
+    /// <summary>The probe the time estimates come from (null: no time estimate).</summary>
+    public MachineThroughput? Throughput { get; }
+    public IReadOnlyList<TimeEstimate> Time { get; } = [];
 
-    public CalcReport(ModelConfig config, string source, CalcRequest request)
+    public CalcReport(ModelConfig config, string source, CalcRequest request, MachineThroughput? throughput = null)
     {
         foreach (var r in request.Ranks.Append(request.MemoryRank))
             if (r <= 0) throw new PeftException($"--ranks: rank must be > 0, got {r}");
@@ -40,6 +45,13 @@ public sealed class CalcReport
         Parameters = ParameterCounter.Count(config);
         Memory = MemoryEstimator.Methods.SelectMany(m => new[] { false, true }.Select(ck =>
             MemoryEstimator.Estimate(config, m, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, ck, request.Optimizer))).ToList();
+        if (throughput != null)
+        {
+            if (request.Steps <= 0) throw new PeftException($"--steps: must be > 0, got {request.Steps}");
+            Throughput = throughput;
+            Time = MemoryEstimator.Methods.SelectMany(m => new[] { false, true }.Select(ck =>
+                TimeEstimator.Estimate(config, m, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, ck, throughput))).ToList();
+        }
         if (request.BudgetBytes is long budget)
             Advice = MethodAdvisor.Advise(config, budget, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, request.Optimizer);
     }
@@ -87,6 +99,22 @@ public sealed class CalcReport
                 Mb(e.GradientBytes), Mb(e.OptimizerBytes), Mb(e.ActivationBytes), Mb(e.OverheadBytes), Mb(e.TotalBytes));
         sb.AppendLine(memt.ToString());
 
+        if (Throughput is { } tp)
+        {
+            sb.AppendLine();
+            sb.AppendLine($"Time ESTIMATE per optimizer step (an estimate, not a measurement of training): batch {q.Batch} × seq {q.Seq}, r {q.MemoryRank}, {q.MemoryTargets}");
+            sb.AppendLine($"  from a {tp.ProbeSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s probe of this machine: {tp.Description}");
+            sb.AppendLine("  every FLOP is charged at the probe's GEMM rate, so real steps take longer (attention softmax, norms and DoRA's");
+            sb.AppendLine("  elementwise work run slower than a GEMM; on small models much longer); measure with `peft bench train`");
+            var tt2 = new TextTable("  ", "method", "ckpt", "GFLOP/step", "dequantized", "est. s/step", "est. tokens/s", $"est. {N(q.Steps)} steps");
+            foreach (var e in Time)
+                tt2.Add(e.Method, e.GradientCheckpointing ? "on" : "off", (e.Flops / 1e9).ToString("0.0", CultureInfo.InvariantCulture),
+                    e.DequantizedWeights == 0 ? "-" : $"{(e.DequantizedWeights / 1e6).ToString("0", CultureInfo.InvariantCulture)} M",
+                    e.SecondsPerStep.ToString(e.SecondsPerStep < 10 ? "0.000" : "0.0", CultureInfo.InvariantCulture),
+                    e.TokensPerSecond.ToString("0", CultureInfo.InvariantCulture), Duration(e.SecondsPerStep * q.Steps));
+            sb.AppendLine(tt2.ToString());
+        }
+
         if (Advice is { } a)
         {
             sb.AppendLine();
@@ -103,6 +131,14 @@ public sealed class CalcReport
         }
         return sb.ToString().TrimEnd();
     }
+
+    /// <summary>"42 s", "3 min 5 s", "2 h 10 min".</summary>
+    public static string Duration(double seconds) => seconds switch
+    {
+        < 60 => seconds.ToString("0", CultureInfo.InvariantCulture) + " s",
+        < 3600 => $"{(int)(seconds / 60)} min {(int)(seconds % 60)} s",
+        _ => $"{(int)(seconds / 3600)} h {(int)(seconds % 3600 / 60)} min",
+    };
 
     static JsonObject EstimateJson(MemoryEstimate e) => new()
     {
@@ -145,6 +181,24 @@ public sealed class CalcReport
             ["memory_estimates"] = new JsonArray(Memory.Select(e => (JsonNode)EstimateJson(e)).ToArray()),
             ["runtime_baseline_bytes"] = MemoryEstimator.RuntimeBaselineBytes,
         };
+        if (Throughput is { } tp)
+            o["time_estimates"] = new JsonObject
+            {
+                ["note"] = "estimate: every FLOP charged at the probe's GEMM rate; real steps take longer",
+                ["probe"] = new JsonObject
+                {
+                    ["gemm_flops_per_second"] = tp.GemmFlopsPerSecond, ["dequant_weights_per_second"] = tp.DequantWeightsPerSecond,
+                    ["description"] = tp.Description, ["probe_seconds"] = tp.ProbeSeconds,
+                },
+                ["steps"] = Request.Steps,
+                ["methods"] = new JsonArray(Time.Select(e => (JsonNode)new JsonObject
+                {
+                    ["method"] = e.Method, ["gradient_checkpointing"] = e.GradientCheckpointing, ["batch"] = e.Batch, ["seq"] = e.Seq,
+                    ["flops_per_step"] = e.Flops, ["dequantized_weights_per_step"] = e.DequantizedWeights,
+                    ["seconds_per_step"] = e.SecondsPerStep, ["tokens_per_second"] = e.TokensPerSecond,
+                    ["seconds_for_steps"] = e.SecondsPerStep * Request.Steps,
+                }).ToArray()),
+            };
         if (Advice is { } a)
         {
             o["advice"] = new JsonObject

@@ -4,7 +4,7 @@ namespace PeftSharp.Planning;
 /// Estimated resident memory of one training run of PeftSharp (bytes). An ESTIMATE from the config and the memory layout
 /// of this implementation, not a measurement; see <see cref="MemoryEstimator"/> for what each term holds.
 /// </summary>
-public sealed record MemoryEstimate
+internal sealed record MemoryEstimate
 {
     public required string Method { get; init; }
     public required int Batch { get; init; }

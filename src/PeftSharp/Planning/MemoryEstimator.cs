@@ -15,12 +15,12 @@ namespace PeftSharp.Planning;
 /// stays owned (or mapped) beside it.</item>
 /// <item>Activations (float32) as <see cref="ModelPass"/> allocates them for N = batch·seq tokens: L+1 residual streams,
 /// one <see cref="BlockActivations"/> per layer (one shared with gradient checkpointing), one <see cref="BlockGradients"/>,
-/// two (N,C) gradient buffers and the final norm; every adapter module keeps its x·Aᵀ (N·r), DoRA also its
-/// pre-scaling output (N·out) — per module, also with checkpointing. Cross-entropy is chunked: no (N,V) logits.</item>
+/// two (N,C) gradient buffers and the final norm; every adapter module saves its x·Aᵀ (N·r) in the pass, DoRA also its
+/// pre-scaling output (N·out) and factor — every layer's, or one layer's with checkpointing. Cross-entropy is chunked: no (N,V) logits.</item>
 /// <item>Overhead: <see cref="RuntimeBaselineBytes"/> (measured) + shape-dependent scratch.</item>
 /// </list>
 /// </summary>
-public static class MemoryEstimator
+internal static class MemoryEstimator
 {
     public static readonly string[] Methods = ["full", "lora", "dora", "qlora", "qdora"];
     public static readonly string[] Optimizers = ["adamw", "adamw8bit"];
@@ -29,7 +29,7 @@ public static class MemoryEstimator
     /// Memory of the process beyond its tensors: .NET runtime, loaded assemblies, JIT'd code, GC heap slack, thread
     /// stacks, GEMM packing and attention tile buffers per thread. Measured on this machine (.NET 10, 2 threads):
     /// an idle `peft version` peaks at 31 MiB RSS (/usr/bin/time -v); training runs of the SmolLM2-135M shape
-    /// (tests/fixtures/bench/measure-train-rss.cs, LoRA and full fine-tuning) peak 66–75 MiB above the tensors this
+    /// (tests/fixtures/bench/measure-train-rss.sh, LoRA and full fine-tuning) peak 66–75 MiB above the tensors this
     /// estimator accounts for. 72 MiB, a little above their mean, so "fits" errs on the safe side.
     /// </summary>
     public const long RuntimeBaselineBytes = 72L << 20;
@@ -74,7 +74,7 @@ public static class MemoryEstimator
         }
 
         long activations = ModelPassActivationBytes(c, batch, seq, gradientCheckpointing)
-            + (full ? 0 : AdapterSavedBytes(c, n, rank, targetList, dora));
+            + (full ? 0 : AdapterSavedBytes(c, n, rank, targetList, dora, gradientCheckpointing));
         long scratch = ScratchBytes(c, n, rank, targetList, full, dora, quantized, gradientCheckpointing);
         return new MemoryEstimate
         {
@@ -150,9 +150,10 @@ public static class MemoryEstimator
             + 4 * n * C + 4 * n;                                      // final norm output, its rstd
     }
 
-    /// <summary>Per adapter module: x·Aᵀ (n, r); DoRA also the pre-scaling output (n, out). Over all layers.</summary>
-    public static long AdapterSavedBytes(ModelConfig c, long n, int rank, IEnumerable<string> targets, bool dora) =>
-        ParameterCounter.PerModule(c, targets, rank).Sum(m => (long)c.NumLayers * 4 * n * (rank + (dora ? m.Module.Out : 0)));
+    /// <summary>Per adapter module, saved by the pass: x·Aᵀ (n, r); DoRA also the pre-scaling output (n, out) and its
+    /// factor and norm (2·out). Over all layers, or one layer with gradient checkpointing (released after each block).</summary>
+    public static long AdapterSavedBytes(ModelConfig c, long n, int rank, IEnumerable<string> targets, bool dora, bool recompute) =>
+        ParameterCounter.PerModule(c, targets, rank).Sum(m => (recompute ? 1L : c.NumLayers) * 4 * (n * rank + (dora ? n * m.Module.Out + 2L * m.Module.Out : 0)));
 
     /// <summary>
     /// Transient buffers that scale with the shape: the cross-entropy logits chunk (≈ 2^21 floats, pooled arrays rounded
@@ -167,12 +168,10 @@ public static class MemoryEstimator
         if (full) return crossEntropy;
         var modules = ParameterCounter.PerModule(c, targets, rank);
         long rankGrad = 4 * Math.Max(n * rank, 1024);
-        long doraCaches = dora ? modules.Sum(m => (long)c.NumLayers * 16 * m.Module.Out) : 0;
-        // DoRA recomputes ‖W + s·BA‖ every forward with managed temporaries W·Aᵀ (out,r), A·Aᵀ (r,r) and the row norms
-        // (float64, out): garbage until the next GC, twice per step with checkpointing (the forward runs twice).
-        long doraGarbage = dora
-            ? (recompute ? 2 : 1) * modules.Sum(m => (long)c.NumLayers * (4L * m.Module.Out * rank + 4L * rank * rank + 8L * m.Module.Out))
-            : 0;
+        // DoRA keeps the frozen base's row norms (float64, out) per module; its per-forward W·Aᵀ, A·Aᵀ, B·A·Aᵀ and row
+        // norms are pool buffers reused from module to module (the largest module's).
+        long doraCaches = dora ? modules.Sum(m => (long)c.NumLayers * 8 * m.Module.Out) : 0;
+        long doraGarbage = dora ? modules.Max(m => 4L * (2L * m.Module.Out * rank + (long)rank * rank + 2L * m.Module.Out)) : 0;
         long dequant = quantized ? 4 * ParameterCounter.Projections(c).Max(p => p.WeightParameters) : 0;
         return crossEntropy + rankGrad + doraCaches + doraGarbage + dequant;
     }

@@ -3,11 +3,11 @@ using PeftSharp.Models;
 namespace PeftSharp.Planning;
 
 /// <summary>How one method (with or without gradient checkpointing) sits in a memory budget.</summary>
-public sealed record MethodFit(string Method, bool Checkpointing, MemoryEstimate AtRequested, bool FitsRequested,
+internal sealed record MethodFit(string Method, bool Checkpointing, MemoryEstimate AtRequested, bool FitsRequested,
     int MaxBatchAtRequestedSeq, MemoryEstimate? LargestFitting);
 
 /// <summary>The recommendation and the numbers behind it.</summary>
-public sealed record Advice(long BudgetBytes, int Batch, int Seq, IReadOnlyList<MethodFit> Fits,
+internal sealed record Advice(long BudgetBytes, int Batch, int Seq, IReadOnlyList<MethodFit> Fits,
     string? Method, bool Checkpointing, int AdvisedBatch, int AdvisedSeq, string Reason)
 {
     public MethodFit? Chosen => Method == null ? null : Fits.First(f => f.Method == Method && f.Checkpointing == Checkpointing);
@@ -21,7 +21,7 @@ public sealed record Advice(long BudgetBytes, int Batch, int Seq, IReadOnlyList<
 /// budget at the requested batch × seq, without checkpointing if it fits so; if none fits there, the best one at a
 /// smaller shape (keep the effective batch with gradient accumulation).
 /// </summary>
-public static class MethodAdvisor
+internal static class MethodAdvisor
 {
     public static readonly int[] BatchGrid = [1, 2, 4, 8, 16, 32, 64];
     public static readonly int[] SeqGrid = [256, 512, 1024, 2048, 4096, 8192];

@@ -3,7 +3,7 @@ using PeftSharp.Models;
 namespace PeftSharp.Planning;
 
 /// <summary>One projection of a decoder layer, weight shape [Out, In], as in HF's nn.Linear.</summary>
-public sealed record ModuleShape(string Name, int Out, int In)
+internal sealed record ModuleShape(string Name, int Out, int In)
 {
     public long WeightParameters => (long)Out * In;
     /// <summary>A (r, in) + B (out, r).</summary>
@@ -13,7 +13,7 @@ public sealed record ModuleShape(string Name, int Out, int In)
 }
 
 /// <summary>Exact parameter counts of a Llama-family model from its config alone, as <see cref="CausalLM"/> builds it.</summary>
-public static class ParameterCounter
+internal static class ParameterCounter
 {
     /// <summary>The seven projections of a decoder layer (PEFT's "all-linear" for these architectures; lm_head excluded).</summary>
     public static readonly string[] AllLinear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];

@@ -7,7 +7,7 @@ namespace PeftSharp.Planning;
 /// square matrix of dimension D = ⌈√P⌉; a rank-r LoRA of it has A (r×D) and B (D×r), so 2·D·r parameters.
 /// Only an illustration of scale — real counts come from <see cref="ParameterCounter"/>.
 /// </summary>
-public static class SquareModel
+internal static class SquareModel
 {
     public sealed record Row(long TotalParameters, int Rank, long Dimension, long LoraParameters, double Percent)
     {

@@ -3,7 +3,7 @@ using System.Text;
 namespace PeftSharp.Planning;
 
 /// <summary>A plain-text table: columns padded to their widest cell, first column left-aligned, the rest right-aligned.</summary>
-public sealed class TextTable
+internal sealed class TextTable
 {
     readonly string[] _header;
     readonly List<string[]> _rows = [];

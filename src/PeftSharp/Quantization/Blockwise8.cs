@@ -8,7 +8,7 @@ namespace PeftSharp.Quantization;
 /// there and store index 0; the dequantized value is 0 either way). Scaling divides (bitsandbytes' CUDA kernel
 /// multiplies by the reciprocal, which can move a value within one ulp of a decision threshold by one code).
 /// </summary>
-public static class Blockwise8
+internal static class Blockwise8
 {
     const float MinScale = 1e-38f;
 

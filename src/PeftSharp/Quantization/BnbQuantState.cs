@@ -18,7 +18,7 @@ namespace PeftSharp.Quantization;
 /// </code>
 /// The JSON is written as Python's json.dumps does (", " and ": " separators, keys in as_dict order).
 /// </summary>
-public static unsafe class BnbQuantState
+internal static unsafe class BnbQuantState
 {
     public static string QuantStateKey(string prefix, Quant4Type t) => $"{prefix}.weight.quant_state.bitsandbytes__{t.BnbName()}";
 

@@ -10,7 +10,7 @@ namespace PeftSharp.Quantization;
 /// (as float32), plus their negations when signed; then 0 and 1.0, zero padding to 256, sort.
 /// Signed: min −0.99296875, max 1.0, one 0. Unsigned: 0 … 1.0.
 /// </summary>
-public static class DynamicMap
+internal static class DynamicMap
 {
     public static readonly float[] Signed = Create(signed: true);
     public static readonly float[] Unsigned = Create(signed: false);

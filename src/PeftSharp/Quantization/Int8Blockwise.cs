@@ -8,7 +8,7 @@ namespace PeftSharp.Quantization;
 /// q = round_half_even(x · (127 / absmax)) ∈ [−127, 127] (float32 product), dequant x ≈ q · (absmax / 127).
 /// An all-zero block stores absmax 0 and q = 0. Non-finite input is refused.
 /// </summary>
-public static class Int8Blockwise
+internal static class Int8Blockwise
 {
     // x (n) -> q (n), absmax (ceil(n/blockSize))
     public static void Quantize(ReadOnlySpan<float> x, int blockSize, Span<sbyte> q, Span<float> absmax, string name = "weight")

@@ -9,12 +9,11 @@ namespace PeftSharp.Quantization;
 /// Each has a scalar reference and an AVX2 path; the tests check they agree bit for bit.
 /// Packing (bitsandbytes): element 2j → high nibble of byte j, element 2j+1 → low nibble.
 /// </summary>
-public static unsafe class Quant4Kernels
+internal static unsafe class Quant4Kernels
 {
     /// <summary>Divisor floor for an all-zero block (bitsandbytes' default backend: max(absmax, 1e-38)).</summary>
     public const float MinScale = 1e-38f;
 
-    public static bool UseAvx2 { get; set; } = Avx2.IsSupported;
 
     /// <summary>Index of the first non-finite value in x, or −1.</summary>
     public static int FirstNonFinite(ReadOnlySpan<float> x)
@@ -41,9 +40,9 @@ public static unsafe class Quant4Kernels
 
     // block x (len ≤ blocksize, starts on an even element) -> packed ((len+1)/2 bytes). An odd tail's low nibble
     // holds the code of 0.0 (bitsandbytes pads the scaled values with 0.0 before packing).
-    public static void QuantizeBlock(ReadOnlySpan<float> x, float absmax, Quant4Type type, Span<byte> packed)
+    public static void QuantizeBlock(bool avx2, ReadOnlySpan<float> x, float absmax, Quant4Type type, Span<byte> packed)
     {
-        if (UseAvx2 && x.Length >= 8) QuantizeBlockAvx2(x, absmax, type, packed);
+        if (avx2 && x.Length >= 8) QuantizeBlockAvx2(x, absmax, type, packed);
         else QuantizeBlockScalar(x, absmax, type, packed);
     }
 
@@ -112,9 +111,9 @@ public static unsafe class Quant4Kernels
     }
 
     /// <summary>dst[k] = table[code(start + k)] · scale for k &lt; dst.Length; start is an element index into packed.</summary>
-    public static void Dequantize(byte* packed, long start, ReadOnlySpan<float> table, float scale, Span<float> dst)
+    public static void Dequantize(bool avx2, byte* packed, long start, ReadOnlySpan<float> table, float scale, Span<float> dst)
     {
-        if (UseAvx2) DequantizeAvx2(packed, start, table, scale, dst);
+        if (avx2) DequantizeAvx2(packed, start, table, scale, dst);
         else DequantizeScalar(packed, start, table, scale, dst);
     }
 
@@ -166,11 +165,11 @@ public static unsafe class Quant4Kernels
     /// scales[b − firstBlock]. blockSize must be a multiple of 16 (all allowed sizes are). Same result as
     /// <see cref="Dequantize"/> per block, with the table and loop setup hoisted out of the block loop.
     /// </summary>
-    public static void DequantizeBlocks(byte* packed, long firstBlock, int blockSize, ReadOnlySpan<float> table,
+    public static void DequantizeBlocks(bool avx2, byte* packed, long firstBlock, int blockSize, ReadOnlySpan<float> table,
         ReadOnlySpan<float> scales, Span<float> dst)
     {
         if (dst.Length < (long)scales.Length * blockSize) throw new ArgumentException("dst too small");
-        if (!UseAvx2 || blockSize % 16 != 0)
+        if (!avx2 || blockSize % 16 != 0)
         {
             for (int j = 0; j < scales.Length; j++)
                 DequantizeScalar(packed, (firstBlock + j) * blockSize, table, scales[j], dst.Slice(j * blockSize, blockSize));

@@ -8,7 +8,7 @@ namespace PeftSharp.Quantization;
 /// (s &lt; 0), the magnitude is searched on |s| (so -0.0 gets code 0, and a negative value on a midpoint goes to
 /// the smaller magnitude).
 /// </summary>
-public static class Quant4Tables
+internal static class Quant4Tables
 {
     /// <summary>NF4 values by code (bitsandbytes functional.py / CUDA LUT), exact float32 literals.</summary>
     public static ReadOnlySpan<float> NF4 =>

@@ -9,7 +9,7 @@ public enum Quant4Type
     FP4,
 }
 
-public static class Quant4TypeNames
+internal static class Quant4TypeNames
 {
     /// <summary>The bitsandbytes spelling ("nf4" / "fp4").</summary>
     public static string BnbName(this Quant4Type t) => t == Quant4Type.NF4 ? "nf4" : "fp4";

@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using PeftSharp.Kernels;
 using PeftSharp.Tensors;
 
@@ -13,7 +14,7 @@ namespace PeftSharp.Quantization;
 /// map[q]·nestedAbsmax[b/256] + offset (float32, two roundings, as bitsandbytes).
 /// Dequantization gives float32 (bitsandbytes would then cast to the compute dtype).
 /// </summary>
-public sealed unsafe class Quantized4Bit : IDisposable
+internal sealed unsafe class Quantized4Bit : IDisposable
 {
     public static readonly int[] AllowedBlockSizes = [32, 64, 128, 256, 512, 1024, 2048, 4096];
     public const int NestedBlockSize = 256;
@@ -85,15 +86,15 @@ public sealed unsafe class Quantized4Bit : IDisposable
 
     /// <summary>Quantizes float32 weights w (row-major, shape <paramref name="shape"/>). <paramref name="name"/> names the tensor
     /// in errors (non-finite weights are refused with their flat index).</summary>
-    public static Quantized4Bit Quantize(ReadOnlySpan<float> w, int[] shape, Quant4Type type, int blockSize = 64,
+    public static Quantized4Bit Quantize(ComputeContext ctx, ReadOnlySpan<float> w, int[] shape, Quant4Type type, int blockSize = 64,
         bool doubleQuant = false, string name = "weight", string dtypeName = "float32")
     {
         fixed (float* p = w)
-            return QuantizeCore((byte*)p, DType.F32, w.Length, shape, type, blockSize, doubleQuant, name, dtypeName);
+            return QuantizeCore(ctx, (byte*)p, DType.F32, w.Length, shape, type, blockSize, doubleQuant, name, dtypeName);
     }
 
     /// <summary>Quantizes an F32/BF16/F16 tensor block by block (no float32 copy of the whole tensor).</summary>
-    public static Quantized4Bit Quantize(Tensor w, Quant4Type type, int blockSize = 64, bool doubleQuant = false, string name = "weight")
+    public static Quantized4Bit Quantize(ComputeContext ctx, Tensor w, Quant4Type type, int blockSize = 64, bool doubleQuant = false, string name = "weight")
     {
         string dtypeName = w.DType switch
         {
@@ -102,10 +103,10 @@ public sealed unsafe class Quantized4Bit : IDisposable
             DType.F16 => "float16",
             _ => throw new PeftException($"tensor '{name}': 4-bit quantization needs F32, BF16 or F16 weights, got {w.DType}"),
         };
-        return QuantizeCore(w.Data, w.DType, w.ElementCount, w.Shape, type, blockSize, doubleQuant, name, dtypeName);
+        return QuantizeCore(ctx, w.Data, w.DType, w.ElementCount, w.Shape, type, blockSize, doubleQuant, name, dtypeName);
     }
 
-    static Quantized4Bit QuantizeCore(byte* src, DType dtype, long n, int[] shape, Quant4Type type, int blockSize,
+    static Quantized4Bit QuantizeCore(ComputeContext ctx, byte* src, DType dtype, long n, int[] shape, Quant4Type type, int blockSize,
         bool doubleQuant, string name, string dtypeName)
     {
         CheckBlockSize(blockSize, $"tensor '{name}'");
@@ -118,7 +119,7 @@ public sealed unsafe class Quantized4Bit : IDisposable
         int esize = dtype.Size();
         try
         {
-            Threads.For(nBlocks, (b0, b1) =>
+            ctx.For(nBlocks, (b0, b1) =>
             {
                 float[]? scratch = dtype == DType.F32 ? null : new float[blockSize];
                 for (int b = b0; b < b1; b++)
@@ -137,7 +138,7 @@ public sealed unsafe class Quantized4Bit : IDisposable
                         throw new PeftException($"tensor '{name}': non-finite value {x[bad]} at flat index {start + bad} (shape [{string.Join(", ", shape)}]); 4-bit quantization needs finite weights");
                     float amax = Quant4Kernels.AbsMax(x);
                     absmax[b] = amax;
-                    Quant4Kernels.QuantizeBlock(x, amax, type, new Span<byte>(dstPacked + start / 2, (len + 1) / 2));
+                    Quant4Kernels.QuantizeBlock(ctx.UseAvx2, x, amax, type, new Span<byte>(dstPacked + start / 2, (len + 1) / 2));
                 }
             }, minPerThread: 256);
         }
@@ -176,8 +177,8 @@ public sealed unsafe class Quantized4Bit : IDisposable
 
     /// <summary>Quantizes new weights with this weight's settings (type, blocksize, double quantization, dtype) — the
     /// re-quantization step of merging an adapter into a 4-bit base (reference §2.5).</summary>
-    public Quantized4Bit QuantizeLike(ReadOnlySpan<float> w, string name = "weight")
-        => Quantize(w, Shape, QuantType, BlockSize, DoubleQuant, name, DTypeName);
+    public Quantized4Bit QuantizeLike(ComputeContext ctx, ReadOnlySpan<float> w, string name = "weight")
+        => Quantize(ctx, w, Shape, QuantType, BlockSize, DoubleQuant, name, DTypeName);
 
     /// <summary>
     /// Double quantization of the absmax values: offset = mean(absmax) (summed in float64 in index order, divided,
@@ -242,10 +243,10 @@ public sealed unsafe class Quantized4Bit : IDisposable
     }
 
     /// <summary>dst = the whole tensor dequantized (row-major, float32). Parallel over rows.</summary>
-    public void Dequantize(Span<float> dst)
+    public void Dequantize(ComputeContext ctx, Span<float> dst)
     {
         if (dst.Length != ElementCount) throw new ArgumentException($"dst has {dst.Length} elements, expected {ElementCount}");
-        DequantizeRows(0, Rows, dst);
+        DequantizeRows(ctx, 0, Rows, dst);
     }
 
     /// <summary>
@@ -253,7 +254,7 @@ public sealed unsafe class Quantized4Bit : IDisposable
     /// per-layer scratch path. Blocks are found from flat indices, so blocks straddling rows are handled.
     /// Parallel over row chunks for large requests; results do not depend on the thread count.
     /// </summary>
-    public void DequantizeRows(int rowStart, int rowCount, Span<float> dst)
+    public void DequantizeRows(ComputeContext ctx, int rowStart, int rowCount, Span<float> dst)
     {
         int cols = Cols;
         if (rowStart < 0 || rowCount < 0 || rowStart + rowCount > Rows) throw new ArgumentOutOfRangeException(nameof(rowStart));
@@ -262,28 +263,28 @@ public sealed unsafe class Quantized4Bit : IDisposable
         long flatStart = (long)rowStart * cols;
         if (count < 1 << 16)
         {
-            DequantizeRange(flatStart, dst[..(int)count]);
+            DequantizeRange(ctx, flatStart, dst[..(int)count]);
             return;
         }
         fixed (float* d = dst)
         {
             float* dp = d;
             int minRows = Math.Max(1, (1 << 15) / Math.Max(1, cols));
-            Threads.For(rowCount, (r0, r1) =>
-                DequantizeRange(flatStart + (long)r0 * cols, new Span<float>(dp + (long)r0 * cols, (r1 - r0) * cols)), minRows);
+            ctx.For(rowCount, (r0, r1) =>
+                DequantizeRange(ctx, flatStart + (long)r0 * cols, new Span<float>(dp + (long)r0 * cols, (r1 - r0) * cols)), minRows);
         }
     }
 
     /// <summary>dst = W[row, colStart … colStart + dst.Length) dequantized: one row segment of a GEMM packing panel
     /// (y = x·Wᵀ packs B = Wᵀ from contiguous row segments of W).</summary>
-    public void DequantizeRowSegment(int row, int colStart, Span<float> dst)
+    public void DequantizeRowSegment(ComputeContext ctx, int row, int colStart, Span<float> dst)
     {
         if (row < 0 || row >= Rows || colStart < 0 || colStart + dst.Length > Cols) throw new ArgumentOutOfRangeException(nameof(row));
-        DequantizeRange((long)row * Cols + colStart, dst);
+        DequantizeRange(ctx, (long)row * Cols + colStart, dst);
     }
 
     /// <summary>dst[k] = w_flat[start + k], dequantized, for k &lt; dst.Length (single-threaded).</summary>
-    public void DequantizeRange(long start, Span<float> dst)
+    public void DequantizeRange(ComputeContext ctx, long start, Span<float> dst)
     {
         if (start < 0 || start + dst.Length > ElementCount) throw new ArgumentOutOfRangeException(nameof(start));
         long i = start, end = start + dst.Length;
@@ -300,12 +301,12 @@ public sealed unsafe class Quantized4Bit : IDisposable
                 // a run of whole blocks: batch their scales, then the hoisted kernel
                 for (int j = 0; j < fullBlocks; j++) scales[j] = BlockScale(b + j);
                 int len = fullBlocks * BlockSize;
-                Quant4Kernels.DequantizeBlocks(packed, b, BlockSize, table, scales[..fullBlocks], dst.Slice((int)(i - start), len));
+                Quant4Kernels.DequantizeBlocks(ctx.UseAvx2, packed, b, BlockSize, table, scales[..fullBlocks], dst.Slice((int)(i - start), len));
                 i += len;
                 continue;
             }
             long blockEnd = Math.Min(end, blockStart + BlockSize);
-            Quant4Kernels.Dequantize(packed, i, table, BlockScale(b), dst.Slice((int)(i - start), (int)(blockEnd - i)));
+            Quant4Kernels.Dequantize(ctx.UseAvx2, packed, i, table, BlockScale(b), dst.Slice((int)(i - start), (int)(blockEnd - i)));
             i = blockEnd;
         }
     }

@@ -9,7 +9,7 @@ namespace PeftSharp.Quantization;
 /// bitsandbytes and the QLoRA paper count it (4.5 at blocksize 64, ≈4.127 with double quantization); the 16- and
 /// 256-entry maps and the JSON quant state are reported separately.
 /// </summary>
-public sealed record QuantizedFileStats(int Modules, long Parameters, long CodeAndScaleBytes, long OverheadBytes, string Types)
+internal sealed record QuantizedFileStats(int Modules, long Parameters, long CodeAndScaleBytes, long OverheadBytes, string Types)
 {
     public double BitsPerParameter => Parameters == 0 ? 0 : CodeAndScaleBytes * 8.0 / Parameters;
     public double BitsPerParameterWithMaps => Parameters == 0 ? 0 : (CodeAndScaleBytes + OverheadBytes) * 8.0 / Parameters;

@@ -4,7 +4,7 @@ using System.Text;
 namespace PeftSharp.Templates;
 
 /// <summary>The error a template raises itself through <c>raise_exception(msg)</c>; the message is the template's.</summary>
-public sealed class TemplateRaisedException(string message) : PeftException(message);
+internal sealed class TemplateRaisedException(string message) : PeftException(message);
 
 /// <summary>Evaluates a parsed template. Variables live in a chain of scopes: the globals, then one scope per
 /// for loop (persisting over its iterations, as in Jinja2) and per macro call; `set` writes to the innermost scope.</summary>

@@ -6,7 +6,7 @@ namespace PeftSharp.Templates;
 /// Unsupported tags, filters, tests or methods give a <see cref="PeftException"/> naming the feature and line;
 /// <c>raise_exception(msg)</c> gives a <see cref="TemplateRaisedException"/> with the template's message.
 /// </summary>
-public sealed class JinjaTemplate
+internal sealed class JinjaTemplate
 {
     private readonly List<Stmt> _program;
 

@@ -7,7 +7,7 @@ using System.Text.Json.Nodes;
 namespace PeftSharp.Templates;
 
 /// <summary>An undefined variable or missing key/attribute: renders as "", is falsy, "is defined" is false.</summary>
-public sealed class JinjaUndefined
+internal sealed class JinjaUndefined
 {
     public static readonly JinjaUndefined Instance = new();
     private JinjaUndefined() { }

@@ -1,7 +1,7 @@
 namespace PeftSharp.Tensors;
 
 /// <summary>bfloat16 ⇄ float32: the top 16 bits of an IEEE float32; narrowing rounds to nearest even, NaN stays NaN.</summary>
-public static class Bf16
+internal static class Bf16
 {
     public static float ToFloat(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
 

@@ -12,7 +12,7 @@ public enum DType
     I64,
 }
 
-public static class DTypeInfo
+internal static class DTypeInfo
 {
     /// <summary>Bytes per element (U8 = 1 byte, which for packed 4-bit holds two codes).</summary>
     public static int Size(this DType t) => t switch

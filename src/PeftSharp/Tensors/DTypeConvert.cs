@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics;
 namespace PeftSharp.Tensors;
 
 /// <summary>Bulk dtype conversion between storage types and float32.</summary>
-public static unsafe class DTypeConvert
+internal static unsafe class DTypeConvert
 {
     /// <summary>Widens <paramref name="dst"/>.Length elements of <paramref name="dtype"/> at <paramref name="src"/> to float32.</summary>
     public static void ToFloat(byte* src, DType dtype, Span<float> dst)

@@ -4,7 +4,7 @@ namespace PeftSharp.Tensors;
 /// A row-major matrix in any storage dtype: element (r, c) lives at Data + (r·Stride + c)·size.
 /// The GEMM reads operands through this so that BF16/F16 weights are widened during packing, never copied whole.
 /// </summary>
-public readonly unsafe struct MatrixView
+internal readonly unsafe struct MatrixView
 {
     public readonly byte* Data;
     public readonly DType DType;

@@ -6,7 +6,7 @@ namespace PeftSharp.Tensors;
 /// A 64-byte-aligned block of native memory (cache-line and AVX-512 friendly; llm.c measured +8–10 % from alignment).
 /// Zero-filled on allocation. Owned: dispose to free.
 /// </summary>
-public sealed unsafe class NativeBuffer : IDisposable
+internal sealed unsafe class NativeBuffer : IDisposable
 {
     public const int Alignment = 64;
     static long s_liveBytes;

@@ -4,7 +4,7 @@ namespace PeftSharp.Tensors;
 /// A dense row-major tensor: shape, storage dtype and a pointer to its bytes. The bytes are either owned (a
 /// <see cref="NativeBuffer"/>) or borrowed from something that outlives the tensor (a memory-mapped safetensors file).
 /// </summary>
-public sealed unsafe class Tensor : IDisposable
+internal sealed unsafe class Tensor : IDisposable
 {
     readonly NativeBuffer? _owned;
     readonly IDisposable? _keepAlive;

@@ -9,7 +9,7 @@ namespace PeftSharp.Tokenization;
 /// most frequent adjacent pair, ties broken by the pair's first occurrence order) and writes it as a Hugging Face
 /// tokenizer.json that <see cref="HfTokenizer"/> and transformers load. Special tokens take the first ids.
 /// </summary>
-public static class BpeTrainer
+internal static class BpeTrainer
 {
     // GPT-2's pre-tokenization pattern (what ByteLevel with use_regex=true applies).
     static readonly Regex Gpt2Split = new(@"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+", RegexOptions.Compiled);

@@ -26,7 +26,7 @@ public sealed class HfTokenizer : ITokenizer
     public string SourcePath { get; }
     /// <summary>A short name: the model folder's name.</summary>
     public string Name { get; }
-    public TokenizerConfig Config { get; }
+    internal TokenizerConfig Config { get; }
     public int VocabSize => idToToken.Length;
     public int? BosId { get; }
     public int? EosId { get; }
@@ -133,7 +133,7 @@ public sealed class HfTokenizer : ITokenizer
     }
 
     /// <summary>Builds a tokenizer from tokenizer.json bytes; <paramref name="file"/> names it in error messages.</summary>
-    public static HfTokenizer FromJson(ReadOnlyMemory<byte> json, string file, TokenizerConfig? config = null)
+    internal static HfTokenizer FromJson(ReadOnlyMemory<byte> json, string file, TokenizerConfig? config = null)
     {
         try
         {

@@ -6,7 +6,7 @@ namespace PeftSharp.Tokenization;
 /// The parts of a Hugging Face tokenizer_config.json other code needs. Token strings may be written as plain strings
 /// or as {"content": …} objects; a list of named chat templates yields the one named "default" (else the first).
 /// </summary>
-public sealed record TokenizerConfig
+internal sealed record TokenizerConfig
 {
     public string? ChatTemplate { get; init; }
     public string? BosToken { get; init; }

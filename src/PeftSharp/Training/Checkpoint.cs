@@ -14,7 +14,7 @@ namespace PeftSharp.Training;
 /// folders holding it are listed; pruning renames a folder away before deleting it, so a kill during either never
 /// leaves a folder that looks like a checkpoint but lacks its tensors.
 /// </summary>
-public static class Checkpoint
+internal static class Checkpoint
 {
     public const string StateFile = "trainer_state.json";
     public const string ParamsFile = "trainable.safetensors";

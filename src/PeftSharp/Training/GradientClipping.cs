@@ -3,7 +3,7 @@ using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
 namespace PeftSharp.Training;
 
-public static class GradientClipping
+internal static class GradientClipping
 {
     /// <summary>‖g‖₂ over all parameters (float64 accumulation); NaN/∞ if any gradient is non-finite.</summary>
     public static double GlobalNorm(IReadOnlyList<Parameter> parameters)

@@ -2,7 +2,7 @@ namespace PeftSharp.Training;
 
 /// <summary>Learning rate per optimizer step, transformers' schedules: linear warmup from 0, then constant, linear
 /// decay to 0, or half-cosine decay to 0 at the last step.</summary>
-public sealed record LrSchedule(string Kind, double PeakLr, int WarmupSteps, int TotalSteps)
+internal sealed record LrSchedule(string Kind, double PeakLr, int WarmupSteps, int TotalSteps)
 {
     public static readonly string[] Kinds = ["constant", "linear", "cosine"];
 

@@ -1,6 +1,6 @@
 namespace PeftSharp.Training;
 
-public static class ProcessMemory
+internal static class ProcessMemory
 {
     /// <summary>Peak resident set size (VmHWM) in MB; the current working set where /proc is unavailable.</summary>
     public static double PeakRssMb() => ReadStatus("VmHWM:") ?? Environment.WorkingSet / 1048576.0;

@@ -18,7 +18,7 @@ public sealed record MemoryReport(long FrozenWeightBytes, long TrainableBytes, l
     public long AccountedBytes => FrozenWeightBytes + TrainableBytes + GradientBytes + OptimizerBytes + ActivationBytes;
 }
 
-public sealed record TrainingResult(int Steps, double FinalLoss, EvalMetrics? FirstEval, EvalMetrics? FinalEval, string AdapterDir,
+public sealed record TrainingResult(int Steps, double FinalLoss, EvalMetrics? FirstEval, EvalMetrics? FinalEval, string? AdapterDir,
     double WallSeconds, double MeanTokensPerSecond, MemoryReport Memory, long TrainableParameters, long TotalParameters);
 
 /// <summary>Receives progress; the CLI renders it as a live bar or plain log lines.</summary>

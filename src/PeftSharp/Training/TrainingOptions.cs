@@ -4,7 +4,7 @@ using PeftSharp.Quantization;
 namespace PeftSharp.Training;
 
 /// <summary>Everything a run needs. Names follow transformers' TrainingArguments / PEFT's LoraConfig where they exist.</summary>
-public sealed record TrainingOptions
+public sealed record TrainingOptions : TrainerOptions
 {
     public required string ModelDir { get; init; }
     public required string DataFile { get; init; }
@@ -12,7 +12,6 @@ public sealed record TrainingOptions
     public string? EvalFile { get; init; }
     public double EvalFraction { get; init; } = 0.1;
     public string DataFormat { get; init; } = "auto";
-    public bool TrainOnPrompt { get; init; }
     public bool SkipBadLines { get; init; }
 
     /// <summary>lora, dora, qlora, qdora (LoRA/DoRA over a 4-bit base) or full.</summary>
@@ -25,32 +24,11 @@ public sealed record TrainingOptions
     public bool BnbDoubleQuant { get; init; } = true;
 
     /// <summary>True for the methods that train over a 4-bit base.</summary>
-    public bool IsQuantized => Method is "qlora" or "qdora";
+    public bool IsQuantized => TrainingMethod.Parse(Method).QuantizedBase;
     public QuantizeOptions Quantize => QuantizeOptions.Parse(BnbQuantType, BnbDoubleQuant, 64, "bnb_4bit_quant_type");
 
-    public double LearningRate { get; init; } = 2e-4;
-    public string LrScheduler { get; init; } = "cosine";
-    public int WarmupSteps { get; init; }
-    public double WeightDecay { get; init; }
-    public double AdamBeta1 { get; init; } = 0.9;
-    public double AdamBeta2 { get; init; } = 0.999;
-    public double AdamEpsilon { get; init; } = 1e-8;
-    /// <summary>adamw (32-bit) or adamw8bit (bitsandbytes blockwise states).</summary>
-    public string Optimizer { get; init; } = "adamw";
-    public double MaxGradNorm { get; init; } = 1.0;
-
-    public int MaxSteps { get; init; } = 100;
-    public int BatchSize { get; init; } = 4;
-    public int GradientAccumulationSteps { get; init; } = 1;
-    public int MaxLength { get; init; } = 256;
-    public bool Packing { get; init; } = true;
-    public bool GradientCheckpointing { get; init; }
-
-    public int EvalSteps { get; init; } = 50;
     public int SaveSteps { get; init; } = 50;
     public int SaveTotalLimit { get; init; } = 2;
-    public int LoggingSteps { get; init; } = 1;
-    public int Seed { get; init; } = 42;
     /// <summary>Resume from this checkpoint folder, or "latest" (the newest under OutputDir/checkpoints).</summary>
     public string? ResumeFrom { get; init; }
     /// <summary>Start afresh in an output folder that holds an earlier run, deleting that run's files (the CLI refuses
@@ -59,10 +37,13 @@ public sealed record TrainingOptions
     /// <summary>Save the adapter in BF16 instead of F32.</summary>
     public bool SaveBf16 { get; init; }
 
-    public void Validate()
+    /// <summary>The parsed <see cref="Method"/>.</summary>
+    public TrainingMethod ParsedMethod => TrainingMethod.Parse(Method);
+
+    /// <inheritdoc/>
+    public override void Validate()
     {
-        if (Method is not ("lora" or "dora" or "qlora" or "qdora" or "full"))
-            throw new PeftException($"method \"{Method}\" is not supported (expected lora, dora, qlora, qdora or full)");
+        _ = ParsedMethod;
         if (IsQuantized) _ = Quantize;
         // Each check names the YAML key (the flag is the same with dashes). NaN fails every comparison, so ranges
         // are written as "must hold" tests.
@@ -88,8 +69,7 @@ public sealed record TrainingOptions
             Lora.Validate("training options");
             Range("lora_alpha", Lora.LoraAlpha, Lora.LoraAlpha > 0 && double.IsFinite(Lora.LoraAlpha), "a finite number > 0");
         }
-        if (Optimizer is not ("adamw" or "adamw8bit")) throw new PeftException($"optim \"{Optimizer}\" is not supported (adamw, adamw8bit)");
-        _ = new LrSchedule(LrScheduler, LearningRate, WarmupSteps, MaxSteps).At(0);
+        base.Validate();
     }
 
     static void Range(string key, double value, bool ok, string expected)

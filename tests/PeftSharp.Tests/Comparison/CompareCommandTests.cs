@@ -51,7 +51,7 @@ public class CompareCommandTests
                 var lora = doc.RootElement.GetProperty("results")[0];
                 Assert.Equal("trained", lora.GetProperty("status").GetString());
                 Assert.Equal(2, lora.GetProperty("steps").GetInt32());
-                Assert.True(lora.GetProperty("peak_rss_mb").GetDouble() > 0);
+                Assert.True(lora.GetProperty("peak_rss_mib").GetDouble() > 0);
                 Assert.True(lora.GetProperty("trainable_parameters").GetInt64() > 0);
                 Assert.True(lora.GetProperty("saved_bytes").GetInt64() > 0);
                 Assert.Equal(2, lora.GetProperty("train_loss").GetArrayLength());
@@ -67,6 +67,19 @@ public class CompareCommandTests
             Assert.Contains("[1/2] lora: finished earlier, not run again", text2);
             Assert.Equal(summaryTime, File.GetLastWriteTimeUtc(Path.Combine(output, "lora", "summary.json")));
             Assert.Contains("| lora | reused |", File.ReadAllText(Path.Combine(output, "report.md")));
+
+            // --seeds 2: seed 42 is the finished run above, seed 43 trains into lora.seed-43; the report gives mean ± spread.
+            var (code3, text3) = Peft([.. args, "--seeds", "2"]);
+            Assert.True(code3 == 2, text3);
+            Assert.Contains("[1/4] lora (seed 42): finished earlier, not run again", text3);
+            Assert.Contains("[3/4] lora (seed 43): training", text3);
+            Assert.True(File.Exists(Path.Combine(output, "lora.seed-43", "summary.json")), text3);
+            Assert.Contains("2 seeds (42, 43) per method", text3);
+            using var seeded = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "report.json")));
+            var mean = seeded.RootElement.GetProperty("results")[0];
+            Assert.Equal([42, 43], mean.GetProperty("seeds").EnumerateArray().Select(e => e.GetInt32()));
+            Assert.Equal(JsonValueKind.Object, mean.GetProperty("spread").ValueKind);
+            Assert.Equal(4, seeded.RootElement.GetProperty("runs").GetArrayLength());
         }
         finally { Directory.Delete(dir, true); }
     }

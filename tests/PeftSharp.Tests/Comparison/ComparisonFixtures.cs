@@ -1,5 +1,5 @@
 using System.Text.Json;
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 using PeftSharp.IO;
 using PeftSharp.Models;
 using PeftSharp.Tensors;
@@ -9,7 +9,7 @@ using PeftSharp.Training;
 namespace PeftSharp.Tests.Comparison;
 
 /// <summary>Synthetic comparison results, method folders as `peft train` leaves them, and a tiny real model folder.</summary>
-public static class ComparisonFixtures
+internal static class ComparisonFixtures
 {
     public static string TempDir(string tag)
     {
@@ -28,10 +28,10 @@ public static class ComparisonFixtures
             Method = method, Status = status, LearningRate = method == "full" ? 1e-4 : 2e-4,
             Steps = 20, TrainableParameters = method == "full" ? 1_000_000 : 20_000, TotalParameters = method == "full" ? 1_000_000 : 1_020_000,
             FrozenWeightBytes = method switch { "full" => 0, "qlora" or "qdora" => 600_000, _ => 4_000_000 },
-            PeakRssMb = peakRssMb, TokensPerSecond = tokensPerSecond, WallSeconds = 12.5, FinalTrainLoss = evalLoss - 0.1,
+            PeakRssMib = peakRssMb, TokensPerSecond = tokensPerSecond, WallSeconds = 12.5, FinalTrainLoss = evalLoss - 0.1,
             EvalLossBefore = evalLoss + 1, EvalLoss = evalLoss, EvalPerplexity = Math.Exp(evalLoss),
             ExactMatchBefore = exactMatch != null ? 0.0 : null, ExactMatch = exactMatch, SavedBytes = 80_000, TrainLoss = curve,
-            EvalLossCurve = [new CurvePoint(0, evalLoss + 1), new CurvePoint(20, evalLoss)],
+            EvalLossCurve = [new CurvePoint(0, evalLoss + 1), new CurvePoint(20, evalLoss)], Seeds = [42],
         };
     }
 
@@ -51,7 +51,7 @@ public static class ComparisonFixtures
         settings ??= new ComparisonSettings { ModelDir = "m", DataFile = "d.jsonl", OutputDir = "out", Methods = results.Select(r => r.Method).ToList() };
         return new ComparisonReport
         {
-            Settings = settings, Results = results, Claims = SeedClaims.Evaluate(results),
+            Settings = settings, Results = results, Runs = results, Claims = SeedClaims.Evaluate(results),
             CreatedUtc = new DateTimeOffset(2026, 1, 2, 3, 4, 5, TimeSpan.Zero), Machine = "test machine",
         };
     }

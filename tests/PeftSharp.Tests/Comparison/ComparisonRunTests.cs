@@ -1,5 +1,5 @@
 using System.Text.Json;
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 
 namespace PeftSharp.Tests.Comparison;
 
@@ -47,11 +47,11 @@ public class ComparisonRunTests
             var qlora = report.Results.Single(r => r.Method == "qlora");
             Assert.Equal(MethodStatus.Failed, qlora.Status);
             Assert.Equal("error: method \"qlora\" is not supported (expected lora, dora or full)", qlora.Error);
-            Assert.Null(qlora.PeakRssMb);
+            Assert.Null(qlora.PeakRssMib);
             var lora = report.Results.Single(r => r.Method == "lora");
             Assert.Equal(MethodStatus.Trained, lora.Status);
             Assert.Equal(4.0, lora.FinalTrainLoss);   // the second run's summary
-            Assert.Equal(123.4, lora.PeakRssMb);
+            Assert.Equal(123.4, lora.PeakRssMib);
             Assert.Equal(ClaimVerdict.NotMeasured, report.Claims.Single(c => c.Title.StartsWith("LoRA speed")).Verdict);
             Assert.NotEqual(ClaimVerdict.NotMeasured, report.Claims.Single(c => c.Title.StartsWith("DoRA")).Verdict);
         }
@@ -100,6 +100,32 @@ public class ComparisonRunTests
             Assert.Contains("--force", e.Message);
             var recorded = JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(s.MethodDir("lora"), ComparisonRun.ArgumentsFile)))!;
             Assert.Equal(s.TrainArguments("lora"), recorded);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Seeds_run_every_method_once_per_seed_and_reuse_the_first_seed_of_a_one_seed_comparison()
+    {
+        var (dir, s) = Setup("lora", "dora");
+        try
+        {
+            ComparisonRun.Execute(s, new FakeRunner("lora", "dora"));   // one seed first: lora/ and dora/
+            var runner = new FakeRunner("lora", "dora");
+            var report = ComparisonRun.Execute(s with { Seeds = 3 }, runner);
+            Assert.Equal(["lora", "dora", "lora", "dora"], runner.Ran);   // seed 42 reused; 43 and 44 trained, all methods per seed
+            Assert.True(File.Exists(Path.Combine(s.OutputDir, "lora.seed-43", "summary.json")));
+            Assert.True(File.Exists(Path.Combine(s.OutputDir, "dora.seed-44", "summary.json")));
+            Assert.Equal(6, report.Runs.Count);
+            Assert.Equal([42, 43, 44], report.Runs.Where(r => r.Method == "lora").SelectMany(r => r.Seeds));
+            var lora = report.Results.Single(r => r.Method == "lora");
+            Assert.Equal([42, 43, 44], lora.Seeds);
+            // The fake runner's final loss is 2 + its run count: lora 3 (seed 42, first invocation), 3 and 5.
+            Assert.Equal(11.0 / 3, lora.FinalTrainLoss!.Value, 12);
+            Assert.NotNull(lora.Spread);
+            Assert.Equal(SeedAggregate.StdDev(report.Runs.Where(r => r.Method == "lora").ToList(), r => r.FinalTrainLoss), lora.Spread!.FinalTrainLoss);
+            var recorded = JsonSerializer.Deserialize<string[]>(File.ReadAllText(Path.Combine(s.OutputDir, "lora.seed-44", ComparisonRun.ArgumentsFile)))!;
+            Assert.Equal("44", recorded[recorded.ToList().IndexOf("--seed") + 1]);
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -1,4 +1,4 @@
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 
 namespace PeftSharp.Tests.Comparison;
 
@@ -59,6 +59,30 @@ public class ComparisonSettingsTests
             Assert.Contains("--lr-override", Assert.Throws<PeftException>(() => (ok with { Methods = ["lora"], LearningRateOverrides = new Dictionary<string, double> { ["dora"] = 1e-3 } }).Validate()).Message);
             Assert.Contains("--data", Assert.Throws<PeftException>(() => (ok with { DataFile = Path.Combine(dir, "missing.jsonl") }).Validate()).Message);
             Assert.Contains("config.json", Assert.Throws<PeftException>(() => (ok with { ModelDir = Path.Combine(dir, "nomodel") }).Validate()).Message);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Runs_of_one_method_differ_only_in_seed_and_folder_and_the_first_seed_keeps_the_method_folder()
+    {
+        var s = S() with { Seeds = 3 };
+        Assert.Equal([42, 43, 44], s.SeedList);
+        Assert.Equal(Path.Combine("out", "lora"), s.RunDir("lora", 42));
+        Assert.Equal(Path.Combine("out", "lora.seed-43"), s.RunDir("lora", 43));
+        Assert.Equal(s.TrainArguments("lora"), s.TrainArguments("lora", 42));
+        var a = Flags(s.TrainArguments("lora", 42));
+        var b = Flags(s.TrainArguments("lora", 44));
+        Assert.Equal(new[] { "--output-dir", "--seed" }, a.Keys.Where(k => a[k] != b[k]).OrderBy(k => k).ToArray());
+        Assert.Equal("44", b["--seed"]);
+        string dir = ComparisonFixtures.TempDir("cmp-seeds");
+        try
+        {
+            string data = ComparisonFixtures.WriteDataFile(dir);
+            File.WriteAllText(Path.Combine(dir, "config.json"), "{}");
+            var ok = new ComparisonSettings { ModelDir = dir, DataFile = data, OutputDir = dir };
+            Assert.Contains("--seeds", Assert.Throws<PeftException>(() => (ok with { Seeds = 0 }).Validate()).Message);
+            Assert.Contains("--seeds", Assert.Throws<PeftException>(() => (ok with { Seeds = ComparisonSettings.MaxSeeds + 1 }).Validate()).Message);
         }
         finally { Directory.Delete(dir, true); }
     }

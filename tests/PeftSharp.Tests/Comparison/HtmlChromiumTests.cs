@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 
 namespace PeftSharp.Tests.Comparison;
 
@@ -45,9 +45,11 @@ public class HtmlChromiumTests
 
             string dom = RunChromium(profile, "--dump-dom", url);
             Assert.Contains("<h1>PeftSharp method comparison</h1>", dom);
-            foreach (var id in new[] { HtmlReport.LossChartId, HtmlReport.MemoryChartId, HtmlReport.SpeedChartId, HtmlReport.FrozenChartId })
+            foreach (var id in new[] { HtmlReport.LossChartId, HtmlReport.EvalLossChartId, HtmlReport.TaskChartId, HtmlReport.MemoryChartId,
+                         HtmlReport.SpeedChartId, HtmlReport.FrozenChartId })
                 Assert.Contains($"<svg id=\"{id}\"", dom);
-            foreach (var title in new[] { HtmlReport.LossChartTitle, HtmlReport.MemoryChartTitle, HtmlReport.SpeedChartTitle, HtmlReport.FrozenChartTitle })
+            foreach (var title in new[] { HtmlReport.LossChartTitle, HtmlReport.EvalLossChartTitle, HtmlReport.TaskChartTitle, HtmlReport.MemoryChartTitle,
+                         HtmlReport.SpeedChartTitle, HtmlReport.FrozenChartTitle })
                 Assert.Contains($"<title>{title}</title>", dom);
             int legend = dom.IndexOf("class=\"legend\"", StringComparison.Ordinal);
             Assert.True(legend >= 0, "loss chart legend missing from the rendered DOM");
@@ -55,7 +57,7 @@ public class HtmlChromiumTests
             foreach (var method in new[] { "full", "lora", "dora", "qlora", "qdora (failed)" })
                 Assert.Contains($">{method}</text>", legendDom);
             Assert.Contains(">optimizer step</text>", dom);
-            Assert.Contains(">train loss</text>", dom);
+            Assert.Contains(">train loss (log scale)</text>", dom);
             Assert.Contains("<polyline", dom);
             Assert.Contains("agrees</span>", dom);
 

@@ -1,4 +1,4 @@
-using PeftSharp.Comparison;
+using PeftSharp.Cli.Comparison;
 
 namespace PeftSharp.Tests.Comparison;
 
@@ -14,7 +14,7 @@ public class RunResultReaderTests
             var r = RunResultReader.Read("lora", dir, MethodStatus.Trained, 2e-4);
             Assert.Equal(3, r.Steps);
             Assert.Equal(2.25, r.FinalTrainLoss);
-            Assert.Equal(321.5, r.PeakRssMb);
+            Assert.Equal(321.5, r.PeakRssMib);
             Assert.Equal(40_000, r.FrozenWeightBytes);
             Assert.Equal(500, r.TrainableParameters);
             Assert.Equal(100.0 * 500 / 10_500, r.TrainablePercent!.Value, 12);

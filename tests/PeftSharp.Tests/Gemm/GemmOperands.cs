@@ -66,7 +66,7 @@ sealed unsafe class GemmCase : IDisposable
     public void Run(GemmPath path, int threads)
     {
         Reset();
-        global::PeftSharp.Kernels.Gemm.MultiplyOn(path, threads, TransA, TransB, M, N, K, Alpha, A.View, B.View, Beta, C, Ldc);
+        global::PeftSharp.Kernels.Gemm.MultiplyOn(path, threads, TestCompute.Cpu.Buffers, TransA, TransB, M, N, K, Alpha, A.View, B.View, Beta, C, Ldc);
     }
 
     /// <summary>The m×n result, after checking the guard columns past n were not touched.</summary>

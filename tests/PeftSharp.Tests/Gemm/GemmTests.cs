@@ -180,7 +180,7 @@ public unsafe class GemmTests
         try
         {
             var expected = cases.Select(g => g.Reference()).ToArray();
-            var path = global::PeftSharp.Kernels.Gemm.ManagedPath(global::PeftSharp.Kernels.Gemm.Simd);
+            var path = TestCompute.Cpu.ManagedPath;
             Parallel.For(0, cases.Length, new ParallelOptions { MaxDegreeOfParallelism = 3 }, i => cases[i].Run(path, 2));
             for (int i = 0; i < cases.Length; i++)
                 Numerics.AssertClose(cases[i].Result(), expected[i], 1e-5, cases[i].Describe(path));
@@ -210,7 +210,7 @@ public unsafe class GemmTests
         using var g = new GemmCase(11, false, true, 37, 29, 45, DType.F32, DType.BF16, alpha: 1f, beta: 0f);
         var expected = g.Reference();
         g.Reset();
-        global::PeftSharp.Kernels.Gemm.Multiply(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, g.A.View, g.B.View, g.Beta, g.C, g.Ldc);
+        global::PeftSharp.Kernels.Gemm.Multiply(TestCompute.Cpu, g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, g.A.View, g.B.View, g.Beta, g.C, g.Ldc);
         Numerics.AssertClose(g.Result(), expected, 1e-5, "Gemm.Multiply");
     }
 
@@ -219,20 +219,20 @@ public unsafe class GemmTests
     {
         using var g = new GemmCase(12, false, false, 4, 5, 6, DType.F32, DType.F32);
         Assert.Throws<ArgumentException>(() =>
-            global::PeftSharp.Kernels.Gemm.MultiplyOn(GemmPath.ManagedPortable, 1, false, false, 4, 5, 7, 1f, g.A.View, g.B.View, 0f, g.C, g.Ldc));
+            global::PeftSharp.Kernels.Gemm.MultiplyOn(GemmPath.ManagedPortable, 1, TestCompute.Cpu.Buffers, false, false, 4, 5, 7, 1f, g.A.View, g.B.View, 0f, g.C, g.Ldc));
         Assert.Throws<ArgumentException>(() =>
-            global::PeftSharp.Kernels.Gemm.MultiplyOn(GemmPath.ManagedPortable, 1, true, false, 4, 5, 6, 1f, g.A.View, g.B.View, 0f, g.C, g.Ldc));
+            global::PeftSharp.Kernels.Gemm.MultiplyOn(GemmPath.ManagedPortable, 1, TestCompute.Cpu.Buffers, true, false, 4, 5, 6, 1f, g.A.View, g.B.View, 0f, g.C, g.Ldc));
         Assert.Throws<ArgumentException>(() =>
-            global::PeftSharp.Kernels.Gemm.MultiplyOn(GemmPath.ManagedPortable, 1, false, false, 4, 5, 6, 1f, g.A.View, g.B.View, 0f, g.C, 4));
+            global::PeftSharp.Kernels.Gemm.MultiplyOn(GemmPath.ManagedPortable, 1, TestCompute.Cpu.Buffers, false, false, 4, 5, 6, 1f, g.A.View, g.B.View, 0f, g.C, 4));
     }
 
     [Fact]
     public void BackendEnvironmentValues()
     {
-        Assert.Equal(GemmBackend.Auto, global::PeftSharp.Kernels.Gemm.ParseBackendEnv(null));
-        Assert.Equal(GemmBackend.Managed, global::PeftSharp.Kernels.Gemm.ParseBackendEnv("managed"));
-        Assert.Equal(GemmBackend.OpenBlas, global::PeftSharp.Kernels.Gemm.ParseBackendEnv(" OpenBLAS "));
-        var e = Assert.Throws<PeftException>(() => global::PeftSharp.Kernels.Gemm.ParseBackendEnv("mkl"));
+        Assert.Equal(GemmBackend.Auto, global::PeftSharp.Kernels.Gemm.ParseBackend(null));
+        Assert.Equal(GemmBackend.Managed, global::PeftSharp.Kernels.Gemm.ParseBackend("managed"));
+        Assert.Equal(GemmBackend.OpenBlas, global::PeftSharp.Kernels.Gemm.ParseBackend(" OpenBLAS "));
+        var e = Assert.Throws<PeftException>(() => global::PeftSharp.Kernels.Gemm.ParseBackend("mkl"));
         Assert.Contains("PEFTSHARP_GEMM", e.Message);
     }
 }

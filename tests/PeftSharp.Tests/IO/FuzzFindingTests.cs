@@ -62,3 +62,20 @@ public class FuzzFindingTests
         Assert.Contains("not valid Unicode", e.Message);
     }
 }
+
+/// <summary>tokenizer_config.json inputs found by fuzzing the chat-template reader.</summary>
+public class TokenizerConfigFuzzFindingTests
+{
+    [Theory]
+    // fuzz/findings/tokenizer-config crash id:000000 (afl havoc): "template" twice in the named entry.
+    [InlineData("{\"bpken\": \"<s>\", \"chat_template\": [{\"name\": \"default\", \"template\": \"{lt\", \"template\": \"x\"}]}", "twice")]
+    [InlineData("{\"chat_template\": [{\"name\": 7, \"template\": \"x\"}]}", "unexpected value type")]
+    [InlineData("{\"chat_template\": \"x\", \"chat_template\": \"y\"}", "twice")]
+    [InlineData("{\"chat_template\": ", "not valid JSON")]
+    public void MalformedTokenizerConfigsAreNamedErrors(string json, string fragment)
+    {
+        var e = Assert.Throws<PeftException>(() => PeftSharp.Templates.ChatTemplateSource.Parse(json, "tokenizer_config.json"));
+        Assert.Contains("tokenizer_config.json", e.Message);
+        Assert.Contains(fragment, e.Message);
+    }
+}

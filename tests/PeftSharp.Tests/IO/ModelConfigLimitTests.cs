@@ -34,8 +34,8 @@ public class ModelConfigLimitTests
         var reference = new RopeTable(8, 5000, 10000, null);
         var x = Enumerable.Range(0, 8).Select(i => (float)(i + 1)).ToArray();
         var y = (float[])x.Clone();
-        Rope.Forward(x, [4999], 1, table);
-        Rope.Forward(y, [4999], 1, reference);
+        Rope.Forward(TestSupport.TestCompute.Cpu, x, [4999], 1, table);
+        Rope.Forward(TestSupport.TestCompute.Cpu, y, [4999], 1, reference);
         Assert.Equal(y, x);
     }
 

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Kernels;
 using PeftSharp.Kernels.Reference;
 using static PeftSharp.Tests.Kernels.KernelCheck;
@@ -40,7 +41,7 @@ public class AttentionTests
         var q = RandomFloats(rng, n * hq * d, 2f); var k = RandomFloats(rng, n * hkv * d, 2f); var v = RandomFloats(rng, n * hkv * d);
         int[]? seg = packed ? PackedSegments(batch, T, rng) : null;
         var o = new float[n * hq * d]; var lse = new float[n * hq];
-        Attention.Forward(o, lse, q, k, v, seg, batch, T, hq, hkv, d);
+        Attention.Forward(TestCompute.Cpu, o, lse, q, k, v, seg, batch, T, hq, hkv, d);
         var (oRef, lseRef) = AttentionReference.Forward(ToDouble(q), ToDouble(k), ToDouble(v), seg, batch, T, hq, hkv, d);
         AssertClose(o, oRef, 1e-5, "attention out");
         AssertClose(lse, lseRef, 1e-6, "attention lse");
@@ -56,10 +57,10 @@ public class AttentionTests
         var dout = RandomFloats(rng, n * hq * d);
         int[]? seg = packed ? PackedSegments(batch, T, rng) : null;
         var o = new float[n * hq * d]; var lse = new float[n * hq];
-        Attention.Forward(o, lse, q, k, v, seg, batch, T, hq, hkv, d);
+        Attention.Forward(TestCompute.Cpu, o, lse, q, k, v, seg, batch, T, hq, hkv, d);
         var dq0 = RandomFloats(rng, q.Length); var dk0 = RandomFloats(rng, k.Length); var dv0 = RandomFloats(rng, v.Length);
         var dq = (float[])dq0.Clone(); var dk = (float[])dk0.Clone(); var dv = (float[])dv0.Clone();
-        Attention.Backward(dq, dk, dv, dout, o, lse, q, k, v, seg, batch, T, hq, hkv, d);
+        Attention.Backward(TestCompute.Cpu, dq, dk, dv, dout, o, lse, q, k, v, seg, batch, T, hq, hkv, d);
         var (dqRef, dkRef, dvRef) = AttentionReference.Backward(ToDouble(dout), ToDouble(q), ToDouble(k), ToDouble(v), seg, batch, T, hq, hkv, d);
         // 1e-5 bound on the increments: dk/dv sum over up to T queries × ratio heads in float32.
         AssertClose(Added(dq, dq0), dqRef, 1e-5, "attention dq");
@@ -77,11 +78,11 @@ public class AttentionTests
         var q = RandomFloats(rng, T * hq * d, 2f); var k = RandomFloats(rng, T * hkv * d, 2f); var v = RandomFloats(rng, T * hkv * d);
         var dout = RandomFloats(rng, T * hq * d);
         var o = new float[T * hq * d]; var lse = new float[T * hq];
-        Attention.Forward(o, lse, q, k, v, seg, 1, T, hq, hkv, d);
+        Attention.Forward(TestCompute.Cpu, o, lse, q, k, v, seg, 1, T, hq, hkv, d);
         var (oRef, _) = AttentionReference.Forward(ToDouble(q), ToDouble(k), ToDouble(v), seg, 1, T, hq, hkv, d);
         AssertClose(o, oRef, 1e-5, "attention out, non-contiguous segments");
         var dq = new float[q.Length]; var dk = new float[k.Length]; var dv = new float[v.Length];
-        Attention.Backward(dq, dk, dv, dout, o, lse, q, k, v, seg, 1, T, hq, hkv, d);
+        Attention.Backward(TestCompute.Cpu, dq, dk, dv, dout, o, lse, q, k, v, seg, 1, T, hq, hkv, d);
         var (dqRef, dkRef, dvRef) = AttentionReference.Backward(ToDouble(dout), ToDouble(q), ToDouble(k), ToDouble(v), seg, 1, T, hq, hkv, d);
         AssertClose(dq, dqRef, 1e-5, "dq"); AssertClose(dk, dkRef, 1e-5, "dk"); AssertClose(dv, dvRef, 1e-5, "dv");
     }
@@ -94,13 +95,13 @@ public class AttentionTests
         var rng = new Random(22);
         var q = RandomFloats(rng, T * hq * d); var k = RandomFloats(rng, T * hkv * d); var v = RandomFloats(rng, T * hkv * d);
         var o1 = new float[T * hq * d]; var lse1 = new float[T * hq];
-        Attention.Forward(o1, lse1, q, k, v, seg, 1, T, hq, hkv, d);
+        Attention.Forward(TestCompute.Cpu, o1, lse1, q, k, v, seg, 1, T, hq, hkv, d);
 
         // Change token 10 (segment 1) in q, k and v.
         for (int x = 0; x < hq * d; x++) q[10 * hq * d + x] += 0.5f;
         for (int x = 0; x < hkv * d; x++) { k[10 * hkv * d + x] -= 0.7f; v[10 * hkv * d + x] += 0.9f; }
         var o2 = new float[T * hq * d]; var lse2 = new float[T * hq];
-        Attention.Forward(o2, lse2, q, k, v, seg, 1, T, hq, hkv, d);
+        Attention.Forward(TestCompute.Cpu, o2, lse2, q, k, v, seg, 1, T, hq, hkv, d);
 
         int from = cut * hq * d;
         Assert.Equal(o1.AsSpan(from).ToArray(), o2.AsSpan(from).ToArray()); // segment 2 bit-identical
@@ -117,7 +118,7 @@ public class AttentionTests
         var rng = new Random(T + prefill);
         var q = RandomFloats(rng, T * hq * d, 2f); var k = RandomFloats(rng, T * hkv * d, 2f); var v = RandomFloats(rng, T * hkv * d);
         var full = new float[T * hq * d]; var lse = new float[T * hq];
-        Attention.Forward(full, lse, q, k, v, ReadOnlySpan<int>.Empty, 1, T, hq, hkv, d);
+        Attention.Forward(TestCompute.Cpu, full, lse, q, k, v, ReadOnlySpan<int>.Empty, 1, T, hq, hkv, d);
 
         // The cache holds NaN beyond the filled rows: reading past start+tNew would poison the output.
         var kCache = Enumerable.Repeat(float.NaN, T * hkv * d).ToArray();
@@ -128,7 +129,7 @@ public class AttentionTests
         {
             Array.Copy(k, start * row, kCache, start * row, tNew * row);
             Array.Copy(v, start * row, vCache, start * row, tNew * row);
-            Attention.ForwardCached(cached.AsSpan(start * qRow, tNew * qRow), q.AsSpan(start * qRow, tNew * qRow), kCache, vCache, start, tNew, hq, hkv, d);
+            Attention.ForwardCached(TestCompute.Cpu, cached.AsSpan(start * qRow, tNew * qRow), q.AsSpan(start * qRow, tNew * qRow), kCache, vCache, start, tNew, hq, hkv, d);
         }
         Step(0, prefill);
         for (int t = prefill; t < T; t++) Step(t, 1);
@@ -146,12 +147,12 @@ public class AttentionTests
         var q = RandomFloats(rng, T * hq * d, 6f); var k = RandomFloats(rng, T * hkv * d, 6f); var v = RandomFloats(rng, T * hkv * d);
         var dout = RandomFloats(rng, T * hq * d);
         var o = new float[q.Length]; var lse = new float[T * hq];
-        Attention.Forward(o, lse, q, k, v, default, batch, T, hq, hkv, d);
+        Attention.Forward(TestCompute.Cpu, o, lse, q, k, v, default, batch, T, hq, hkv, d);
         var (oRef, lseRef) = AttentionReference.Forward(ToDouble(q), ToDouble(k), ToDouble(v), null, batch, T, hq, hkv, d);
         AssertClose(o, oRef, 1e-5, "attention out, large scores");
         AssertClose(lse, lseRef, 1e-6, "attention lse, large scores");
         var dq = new float[q.Length]; var dk = new float[k.Length]; var dv = new float[v.Length];
-        Attention.Backward(dq, dk, dv, dout, o, lse, q, k, v, default, batch, T, hq, hkv, d);
+        Attention.Backward(TestCompute.Cpu, dq, dk, dv, dout, o, lse, q, k, v, default, batch, T, hq, hkv, d);
         var (dqRef, dkRef, dvRef) = AttentionReference.Backward(ToDouble(dout), ToDouble(q), ToDouble(k), ToDouble(v), null, batch, T, hq, hkv, d);
         AssertClose(dq, dqRef, 1e-5, "dq, large scores"); AssertClose(dk, dkRef, 1e-5, "dk, large scores"); AssertClose(dv, dvRef, 1e-5, "dv, large scores");
     }
@@ -165,11 +166,11 @@ public class AttentionTests
         var q = RandomFloats(rng, T * hq * d); var k = RandomFloats(rng, T * hkv * d); var v = RandomFloats(rng, T * hkv * d);
         var dout = RandomFloats(rng, T * hq * d);
         var o = new float[q.Length]; var lse = new float[T * hq];
-        Attention.Forward(o, lse, q, k, v, default, batch, T, hq, hkv, d);
+        Attention.Forward(TestCompute.Cpu, o, lse, q, k, v, default, batch, T, hq, hkv, d);
         float[][] Run()
         {
             var dq = new float[q.Length]; var dk = new float[k.Length]; var dv = new float[v.Length];
-            Attention.Backward(dq, dk, dv, dout, o, lse, q, k, v, default, batch, T, hq, hkv, d);
+            Attention.Backward(TestCompute.Cpu, dq, dk, dv, dout, o, lse, q, k, v, default, batch, T, hq, hkv, d);
             return [dq, dk, dv];
         }
         var first = Run();
@@ -190,9 +191,9 @@ public class AttentionTests
         var q = RandomFloats(rng, T * hq * d); var k = RandomFloats(rng, T * hkv * d); var v = RandomFloats(rng, T * hkv * d);
         var dout = RandomFloats(rng, T * hq * d);
         var o = new float[q.Length]; var lse = new float[T * hq];
-        Attention.Forward(o, lse, q, k, v, default, batch, T, hq, hkv, d);
+        Attention.Forward(TestCompute.Cpu, o, lse, q, k, v, default, batch, T, hq, hkv, d);
         var dq = new float[q.Length]; var dv = new float[v.Length];
-        Attention.Backward(dq, default, dv, dout, o, lse, q, k, v, default, batch, T, hq, hkv, d);
+        Attention.Backward(TestCompute.Cpu, dq, default, dv, dout, o, lse, q, k, v, default, batch, T, hq, hkv, d);
         var (dqRef, _, dvRef) = AttentionReference.Backward(ToDouble(dout), ToDouble(q), ToDouble(k), ToDouble(v), null, batch, T, hq, hkv, d);
         AssertClose(dq, dqRef, 1e-5, "dq without dk"); AssertClose(dv, dvRef, 1e-5, "dv without dk");
     }

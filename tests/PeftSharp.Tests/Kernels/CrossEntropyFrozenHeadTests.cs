@@ -24,7 +24,7 @@ public unsafe class CrossEntropyFrozenHeadTests
         DTypeConvert.ToFloat(head.Data, headType, stored);   // the reference sees the rounded head
         var dh = Numerics.RandomFloats(rng, n * c);          // non-zero: the kernel must add
         var dh0 = (float[])dh.Clone();
-        var (loss, count) = CrossEntropy.ForwardBackward(h, head.AsMatrix(), targets, n, c, 0.25f, dh, Span<float>.Empty, chunk);
+        var (loss, count) = CrossEntropy.ForwardBackward(TestCompute.Cpu, h, head.AsMatrix(), targets, n, c, 0.25f, dh, Span<float>.Empty, chunk);
         var r = CrossEntropyReference.ForwardBackward(h.Select(x => (double)x).ToArray(), stored.Select(x => (double)x).ToArray(), targets, n, c, vocab, 0.25);
         Assert.Equal(r.Count, count);
         Assert.Equal(r.LossSum, loss, 1e-3);

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Kernels;
 using PeftSharp.Kernels.Reference;
 using PeftSharp.Tensors;
@@ -22,7 +23,7 @@ public unsafe class CrossEntropyTests
         var dh = (float[])dh0.Clone(); var dw = (float[])dw0.Clone();
         float gradScale = 0.37f;
         (double loss, int count) = (0, 0);
-        fixed (float* pw = w) (loss, count) = CrossEntropy.ForwardBackward(h, MatrixView.F32(pw, V, C), Targets, N, C, gradScale, dh, dw, chunk);
+        fixed (float* pw = w) (loss, count) = CrossEntropy.ForwardBackward(TestCompute.Cpu, h, MatrixView.F32(pw, V, C), Targets, N, C, gradScale, dh, dw, chunk);
         var r = CrossEntropyReference.ForwardBackward(ToDouble(h), ToDouble(w), Targets, N, C, V, gradScale);
         Assert.Equal(r.Count, count);
         Assert.True(Math.Abs(loss - r.LossSum) < 1e-6 * r.LossSum, $"loss {loss} vs reference {r.LossSum}");
@@ -41,7 +42,7 @@ public unsafe class CrossEntropyTests
         var h = RandomFloats(rng, n * c, 2f); var w = RandomFloats(rng, vocab * c);
         var dh = new float[n * c]; var dw = new float[vocab * c];
         (double loss, int count) = (0, 0);
-        fixed (float* pw = w) (loss, count) = CrossEntropy.ForwardBackward(h, MatrixView.F32(pw, vocab, c), targets, n, c, 1f / 34, dh, dw, 128);
+        fixed (float* pw = w) (loss, count) = CrossEntropy.ForwardBackward(TestCompute.Cpu, h, MatrixView.F32(pw, vocab, c), targets, n, c, 1f / 34, dh, dw, 128);
         var r = CrossEntropyReference.ForwardBackward(ToDouble(h), ToDouble(w), targets, n, c, vocab, 1.0 / 34);
         Assert.Equal(r.Count, count);
         Assert.True(Math.Abs(loss - r.LossSum) < 1e-6 * r.LossSum, $"loss {loss} vs reference {r.LossSum}");
@@ -55,7 +56,7 @@ public unsafe class CrossEntropyTests
         var rng = new Random(41);
         var h = RandomFloats(rng, N * C); var w = RandomFloats(rng, V * C);
         (double loss, int count) = (0, 0);
-        fixed (float* pw = w) (loss, count) = CrossEntropy.ForwardBackward(h, MatrixView.F32(pw, V, C), Targets, N, C, 1f, default, default, 128);
+        fixed (float* pw = w) (loss, count) = CrossEntropy.ForwardBackward(TestCompute.Cpu, h, MatrixView.F32(pw, V, C), Targets, N, C, 1f, default, default, 128);
         var r = CrossEntropyReference.ForwardBackward(ToDouble(h), ToDouble(w), Targets, N, C, V, 1);
         Assert.Equal(6, count);
         Assert.True(Math.Abs(loss - r.LossSum) < 1e-6 * r.LossSum, $"loss {loss} vs reference {r.LossSum}");
@@ -72,7 +73,7 @@ public unsafe class CrossEntropyTests
         var wStored = Array.ConvertAll(wb, b => (double)Bf16.ToFloat(b));
         var dh = new float[n * C]; var dw = new float[vocab * C];
         (double loss, int count) = (0, 0);
-        fixed (ushort* pw = wb) (loss, count) = CrossEntropy.ForwardBackward(h, new MatrixView(pw, DType.BF16, vocab, C, C), targets, n, C, 0.5f, dh, dw, 64);
+        fixed (ushort* pw = wb) (loss, count) = CrossEntropy.ForwardBackward(TestCompute.Cpu, h, new MatrixView(pw, DType.BF16, vocab, C, C), targets, n, C, 0.5f, dh, dw, 64);
         var r = CrossEntropyReference.ForwardBackward(ToDouble(h), wStored, targets, n, C, vocab, 0.5);
         Assert.Equal(4, count);
         Assert.True(Math.Abs(loss - r.LossSum) < 1e-6 * r.LossSum, $"loss {loss} vs reference {r.LossSum}");
@@ -86,7 +87,7 @@ public unsafe class CrossEntropyTests
         var w = new float[V * C]; var h = new float[2 * C];
         var dh = Enumerable.Repeat(1f, 2 * C).ToArray();
         (double loss, int count) = (1, 1);
-        fixed (float* pw = w) (loss, count) = CrossEntropy.ForwardBackward(h, MatrixView.F32(pw, V, C), [-100, -100], 2, C, 1f, dh, default);
+        fixed (float* pw = w) (loss, count) = CrossEntropy.ForwardBackward(TestCompute.Cpu, h, MatrixView.F32(pw, V, C), [-100, -100], 2, C, 1f, dh, default);
         Assert.Equal((0.0, 0), (loss, count));
         Assert.All(dh, x => Assert.Equal(1f, x));
     }
@@ -95,7 +96,7 @@ public unsafe class CrossEntropyTests
     public void Target_outside_vocabulary_is_a_user_error()
     {
         var w = new float[V * C]; var h = new float[C];
-        var ex = Assert.Throws<PeftException>(() => { fixed (float* pw = w) CrossEntropy.ForwardBackward(h, MatrixView.F32(pw, V, C), [V], 1, C, 1f, default, default); });
+        var ex = Assert.Throws<PeftException>(() => { fixed (float* pw = w) CrossEntropy.ForwardBackward(TestCompute.Cpu, h, MatrixView.F32(pw, V, C), [V], 1, C, 1f, default, default); });
         Assert.Contains($"target token id {V}", ex.Message);
     }
 

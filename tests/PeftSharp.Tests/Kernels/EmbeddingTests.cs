@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Kernels;
 using PeftSharp.Kernels.Reference;
 using PeftSharp.Tensors;
@@ -26,17 +27,17 @@ public unsafe class EmbeddingTests
         {
             case DType.F32:
                 for (int i = 0; i < w.Length; i++) stored[i] = w[i];
-                fixed (float* p = w) Embedding.Forward(output, Ids, MatrixView.F32(p, V, C));
+                fixed (float* p = w) Embedding.Forward(TestCompute.Cpu, output, Ids, MatrixView.F32(p, V, C));
                 break;
             case DType.BF16:
                 var b = Array.ConvertAll(w, Bf16.FromFloat);
                 for (int i = 0; i < w.Length; i++) stored[i] = Bf16.ToFloat(b[i]);
-                fixed (ushort* p = b) Embedding.Forward(output, Ids, new MatrixView(p, DType.BF16, V, C, C));
+                fixed (ushort* p = b) Embedding.Forward(TestCompute.Cpu, output, Ids, new MatrixView(p, DType.BF16, V, C, C));
                 break;
             case DType.F16:
                 var hh = Array.ConvertAll(w, x => (Half)x);
                 for (int i = 0; i < w.Length; i++) stored[i] = (double)hh[i];
-                fixed (Half* p = hh) Embedding.Forward(output, Ids, new MatrixView(p, DType.F16, V, C, C));
+                fixed (Half* p = hh) Embedding.Forward(TestCompute.Cpu, output, Ids, new MatrixView(p, DType.F16, V, C, C));
                 break;
         }
         AssertClose(output, EmbeddingReference.Forward(stored, C, Ids), 1e-12, $"embedding forward {dtype}");
@@ -49,7 +50,7 @@ public unsafe class EmbeddingTests
         var dout = RandomFloats(rng, Ids.Length * C);
         var initial = RandomFloats(rng, V * C);
         var dw = (float[])initial.Clone();
-        Embedding.Backward(dw, dout, Ids, C);
+        Embedding.Backward(TestCompute.Cpu, dw, dout, Ids, C);
         var expected = EmbeddingReference.Backward(ToDouble(dout), Ids, V, C);
         AssertClose(dw, Plus(expected, initial), 1e-6, "embedding backward (+=)");
     }
@@ -63,7 +64,7 @@ public unsafe class EmbeddingTests
         var rng = new Random(3);
         var dout = RandomFloats(rng, ids.Length * c);
         var dw = new float[vocab * c];
-        Embedding.Backward(dw, dout, ids, c);
+        Embedding.Backward(TestCompute.Cpu, dw, dout, ids, c);
         var expected = EmbeddingReference.Backward(ToDouble(dout), ids, vocab, c);
         // rows never hit (2, 3) must stay zero; compare only where the reference is defined everywhere
         AssertClose(dw, expected, 1e-6, "embedding backward wide");
@@ -86,7 +87,7 @@ public unsafe class EmbeddingTests
     {
         var w = new float[V * C];
         var output = new float[C];
-        var ex = Assert.Throws<PeftException>(() => { fixed (float* p = w) Embedding.Forward(output, [V], MatrixView.F32(p, V, C)); });
+        var ex = Assert.Throws<PeftException>(() => { fixed (float* p = w) Embedding.Forward(TestCompute.Cpu, output, [V], MatrixView.F32(p, V, C)); });
         Assert.Contains($"token id {V}", ex.Message);
     }
 }

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Kernels;
 using PeftSharp.Kernels.Reference;
 using static PeftSharp.Tests.Kernels.KernelCheck;
@@ -20,14 +21,14 @@ public class RmsNormTests
         var w = RandomFloats(rng, c);
         var dy = RandomFloats(rng, n * c);
         var y = new float[n * c]; var rstd = new float[n];
-        RmsNorm.Forward(y, rstd, x, w, n, c, Eps);
+        RmsNorm.Forward(TestCompute.Cpu, y, rstd, x, w, n, c, Eps);
         var (yRef, rRef) = RmsNormReference.Forward(ToDouble(x), ToDouble(w), n, c, Eps);
         AssertClose(y, yRef, 1e-6, "rmsnorm y");
         AssertClose(rstd, rRef, 1e-6, "rmsnorm rstd");
 
         var dx0 = RandomFloats(rng, n * c); var dw0 = RandomFloats(rng, c);
         var dx = (float[])dx0.Clone(); var dw = (float[])dw0.Clone();
-        RmsNorm.Backward(dx, dw, dy, x, w, rstd, n, c);
+        RmsNorm.Backward(TestCompute.Cpu, dx, dw, dy, x, w, rstd, n, c);
         var (dxRef, dwRef) = RmsNormReference.Backward(ToDouble(dy), ToDouble(x), ToDouble(w), n, c, Eps);
         AssertClose(Added(dx, dx0), dxRef, 1e-5, "rmsnorm dx");
         AssertClose(Added(dw, dw0), dwRef, 1e-5, "rmsnorm dw");
@@ -40,9 +41,9 @@ public class RmsNormTests
         var rng = new Random(9);
         var x = RandomFloats(rng, n * c); var w = RandomFloats(rng, c); var dy = RandomFloats(rng, n * c);
         var y = new float[n * c]; var rstd = new float[n];
-        RmsNorm.Forward(y, rstd, x, w, n, c, Eps);
+        RmsNorm.Forward(TestCompute.Cpu, y, rstd, x, w, n, c, Eps);
         var dx = new float[n * c];
-        RmsNorm.Backward(dx, Span<float>.Empty, dy, x, w, rstd, n, c);
+        RmsNorm.Backward(TestCompute.Cpu, dx, Span<float>.Empty, dy, x, w, rstd, n, c);
         var (dxRef, _) = RmsNormReference.Backward(ToDouble(dy), ToDouble(x), ToDouble(w), n, c, Eps);
         AssertClose(dx, dxRef, 1e-5, "rmsnorm dx without dweight");
     }

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Kernels;
 using PeftSharp.Kernels.Reference;
 using static PeftSharp.Tests.Kernels.KernelCheck;
@@ -76,7 +77,7 @@ public class RopeTests
     {
         var t = new RopeTable(8, 4, 10000, null);
         var x = new float[8];
-        Assert.Throws<PeftException>(() => Rope.Forward(x, [4], 1, t));
+        Assert.Throws<PeftException>(() => Rope.Forward(TestCompute.Cpu, x, [4], 1, t));
     }
 
     [Theory]
@@ -97,15 +98,15 @@ public class RopeTests
         var positions = Enumerable.Range(0, n).Select(_ => rng.Next(600)).ToArray();
         var x = RandomFloats(rng, n * heads * d);
         var y = (float[])x.Clone();
-        Rope.Forward(y, positions, heads, table);
+        Rope.Forward(TestCompute.Cpu, y, positions, heads, table);
         AssertClose(y, RopeReference.Rotate(ToDouble(x), positions, heads, d, table.InvFreq), 1e-6, "rope forward");
 
         var g = RandomFloats(rng, n * heads * d);
         var dx = (float[])g.Clone();
-        Rope.Backward(dx, positions, heads, table);
+        Rope.Backward(TestCompute.Cpu, dx, positions, heads, table);
         AssertClose(dx, RopeReference.Rotate(ToDouble(g), positions, heads, d, table.InvFreq, inverse: true), 1e-6, "rope backward");
 
-        Rope.Backward(y, positions, heads, table); // undoes the forward
+        Rope.Backward(TestCompute.Cpu, y, positions, heads, table); // undoes the forward
         AssertClose(y, ToDouble(x), 1e-6, "rope forward∘backward = identity");
     }
 

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Kernels;
 using PeftSharp.Kernels.Reference;
 using static PeftSharp.Tests.Kernels.KernelCheck;
@@ -15,12 +16,12 @@ public class SwiGluTests
         var rng = new Random(len);
         var g = RandomFloats(rng, len, 4f); var u = RandomFloats(rng, len, 2f); var dout = RandomFloats(rng, len);
         var o = new float[len];
-        SwiGlu.Forward(o, g, u);
+        SwiGlu.Forward(TestCompute.Cpu, o, g, u);
         AssertClose(o, SwiGluReference.Forward(ToDouble(g), ToDouble(u)), 1e-6, "swiglu out");
 
         var dg0 = RandomFloats(rng, len); var du0 = RandomFloats(rng, len);
         var dg = (float[])dg0.Clone(); var du = (float[])du0.Clone();
-        SwiGlu.Backward(dg, du, dout, g, u);
+        SwiGlu.Backward(TestCompute.Cpu, dg, du, dout, g, u);
         var (dgRef, duRef) = SwiGluReference.Backward(ToDouble(dout), ToDouble(g), ToDouble(u));
         AssertClose(Added(dg, dg0), dgRef, 1e-5, "swiglu dgate");
         AssertClose(Added(du, du0), duRef, 1e-5, "swiglu dup");
@@ -33,7 +34,7 @@ public class SwiGluTests
         int len = 40;
         var g = RandomFloats(rng, len, 3f); var u = RandomFloats(rng, len); var dout = RandomFloats(rng, len);
         var dg = new float[len];
-        SwiGlu.Backward(dg, Span<float>.Empty, dout, g, u);
+        SwiGlu.Backward(TestCompute.Cpu, dg, Span<float>.Empty, dout, g, u);
         AssertClose(dg, SwiGluReference.Backward(ToDouble(dout), ToDouble(g), ToDouble(u)).Dgate, 1e-5, "swiglu dgate alone");
     }
 

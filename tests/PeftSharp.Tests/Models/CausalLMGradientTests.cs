@@ -34,7 +34,7 @@ public class CausalLMGradientTests
 
     static double Loss(CausalLM m, int batch, int seq, (int[] ids, int[] pos, int[] seg, int[] tgt) b)
     {
-        using var pass = new ModelPass(m, batch, seq, recompute: false);
+        using var pass = Passes.Model(m, batch, seq, recompute: false);
         return pass.Loss(b.ids, b.pos, b.seg, b.tgt).LossSum;
     }
 
@@ -51,7 +51,7 @@ public class CausalLMGradientTests
         m.MakeFullyTrainable();
         const int B = 2, T = 12;
         var batch = Batch(c, B, T, 5, packed);
-        using (var pass = new ModelPass(m, B, T, recompute: false))
+        using (var pass = Passes.Model(m, B, T, recompute: false))
             pass.ForwardBackward(batch.ids, batch.pos, batch.seg, batch.tgt, gradScale: 1f);
 
         var rng = new Random(3);
@@ -93,7 +93,7 @@ public class CausalLMGradientTests
         const int B = 1, T = 10;
         var batch = Batch(c, B, T, 9, packed: false);
         float[] dx;
-        using (var pass = new ModelPass(m, B, T, recompute: false))
+        using (var pass = Passes.Model(m, B, T, recompute: false))
         {
             pass.ForwardBackward(batch.ids, batch.pos, batch.seg, batch.tgt, 1f);
             dx = pass.LastInputGradient!.Floats.ToArray();
@@ -126,7 +126,7 @@ public class CausalLMGradientTests
             using var m = TinyModels.Build(c, w);
             m.MakeFullyTrainable();
             var b = Batch(c, 2, 9, 1, packed: true);
-            using var pass = new ModelPass(m, 2, 9, recompute);
+            using var pass = Passes.Model(m, 2, 9, recompute);
             pass.ForwardBackward(b.ids, b.pos, b.seg, b.tgt, 0.5f);
             var r = m.TrainableParameters().Select(p => p.Grad.Floats.ToArray()).ToArray();
             foreach (var t in w.Values) t.Dispose();
@@ -151,13 +151,13 @@ public class CausalLMGradientTests
         int[] Targets(int[] e) => e.Skip(1).Append(-100).ToArray();
         double Alone(int[] e)
         {
-            using var p = new ModelPass(m, 1, e.Length, false);
+            using var p = Passes.Model(m, 1, e.Length, false);
             return p.Loss(e, Enumerable.Range(0, e.Length).ToArray(), [], Targets(e)).LossSum;
         }
         var ids = e1.Concat(e2).ToArray();
         var pos = Enumerable.Range(0, 7).Concat(Enumerable.Range(0, 9)).ToArray();
         var seg = Enumerable.Repeat(0, 7).Concat(Enumerable.Repeat(1, 9)).ToArray();
-        using var packed = new ModelPass(m, 1, 16, false);
+        using var packed = Passes.Model(m, 1, 16, false);
         double both = packed.Loss(ids, pos, seg, Targets(e1).Concat(Targets(e2)).ToArray()).LossSum;
         Assert.Equal(Alone(e1) + Alone(e2), both, 1e-4);
     }

@@ -24,11 +24,11 @@ public class KvCacheTests
 
         // Full forward: every position's logits in one pass.
         var full = new float[T * V];
-        using (var s = new InferenceSession(m, 64)) s.Feed(ids, Span<float>.Empty, full);
+        using (var s = Passes.Session(m, 64)) s.Feed(ids, Span<float>.Empty, full);
 
         // Incremental: a prefill of 5 tokens, then one token at a time.
         var inc = new float[T * V];
-        using (var s = new InferenceSession(m, 64))
+        using (var s = Passes.Session(m, 64))
         {
             s.Feed(ids.AsSpan(0, 5), Span<float>.Empty, inc.AsSpan(0, 5 * V));
             for (int t = 5; t < T; t++) s.Feed(ids.AsSpan(t, 1), inc.AsSpan(t * V, V));
@@ -37,10 +37,10 @@ public class KvCacheTests
         Numerics.AssertClose(inc, full.Select(x => (double)x).ToArray(), 1e-5, "incremental vs full logits");
 
         // And the training path's final hidden states give the same logits.
-        using var pass = new ModelPass(m, 1, T, false);
+        using var pass = Passes.Model(m, 1, T, false);
         pass.Forward(ids, Enumerable.Range(0, T).ToArray(), [], training: false);
         var viaPass = new float[T * V];
-        unsafe { fixed (float* lp = viaPass) LmHead.Logits(m, (float*)pass.FinalHidden.Data, T, lp); }
+        unsafe { fixed (float* lp = viaPass) LmHead.Logits(TestCompute.Cpu.Backend, m.LmHead, (float*)pass.FinalHidden.Data, T, m.Config.HiddenSize, lp); }
         Numerics.AssertClose(viaPass, full.Select(x => (double)x).ToArray(), 1e-5, "training path vs inference path");
     }
 
@@ -49,7 +49,7 @@ public class KvCacheTests
     {
         var c = TinyModels.Config();
         using var m = TinyModels.Build(c, TinyModels.Weights(c, 1));
-        using var s = new InferenceSession(m, 4);
+        using var s = Passes.Session(m, 4);
         var logits = new float[c.VocabSize];
         s.Feed([1, 2, 3], logits);
         var e = Assert.Throws<PeftException>(() => s.Feed([4, 5], logits));

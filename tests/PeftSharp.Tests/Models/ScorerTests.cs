@@ -12,10 +12,10 @@ public class ScorerTests
         var c = TinyModels.Config("llama");
         using var m = TinyModels.Build(c, TinyModels.Weights(c, 5));
         var ids = TinyModels.RandomIds(new Random(6), 19, c.VocabSize);
-        var r = Scorer.Score(m, ids, chunk: 4);
+        var r = Passes.Score(m, ids, chunk: 4);
         Assert.Null(r.LogProbs[0]);
         Assert.All(r.LogProbs.Skip(1), lp => Assert.True(lp < 0));
-        using var pass = new ModelPass(m, 1, ids.Length, false);
+        using var pass = Passes.Model(m, 1, ids.Length, false);
         var (loss, count) = pass.Loss(ids, Enumerable.Range(0, ids.Length).ToArray(), [], ids.Skip(1).Append(-100).ToArray());
         Assert.Equal(ids.Length - 1, count);
         Assert.Equal(-loss, r.Total, 1e-3);

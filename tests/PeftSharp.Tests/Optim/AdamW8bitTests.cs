@@ -1,3 +1,5 @@
+using PeftSharp.Compute;
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Kernels;
 using PeftSharp.Optim;
 using PeftSharp.Quantization;
@@ -15,8 +17,8 @@ public class AdamW8bitTests
         var p0 = TestSupport.Numerics.RandomFloats(rng, 4095);
         var a = (float[])p0.Clone();
         var b = (float[])p0.Clone();
-        var opt8 = new AdamW8bit { WeightDecay = 0.05f };
-        var opt32 = new AdamW { WeightDecay = 0.05f, Flavor = AdamWFlavor.Bitsandbytes };
+        var opt8 = new AdamW8bit(TestCompute.Cpu) { WeightDecay = 0.05f };
+        var opt32 = new AdamW(TestCompute.Cpu) { WeightDecay = 0.05f, Flavor = AdamWFlavor.Bitsandbytes };
         for (int t = 0; t < 5; t++)
         {
             var g = TestSupport.Numerics.RandomFloats(rng, 4095);
@@ -52,8 +54,8 @@ public class AdamW8bitTests
         var x8 = new float[n];
         var x32 = new float[n];
         var g = new float[n];
-        var opt8 = new AdamW8bit { WeightDecay = 0.01f };
-        var opt32 = new AdamW { WeightDecay = 0.01f, Flavor = AdamWFlavor.Bitsandbytes };
+        var opt8 = new AdamW8bit(TestCompute.Cpu) { WeightDecay = 0.01f };
+        var opt32 = new AdamW(TestCompute.Cpu) { WeightDecay = 0.01f, Flavor = AdamWFlavor.Bitsandbytes };
         double first = LossAndGrad(curv, target, x32, g);
         double l8 = 0, l32 = 0;
         for (int t = 1; t <= steps; t++)
@@ -75,7 +77,7 @@ public class AdamW8bitTests
         var rng = new Random(5);
         int n = 5000;
         var p = TestSupport.Numerics.RandomFloats(rng, n);
-        var opt = new AdamW8bit { WeightDecay = 0.1f };
+        var opt = new AdamW8bit(TestCompute.Cpu) { WeightDecay = 0.1f };
         for (int t = 0; t < 2; t++) { opt.BeginStep(); opt.Step(0, p, TestSupport.Numerics.RandomFloats(rng, n), 1e-2f); }
         var before = (float[])p.Clone();
         var g = TestSupport.Numerics.RandomFloats(rng, n);
@@ -101,7 +103,7 @@ public class AdamW8bitTests
         var g = new float[n];
         for (int i = 0; i < n; i++) g[i] = (i % 3 - 1) * (1 + i % 17) * 0.01f;
         var p = new float[n];
-        var opt = new AdamW8bit { WeightDecay = 0f };
+        var opt = new AdamW8bit(TestCompute.Cpu) { WeightDecay = 0f };
         opt.BeginStep();
         opt.Step(0, p, g, 0.01f);
         for (int i = 0; i < n; i++)
@@ -130,7 +132,7 @@ public class AdamW8bitTests
         g[1] = -1e-6f;
         g[2] = 1e-6f;
         var p = new float[n];
-        var opt = new AdamW8bit { WeightDecay = 0f };
+        var opt = new AdamW8bit(TestCompute.Cpu) { WeightDecay = 0f };
         opt.BeginStep();
         opt.Step(0, p, g, 1e-3f);
         var (m, _) = opt.DequantizedState(0)!.Value;
@@ -148,16 +150,11 @@ public class AdamW8bitTests
         var gs = Enumerable.Range(0, 3).Select(_ => TestSupport.Numerics.RandomFloats(rng, n)).ToArray();
         float[] Run(int threads)
         {
-            int saved = Threads.Count;
-            Threads.Count = threads;
-            try
-            {
-                var p = (float[])p0.Clone();
-                var opt = new AdamW8bit();
-                foreach (var g in gs) { opt.BeginStep(); opt.Step(0, p, g, 1e-3f); }
-                return p;
-            }
-            finally { Threads.Count = saved; }
+            using var ctx = TestCompute.With(new ComputeOptions { Threads = threads });
+            var p = (float[])p0.Clone();
+            var opt = new AdamW8bit(ctx);
+            foreach (var g in gs) { opt.BeginStep(); opt.Step(0, p, g, 1e-3f); }
+            return p;
         }
         Assert.Equal(Run(1), Run(2));
     }
@@ -174,17 +171,12 @@ public class AdamW8bitTests
         gs[1][300] = 1e4f; // a dominant element: many tiny moments, exercising the sign nudge
         (float[] p, float[] m, float[] v) Run(bool avx)
         {
-            bool saved = AdamW8bit.UseAvx2;
-            AdamW8bit.UseAvx2 = avx;
-            try
-            {
-                var p = (float[])p0.Clone();
-                var opt = new AdamW8bit();
-                foreach (var g in gs) { opt.BeginStep(); opt.Step(0, p, g, 1e-3f); }
-                var (m, v) = opt.DequantizedState(0)!.Value;
-                return (p, m, v);
-            }
-            finally { AdamW8bit.UseAvx2 = saved; }
+            using var ctx = TestCompute.With(new ComputeOptions { VectorKernels = avx });
+            var p = (float[])p0.Clone();
+            var opt = new AdamW8bit(ctx);
+            foreach (var g in gs) { opt.BeginStep(); opt.Step(0, p, g, 1e-3f); }
+            var (m, v) = opt.DequantizedState(0)!.Value;
+            return (p, m, v);
         }
         var a = Run(false);
         var b = Run(true);
@@ -200,12 +192,12 @@ public class AdamW8bitTests
         var big = TestSupport.Numerics.RandomFloats(rng, 5000);
         var small = TestSupport.Numerics.RandomFloats(rng, 100);
         var gs = Enumerable.Range(0, 6).Select(_ => (TestSupport.Numerics.RandomFloats(rng, 5000), TestSupport.Numerics.RandomFloats(rng, 100))).ToArray();
-        var a = new AdamW8bit();
+        var a = new AdamW8bit(TestCompute.Cpu);
         for (int t = 0; t < 3; t++) { a.BeginStep(); a.Step(0, big, gs[t].Item1, 1e-3f); a.Step(1, small, gs[t].Item2, 1e-3f); }
         var saved = a.SaveState();
         Assert.Equal(DType.U8, saved["0.state1"].DType);
         Assert.Equal(DType.F32, saved["1.state1"].DType);
-        var b = new AdamW8bit();
+        var b = new AdamW8bit(TestCompute.Cpu);
         b.LoadState(saved, "checkpoint-3/optimizer.safetensors");
         foreach (var t in saved.Values) t.Dispose();
         var big2 = (float[])big.Clone();
@@ -222,13 +214,13 @@ public class AdamW8bitTests
     [Fact]
     public void Malformed_8bit_state_is_refused()
     {
-        var a = new AdamW8bit();
+        var a = new AdamW8bit(TestCompute.Cpu);
         a.BeginStep();
         a.Step(0, new float[5000], TestSupport.Numerics.RandomFloats(new Random(1), 5000), 1e-3f);
         var st = a.SaveState();
         st["0.absmax2"].Dispose();
         st["0.absmax2"] = new Tensor(DType.F32, 3);
-        var e = Assert.Throws<PeftException>(() => new AdamW8bit().LoadState(st, "opt.safetensors"));
+        var e = Assert.Throws<PeftException>(() => new AdamW8bit(TestCompute.Cpu).LoadState(st, "opt.safetensors"));
         Assert.Contains("parameter 0", e.Message);
         foreach (var t in st.Values) t.Dispose();
     }

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Optim;
 using PeftSharp.Tensors;
 
@@ -12,7 +13,7 @@ public class AdamWTests
         double lr = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
         double[] p = [1, -2], m = [0, 0], v = [0, 0];
         double[][] grads = [[0.5, -1], [0.1, 0.3]];
-        var opt = new AdamW { Beta1 = 0.9f, Beta2 = 0.999f, Eps = 1e-8f, WeightDecay = 0.1f };
+        var opt = new AdamW(TestCompute.Cpu) { Beta1 = 0.9f, Beta2 = 0.999f, Eps = 1e-8f, WeightDecay = 0.1f };
         float[] pf = [1f, -2f];
         for (int t = 1; t <= 2; t++)
         {
@@ -41,8 +42,8 @@ public class AdamWTests
         var p0 = TestSupport.Numerics.RandomFloats(rng, 50);
         var pt = (float[])p0.Clone();
         var pb = (float[])p0.Clone();
-        var torch = new AdamW { WeightDecay = 0.1f };
-        var bnb = new AdamW { WeightDecay = 0.1f, Flavor = AdamWFlavor.Bitsandbytes };
+        var torch = new AdamW(TestCompute.Cpu) { WeightDecay = 0.1f };
+        var bnb = new AdamW(TestCompute.Cpu) { WeightDecay = 0.1f, Flavor = AdamWFlavor.Bitsandbytes };
         float lr = 1e-3f;
         for (int t = 0; t < 5; t++)
         {
@@ -62,11 +63,11 @@ public class AdamWTests
         var rng = new Random(2);
         var p = TestSupport.Numerics.RandomFloats(rng, 30);
         var q = TestSupport.Numerics.RandomFloats(rng, 7);
-        var a = new AdamW();
+        var a = new AdamW(TestCompute.Cpu);
         var gs = Enumerable.Range(0, 6).Select(_ => (TestSupport.Numerics.RandomFloats(rng, 30), TestSupport.Numerics.RandomFloats(rng, 7))).ToArray();
         for (int t = 0; t < 3; t++) { a.BeginStep(); a.Step(0, p, gs[t].Item1, 0.01f); a.Step(1, q, gs[t].Item2, 0.01f); }
         var saved = a.SaveState();
-        var b = new AdamW();
+        var b = new AdamW(TestCompute.Cpu);
         b.LoadState(saved, "ckpt/optimizer.safetensors");
         foreach (var t in saved.Values) t.Dispose();
         var p2 = (float[])p.Clone();
@@ -84,7 +85,7 @@ public class AdamWTests
     [Fact]
     public void Malformed_state_and_misuse_give_clear_errors()
     {
-        var a = new AdamW();
+        var a = new AdamW(TestCompute.Cpu);
         Assert.Throws<InvalidOperationException>(() => a.Step(0, new float[2], new float[2], 0.1f));
         a.BeginStep();
         Assert.Throws<PeftException>(() => a.Step(0, new float[2], new float[3], 0.1f));
@@ -94,11 +95,11 @@ public class AdamWTests
         var st = a.SaveState();
         st["0.exp_avg_sq"].Dispose();
         st.Remove("0.exp_avg_sq");
-        var e2 = Assert.Throws<PeftException>(() => new AdamW().LoadState(st, "opt.safetensors"));
+        var e2 = Assert.Throws<PeftException>(() => new AdamW(TestCompute.Cpu).LoadState(st, "opt.safetensors"));
         Assert.Contains("opt.safetensors", e2.Message);
         Assert.Contains("0.exp_avg_sq", e2.Message);
         st["bogus"] = new Tensor(DType.F32, 1);
-        Assert.Throws<PeftException>(() => new AdamW().LoadState(st, "opt.safetensors"));
+        Assert.Throws<PeftException>(() => new AdamW(TestCompute.Cpu).LoadState(st, "opt.safetensors"));
         foreach (var t in st.Values) t.Dispose();
     }
 }

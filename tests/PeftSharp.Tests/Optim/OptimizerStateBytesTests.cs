@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Optim;
 
 namespace PeftSharp.Tests.Optim;
@@ -10,7 +11,7 @@ public class OptimizerStateBytesTests
     [InlineData(true)]
     public void StateBytes_MatchesSavedState(bool eightBit)
     {
-        Optimizer opt = eightBit ? new AdamW8bit() : new AdamW();
+        Optimizer opt = eightBit ? new AdamW8bit(TestCompute.Cpu) : new AdamW(TestCompute.Cpu);
         Assert.Equal(0, opt.StateBytes);
         var rng = new Random(1);
         var sizes = new[] { 100, 5000, 70000 };   // below and above the 4096-element 8-bit threshold

@@ -12,10 +12,13 @@ namespace PeftSharp.Tests.Peft;
 /// <summary>PEFT's `bias` field: "none", "all" (every bias), "lora_only" (the targeted modules' biases).</summary>
 public unsafe class BiasModeTests
 {
+    /// <summary>The pass the layer calls of this class run in (routing every row to the adapter under test).</summary>
+    static readonly PassContext Pass = new(TestCompute.Cpu, AdapterRouting.All("default")) { Training = true, DropoutSeed = 3, DropoutStep = 1 };
+
     static PeftModel Qwen(out ModelConfig c, int seed = 1)
     {
         c = TinyModels.Config("qwen2", layers: 2);          // q/k/v carry biases, o/mlp do not
-        return new PeftModel(TinyModels.Build(c, TinyModels.Weights(c, (ulong)seed)));
+        return new PeftModel(TinyModels.Build(c, TinyModels.Weights(c, (ulong)seed)), TestCompute.Cpu);
     }
 
     static LoraConfig Cfg(string bias, params string[] targets) => new() { R = 4, LoraAlpha = 8, TargetModules = targets, Bias = bias };
@@ -39,7 +42,7 @@ public unsafe class BiasModeTests
     public void LlamaWithoutBiases_HasNoBiasParameters()
     {
         var c = TinyModels.Config("llama", layers: 1);
-        using var pm = new PeftModel(TinyModels.Build(c, TinyModels.Weights(c, 1)));
+        using var pm = new PeftModel(TinyModels.Build(c, TinyModels.Weights(c, 1)), TestCompute.Cpu);
         pm.AddAdapter("default", new LoraConfig { R = 2, LoraAlpha = 4, TargetModulesRegex = "all-linear", Bias = "all" });
         Assert.DoesNotContain(pm.TrainableParameters(), p => p.Name.EndsWith(".bias"));
     }
@@ -63,12 +66,12 @@ public unsafe class BiasModeTests
         using var pm = Qwen(out var c, 4);
         pm.AddAdapter("default", Cfg("all", "q_proj", "v_proj") with { UseDora = dora });
         var b = Batch(c.VocabSize, 10, 3);
-        using (var pass = new ModelPass(pm.Model, 1, 10, recompute: false)) pass.ForwardBackward(b.ids, b.pos, b.seg, b.tgt, 1f);
+        using (var pass = Passes.Model(pm, 1, 10, recompute: false)) pass.ForwardBackward(b.ids, b.pos, b.seg, b.tgt, 1f);
         var got = pm.TrainableParameters().Where(p => p.Name.EndsWith(".bias")).ToDictionary(p => p.Name, p => p.Grad.Floats.ToArray());
 
         using var full = TinyModels.Build(c, TinyModels.Weights(c, 4));
         full.MakeFullyTrainable();
-        using (var pass = new ModelPass(full, 1, 10, recompute: false)) pass.ForwardBackward(b.ids, b.pos, b.seg, b.tgt, 1f);
+        using (var pass = Passes.Model(full, 1, 10, recompute: false)) pass.ForwardBackward(b.ids, b.pos, b.seg, b.tgt, 1f);
         var want = full.TrainableParameters().Where(p => p.Name.EndsWith(".bias")).ToDictionary(p => p.Name, p => p.Grad.Floats.ToArray());
 
         Assert.Equal(want.Keys.OrderBy(k => k), got.Keys.OrderBy(k => k));
@@ -91,15 +94,14 @@ public unsafe class BiasModeTests
         var bias = new Tensor(DType.F32, Out);
         Numerics.RandomFloats(rng, Out, 0.5f).CopyTo(bias.Floats);
         using var lin = new Linear("model.layers.0.self_attn.q_proj", w, bias);
-        var lora = new LoraLinear(lin, 0, new DropoutContext { Seed = 3, Step = 1 });
+        var lora = new LoraLinear(lin, 0);
         var ad = new LoraAdapter(lin.Name, In, Out, R, 6f, false, dropout, dora);
         Numerics.RandomFloats(rng, R * In, 0.5f).CopyTo(ad.A.Value.Floats);
         Numerics.RandomFloats(rng, Out * R, 0.5f).CopyTo(ad.B.Value.Floats);
         lora.Add("default", ad);
-        lora.Active = "default";
         if (dora)
         {
-            lora.InitializeMagnitude("default");
+            lora.InitializeVariant(TestCompute.Cpu, "default");
             var m = ad.Magnitude!.Value.Floats;
             for (int i = 0; i < Out; i++) m[i] *= 1.5f + 0.1f * i;
         }
@@ -110,13 +112,13 @@ public unsafe class BiasModeTests
         var dx = new float[N * In];
         fixed (float* xp = x, yp = y, gp = g, dxp = dx)
         {
-            lora.Forward(xp, yp, N, training: true);
-            lora.Backward(gp, xp, dxp, N);
+            lora.Forward(Pass, xp, yp, N);
+            lora.Backward(Pass, gp, xp, dxp, N);
         }
         double Loss()
         {
             var yy = new float[N * Out];
-            fixed (float* xp = x, yp = yy) lora.Forward(xp, yp, N, training: true);   // same dropout key
+            fixed (float* xp = x, yp = yy) lora.Forward(Pass, xp, yp, N);   // same dropout key
             double s = 0;
             for (int i = 0; i < yy.Length; i++) s += (double)g[i] * yy[i];
             return s;
@@ -139,7 +141,7 @@ public unsafe class BiasModeTests
     static float[] Logits(CausalLM m, int[] ids)
     {
         var all = new float[ids.Length * m.Config.VocabSize];
-        using var s = new InferenceSession(m, ids.Length);
+        using var s = Passes.Session(m, ids.Length);
         s.Feed(ids, Span<float>.Empty, all);
         return all;
     }

@@ -8,6 +8,9 @@ namespace PeftSharp.Tests.Peft;
 /// <summary>One adapter layer against a naive reference that materializes W + s·B·A in double (PEFT's formulas).</summary>
 public unsafe class LoraLayerTests
 {
+    /// <summary>The pass the layer calls of this class run in (routing every row to the adapter under test).</summary>
+    static readonly PassContext Pass = new(TestCompute.Cpu, AdapterRouting.All("default")) { Training = true, DropoutSeed = 5, DropoutStep = 2 };
+
     const int In = 24, Out = 20, R = 4, N = 7;
 
     static (Linear baseLayer, LoraLinear lora, LoraAdapter ad) Make(bool dora, DType dtype, float dropout, bool bias, int seed)
@@ -18,18 +21,17 @@ public unsafe class LoraLayerTests
         Tensor? b = null;
         if (bias) { b = new Tensor(DType.F32, Out); Numerics.RandomFloats(rng, Out, 0.5f).CopyTo(b.Floats); }
         var lin = new Linear("model.layers.0.mlp.up_proj", w, b);
-        var lora = new LoraLinear(lin, 3, new DropoutContext { Seed = 5, Step = 2 });
+        var lora = new LoraLinear(lin, 3);
         var ad = new LoraAdapter(lin.Name, In, Out, R, 8f, rsLora: false, dropout, dora);
         Numerics.RandomFloats(rng, R * In, 0.4f).CopyTo(ad.A.Value.Floats);
         Numerics.RandomFloats(rng, Out * R, 0.4f).CopyTo(ad.B.Value.Floats);   // B ≠ 0 so the branch matters
         lora.Add("default", ad);
         if (dora)
         {
-            lora.InitializeMagnitude("default");
+            lora.InitializeVariant(TestCompute.Cpu, "default");
             var m = ad.Magnitude!.Value.Floats;
             for (int i = 0; i < m.Length; i++) m[i] *= 1f + 0.3f * (float)(rng.NextDouble() - 0.5);   // m ≠ ‖W+ΔW‖
         }
-        lora.Active = "default";
         return (lin, lora, ad);
     }
 
@@ -37,7 +39,7 @@ public unsafe class LoraLayerTests
     static double[] Reference(Linear lin, LoraAdapter ad, float[] x)
     {
         var w = new float[Out * In];
-        lin.ReadRows(0, Out, w);
+        lin.ReadRows(TestCompute.Cpu, 0, Out, w);
         var a = ad.A.Value.Floats.ToArray();
         var b = ad.B.Value.Floats.ToArray();
         var merged = new double[Out * In];
@@ -78,7 +80,7 @@ public unsafe class LoraLayerTests
         var (lin, lora, ad) = Make(dora, dtype, 0f, bias, 1);
         var x = Numerics.RandomFloats(new Random(2), N * In);
         var y = new float[N * Out];
-        fixed (float* xp = x, yp = y) lora.Forward(xp, yp, N, training: true);
+        fixed (float* xp = x, yp = y) lora.Forward(Pass, xp, yp, N);
         Numerics.AssertClose(y, Reference(lin, ad, x), 1e-5, dora ? "DoRA" : "LoRA");
     }
 
@@ -86,7 +88,7 @@ public unsafe class LoraLayerTests
     static double Objective(LoraLinear lora, float[] x, float[] rw)
     {
         var y = new float[N * Out];
-        fixed (float* xp = x, yp = y) lora.Forward(xp, yp, N, training: true);
+        fixed (float* xp = x, yp = y) lora.Forward(Pass, xp, yp, N);
         double s = 0;
         for (int i = 0; i < y.Length; i++) s += (double)y[i] * rw[i];
         return s;
@@ -105,7 +107,7 @@ public unsafe class LoraLayerTests
         var rw = Numerics.RandomFloats(rng, N * Out);
         var dx = new float[N * In];
         Objective(lora, x, rw);
-        fixed (float* xp = x, rp = rw, dxp = dx) lora.Backward(rp, xp, dxp, N);
+        fixed (float* xp = x, rp = rw, dxp = dx) lora.Backward(Pass, rp, xp, dxp, N);
 
         // Finite differences in float32 with a double objective: check every parameter entry and input entry.
         const float eps = 2e-3f;
@@ -146,12 +148,12 @@ public unsafe class LoraLayerTests
         var rw = Numerics.RandomFloats(rng, N * Out);
         Objective(lora, x, rw);
         var dx = new float[N * In];
-        fixed (float* xp = x, rp = rw, dxp = dx) lora.Backward(rp, xp, dxp, N);
+        fixed (float* xp = x, rp = rw, dxp = dx) lora.Backward(Pass, rp, xp, dxp, N);
         var f = new double[Out];
         var refY = Reference(lin, ad, x);
         // f_o from the reference: y = f ⊙ (W'x) with W' = W + sBA
         var wfull = new float[Out * In];
-        lin.ReadRows(0, Out, wfull);
+        lin.ReadRows(TestCompute.Cpu, 0, Out, wfull);
         double[] WPrimeX(int t, int o)
         {
             var a = ad.A.Value.Floats; var b = ad.B.Value.Floats;
@@ -206,16 +208,16 @@ public unsafe class LoraLayerTests
         var before = new float[N * Out];
         var merged = new float[N * Out];
         var w0 = new float[Out * In];
-        lin.ReadRows(0, Out, w0);
-        fixed (float* xp = x, yp = before) lora.Forward(xp, yp, N, false);
-        lora.Merge("default");
+        lin.ReadRows(TestCompute.Cpu, 0, Out, w0);
+        fixed (float* xp = x, yp = before) lora.Forward(Pass, xp, yp, N);
+        lora.Merge(TestCompute.Cpu, "default");
         Assert.True(lora.IsMerged("default"));
-        fixed (float* xp = x, yp = merged) lora.Forward(xp, yp, N, false);   // adapter path skipped: it is in W
+        fixed (float* xp = x, yp = merged) lora.Forward(Pass, xp, yp, N);   // adapter path skipped: it is in W
         double tol = dtype == DType.BF16 ? 2e-2 : 1e-5;
         Numerics.AssertClose(merged, before.Select(v => (double)v).ToArray(), tol, "merged vs unmerged");
-        lora.Unmerge("default");
+        lora.Unmerge(TestCompute.Cpu, "default");
         var w1 = new float[Out * In];
-        lin.ReadRows(0, Out, w1);
+        lin.ReadRows(TestCompute.Cpu, 0, Out, w1);
         Numerics.AssertClose(w1, w0.Select(v => (double)v).ToArray(), dtype == DType.BF16 ? 1e-2 : 1e-5, "weights after unmerge");
     }
 }

@@ -13,7 +13,7 @@ public class PeftModelTests
     static PeftModel Tiny(out ModelConfig c, string type = "llama", int seed = 1)
     {
         c = TinyModels.Config(type, layers: 2);
-        return new PeftModel(TinyModels.Build(c, TinyModels.Weights(c, (ulong)seed)));
+        return new PeftModel(TinyModels.Build(c, TinyModels.Weights(c, (ulong)seed)), TestCompute.Cpu);
     }
 
     static void Perturb(PeftModel pm, string name, int seed)
@@ -28,10 +28,10 @@ public class PeftModelTests
                 }
     }
 
-    static float[] Logits(CausalLM m, int[] ids)
+    static float[] Logits(PeftModel m, int[] ids)
     {
-        var all = new float[ids.Length * m.Config.VocabSize];
-        using var s = new InferenceSession(m, ids.Length);
+        var all = new float[ids.Length * m.Model.Config.VocabSize];
+        using var s = Passes.Session(m, ids.Length);
         s.Feed(ids, Span<float>.Empty, all);
         return all;
     }
@@ -105,7 +105,7 @@ public class PeftModelTests
             pm.AddAdapter("default", new LoraConfig { R = 4, LoraAlpha = 16, TargetModulesRegex = "all-linear", UseDora = dora, LoraDropout = 0.05 });
             Perturb(pm, "default", 3);
             pm.Save(dir, dtype: saveDtype, baseModelNameOrPath: "tiny/test");
-            expected = Logits(pm.Model, Ids);
+            expected = Logits(pm, Ids);
         }
 
         // The file is PEFT's: prefixed keys, [r,in]/[out,r] shapes, magnitude without ".weight", format=pt.
@@ -135,7 +135,7 @@ public class PeftModelTests
         var report = loaded.LoadAdapter(dir);
         Assert.Empty(report.Missing);
         Assert.Empty(report.Unexpected);
-        var got = Logits(loaded.Model, Ids);
+        var got = Logits(loaded, Ids);
         Numerics.AssertClose(got, D(expected), saveDtype == DType.BF16 ? 1e-2 : 1e-6, "reloaded adapter logits");
         Directory.Delete(dir, true);
     }
@@ -171,24 +171,24 @@ public class PeftModelTests
     public void SeveralAdapters_SwitchDisableUnload()
     {
         using var pm = Tiny(out _);
-        var baseLogits = Logits(pm.Model, Ids);
+        var baseLogits = Logits(pm, Ids);
         pm.AddAdapter("a", new LoraConfig { R = 2, TargetModules = ["q_proj", "v_proj"] });
         Perturb(pm, "a", 1);
-        var aLogits = Logits(pm.Model, Ids);
+        var aLogits = Logits(pm, Ids);
         pm.AddAdapter("b", new LoraConfig { R = 3, TargetModules = ["up_proj"] });
         Perturb(pm, "b", 2);
-        var bLogits = Logits(pm.Model, Ids);
+        var bLogits = Logits(pm, Ids);
         Assert.True(Numerics.RelativeError(aLogits, D(baseLogits)) > 1e-3, "adapter a changes nothing");
         Assert.True(Numerics.RelativeError(bLogits, D(aLogits)) > 1e-3, "adapter b equals a");
 
         pm.SetActive("a");
-        Numerics.AssertClose(Logits(pm.Model, Ids), D(aLogits), 1e-6, "switch back to a");
+        Numerics.AssertClose(Logits(pm, Ids), D(aLogits), 1e-6, "switch back to a");
         pm.SetActive(null);
-        Numerics.AssertClose(Logits(pm.Model, Ids), D(baseLogits), 1e-6, "all adapters disabled");
+        Numerics.AssertClose(Logits(pm, Ids), D(baseLogits), 1e-6, "all adapters disabled");
         pm.SetActive("b");
         pm.Unload("b");
         Assert.Null(pm.Active);
-        Numerics.AssertClose(Logits(pm.Model, Ids), D(baseLogits), 1e-6, "after unloading the active adapter");
+        Numerics.AssertClose(Logits(pm, Ids), D(baseLogits), 1e-6, "after unloading the active adapter");
         Assert.Throws<PeftException>(() => pm.SetActive("b"));
     }
 
@@ -200,11 +200,11 @@ public class PeftModelTests
         using var pm = Tiny(out _, "qwen2", 4);
         pm.AddAdapter("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModulesRegex = "all-linear", UseDora = dora });
         Perturb(pm, "default", 5);
-        var before = Logits(pm.Model, Ids);
+        var before = Logits(pm, Ids);
         pm.Merge();
-        Numerics.AssertClose(Logits(pm.Model, Ids), D(before), 1e-5, "merged");
+        Numerics.AssertClose(Logits(pm, Ids), D(before), 1e-5, "merged");
         pm.Unmerge("default");
-        Numerics.AssertClose(Logits(pm.Model, Ids), D(before), 1e-5, "unmerged again");
+        Numerics.AssertClose(Logits(pm, Ids), D(before), 1e-5, "unmerged again");
     }
 
     [Fact]

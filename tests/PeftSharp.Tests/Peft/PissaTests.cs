@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using System.Text.Json.Nodes;
 using PeftSharp.Inference;
 using PeftSharp.Models;
@@ -11,6 +12,9 @@ namespace PeftSharp.Tests.Peft;
 /// <summary>PiSSA init (PEFT layer.py pissa_init) and its rank-2r LoRA conversion on save.</summary>
 public unsafe class PissaTests
 {
+    /// <summary>The pass the layer calls of this class run in (routing every row to the adapter under test).</summary>
+    static readonly PassContext Pass = new(TestCompute.Cpu, AdapterRouting.All("default")) { Training = true, DropoutSeed = 5, DropoutStep = 2 };
+
     const int Out = 12, In = 20, R = 4;
 
     /// <summary>A dense layer whose weight has known singular values σ = 8, 6, 5, 4, 1, 0.5, … (orthonormal factors).</summary>
@@ -28,18 +32,17 @@ public unsafe class PissaTests
 
     static (LoraLinear m, LoraAdapter ad) Wrap(Linear lin, string init, float alpha = 8f, bool rs = false)
     {
-        var m = new LoraLinear(lin, 0, new DropoutContext());
+        var m = new LoraLinear(lin, 0);
         var ad = new LoraAdapter(lin.Name, In, Out, R, alpha, rs, 0f, false);
-        Pissa.Initialize(m, ad, init, 7);
+        Pissa.Initialize(TestCompute.Cpu, m, ad, init, 7);
         m.Add("default", ad);
-        m.Active = "default";
         return (m, ad);
     }
 
     static float[] Weight(Linear lin)
     {
         var w = new float[Out * In];
-        lin.ReadRows(0, Out, w);
+        lin.ReadRows(TestCompute.Cpu, 0, Out, w);
         return w;
     }
 
@@ -144,15 +147,15 @@ public unsafe class PissaTests
     static PeftModel Tiny(out ModelConfig c, DType dtype = DType.F32, int seed = 1)
     {
         c = TinyModels.Config("llama", layers: 2);
-        return new PeftModel(TinyModels.Build(c, TinyModels.Weights(c, (ulong)seed, dtype)));
+        return new PeftModel(TinyModels.Build(c, TinyModels.Weights(c, (ulong)seed, dtype)), TestCompute.Cpu);
     }
 
     static readonly int[] Ids = [1, 5, 9, 33, 2, 17, 40, 8];
 
-    static float[] Logits(CausalLM m)
+    static float[] Logits(PeftModel m)
     {
-        var all = new float[Ids.Length * m.Config.VocabSize];
-        using var s = new InferenceSession(m, Ids.Length);
+        var all = new float[Ids.Length * m.Model.Config.VocabSize];
+        using var s = Passes.Session(m, Ids.Length);
         s.Feed(Ids, Span<float>.Empty, all);
         return all;
     }
@@ -166,14 +169,14 @@ public unsafe class PissaTests
     public void Model_OutputRightAfterPissaInit_EqualsTheOriginalModel(DType dtype, string init, double tol)
     {
         using var pm = Tiny(out _, dtype);
-        var before = Logits(pm.Model);
+        var before = Logits(pm);
         pm.AddAdapter("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModulesRegex = "all-linear", InitLoraWeights = init }, 3);
-        var after = Logits(pm.Model);
+        var after = Logits(pm);
         double e = RelErr(after, before);
         Assert.True(e < tol, $"relative logit change {e:E2}");
         // The base really changed (the adapter is not a no-op on its own): without the adapter the output differs.
         pm.SetActive(null);
-        Assert.True(RelErr(Logits(pm.Model), before) > 1e-2);
+        Assert.True(RelErr(Logits(pm), before) > 1e-2);
     }
 
     static void Perturb(PeftModel pm, string name, int seed)
@@ -201,7 +204,7 @@ public unsafe class PissaTests
         using var pm = Tiny(out _);
         pm.AddAdapter("default", cfg, 5);
         Perturb(pm, "default", 9);                      // as if trained
-        var pissaLogits = Logits(pm.Model);
+        var pissaLogits = Logits(pm);
         var dir = TinyRun.Temp("pissa");
         pm.Save(dir);
 
@@ -221,7 +224,7 @@ public unsafe class PissaTests
         Assert.Equal(4, down.Rank);
         var q = fresh.LoraModules.First(m => m.Name.EndsWith("q_proj")).Adapters["default"];
         Assert.Equal(8, q.Rank);
-        double e = RelErr(Logits(fresh.Model), pissaLogits);
+        double e = RelErr(Logits(fresh), pissaLogits);
         Assert.True(e < 1e-4, $"converted adapter on the original base vs PiSSA model: {e:E2}");
 
         // The raw (unconverted) adapter on the original base does NOT reproduce it: the conversion is what makes it portable.
@@ -231,11 +234,11 @@ public unsafe class PissaTests
         Assert.Equal("pissa", rawCfg.InitLoraWeights);
         Assert.Equal(4, rawCfg.R);
         using var fresh2 = Tiny(out _);
-        var baseBefore = Logits(fresh2.Model);
+        var baseBefore = Logits(fresh2);
         fresh2.LoadAdapter(raw);                        // loading never re-runs PiSSA on the base
-        Assert.True(RelErr(Logits(fresh2.Model), pissaLogits) > 1e-2);
+        Assert.True(RelErr(Logits(fresh2), pissaLogits) > 1e-2);
         fresh2.SetActive(null);
-        Assert.Equal(baseBefore, Logits(fresh2.Model));
+        Assert.Equal(baseBefore, Logits(fresh2));
     }
 
     [Fact]
@@ -244,9 +247,9 @@ public unsafe class PissaTests
         using var pm = Tiny(out _);
         pm.AddAdapter("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModules = ["q_proj", "o_proj"], InitLoraWeights = "pissa" });
         Perturb(pm, "default", 4);
-        var expected = Logits(pm.Model);
+        var expected = Logits(pm);
         pm.Merge();
-        Assert.True(RelErr(Logits(pm.Model), expected) < 1e-5);
+        Assert.True(RelErr(Logits(pm), expected) < 1e-5);
     }
 
     /// <summary>Stands in for a quantized base: an IFrozenProjection that is not the dense Linear.</summary>
@@ -255,14 +258,14 @@ public unsafe class PissaTests
         public string Name => inner.Name;
         public int InFeatures => inner.InFeatures;
         public int OutFeatures => inner.OutFeatures;
-        public void Forward(float* x, float* y, int n, bool training) => inner.Forward(x, y, n, training);
-        public void Backward(float* dy, float* x, float* dx, int n) => inner.Backward(dy, x, dx, n);
+        public void Forward(PassContext pass, float* x, float* y, int n) => inner.Forward(pass, x, y, n);
+        public void Backward(PassContext pass, float* dy, float* x, float* dx, int n) => inner.Backward(pass, dy, x, dx, n);
         public IEnumerable<Parameter> Parameters() => [];
-        public void ForwardNoBias(float* x, float* y, int n) => inner.ForwardNoBias(x, y, n);
-        public void WeightTimesTransposed(float* a, int r, float* wat) => inner.WeightTimesTransposed(a, r, wat);
-        public void RowNormsSquared(Span<double> dst) => inner.RowNormsSquared(dst);
-        public void AddToWeight(ReadOnlySpan<float> delta, float alpha) => inner.AddToWeight(delta, alpha);
-        public void ReadRows(int row0, int rows, Span<float> dst) => inner.ReadRows(row0, rows, dst);
+        public void ForwardNoBias(ComputeContext ctx, float* x, float* y, int n) => inner.ForwardNoBias(ctx, x, y, n);
+        public void WeightTimesTransposed(ComputeContext ctx, float* a, int r, float* wat) => inner.WeightTimesTransposed(ctx, a, r, wat);
+        public void RowNormsSquared(ComputeContext ctx, Span<double> dst) => inner.RowNormsSquared(ctx, dst);
+        public void AddToWeight(ComputeContext ctx, ReadOnlySpan<float> delta, float alpha) => inner.AddToWeight(ctx, delta, alpha);
+        public void ReadRows(ComputeContext ctx, int row0, int rows, Span<float> dst) => inner.ReadRows(ctx, row0, rows, dst);
         public ReadOnlySpan<float> BiasOrEmpty => inner.BiasOrEmpty;
     }
 
@@ -270,7 +273,7 @@ public unsafe class PissaTests
     public void QuantizedBase_IsRefusedWithTheModuleName_BeforeAnyWeightChanges()
     {
         using var pm = Tiny(out _);
-        var before = Logits(pm.Model);
+        var before = Logits(pm);
         var layer = pm.Model.Layers[1];
         Assert.True(layer.Replace("model.layers.1.self_attn.v_proj", p => new NotDense((Linear)p)));
         var e = Assert.Throws<PeftException>(() =>
@@ -278,7 +281,7 @@ public unsafe class PissaTests
         Assert.Contains("model.layers.1.self_attn.v_proj", e.Message);
         Assert.Contains("quantized", e.Message);
         pm.SetActive(null);
-        Assert.Equal(before, Logits(pm.Model));        // layer 0 (checked first) was not rewritten either
+        Assert.Equal(before, Logits(pm));        // layer 0 (checked first) was not rewritten either
     }
 
     [Fact]

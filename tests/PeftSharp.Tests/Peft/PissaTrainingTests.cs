@@ -26,10 +26,10 @@ public class PissaTrainingTests
 
     static readonly int[] Ids = [0, 5, 9, 33, 2, 17, 40, 8];
 
-    static float[] Logits(CausalLM m)
+    static float[] Logits(PeftModel m)
     {
-        var all = new float[Ids.Length * m.Config.VocabSize];
-        using var s = new InferenceSession(m, Ids.Length);
+        var all = new float[Ids.Length * m.Model.Config.VocabSize];
+        using var s = Passes.Session(m, Ids.Length);
         s.Feed(Ids, Span<float>.Empty, all);
         return all;
     }
@@ -39,15 +39,15 @@ public class PissaTrainingTests
     {
         var lora = new LoraConfig { R = 4, LoraAlpha = 8, TargetModulesRegex = "all-linear", InitLoraWeights = "pissa" };
         var plainDir = TinyRun.Temp("run");
-        using (var t = new Trainer(Options(Llama, plainDir, lora with { InitLoraWeights = "true" }))) t.Run();
+        using (var t = new TrainingRun(Options(Llama, plainDir, lora with { InitLoraWeights = "true" }), TestCompute.Cpu)) t.Run();
 
         var dir = TinyRun.Temp("run");
         float[] trained;
         TrainingResult result;
-        using (var t = new Trainer(Options(Llama, dir, lora)))
+        using (var t = new TrainingRun(Options(Llama, dir, lora), TestCompute.Cpu))
         {
             result = t.Run();
-            trained = Logits(t.Model.Model);
+            trained = Logits(t.Model);
         }
         // Step 1's loss is the base model's loss in both runs: PiSSA does not change the model at init.
         Assert.Equal(Losses(plainDir)[0], Losses(dir)[0], 4);
@@ -56,9 +56,9 @@ public class PissaTrainingTests
         var cfg = LoraConfig.Load(Path.Combine(result.AdapterDir, "adapter_config.json"));
         Assert.Equal(8, cfg.R);
         Assert.Equal("true", cfg.InitLoraWeights);
-        using var fresh = new PeftModel(CausalLM.Load(Llama));
+        using var fresh = new PeftModel(CausalLM.Load(Llama), TestCompute.Cpu);
         fresh.LoadAdapter(result.AdapterDir);
-        double e = Numerics.RelativeError(Logits(fresh.Model), trained.Select(x => (double)x).ToArray());
+        double e = Numerics.RelativeError(Logits(fresh), trained.Select(x => (double)x).ToArray());
         Assert.True(e < 1e-4, $"saved PiSSA adapter on the original base vs the trained model: {e:E2}");
     }
 
@@ -70,16 +70,16 @@ public class PissaTrainingTests
         var lora = new LoraConfig { R = 4, LoraAlpha = 8, TargetModules = ["q_proj", "v_proj", "down_proj"], InitLoraWeights = init, Bias = type == "qwen2" ? "all" : "none" };
         string model = type == "qwen2" ? Qwen : Llama;
         var straight = TinyRun.Temp("run");
-        using (var t = new Trainer(Options(model, straight, lora)))
+        using (var t = new TrainingRun(Options(model, straight, lora), TestCompute.Cpu))
         {
             t.Run();
             if (type == "qwen2") Assert.Contains(t.Model.TrainableParameters(), p => p.Name.EndsWith("k_proj.bias"));
         }
         var interrupted = TinyRun.Temp("run");
         using (var cts = new CancellationTokenSource())
-        using (var t = new Trainer(Options(model, interrupted, lora), new StopAfter(2, cts)))
+        using (var t = new TrainingRun(Options(model, interrupted, lora), TestCompute.Cpu, new StopAfter(2, cts)))
             Assert.ThrowsAny<OperationCanceledException>(() => t.Run(cts.Token));
-        using (var t = new Trainer(Options(model, interrupted, lora) with { ResumeFrom = "latest" })) t.Run();
+        using (var t = new TrainingRun(Options(model, interrupted, lora) with { ResumeFrom = "latest" }, TestCompute.Cpu)) t.Run();
         Assert.Equal(Losses(straight), Losses(interrupted));
     }
 

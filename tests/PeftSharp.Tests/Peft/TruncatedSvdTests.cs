@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Peft;
 
 namespace PeftSharp.Tests.Peft;
@@ -86,7 +87,7 @@ public class TruncatedSvdTests
         int k = Math.Min(rows, cols);
         var sigma = Enumerable.Range(0, k).Select(i => 10.0 / (1 + i) + 0.01 * i).OrderByDescending(x => x).ToArray();
         var w = WithSingularValues(rng, rows, cols, sigma);
-        var r = TruncatedSvd.Exact(w, rows, cols, k);
+        var r = TruncatedSvd.Exact(TestCompute.Cpu, w, rows, cols, k);
         for (int i = 0; i < k; i++) Assert.True(Math.Abs(r.S[i] - sigma[i]) < 1e-12 * sigma[0], $"σ{i}: {r.S[i]} vs {sigma[i]}");
         for (int i = 1; i < k; i++) Assert.True(r.S[i] <= r.S[i - 1]);
         Assert.True(OrthoError(r.U, rows, k, columns: true) < 1e-12);
@@ -101,7 +102,7 @@ public class TruncatedSvdTests
         var rng = new Random(4);
         double[] sigma = [9, 7, 6.5, 3, 2, 1, 0.5, 0.25];
         var w = WithSingularValues(rng, 12, 8, sigma);
-        var r = TruncatedSvd.Exact(w, 12, 8, 3);
+        var r = TruncatedSvd.Exact(TestCompute.Cpu, w, 12, 8, 3);
         Assert.Equal([9, 7, 6.5], r.S.Select(x => Math.Round(x, 10)));
         // The best rank-3 approximation leaves exactly √(Σ_{i>3} σᵢ²).
         double expected = Math.Sqrt(sigma.Skip(3).Sum(s => s * s));
@@ -114,7 +115,7 @@ public class TruncatedSvdTests
         var rng = new Random(5);
         double[] sigma = [4, 2, 0, 0, 0];    // rank 2
         var w = WithSingularValues(rng, 5, 10, sigma);
-        var r = TruncatedSvd.Exact(w, 5, 10, 4);
+        var r = TruncatedSvd.Exact(TestCompute.Cpu, w, 5, 10, 4);
         Assert.True(Math.Abs(r.S[0] - 4) < 1e-12 && Math.Abs(r.S[1] - 2) < 1e-12);
         Assert.True(r.S[2] < 1e-6 && r.S[3] < 1e-6, $"σ = {string.Join(", ", r.S)}");
         Assert.True(OrthoError(r.U, 5, 4, columns: true) < 1e-9);
@@ -154,16 +155,16 @@ public class TruncatedSvdTests
         var rng = new Random(7);
         var sigma = Enumerable.Range(0, 20).Select(i => Math.Pow(0.5, i)).ToArray();
         var w = WithSingularValues(rng, 30, 20, sigma);
-        var exact = TruncatedSvd.Exact(w, 30, 20, 4);
-        var r1 = TruncatedSvd.Randomized(w, 30, 20, 4, niter: 4, seed: 11);
-        var r2 = TruncatedSvd.Randomized(w, 30, 20, 4, niter: 4, seed: 11);
+        var exact = TruncatedSvd.Exact(TestCompute.Cpu, w, 30, 20, 4);
+        var r1 = TruncatedSvd.Randomized(TestCompute.Cpu, w, 30, 20, 4, niter: 4, seed: 11);
+        var r2 = TruncatedSvd.Randomized(TestCompute.Cpu, w, 30, 20, 4, niter: 4, seed: 11);
         Assert.Equal(r1.S, r2.S);
         Assert.Equal(r1.U, r2.U);
         for (int i = 0; i < 4; i++) Assert.True(Math.Abs(r1.S[i] - exact.S[i]) < 1e-3 * exact.S[0], $"σ{i}: {r1.S[i]} vs {exact.S[i]}");
         Assert.True(OrthoError(r1.U, 30, 4, columns: true) < 1e-10);
         Assert.True(OrthoError(r1.Vt, 20, 4, columns: false) < 1e-10);
         // More power iterations can only bring the leading σ closer (to float64 precision here).
-        var r8 = TruncatedSvd.Randomized(w, 30, 20, 4, niter: 12, seed: 11);
+        var r8 = TruncatedSvd.Randomized(TestCompute.Cpu, w, 30, 20, 4, niter: 12, seed: 11);
         Assert.True(Math.Abs(r8.S[3] - exact.S[3]) < 1e-9);
     }
 
@@ -173,7 +174,7 @@ public class TruncatedSvdTests
         var rng = new Random(8);
         double[] sigma = [3, 2, 1, 0, 0, 0];
         var w = WithSingularValues(rng, 6, 9, sigma);
-        var r = TruncatedSvd.Randomized(w, 6, 9, 3, niter: 0, seed: 1);
+        var r = TruncatedSvd.Randomized(TestCompute.Cpu, w, 6, 9, 3, niter: 0, seed: 1);
         for (int i = 0; i < 3; i++) Assert.True(Math.Abs(r.S[i] - sigma[i]) < 1e-10);
         Assert.True(FrobeniusDiff(Reconstruct(r), w) < 1e-10);
     }
@@ -182,6 +183,6 @@ public class TruncatedSvdTests
     public void RankAboveMinDimension_IsRejected()
     {
         var w = new double[3 * 5];
-        Assert.Throws<ArgumentOutOfRangeException>(() => TruncatedSvd.Exact(w, 3, 5, 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => TruncatedSvd.Exact(TestCompute.Cpu, w, 3, 5, 4));
     }
 }

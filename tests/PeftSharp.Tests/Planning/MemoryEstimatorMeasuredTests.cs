@@ -60,7 +60,7 @@ public class MemoryEstimatorMeasuredTests(ITestOutputHelper output)
         Compare(path);
     }
 
-    /// <summary>Measured with tests/fixtures/bench/measure-train-rss.cs (ModelPass + PeftModel + AdamW in one process per line).</summary>
+    /// <summary>Measured with tests/fixtures/bench/measure-train-rss.sh (`peft bench train`, one process per line).</summary>
     [Fact]
     public void Estimate_MatchesMeasuredHarness_SmolLM2() =>
         Compare(IoTestPaths.Fixture("bench", "smollm2-135m-train-harness.jsonl"));

@@ -14,8 +14,8 @@ public class MethodAdvisorTests
 
     [Theory]
     [InlineData("24GB", "full", false)]
-    [InlineData("1.2GB", "lora", true)]
-    [InlineData("500MB", "qlora", true)]
+    [InlineData("1.2GB", "dora", true)]   // DoRA with checkpointing saves one block's n×out at a time
+    [InlineData("500MB", "qdora", true)]
     public void PicksTheBestQualityMethodThatFits(string budget, string method, bool checkpointing)
     {
         var a = Advise(budget);

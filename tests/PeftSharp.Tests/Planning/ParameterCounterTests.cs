@@ -39,7 +39,7 @@ public class ParameterCounterTests
     public void AdapterCountMatchesPeftModel(string variant, string targets, int rank, bool dora)
     {
         var c = Variant(variant);
-        using var pm = new PeftModel(CausalLM.CreateRandom(c, DType.F32, 2));
+        using var pm = new PeftModel(CausalLM.CreateRandom(c, DType.F32, 2), TestCompute.Cpu);
         var names = ParameterCounter.ParseTargets(targets);
         var config = targets == "all-linear"
             ? new LoraConfig { R = rank, LoraAlpha = 2 * rank, TargetModulesRegex = "all-linear", UseDora = dora }

@@ -20,7 +20,7 @@ public class BnbCheckpointTests
         var src = TinyModels.WriteFolder(c, w);
         File.WriteAllText(Path.Combine(src, "tokenizer.json"), "{}");
         var dst = src + "-4bit";
-        using (var m = CausalLM.Load(src, o))
+        using (var m = CausalLM.Load(src, o, TestCompute.Cpu))
             HfCheckpoint.Write(dst, m, src, DType.BF16);
         return (src, dst, w, c);
     }
@@ -69,7 +69,7 @@ public class BnbCheckpointTests
             Assert.Equal(n * c.NumLayers, stats.Parameters);
             Assert.Equal(bytes * 8.0 / n, stats.BitsPerParameter, 9);
 
-            using var fromSrc = CausalLM.Load(src, new QuantizeOptions(type, dq, 64));
+            using var fromSrc = CausalLM.Load(src, new QuantizeOptions(type, dq, 64), TestCompute.Cpu);
             using var fromFile = CausalLM.Load(dst);                 // detected from the bnb keys, no option needed
             Assert.True(fromFile.Quantization!.PreQuantized);
             Assert.Equal(type, fromFile.Quantization.Options.Type);
@@ -80,7 +80,7 @@ public class BnbCheckpointTests
                 Assert.Equal(a.Weight.PackedSpan.ToArray(), b.Weight.PackedSpan.ToArray());
                 Assert.Equal(a.Weight.BlockScales(), b.Weight.BlockScales());
             }
-            Assert.Equal(AdapterMerge.Logits(fromSrc, Ids), AdapterMerge.Logits(fromFile, Ids));
+            Assert.Equal(Passes.Logits(fromSrc, Ids), Passes.Logits(fromFile, Ids));
         }
         finally { Cleanup(src, dst); foreach (var t in w.Values) t.Dispose(); }
     }
@@ -115,7 +115,7 @@ public class BnbCheckpointTests
             Assert.Contains(P + ".weight.absmax", e.Message);
 
             Cleanup(dst);
-            using (var m = CausalLM.Load(src, QLoraTestModels.Nf4Dq)) HfCheckpoint.Write(dst, m, src, DType.BF16);
+            using (var m = CausalLM.Load(src, QLoraTestModels.Nf4Dq, TestCompute.Cpu)) HfCheckpoint.Write(dst, m, src, DType.BF16);
             // a quant state whose shape disagrees with the config
             const string Q = "model.layers.0.self_attn.k_proj";
             Rewrite(dst, (n, t) =>
@@ -132,7 +132,7 @@ public class BnbCheckpointTests
             Assert.Contains("[64, 32]", e.Message);
 
             Cleanup(dst);
-            using (var m = CausalLM.Load(src, QLoraTestModels.Nf4Dq)) HfCheckpoint.Write(dst, m, src, DType.BF16);
+            using (var m = CausalLM.Load(src, QLoraTestModels.Nf4Dq, TestCompute.Cpu)) HfCheckpoint.Write(dst, m, src, DType.BF16);
             // truncated packed codes
             Rewrite(dst, (n, t) =>
             {
@@ -155,17 +155,17 @@ public class BnbCheckpointTests
         try
         {
             float[] expected;
-            using (var pm = new PeftModel(CausalLM.Load(dst)))
+            using (var pm = new PeftModel(CausalLM.Load(dst), TestCompute.Cpu))
             {
                 pm.AddAdapter("default", new LoraConfig { R = 2, LoraAlpha = 4, TargetModulesRegex = "all-linear", InitLoraWeights = "gaussian" }, 1);
                 var r = AdapterMerge.MergeActive(pm, Ids);
                 Assert.True(r.MaxRequantizationError > 0);
-                expected = AdapterMerge.Logits(pm.Model, Ids);
+                expected = Passes.Logits(pm, Ids);
                 HfCheckpoint.Write(merged, pm.Model, dst, DType.BF16);
             }
             using var back = CausalLM.Load(merged);
             Assert.NotNull(back.Quantization);
-            Assert.Equal(expected, AdapterMerge.Logits(back, Ids));
+            Assert.Equal(expected, Passes.Logits(back, Ids));
         }
         finally { Cleanup(src, dst, merged); foreach (var t in w.Values) t.Dispose(); }
     }

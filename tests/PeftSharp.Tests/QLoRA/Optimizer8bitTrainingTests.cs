@@ -15,7 +15,7 @@ public class Optimizer8bitTrainingTests
         var w = TinyModels.Weights(c, 17);
         try
         {
-            using var pm = new PeftModel(QLoraTestModels.Quantized(c, w));
+            using var pm = new PeftModel(QLoraTestModels.Quantized(c, w), TestCompute.Cpu);
             // r = 64: every A (64·64) and most B (≥ 64·64; k/v are 32·64) reach bitsandbytes' 4096-element threshold for 8-bit states
             pm.AddAdapter("default", new LoraConfig { R = 64, LoraAlpha = 16, TargetModulesRegex = "all-linear" }, 3);
             var ps = pm.TrainableParameters().ToList();
@@ -25,7 +25,7 @@ public class Optimizer8bitTrainingTests
             var pos = Enumerable.Range(0, B * T).Select(i => i % T).ToArray();
             var tgt = Enumerable.Range(0, B * T).Select(i => i % T == T - 1 ? -100 : ids[i + 1]).ToArray();
             int counted = tgt.Count(t => t != -100);
-            using var pass = new ModelPass(pm.Model, B, T, recompute: false);
+            using var pass = Passes.Model(pm, B, T, recompute: false);
             var losses = new List<double>();
             for (int s = 0; s < steps; s++)
             {
@@ -49,8 +49,8 @@ public class Optimizer8bitTrainingTests
     public void AdamW8bit_LossesTrack32BitAdamW()
     {
         const int steps = 12;
-        var l32 = Train(new AdamW { WeightDecay = 0 }, steps);
-        var l8 = Train(new AdamW8bit { WeightDecay = 0 }, steps);
+        var l32 = Train(new AdamW(TestCompute.Cpu) { WeightDecay = 0 }, steps);
+        var l8 = Train(new AdamW8bit(TestCompute.Cpu) { WeightDecay = 0 }, steps);
         Assert.Equal(l32[0], l8[0]);                       // same start
         Assert.True(l32[^1] < 0.8 * l32[0], $"32-bit AdamW did not learn: {l32[0]} → {l32[^1]}");
         for (int s = 0; s < steps; s++)

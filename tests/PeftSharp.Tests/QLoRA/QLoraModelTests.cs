@@ -21,7 +21,7 @@ public class QLoraModelTests
         var dir = TinyModels.WriteFolder(c, w);
         try
         {
-            using var m = CausalLM.Load(dir, new QuantizeOptions(Quant4Type.FP4, false, 128));
+            using var m = CausalLM.Load(dir, new QuantizeOptions(Quant4Type.FP4, false, 128), TestCompute.Cpu);
             Assert.NotNull(m.Quantization);
             Assert.Equal(c.NumLayers * 7, m.Quantization!.QuantizedModules);
             Assert.False(m.Quantization.PreQuantized);
@@ -31,7 +31,7 @@ public class QLoraModelTests
             Assert.Equal(DType.BF16, m.LmHead.DType);
             foreach (var q in m.QuantizedProjections())
             {
-                using var expected = Quantized4Bit.Quantize(w[q.Name + ".weight"], Quant4Type.FP4, 128, false, q.Name);
+                using var expected = Quantized4Bit.Quantize(TestCompute.Cpu, w[q.Name + ".weight"], Quant4Type.FP4, 128, false, q.Name);
                 Assert.Equal(expected.PackedSpan.ToArray(), q.Weight.PackedSpan.ToArray());
                 Assert.Equal(expected.Absmax, q.Weight.Absmax);
                 Assert.Equal("bfloat16", q.Weight.DTypeName);
@@ -55,7 +55,7 @@ public class QLoraModelTests
         var owned = new List<Tensor>();
         using var q = QLoraTestModels.Quantized(c, w);
         using var dense = QLoraTestModels.DenseOverDequantized(c, w, q, owned);
-        Numerics.AssertClose(AdapterMerge.Logits(q, Ids), D(AdapterMerge.Logits(dense, Ids)), 1e-5, "logits");
+        Numerics.AssertClose(Passes.Logits(q, Ids), D(Passes.Logits(dense, Ids)), 1e-5, "logits");
         foreach (var t in owned) t.Dispose();
     }
 
@@ -66,7 +66,7 @@ public class QLoraModelTests
     {
         var c = QLoraTestModels.Config();
         var w = TinyModels.Weights(c, 7);
-        using var pm = new PeftModel(QLoraTestModels.Quantized(c, w));
+        using var pm = new PeftModel(QLoraTestModels.Quantized(c, w), TestCompute.Cpu);
         pm.AddAdapter("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModulesRegex = "all-linear", UseDora = dora }, 9);
         var rng = new Random(4);
         var parameters = pm.TrainableParameters().ToList();
@@ -81,9 +81,9 @@ public class QLoraModelTests
             var lin = pm.LoraModules.First();
             var ad = lin.Adapters["default"];
             var norms = new double[lin.OutFeatures];
-            ((IFrozenProjection)lin.Base).RowNormsSquared(norms);
+            ((IFrozenProjection)lin.Base).RowNormsSquared(TestCompute.Cpu, norms);
             var deq = new float[lin.OutFeatures * lin.InFeatures];
-            ((QuantizedLinear)lin.Base).Weight.Dequantize(deq);
+            ((QuantizedLinear)lin.Base).Weight.Dequantize(TestCompute.Cpu, deq);
             for (int i = 0; i < 3; i++)
             {
                 double s = 0;
@@ -95,7 +95,7 @@ public class QLoraModelTests
         var ids = TinyModels.RandomIds(new Random(8), B * T, c.VocabSize);
         var pos = Enumerable.Range(0, T).ToArray();
         var tgt = ids.Skip(1).Append(-100).ToArray();
-        using (var pass = new ModelPass(pm.Model, B, T, recompute: false))
+        using (var pass = Passes.Model(pm, B, T, recompute: false))
             pass.ForwardBackward(ids, pos, [], tgt, 1f);
         var dirs = parameters.Select(p => Numerics.RandomFloats(rng, (int)p.Count)).ToList();
         double analytic = 0;
@@ -106,7 +106,7 @@ public class QLoraModelTests
         }
         double Loss()
         {
-            using var pass = new ModelPass(pm.Model, B, T, recompute: false);
+            using var pass = Passes.Model(pm, B, T, recompute: false);
             return pass.Loss(ids, pos, [], tgt).LossSum;
         }
         const float eps = 1e-3f;
@@ -143,11 +143,11 @@ public class QLoraModelTests
             using (var q0 = QLoraTestModels.Quantized(c, w))
             using (var d0 = TinyModels.Build(c, w))
             {
-                var a = AdapterMerge.Logits(d0, Ids);
-                var b = AdapterMerge.Logits(q0, Ids);
+                var a = Passes.Logits(d0, Ids);
+                var b = Passes.Logits(q0, Ids);
                 firstRounding = a.Zip(b, (x, y) => Math.Abs(x - y)).Max() / a.Max(x => Math.Abs(x));
             }
-            using (var pm = new PeftModel(QLoraTestModels.Quantized(c, w)))
+            using (var pm = new PeftModel(QLoraTestModels.Quantized(c, w), TestCompute.Cpu))
             {
                 pm.AddAdapter("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModulesRegex = "all-linear", UseDora = dora }, 2);
                 var rng = new Random(3);
@@ -165,7 +165,7 @@ public class QLoraModelTests
                 Assert.True(r.MaxRelativeLogitDifference < 3 * firstRounding, $"4-bit merge error {r.MaxRelativeLogitDifference} vs quantization error {firstRounding}");
             }
             // the adapter trained over the 4-bit base loads onto the dense base (same PEFT format) and merges exactly
-            using var dense = new PeftModel(TinyModels.Build(c, w));
+            using var dense = new PeftModel(TinyModels.Build(c, w), TestCompute.Cpu);
             var report = dense.LoadAdapter(adapterDir);
             Assert.Empty(report.Missing);
             Assert.Empty(report.Unexpected);

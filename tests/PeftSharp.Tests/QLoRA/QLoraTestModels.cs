@@ -13,7 +13,7 @@ static class QLoraTestModels
     public static readonly QuantizeOptions Nf4Dq = new(Quant4Type.NF4, true, 64);
 
     public static CausalLM Quantized(ModelConfig c, Dictionary<string, Tensor> w, QuantizeOptions? q = null) =>
-        CausalLM.FromTensors(c, n => w.TryGetValue(n, out var t) ? t : null, "test weights", q ?? Nf4Dq, null);
+        CausalLM.FromTensors(c, n => w.TryGetValue(n, out var t) ? t : null, "test weights", q ?? Nf4Dq, null, TestCompute.Cpu);
 
     /// <summary>The dense model whose projections are the quantized model's dequantized weights.</summary>
     public static CausalLM DenseOverDequantized(ModelConfig c, Dictionary<string, Tensor> w, CausalLM quantized, List<Tensor> owned)
@@ -22,7 +22,7 @@ static class QLoraTestModels
         foreach (var q in quantized.QuantizedProjections())
         {
             var t = new Tensor(DType.F32, q.OutFeatures, q.InFeatures);
-            q.Weight.Dequantize(t.Floats);
+            q.Weight.Dequantize(TestCompute.Cpu, t.Floats);
             owned.Add(t);
             map[q.Name + ".weight"] = t;
         }

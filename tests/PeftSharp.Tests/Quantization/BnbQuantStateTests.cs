@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using System.Text;
 using PeftSharp.Quantization;
 using PeftSharp.Tensors;
@@ -19,7 +20,7 @@ public class BnbQuantStateTests
     public void Round_trip_gives_identical_state_and_weights(Quant4Type type, bool dq)
     {
         var w = TestSupport.Numerics.RandomFloats(new Random(7), 13 * 77, 0.2f); // odd count
-        using var q = Quantized4Bit.Quantize(w, [13, 77], type, 64, dq);
+        using var q = Quantized4Bit.Quantize(TestCompute.Cpu, w, [13, 77], type, 64, dq);
         var tensors = BnbQuantState.ToTensors(P, q);
         try
         {
@@ -39,8 +40,8 @@ public class BnbQuantStateTests
             Assert.Equal(q.BlockScales(), r.BlockScales());
             var a = new float[w.Length];
             var b = new float[w.Length];
-            q.Dequantize(a);
-            r.Dequantize(b);
+            q.Dequantize(TestCompute.Cpu, a);
+            r.Dequantize(TestCompute.Cpu, b);
             Assert.Equal(a, b);
         }
         finally { foreach (var (_, t) in tensors) t.Dispose(); }
@@ -51,11 +52,11 @@ public class BnbQuantStateTests
     {
         var w = new float[128];
         for (int i = 0; i < 128; i++) w[i] = (float)(Math.Sin(0.37 * i + 0.1) * (i < 64 ? 0.02 : 0.05));
-        using var q = Quantized4Bit.Quantize(w, [2, 64], Quant4Type.NF4, 64, doubleQuant: true, dtypeName: "bfloat16");
+        using var q = Quantized4Bit.Quantize(TestCompute.Cpu, w, [2, 64], Quant4Type.NF4, 64, doubleQuant: true, dtypeName: "bfloat16");
         string expected = "{\"quant_type\": \"nf4\", \"blocksize\": 64, \"dtype\": \"bfloat16\", \"shape\": [2, 64], " +
             "\"nested_blocksize\": 256, \"nested_dtype\": \"float32\", \"nested_offset\": " + BnbQuantState.PythonFloatRepr(q.NestedOffset) + "}";
         Assert.Equal(expected, BnbQuantState.QuantStateJson(q));
-        using var plain = Quantized4Bit.Quantize(w, [2, 64], Quant4Type.FP4, 128);
+        using var plain = Quantized4Bit.Quantize(TestCompute.Cpu, w, [2, 64], Quant4Type.FP4, 128);
         Assert.Equal("{\"quant_type\": \"fp4\", \"blocksize\": 128, \"dtype\": \"float32\", \"shape\": [2, 64]}", BnbQuantState.QuantStateJson(plain));
     }
 
@@ -74,7 +75,7 @@ public class BnbQuantStateTests
     public void Malformed_states_give_clear_errors()
     {
         var w = TestSupport.Numerics.RandomFloats(new Random(3), 256, 1f);
-        using var q = Quantized4Bit.Quantize(w, [4, 64], Quant4Type.NF4, 64, doubleQuant: true);
+        using var q = Quantized4Bit.Quantize(TestCompute.Cpu, w, [4, 64], Quant4Type.NF4, 64, doubleQuant: true);
         void Expect(Action<Dictionary<string, Tensor>> mutate, string fragment)
         {
             var tensors = BnbQuantState.ToTensors(P, q);

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Quantization;
 
 namespace PeftSharp.Tests.Quantization;
@@ -16,19 +17,19 @@ public class DoubleQuantTests
     public void Worked_example_of_reference_section_5_6()
     {
         var w = WorkedExampleInput();
-        using var plain = Quantized4Bit.Quantize(w, [2, 64], Quant4Type.NF4, 64);
+        using var plain = Quantized4Bit.Quantize(TestCompute.Cpu, w, [2, 64], Quant4Type.NF4, 64);
         Assert.Equal(0.019999152f, plain.Absmax![0], 8);
         Assert.Equal(0.049966767f, plain.Absmax[1], 8);
         var codes = Quant4ReferenceImpl.Unpack(plain.PackedSpan, 128);
         Assert.Equal(new byte[] { 8, 12, 14, 15, 15, 15, 14, 12 }, codes[..8]);
         Assert.Equal(new byte[] { 0x8c, 0xef, 0xff, 0xec }, plain.PackedSpan[..4].ToArray());
         var d = new float[128];
-        plain.Dequantize(d);
+        plain.Dequantize(TestCompute.Cpu, d);
         double maxErr = 0;
         for (int i = 0; i < 128; i++) maxErr = Math.Max(maxErr, Math.Abs(w[i] - d[i]));
         Assert.Equal(0.00681, maxErr, 5);
 
-        using var dq = Quantized4Bit.Quantize(w, [2, 64], Quant4Type.NF4, 64, doubleQuant: true);
+        using var dq = Quantized4Bit.Quantize(TestCompute.Cpu, w, [2, 64], Quant4Type.NF4, 64, doubleQuant: true);
         Assert.Equal(0.034982961f, dq.NestedOffset, 8);
         Assert.Equal(new byte[] { 0, 255 }, dq.QuantizedAbsmax);
         Assert.Single(dq.NestedAbsmax!);
@@ -55,7 +56,7 @@ public class DoubleQuantTests
     {
         var w = new float[256];
         for (int i = 0; i < 256; i++) w[i] = (i % 64 == 5) ? 0.25f : 0.01f * ((i % 7) - 3);
-        using var q = Quantized4Bit.Quantize(w, [4, 64], Quant4Type.NF4, 64, doubleQuant: true);
+        using var q = Quantized4Bit.Quantize(TestCompute.Cpu, w, [4, 64], Quant4Type.NF4, 64, doubleQuant: true);
         Assert.Equal(0.25f, q.NestedOffset);
         Assert.Equal(0f, q.NestedAbsmax![0]);
         Assert.All(q.QuantizedAbsmax!, c => Assert.Equal(127, c));
@@ -70,8 +71,8 @@ public class DoubleQuantTests
         var rng = new Random(n);
         var w = new float[n];
         for (int i = 0; i < n; i++) w[i] = (float)((rng.NextDouble() * 2 - 1) * (0.5 + 3 * rng.NextDouble()) * 0.02);
-        using var plain = Quantized4Bit.Quantize(w, [n], Quant4Type.NF4, bs);
-        using var dq = Quantized4Bit.Quantize(w, [n], Quant4Type.NF4, bs, doubleQuant: true);
+        using var plain = Quantized4Bit.Quantize(TestCompute.Cpu, w, [n], Quant4Type.NF4, bs);
+        using var dq = Quantized4Bit.Quantize(TestCompute.Cpu, w, [n], Quant4Type.NF4, bs, doubleQuant: true);
         var map = DynamicMap.Signed;
         for (int b = 0; b < plain.BlockCount; b++)
         {
@@ -87,7 +88,7 @@ public class DoubleQuantTests
         }
         // and the weights themselves: within the NF4 half gap of the reconstructed scale plus the scale error
         var d = new float[n];
-        dq.Dequantize(d);
+        dq.Dequantize(TestCompute.Cpu, d);
         for (int i = 0; i < n; i++)
         {
             int b = i / bs;
@@ -109,9 +110,9 @@ public class DequantizeLargeTests
         // many more than the 64-block scale batch of DequantizeRange, with a partial last block
         int n = 150 * bs + 9;
         var w = TestSupport.Numerics.RandomFloats(new Random(bs), n, 0.05f);
-        using var q = Quantized4Bit.Quantize(w, [n], Quant4Type.NF4, bs, dq);
+        using var q = Quantized4Bit.Quantize(TestCompute.Cpu, w, [n], Quant4Type.NF4, bs, dq);
         var d = new float[n];
-        q.Dequantize(d);
+        q.Dequantize(TestCompute.Cpu, d);
         var codes = Quant4ReferenceImpl.Unpack(q.PackedSpan, n);
         Assert.Equal(Quant4ReferenceImpl.Dequantize(codes, q.BlockScales(), bs, Quant4Type.NF4), d);
         var (refCodes, _) = Quant4ReferenceImpl.Quantize(w, bs, Quant4Type.NF4);

@@ -1,3 +1,4 @@
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Quantization;
 
 namespace PeftSharp.Tests.Quantization;

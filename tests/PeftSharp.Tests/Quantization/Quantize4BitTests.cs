@@ -1,3 +1,5 @@
+using PeftSharp.Compute;
+using PeftSharp.Tests.TestSupport;
 using PeftSharp.Quantization;
 using PeftSharp.Tensors;
 
@@ -50,15 +52,13 @@ public class Quantize4BitTests
     [InlineData(true)]
     public void Each_nf4_midpoint_goes_to_the_lower_code_and_just_above_to_the_upper(bool avx)
     {
-        bool saved = Quant4Kernels.UseAvx2;
-        Quant4Kernels.UseAvx2 = avx && saved;
-        try
+        using var ctx = TestCompute.With(new ComputeOptions { VectorKernels = avx });
         {
             // absmax 1.0 (element 0) makes the scaled value equal to the input exactly
             var mids = Quant4Tables.NF4Midpoints;
             var w = new List<float> { 1.0f };
             foreach (var m in mids) { w.Add(m); w.Add(MathF.BitIncrement(m)); }
-            using var q = Quantized4Bit.Quantize(w.ToArray(), [w.Count], Quant4Type.NF4, blockSize: 32);
+            using var q = Quantized4Bit.Quantize(ctx, w.ToArray(), [w.Count], Quant4Type.NF4, blockSize: 32);
             Assert.Equal(1.0f, q.Absmax![0]);
             var c = Codes(q);
             Assert.Equal(15, c[0]);
@@ -68,7 +68,6 @@ public class Quantize4BitTests
                 Assert.Equal(k + 1, c[2 + 2 * k]);
             }
         }
-        finally { Quant4Kernels.UseAvx2 = saved; }
     }
 
     [Theory]
@@ -76,15 +75,13 @@ public class Quantize4BitTests
     [InlineData(true)]
     public void Fp4_midpoints_go_to_the_smaller_magnitude_with_the_sign_bit(bool avx)
     {
-        bool saved = Quant4Kernels.UseAvx2;
-        Quant4Kernels.UseAvx2 = avx && saved;
-        try
+        using var ctx = TestCompute.With(new ComputeOptions { VectorKernels = avx });
         {
             var mids = Quant4Tables.FP4MagnitudeMidpoints;
             var codes = Quant4Tables.FP4MagnitudeCodes;
             var w = new List<float> { 1.0f };
             foreach (var m in mids) { w.Add(m); w.Add(MathF.BitIncrement(m)); w.Add(-m); w.Add(-MathF.BitIncrement(m)); }
-            using var q = Quantized4Bit.Quantize(w.ToArray(), [w.Count], Quant4Type.FP4, blockSize: 32);
+            using var q = Quantized4Bit.Quantize(ctx, w.ToArray(), [w.Count], Quant4Type.FP4, blockSize: 32);
             var c = Codes(q);
             Assert.Equal(3, c[0]); // 1.0 = 12/12 is code 0b0011
             for (int k = 0; k < mids.Length; k++)
@@ -95,7 +92,6 @@ public class Quantize4BitTests
                 Assert.Equal(codes[k + 1] | 8, c[4 + 4 * k]);
             }
         }
-        finally { Quant4Kernels.UseAvx2 = saved; }
     }
 
     [Fact]
@@ -103,17 +99,17 @@ public class Quantize4BitTests
     {
         var w = new float[128];
         for (int i = 64; i < 128; i++) w[i] = 0.01f * (i - 100);
-        using var nf = Quantized4Bit.Quantize(w, [2, 64], Quant4Type.NF4, 64);
+        using var nf = Quantized4Bit.Quantize(TestCompute.Cpu, w, [2, 64], Quant4Type.NF4, 64);
         Assert.Equal(0f, nf.Absmax![0]);
         Assert.All(nf.PackedSpan[..32].ToArray(), b => Assert.Equal(0x77, b));
-        using var fp = Quantized4Bit.Quantize(w, [2, 64], Quant4Type.FP4, 64);
+        using var fp = Quantized4Bit.Quantize(TestCompute.Cpu, w, [2, 64], Quant4Type.FP4, 64);
         Assert.All(fp.PackedSpan[..32].ToArray(), b => Assert.Equal(0x00, b));
         var d = new float[128];
-        nf.Dequantize(d);
+        nf.Dequantize(TestCompute.Cpu, d);
         Assert.All(d[..64], v => Assert.Equal(0f, v));
         Assert.Equal(0f, Codes(fp).Take(64).Select(c => (float)c).Sum());
         // -0.0 is not negative for FP4's sign bit
-        using var negZero = Quantized4Bit.Quantize([-0.0f, 1f], [2], Quant4Type.FP4, 32);
+        using var negZero = Quantized4Bit.Quantize(TestCompute.Cpu, [-0.0f, 1f], [2], Quant4Type.FP4, 32);
         Assert.Equal(0x03, negZero.PackedSpan[0]);
     }
 
@@ -124,7 +120,7 @@ public class Quantize4BitTests
         var w = TestSupport.Numerics.RandomFloats(rng, 101, 0.3f);
         foreach (var type in new[] { Quant4Type.NF4, Quant4Type.FP4 })
         {
-            using var q = Quantized4Bit.Quantize(w, [101], type, 64);
+            using var q = Quantized4Bit.Quantize(TestCompute.Cpu, w, [101], type, 64);
             var (codes, absmax) = Quant4ReferenceImpl.Quantize(w, 64, type);
             Assert.Equal(2, q.BlockCount);
             Assert.Equal(absmax, q.Absmax);
@@ -133,7 +129,7 @@ public class Quantize4BitTests
             // the pad nibble is the code of 0.0 (bitsandbytes pads the scaled values with 0.0)
             Assert.Equal(type == Quant4Type.NF4 ? 7 : 0, q.PackedSpan[50] & 0xF);
             var d = new float[101];
-            q.Dequantize(d);
+            q.Dequantize(TestCompute.Cpu, d);
             Assert.Equal(Quant4ReferenceImpl.Dequantize(codes, absmax, 64, type), d);
         }
     }
@@ -144,12 +140,12 @@ public class Quantize4BitTests
         var w = TestSupport.Numerics.RandomFloats(new Random(1), 300);
         foreach (int bs in Quantized4Bit.AllowedBlockSizes)
         {
-            using var q = Quantized4Bit.Quantize(w, [300], Quant4Type.NF4, bs);
+            using var q = Quantized4Bit.Quantize(TestCompute.Cpu, w, [300], Quant4Type.NF4, bs);
             Assert.Equal((300 + bs - 1) / bs, q.BlockCount);
         }
         foreach (int bs in new[] { 0, 16, 48, 100, 8192, -64 })
         {
-            var e = Assert.Throws<PeftException>(() => Quantized4Bit.Quantize(w, [300], Quant4Type.NF4, bs, name: "q_proj.weight"));
+            var e = Assert.Throws<PeftException>(() => Quantized4Bit.Quantize(TestCompute.Cpu, w, [300], Quant4Type.NF4, bs, name: "q_proj.weight"));
             Assert.Contains("blocksize", e.Message);
             Assert.Contains("q_proj.weight", e.Message);
         }
@@ -163,14 +159,14 @@ public class Quantize4BitTests
     {
         var w = TestSupport.Numerics.RandomFloats(new Random(2), 1000);
         w[777] = bad;
-        var e = Assert.Throws<PeftException>(() => Quantized4Bit.Quantize(w, [10, 100], Quant4Type.NF4, 64, name: "model.layers.0.mlp.up_proj.weight"));
+        var e = Assert.Throws<PeftException>(() => Quantized4Bit.Quantize(TestCompute.Cpu, w, [10, 100], Quant4Type.NF4, 64, name: "model.layers.0.mlp.up_proj.weight"));
         Assert.Contains("model.layers.0.mlp.up_proj.weight", e.Message);
         Assert.Contains("777", e.Message);
         // several bad values in different threads' ranges: the first index is reported
         var big = TestSupport.Numerics.RandomFloats(new Random(3), 64 * 2048);
         big[100_000] = bad;
         big[70_000] = bad;
-        var e2 = Assert.Throws<PeftException>(() => Quantized4Bit.Quantize(big, [64, 2048], Quant4Type.FP4, 64, name: "w"));
+        var e2 = Assert.Throws<PeftException>(() => Quantized4Bit.Quantize(TestCompute.Cpu, big, [64, 2048], Quant4Type.FP4, 64, name: "w"));
         Assert.Contains("index 70000", e2.Message);
     }
 
@@ -178,8 +174,8 @@ public class Quantize4BitTests
     public void QuantizeLike_reuses_type_blocksize_and_double_quant()
     {
         var w = TestSupport.Numerics.RandomFloats(new Random(12), 512);
-        using var q = Quantized4Bit.Quantize(w, [4, 128], Quant4Type.FP4, 128, doubleQuant: true, dtypeName: "bfloat16");
-        using var r = q.QuantizeLike(w);
+        using var q = Quantized4Bit.Quantize(TestCompute.Cpu, w, [4, 128], Quant4Type.FP4, 128, doubleQuant: true, dtypeName: "bfloat16");
+        using var r = q.QuantizeLike(TestCompute.Cpu, w);
         Assert.Equal(q.PackedSpan.ToArray(), r.PackedSpan.ToArray());
         Assert.Equal(q.BlockScales(), r.BlockScales());
         Assert.Equal("bfloat16", r.DTypeName);
@@ -196,14 +192,14 @@ public class Quantize4BitTests
         for (int i = 32; i < 64; i++) w[i] = (i - 48) * 1e-40f;
         foreach (var type in new[] { Quant4Type.NF4, Quant4Type.FP4 })
         {
-            using var q = Quantized4Bit.Quantize(w, [64], type, 32);
+            using var q = Quantized4Bit.Quantize(TestCompute.Cpu, w, [64], type, 32);
             var (codes, absmax) = Quant4ReferenceImpl.Quantize(w, 32, type);
             Assert.Equal(absmax, q.Absmax);
             Assert.Equal(MathF.Abs(w[32]), q.Absmax![1]);
             Assert.True(q.Absmax[1] < 1e-38f && q.Absmax[1] > 0);
             Assert.Equal(codes, Codes(q));
             var d = new float[64];
-            q.Dequantize(d);
+            q.Dequantize(TestCompute.Cpu, d);
             Assert.Equal(Quant4ReferenceImpl.Dequantize(codes, absmax, 32, type), d);
         }
     }
@@ -225,12 +221,12 @@ public class Quantize4BitTests
             double g = Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
             w[i] = (float)(g * Math.Pow(10, -(i / bs) - 1));
         }
-        using var q = Quantized4Bit.Quantize(w, [n], type, bs);
+        using var q = Quantized4Bit.Quantize(TestCompute.Cpu, w, [n], type, bs);
         var (codes, absmax) = Quant4ReferenceImpl.Quantize(w, bs, type);
         Assert.Equal(codes, Codes(q));
         Assert.Equal(absmax, q.Absmax);
         var d = new float[n];
-        q.Dequantize(d);
+        q.Dequantize(TestCompute.Cpu, d);
         float halfGap = Quant4Tables.MaxHalfGap(type);
         for (int i = 0; i < n; i++)
         {
@@ -246,30 +242,27 @@ public class Quantize4BitTests
         if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
         var rng = new Random(5);
         var w = TestSupport.Numerics.RandomFloats(rng, 5000, 2f);
-        bool saved = Quant4Kernels.UseAvx2;
-        try
+        using var scalar = TestCompute.With(new ComputeOptions { VectorKernels = false });
+        using var vector = TestCompute.With(new ComputeOptions { VectorKernels = true });
         {
         foreach (var type in new[] { Quant4Type.NF4, Quant4Type.FP4 })
         {
-            Quant4Kernels.UseAvx2 = false;
-            using var qs = Quantized4Bit.Quantize(w, [50, 100], type, 64);
+            using var qs = Quantized4Bit.Quantize(scalar, w, [50, 100], type, 64);
             var ds = new float[5000];
-            qs.Dequantize(ds);
+            qs.Dequantize(scalar, ds);
             var partS = new float[333];
-            qs.DequantizeRange(1001, partS);
-            Quant4Kernels.UseAvx2 = true;
-            using var qv = Quantized4Bit.Quantize(w, [50, 100], type, 64);
+            qs.DequantizeRange(scalar, 1001, partS);
+            using var qv = Quantized4Bit.Quantize(vector, w, [50, 100], type, 64);
             Assert.Equal(qs.PackedSpan.ToArray(), qv.PackedSpan.ToArray());
             var dv = new float[5000];
-            qv.Dequantize(dv);
+            qv.Dequantize(vector, dv);
             Assert.Equal(ds, dv);
             var partV = new float[333];
-            qv.DequantizeRange(1001, partV); // odd start
+            qv.DequantizeRange(vector, 1001, partV); // odd start
             Assert.Equal(partS, partV);
             Assert.Equal(ds.AsSpan(1001, 333).ToArray(), partV);
         }
         }
-        finally { Quant4Kernels.UseAvx2 = saved; }
     }
 
     [Fact]
@@ -278,9 +271,9 @@ public class Quantize4BitTests
         // cols = 50 is not a multiple of the blocksize 32, so blocks wrap across rows and rows start on odd elements
         var rng = new Random(8);
         var w = TestSupport.Numerics.RandomFloats(rng, 7 * 51, 1f);
-        using var q = Quantized4Bit.Quantize(w, [7, 51], Quant4Type.NF4, 32, doubleQuant: true);
+        using var q = Quantized4Bit.Quantize(TestCompute.Cpu, w, [7, 51], Quant4Type.NF4, 32, doubleQuant: true);
         var full = new float[7 * 51];
-        q.Dequantize(full);
+        q.Dequantize(TestCompute.Cpu, full);
         var codes = Codes(q);
         var reference = Quant4ReferenceImpl.Dequantize(codes, q.BlockScales(), 32, Quant4Type.NF4);
         Assert.Equal(reference, full);
@@ -288,13 +281,13 @@ public class Quantize4BitTests
             for (int rc = 1; r0 + rc <= 7; rc++)
             {
                 var part = new float[rc * 51];
-                q.DequantizeRows(r0, rc, part);
+                q.DequantizeRows(TestCompute.Cpu, r0, rc, part);
                 Assert.Equal(full.AsSpan(r0 * 51, rc * 51).ToArray(), part);
             }
         var seg = new float[20];
-        q.DequantizeRowSegment(3, 17, seg);
+        q.DequantizeRowSegment(TestCompute.Cpu, 3, 17, seg);
         Assert.Equal(full.AsSpan(3 * 51 + 17, 20).ToArray(), seg);
-        Assert.Throws<ArgumentOutOfRangeException>(() => q.DequantizeRowSegment(3, 40, seg));
+        Assert.Throws<ArgumentOutOfRangeException>(() => q.DequantizeRowSegment(TestCompute.Cpu, 3, 40, seg));
     }
 
     [Fact]
@@ -305,8 +298,8 @@ public class Quantize4BitTests
         using var t = new Tensor(DType.BF16, 10, 64);
         var bits = t.Span<ushort>();
         for (int i = 0; i < f.Length; i++) { bits[i] = Bf16.FromFloat(f[i]); f[i] = Bf16.ToFloat(bits[i]); }
-        using var qt = Quantized4Bit.Quantize(t, Quant4Type.NF4, 64, doubleQuant: true, name: "w");
-        using var qf = Quantized4Bit.Quantize(f, [10, 64], Quant4Type.NF4, 64, doubleQuant: true);
+        using var qt = Quantized4Bit.Quantize(TestCompute.Cpu, t, Quant4Type.NF4, 64, doubleQuant: true, name: "w");
+        using var qf = Quantized4Bit.Quantize(TestCompute.Cpu, f, [10, 64], Quant4Type.NF4, 64, doubleQuant: true);
         Assert.Equal("bfloat16", qt.DTypeName);
         Assert.Equal(qf.PackedSpan.ToArray(), qt.PackedSpan.ToArray());
         Assert.Equal(qf.QuantizedAbsmax, qt.QuantizedAbsmax);
@@ -316,8 +309,8 @@ public class Quantize4BitTests
     public void Bits_per_parameter_are_4_5_and_4_127_for_blocksize_64()
     {
         var w = TestSupport.Numerics.RandomFloats(new Random(4), 256 * 4096);
-        using var plain = Quantized4Bit.Quantize(w, [256, 4096], Quant4Type.NF4, 64);
-        using var dq = Quantized4Bit.Quantize(w, [256, 4096], Quant4Type.NF4, 64, doubleQuant: true);
+        using var plain = Quantized4Bit.Quantize(TestCompute.Cpu, w, [256, 4096], Quant4Type.NF4, 64);
+        using var dq = Quantized4Bit.Quantize(TestCompute.Cpu, w, [256, 4096], Quant4Type.NF4, 64, doubleQuant: true);
         Assert.Equal(4.5, plain.BitsPerParameter);
         Assert.Equal(4.126953125, dq.BitsPerParameter);
     }

@@ -3,7 +3,7 @@ using PeftSharp.Peft;
 namespace PeftSharp.Tests.TestSupport;
 
 /// <summary>Naive float64 reference for an adapter's weight update.</summary>
-public static class LoraMath
+internal static class LoraMath
 {
     /// <summary>ΔW = s·B·A (out, in), accumulated in double.</summary>
     public static double[] Delta(LoraAdapter ad)

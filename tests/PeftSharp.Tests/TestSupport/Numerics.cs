@@ -1,7 +1,7 @@
 namespace PeftSharp.Tests.TestSupport;
 
 /// <summary>Shared numeric assertions for kernel tests.</summary>
-public static class Numerics
+internal static class Numerics
 {
     /// <summary>‖actual − expected‖ / ‖expected‖ (expected must not be all zero).</summary>
     public static double RelativeError(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected)

@@ -6,7 +6,7 @@ using PeftSharp.Tensors;
 namespace PeftSharp.Tests.TestSupport;
 
 /// <summary>Tiny seeded Llama-family configs and models for whole-model tests.</summary>
-public static class TinyModels
+internal static class TinyModels
 {
     public static ModelConfig Config(string type = "llama", bool tied = false, int layers = 2, int hidden = 32,
         int heads = 4, int kvHeads = 2, int vocab = 61, int intermediate = 48, RopeScaling? rope = null) => new()

@@ -6,7 +6,7 @@ using PeftSharp.Tokenization;
 namespace PeftSharp.Tests.TestSupport;
 
 /// <summary>A complete tiny model folder (trained BPE tokenizer + random weights) and a small data set, on disk.</summary>
-public static class TinyRun
+internal static class TinyRun
 {
     static readonly string[] Words = ["alpha", "beta", "gamma", "delta", "red", "green", "blue", "one", "two", "three", "cat", "dog"];
 

@@ -18,7 +18,7 @@ public class RunSafetyTests
     {
         var p = new Parameter("w", rows, 4);
         p.Value.Floats.Fill(step);
-        var opt = new AdamW();
+        var opt = new AdamW(TestSupport.TestCompute.Cpu);
         opt.BeginStep();
         opt.Step(0, p.Value.Floats, new float[rows * 4], 1e-3f);
         return Checkpoint.Save(checkpoints, new Checkpoint.State(step, 0, step, "lora", 1, 1, 0.5), [p], opt,

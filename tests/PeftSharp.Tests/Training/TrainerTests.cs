@@ -28,16 +28,16 @@ public class TrainerTests
     public void Resume_ContinuesTheSameLossCurve(string method)
     {
         var straight = TinyRun.Temp("run");
-        using (var t = new Trainer(Options(straight, method))) t.Run();
+        using (var t = new TrainingRun(Options(straight, method), TestCompute.Cpu)) t.Run();
         var expected = Losses(straight);
         Assert.Equal(6, expected.Count);
 
         var interrupted = TinyRun.Temp("run");
         using (var cts = new CancellationTokenSource())
-        using (var t = new Trainer(Options(interrupted, method), new StopAfter(3, cts)))
+        using (var t = new TrainingRun(Options(interrupted, method), TestCompute.Cpu, new StopAfter(3, cts)))
             Assert.ThrowsAny<OperationCanceledException>(() => t.Run(cts.Token));
         Assert.True(Directory.Exists(Path.Combine(interrupted, "checkpoints", "step-000003")));
-        using (var t = new Trainer(Options(interrupted, method) with { ResumeFrom = "latest" })) t.Run();
+        using (var t = new TrainingRun(Options(interrupted, method) with { ResumeFrom = "latest" }, TestCompute.Cpu)) t.Run();
         Assert.Equal(expected, Losses(interrupted));   // bit-identical, same seed and threads
     }
 
@@ -53,7 +53,7 @@ public class TrainerTests
     public void NonFiniteLoss_StopsWithClearMessage_AndKeepsLastCheckpoint()
     {
         var output = TinyRun.Temp("run");
-        using var t = new Trainer(Options(output) with { SaveSteps = 2 });
+        using var t = new TrainingRun(Options(output) with { SaveSteps = 2 }, TestCompute.Cpu);
         t.BeforeStep = (step, ps) => { if (step == 4) ps[0].Value.Floats[0] = float.NaN; };
         var e = Assert.Throws<PeftException>(() => t.Run());
         Assert.Contains("step 5", e.Message);
@@ -69,8 +69,8 @@ public class TrainerTests
     {
         var a = TinyRun.Temp("run");
         var b = TinyRun.Temp("run");
-        using (var t = new Trainer(Options(a) with { MaxSteps = 1, BatchSize = 4, Lora = Options(a).Lora with { LoraDropout = 0 } })) t.Run();
-        using (var t = new Trainer(Options(b) with { MaxSteps = 1, BatchSize = 2, GradientAccumulationSteps = 2, Lora = Options(b).Lora with { LoraDropout = 0 } })) t.Run();
+        using (var t = new TrainingRun(Options(a) with { MaxSteps = 1, BatchSize = 4, Lora = Options(a).Lora with { LoraDropout = 0 } }, TestCompute.Cpu)) t.Run();
+        using (var t = new TrainingRun(Options(b) with { MaxSteps = 1, BatchSize = 2, GradientAccumulationSteps = 2, Lora = Options(b).Lora with { LoraDropout = 0 } }, TestCompute.Cpu)) t.Run();
         double Grad(string o) => File.ReadAllLines(Path.Combine(o, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!)
             .First(n => n["grad_norm"] != null)["grad_norm"]!.GetValue<double>();
         Assert.Equal(Losses(a)[0], Losses(b)[0], 1e-5);
@@ -82,7 +82,7 @@ public class TrainerTests
     {
         var output = TinyRun.Temp("run");
         TrainingResult r;
-        using (var t = new Trainer(Options(output) with { MaxSteps = 30, EvalSteps = 30, SaveSteps = 30, LearningRate = 2e-2 })) r = t.Run();
+        using (var t = new TrainingRun(Options(output) with { MaxSteps = 30, EvalSteps = 30, SaveSteps = 30, LearningRate = 2e-2 }, TestCompute.Cpu)) r = t.Run();
         Assert.True(r.FinalEval!.Loss < r.FirstEval!.Loss - 0.05, $"eval loss {r.FirstEval.Loss} → {r.FinalEval.Loss}");
         Assert.True(File.Exists(Path.Combine(output, "adapter", "adapter_config.json")));
         Assert.True(File.Exists(Path.Combine(output, "summary.json")));
@@ -92,8 +92,8 @@ public class TrainerTests
     [Fact]
     public void BadOptions_AreClearErrors()
     {
-        Assert.Contains("method", Assert.Throws<PeftException>(() => new Trainer(Options(TinyRun.Temp("x"), "lorax"))).Message);
-        Assert.Contains("does not exist", Assert.Throws<PeftException>(() => new Trainer(Options(TinyRun.Temp("x")) with { ModelDir = "/nonexistent" })).Message);
-        Assert.Contains("lr_scheduler_type", Assert.Throws<PeftException>(() => new Trainer(Options(TinyRun.Temp("x")) with { LrScheduler = "step" })).Message);
+        Assert.Contains("method", Assert.Throws<PeftException>(() => new TrainingRun(Options(TinyRun.Temp("x"), "lorax"), TestCompute.Cpu)).Message);
+        Assert.Contains("does not exist", Assert.Throws<PeftException>(() => new TrainingRun(Options(TinyRun.Temp("x")) with { ModelDir = "/nonexistent" }, TestCompute.Cpu)).Message);
+        Assert.Contains("lr_scheduler_type", Assert.Throws<PeftException>(() => new TrainingRun(Options(TinyRun.Temp("x")) with { LrScheduler = "step" }, TestCompute.Cpu)).Message);
     }
 }

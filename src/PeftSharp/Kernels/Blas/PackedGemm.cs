@@ -1,3 +1,4 @@
+using PeftSharp.Compute;
 using PeftSharp.Tensors;
 
 namespace PeftSharp.Kernels.Blas;
@@ -27,7 +28,7 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
 
     // op(A) (m,k), op(B) (k,n), C (m,n) row-major with leading dimension ldc
     public static void Run(bool transA, bool transB, int m, int n, int k, float alpha, MatrixView a, MatrixView b,
-        float beta, float* c, long ldc, int threads)
+        float beta, float* c, long ldc, int threads, BufferPool pool)
     {
         int MR = TK.MR, NR = TK.NR, KC = TK.KC, NC = TK.NC;
         if ((long)m * n * k <= SerialWork) threads = 1;
@@ -65,12 +66,12 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
             if (rowSlivers >= slivers)
             {
                 var (r0, r1) = GemmParallel.Range(rowSlivers, part, parts);
-                Block(operands, r0 * MR, Math.Min(r1 * MR, m), pc, kc, bp, 0, slivers, jc, nc, alpha, betaSlice, c, ldc);
+                Block(pool, operands, r0 * MR, Math.Min(r1 * MR, m), pc, kc, bp, 0, slivers, jc, nc, alpha, betaSlice, c, ldc);
             }
             else
             {
                 var (q0, q1) = GemmParallel.Range(slivers, part, parts);
-                Block(operands, 0, m, pc, kc, bp, q0, q1, jc, nc, alpha, betaSlice, c, ldc);
+                Block(pool, operands, 0, m, pc, kc, bp, q0, q1, jc, nc, alpha, betaSlice, c, ldc);
             }
         }
 
@@ -79,7 +80,7 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
             // Pack a whole k × nb block of B, then every task runs all KC steps of it on its own share of C with no
             // barrier in between: two fork/joins per block instead of one per step (small products, noisy machines).
             long blockFloats = directB ? 0 : (long)k * RoundUp(Math.Min(n, nb), NR);
-            using var buf = PackBuffer.RentB(blockFloats);
+            using var buf = pool.Rent(blockFloats);
             float* blockB = buf.Pointer;
             // step s's slivers start after the KC slices before it in its block
             float* StepB(int s) { var (_, nc, pc, _) = Step(s); return blockB + (long)pc * RoundUp(nc, NR); }
@@ -96,7 +97,7 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
 
         // Long k: a KC×NC slice at a time, the next slice packed during the current step by the same tasks.
         long bFloats = (long)Math.Min(k, KC) * RoundUp(Math.Min(n, NC), NR);
-        using var bbuf = PackBuffer.RentB(2 * bFloats);
+        using var bbuf = pool.Rent(2 * bFloats);
         float* bufs0 = bbuf.Pointer, bufs1 = bbuf.Pointer + bFloats;
         GemmParallel.For(threads, part => PackStep(0, bufs0, part, threads));
         for (int s = 0; s < steps; s++)
@@ -116,7 +117,7 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
 
     // C[i0..i1, slivers q0..q1 of the jc block] (+)= alpha · op(A)[i0..i1, pc..pc+kc] · op(B)[pc..pc+kc, jc-block slivers]
     // bp: the packed B block (unused when B is read in place)
-    static void Block(in Operands o, int i0, int i1, int pc, int kc, float* bp, int q0, int q1,
+    static void Block(BufferPool pool, in Operands o, int i0, int i1, int pc, int kc, float* bp, int q0, int q1,
         int jc, int nc, float alpha, float beta, float* c, long ldc)
     {
         if (i0 >= i1 || q0 >= q1) return;
@@ -125,8 +126,8 @@ static unsafe class PackedGemm<TK> where TK : struct, IMicroKernel
         long lda = o.A.Stride, ldb = o.B.Stride;
         long rsA = o.TransA ? 1 : lda, csA = o.TransA ? lda : 1;
         float* aRaw = (float*)o.A.Data, bRaw = (float*)o.B.Data;
-        using var abuf = o.DirectA ? null : PackBuffer.RentA((long)MC * kc + 16);
-        float* ap = abuf is null ? null : abuf.Pointer;
+        using var abuf = o.DirectA ? default : pool.Rent((long)MC * kc + 16);
+        float* ap = o.DirectA ? null : abuf.Pointer;
         bool packed = !o.DirectA && !o.DirectB;
         for (int ic = i0; ic < i1; ic += MC)
         {

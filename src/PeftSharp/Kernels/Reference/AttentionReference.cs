@@ -4,7 +4,7 @@ namespace PeftSharp.Kernels.Reference;
 /// Naive float64 causal GQA attention with the full T×T softmax per head, the yardstick for <see cref="Attention"/>.
 /// Shapes as the kernel: q (B·T,Hq,D), k/v (B·T,Hkv,D), seg (B·T) or null.
 /// </summary>
-public static class AttentionReference
+internal static class AttentionReference
 {
     static bool Visible(int[]? seg, int row, int i, int j) => j <= i && (seg == null || seg[row + i] == seg[row + j]);
 

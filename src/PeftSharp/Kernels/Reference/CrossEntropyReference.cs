@@ -1,7 +1,7 @@
 namespace PeftSharp.Kernels.Reference;
 
 /// <summary>Naive float64 LM head + softmax cross-entropy with full (n, V) logits, the yardstick for <see cref="CrossEntropy"/>.</summary>
-public static class CrossEntropyReference
+internal static class CrossEntropyReference
 {
     // hidden (n,c), w (V,c), targets (n) with −100 ignored. Loss = Σ_i (lse_i − logit_i[t_i]);
     // dlogits = gradScale·(softmax − onehot); dh = dlogits·W; dW = dlogitsᵀ·h.

@@ -1,7 +1,7 @@
 namespace PeftSharp.Kernels.Reference;
 
 /// <summary>Naive float64 embedding lookup, the yardstick for <see cref="Embedding"/>.</summary>
-public static class EmbeddingReference
+internal static class EmbeddingReference
 {
     // out (N,C) = w[ids[i], :], w (V,C)
     public static double[] Forward(double[] w, int c, int[] ids)

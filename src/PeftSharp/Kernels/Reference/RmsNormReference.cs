@@ -1,7 +1,7 @@
 namespace PeftSharp.Kernels.Reference;
 
 /// <summary>Naive float64 RMSNorm, the yardstick for <see cref="RmsNorm"/>.</summary>
-public static class RmsNormReference
+internal static class RmsNormReference
 {
     // y (n,c) = w · x / sqrt(mean(x²) + eps); rstd (n)
     public static (double[] Y, double[] Rstd) Forward(double[] x, double[] w, int n, int c, double eps)

@@ -1,7 +1,7 @@
 namespace PeftSharp.Kernels.Reference;
 
 /// <summary>Naive float64 RoPE straight from HF's `q·cos + rotate_half(q)·sin`, the yardstick for <see cref="Rope"/>.</summary>
-public static class RopeReference
+internal static class RopeReference
 {
     // x (N,H,D) at positions (N); inverse = rotate by −angle (the transpose, used for the backward).
     public static double[] Rotate(double[] x, int[] positions, int heads, int d, ReadOnlySpan<double> invFreq, bool inverse = false)

@@ -1,7 +1,7 @@
 namespace PeftSharp.Kernels.Reference;
 
 /// <summary>Naive float64 SwiGLU, the yardstick for <see cref="SwiGlu"/>.</summary>
-public static class SwiGluReference
+internal static class SwiGluReference
 {
     static double Sigmoid(double z) => 1 / (1 + Math.Exp(-z));
 

@@ -1,0 +1,50 @@
+using PeftSharp.Kernels;
+using PeftSharp.Quantization;
+using PeftSharp.Tensors;
+
+namespace PeftSharp.Compute;
+
+/// <summary>
+/// The kernels that layers, passes and sessions call, as one seam: the CPU implementation is <see cref="CpuBackend"/>;
+/// another device implements the same operations. Activations are float32 row-major; shapes as in each kernel's
+/// reference (Kernels/Reference).
+/// </summary>
+internal unsafe interface IComputeBackend
+{
+    /// <summary>C (m,n) = alpha·op(A)·op(B) + beta·C.</summary>
+    void Gemm(bool transA, bool transB, int m, int n, int k, float alpha, in MatrixView a, in MatrixView b, float beta, float* c, int ldc);
+
+    /// <summary>The same product for a dequantized chunk of a 4-bit weight (its own path: see ComputeOptions.Quant4ManagedGemm).</summary>
+    void GemmQuant4Chunk(bool transA, bool transB, int m, int n, int k, in MatrixView a, in MatrixView b, float beta, float* c, int ldc);
+
+    /// <summary>dst = rows [row0, row0+rows) of a 4-bit weight as float32.</summary>
+    void Dequantize4Rows(Quantized4Bit q, int row0, int rows, Span<float> dst);
+
+    void RmsNormForward(Span<float> output, Span<float> rstd, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, int n, int c, float eps);
+    void RmsNormBackward(Span<float> dinput, Span<float> dweight, ReadOnlySpan<float> doutput, ReadOnlySpan<float> input,
+        ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int n, int c);
+
+    void RopeForward(Span<float> x, ReadOnlySpan<int> positions, int heads, RopeTable table);
+    void RopeBackward(Span<float> dx, ReadOnlySpan<int> positions, int heads, RopeTable table);
+
+    void AttentionForward(Span<float> output, Span<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<int> segmentIds, int batch, int seqLen, int qHeads, int kvHeads, int headDim);
+    void AttentionForwardCached(Span<float> output, ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache,
+        int start, int tNew, int qHeads, int kvHeads, int headDim);
+    void AttentionBackward(Span<float> dq, Span<float> dk, Span<float> dv, ReadOnlySpan<float> doutput, ReadOnlySpan<float> output,
+        ReadOnlySpan<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> segmentIds,
+        int batch, int seqLen, int qHeads, int kvHeads, int headDim);
+
+    void SwiGluForward(Span<float> output, ReadOnlySpan<float> gate, ReadOnlySpan<float> up);
+    void SwiGluBackward(Span<float> dgate, Span<float> dup, ReadOnlySpan<float> doutput, ReadOnlySpan<float> gate, ReadOnlySpan<float> up);
+
+    void EmbeddingForward(Span<float> output, ReadOnlySpan<int> ids, in MatrixView weight);
+    void EmbeddingBackward(Span<float> dweight, ReadOnlySpan<float> doutput, ReadOnlySpan<int> ids, int c);
+
+    /// <summary>Σ token losses of the LM head + softmax cross-entropy (and gradients when the spans are non-empty).</summary>
+    (double LossSum, int Count) CrossEntropy(ReadOnlySpan<float> hidden, in MatrixView lmHead, ReadOnlySpan<int> targets,
+        int n, int c, float gradScale, Span<float> dhidden, Span<float> dLmHead);
+
+    /// <summary>dst = a + b elementwise (residual connections).</summary>
+    void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> dst);
+}

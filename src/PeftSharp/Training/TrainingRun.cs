@@ -1,0 +1,171 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PeftSharp.Compute;
+using PeftSharp.Data;
+using PeftSharp.IO;
+using PeftSharp.Models;
+using PeftSharp.Peft;
+using PeftSharp.Tensors;
+using PeftSharp.Tokenization;
+
+namespace PeftSharp.Training;
+
+/// <summary>
+/// A training run over folders and files, as <c>peft train</c> does it: loads the model and the data files, trains with
+/// a <see cref="Trainer"/>, and writes atomic checkpoints (a resumed run continues bit-identically), metrics.jsonl,
+/// summary.json and the result (a PEFT adapter, or a full checkpoint for full fine-tuning) under the output folder.
+/// </summary>
+public sealed class TrainingRun : IDisposable
+{
+    readonly TrainingOptions _o;
+    readonly ITrainingObserver _obs;
+    readonly ComputeContext _compute;
+    readonly PeftModel _pm;
+    readonly Trainer _trainer;
+
+    /// <summary>Loads the model and data that <paramref name="options"/> name; <paramref name="compute"/> runs everything.</summary>
+    public TrainingRun(TrainingOptions options, ComputeContext compute, ITrainingObserver? observer = null)
+    {
+        options.Validate();
+        _o = options;
+        _obs = observer ?? NullObserver.Instance;
+        _compute = compute;
+        var method = options.ParsedMethod;
+        _pm = PeftModel.Load(options.ModelDir, compute, method.QuantizedBase ? options.Quantize : null);
+        try
+        {
+            Data = TrainingData.Prepare(options.DataFile, _pm.Tokenizer!, _pm.ChatTemplate, new DataOptions
+            {
+                Format = DatasetFormats.Parse(options.DataFormat),
+                SkipBadLines = options.SkipBadLines,
+                TrainOnPrompt = options.TrainOnPrompt,
+                EvalFraction = options.EvalFile != null ? 0 : options.EvalFraction,
+                EvalFile = options.EvalFile,
+                Seed = options.Seed,
+            });
+            if (method.IsFull) _pm.Model.MakeFullyTrainable();
+            else _pm.AddAdapter("default", options.Lora with { UseDora = method.Adapter == AdapterKind.Dora }, (ulong)options.Seed);
+            if (_pm.Model.Quantization != null) _obs.OnMessage($"base model: {_pm.Model.Quantization}");
+            _trainer = new Trainer(_pm, compute, options);
+        }
+        catch
+        {
+            _pm.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The model being trained.</summary>
+    public PeftModel Model => _pm;
+    internal HfTokenizer Tokenizer => _pm.Tokenizer!;
+    internal PreparedData Data { get; }
+
+    /// <summary>Test hook run before each optimizer step (e.g. to inject a non-finite value).</summary>
+    internal Action<int, IReadOnlyList<Nn.Parameter>>? BeforeStep { get => _trainer.BeforeStep; set => _trainer.BeforeStep = value; }
+
+    string CheckpointsDir => Path.Combine(_o.OutputDir, "checkpoints");
+    string MetricsPath => Path.Combine(_o.OutputDir, "metrics.jsonl");
+
+    /// <summary>Bytes by kind as the run holds them now.</summary>
+    public MemoryReport Memory() => _trainer.Memory();
+
+    /// <summary>Mean loss and perplexity over the eval set (no dropout).</summary>
+    internal EvalMetrics Evaluate(int step) => _trainer.Evaluate(Data.Eval, step);
+
+    /// <summary>Trains to max_steps (resuming when asked), then writes the result and summary.json.</summary>
+    public TrainingResult Run(CancellationToken cancel = default)
+    {
+        Directory.CreateDirectory(_o.OutputDir);
+        int startStep = 0;
+        string? resumed = null;
+        DataLoaderPosition? resumeAt = null;
+        var tap = new LastLossObserver(_obs);
+        if (_o.ResumeFrom != null)
+        {
+            resumed = _o.ResumeFrom == "latest"
+                ? Checkpoint.List(CheckpointsDir).LastOrDefault() ?? throw new PeftException($"--resume: no checkpoint under {CheckpointsDir}")
+                : _o.ResumeFrom;
+            var state = Checkpoint.Load(resumed, _trainer.Parameters, _trainer.Optimizer);
+            if (state.Method != _o.Method) throw new PeftException($"{resumed}: checkpoint of method {state.Method}, this run is {_o.Method}");
+            if (state.Threads != _compute.Threads)
+                _obs.OnMessage($"note: checkpoint was written with --threads {state.Threads}, resuming with {_compute.Threads}; the loss curve may differ in the last digits");
+            startStep = state.Step;
+            tap.LastLoss = state.Loss ?? double.NaN;
+            resumeAt = new DataLoaderPosition(state.Epoch, state.Batch);
+            TruncateMetrics(startStep);
+        }
+        else if (File.Exists(MetricsPath)) File.Delete(MetricsPath);
+
+        long trainable = _trainer.TrainableParameterCount;
+        long total = _pm.Model.BaseParameterCount + (_o.ParsedMethod.IsFull ? 0 : trainable);
+        _obs.OnStart(new TrainingPlan(_o.Method, trainable, total, Data.Train.Count, Data.Eval.Count, Data.SkippedCount,
+            DatasetFormats.Name(Data.Format), startStep, _o.MaxSteps, resumed, Memory()));
+
+        TrainingHooks hooks = null!;
+        (int Step, DataLoaderPosition Position)? done = null;
+        string Save(int step, DataLoaderPosition pos) =>
+            hooks.LastCheckpoint = Checkpoint.Save(CheckpointsDir, new Checkpoint.State(step, pos.Epoch, pos.Batch, _o.Method, _o.Seed, _compute.Threads, tap.LastLoss),
+                _trainer.Parameters, _trainer.Optimizer, WriteResult, _o.SaveTotalLimit);
+        hooks = new TrainingHooks
+        {
+            StartStep = startStep,
+            ResumeAt = resumeAt,
+            Metrics = AppendMetrics,
+            LastCheckpoint = Checkpoint.List(CheckpointsDir).LastOrDefault(),
+            AfterStep = (step, pos, last) =>
+            {
+                done = (step, pos);
+                if ((_o.SaveSteps > 0 && step % _o.SaveSteps == 0) || last) Save(step, pos);
+            },
+        };
+        TrainingResult loop;
+        try { (loop, _) = _trainer.Run(Data.Train, Data.Eval, tap, hooks, cancel); }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            // Stopped between steps: checkpoint the steps done since the last save, so --resume loses nothing.
+            if (done is var (step, pos) && !(hooks.LastCheckpoint?.EndsWith($"step-{step:D6}", StringComparison.Ordinal) ?? false))
+                Save(step, pos);
+            throw new TrainingInterruptedException(done?.Step ?? startStep, hooks.LastCheckpoint);
+        }
+        if (double.IsNaN(loop.FinalLoss)) loop = loop with { FinalLoss = tap.LastLoss };   // resumed after its last step
+
+        string resultDir = Path.Combine(_o.OutputDir, _o.ParsedMethod.IsFull ? "model" : "adapter");
+        WriteResult(resultDir);
+        var result = loop with { AdapterDir = resultDir };
+        AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "summary.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+        return result;
+    }
+
+    /// <summary>The usable result: the PEFT adapter (LoRA/DoRA), or a full HF checkpoint (full fine-tuning).</summary>
+    void WriteResult(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        if (_o.ParsedMethod.IsFull)
+        {
+            HfCheckpoint.Write(dir, _pm.Model, _o.ModelDir, DType.F32);
+            return;
+        }
+        _pm.Save(dir, "default", _o.SaveBf16 ? DType.BF16 : DType.F32, Path.GetFullPath(_o.ModelDir));
+    }
+
+    void AppendMetrics(JsonObject o) => File.AppendAllText(MetricsPath, o.ToJsonString() + "\n");
+
+    /// <summary>On resume, drop metrics lines from after the checkpoint so the file reads as one uninterrupted run.</summary>
+    void TruncateMetrics(int step)
+    {
+        if (!File.Exists(MetricsPath)) return;
+        var keep = File.ReadAllLines(MetricsPath).Where(l =>
+        {
+            try { return (JsonNode.Parse(l)?["step"]?.GetValue<int>() ?? int.MaxValue) <= step; }
+            catch (JsonException) { return false; }
+        }).ToList();
+        AtomicFile.WriteAllText(MetricsPath, keep.Count == 0 ? "" : string.Join("\n", keep) + "\n");
+    }
+
+    /// <summary>Frees the trainer and the model.</summary>
+    public void Dispose()
+    {
+        _trainer.Dispose();
+        _pm.Dispose();
+    }
+}

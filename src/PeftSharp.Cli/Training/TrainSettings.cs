@@ -97,17 +97,21 @@ internal static class TrainSettings
         var stream = new YamlStream();
         try { using var r = new StreamReader(path); stream.Load(r); }
         catch (YamlDotNet.Core.YamlException e) { throw new PeftException($"{path}:{e.Start.Line}: invalid YAML: {e.Message}"); }
+        catch (InvalidOperationException e) { throw new PeftException($"{path}: invalid YAML ({e.Message})"); }   // found by fuzzing
         if (stream.Documents.Count == 0) return o;
         if (stream.Documents[0].RootNode is not YamlMappingNode map) throw new PeftException($"{path}: expected a mapping of settings (key: value)");
         foreach (var (k, v) in map.Children)
         {
-            var key = ((YamlScalarNode)k).Value ?? "";
+            // Found by fuzzing: a key that is itself a mapping or list, or a list holding a mapping, was a cast error.
+            if (k is not YamlScalarNode keyNode) throw new PeftException($"{path}:{k.Start.Line}: a setting name must be a plain word, found a {k.NodeType}");
+            var key = keyNode.Value ?? "";
             var s = All.FirstOrDefault(x => x.Key == key)
                 ?? throw new PeftException($"{path}:{k.Start.Line}: unknown setting '{key}' (known: {string.Join(", ", All.Select(x => x.Key))})");
             string text = v switch
             {
                 YamlScalarNode sc => sc.Value ?? "",
-                YamlSequenceNode seq => string.Join(",", seq.Children.Select(c => ((YamlScalarNode)c).Value)),
+                YamlSequenceNode seq => string.Join(",", seq.Children.Select(c => c is YamlScalarNode cs ? cs.Value
+                    : throw new PeftException($"{path}:{c.Start.Line}: '{key}' must be a list of plain values"))),
                 _ => throw new PeftException($"{path}:{k.Start.Line}: '{key}' must be a value or a list"),
             };
             o = s.Apply(o, Convert(text, s, $"{path}:{k.Start.Line}"));

@@ -79,3 +79,25 @@ public class TokenizerConfigFuzzFindingTests
         Assert.Contains(fragment, e.Message);
     }
 }
+
+/// <summary>bnb quant_state JSON inputs found by fuzzing (fuzz/findings/bnb crashes: invalid UTF-8 in a string).</summary>
+public class BnbQuantStateFuzzFindingTests
+{
+    [Theory]
+    [InlineData(new byte[] { 0xff, 0xfe })]                                   // invalid UTF-8 inside "quant_type"
+    [InlineData(new byte[] { (byte)'\\', (byte)'u', (byte)'d', (byte)'8', (byte)'0', (byte)'0' })]   // a lone surrogate escape
+    public void QuantStateWithInvalidTextIsANamedError(byte[] inside)
+    {
+        var w = new float[64 * 8];
+        for (int i = 0; i < w.Length; i++) w[i] = MathF.Sin(i);
+        var q = PeftSharp.Quantization.Quantized4Bit.Quantize(TestSupport.TestCompute.Cpu, w, [8, 64], PeftSharp.Quantization.Quant4Type.NF4, 64, doubleQuant: true);
+        var tensors = PeftSharp.Quantization.BnbQuantState.ToTensors("layer", q).ToDictionary(x => x.Name, x => x.Tensor);
+        var json = Encoding.ASCII.GetBytes("{\"quant_type\": \"nf").Concat(inside).Concat(Encoding.ASCII.GetBytes("4\", \"blocksize\": 64}")).ToArray();
+        string key = PeftSharp.Quantization.BnbQuantState.QuantStateKey("layer", PeftSharp.Quantization.Quant4Type.NF4);
+        using var state = new PeftSharp.Tensors.Tensor(PeftSharp.Tensors.DType.U8, json.Length);
+        json.CopyTo(state.Span<byte>());
+        tensors[key] = state;
+        var e = Assert.Throws<PeftException>(() => PeftSharp.Quantization.BnbQuantState.FromTensors("layer", tensors, "m.safetensors"));
+        Assert.Contains("m.safetensors", e.Message);
+    }
+}

@@ -48,6 +48,9 @@ internal static class ModelLoading
         if (PeftSharp.IO.Gguf.GgufModelLoader.IsGguf(dir)) return HfTokenizer.Load(dir);
         if (!File.Exists(Path.Combine(dir, "tokenizer.json")))
             throw new PeftException($"{dir}: no tokenizer.json; pass token ids with --ids instead of text");
-        return HfTokenizer.Load(dir);
+        var tokenizer = HfTokenizer.Load(dir);
+        string config = Path.Combine(dir, "config.json");
+        if (File.Exists(config)) tokenizer.CheckFitsModel(ModelConfig.Load(config).VocabSize, config);
+        return tokenizer;
     }
 }

@@ -20,7 +20,7 @@ internal static class SharedOptions
     /// </summary>
     public static ComputeContext Compute(int threads)
     {
-        if (threads < 1) throw new PeftException($"--threads must be ≥ 1, got {threads}");
+        CheckThreads(threads);
         string? Env(string name) => Environment.GetEnvironmentVariable(name) is { Length: > 0 } v ? v.Trim() : null;
         GemmSimd? simd = Env("PEFTSHARP_GEMM_SIMD")?.ToLowerInvariant() switch
         {
@@ -42,4 +42,16 @@ internal static class SharedOptions
             Quant4ManagedGemm = !string.Equals(Env("PEFTSHARP_Q4_GEMM"), "auto", StringComparison.OrdinalIgnoreCase),
         });
     }
+
+    /// <summary>1 … 8 × the cores: 0 or a negative count is a mistake, and far more threads than cores only adds
+    /// switching and per-thread buffers.</summary>
+    public static int CheckThreads(int threads)
+    {
+        int max = MaxThreads;
+        if (threads < 1 || threads > max)
+            throw new PeftException($"--threads: must be between 1 and {max} (8 × the {Environment.ProcessorCount} cores), got {threads}");
+        return threads;
+    }
+
+    public static int MaxThreads => 8 * Environment.ProcessorCount;
 }

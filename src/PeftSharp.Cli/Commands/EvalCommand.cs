@@ -1,3 +1,4 @@
+using PeftSharp.IO;
 using System.CommandLine;
 using System.Text.Json.Nodes;
 using PeftSharp.Data;
@@ -44,7 +45,8 @@ internal sealed class EvalCommand : ICliCommand
                 Console.WriteLine(new JsonObject
                 {
                     ["model"] = label, ["examples"] = examples.Count, ["tokens"] = loss.Tokens,
-                    ["loss"] = Math.Round(loss.Loss, 6), ["perplexity"] = Math.Round(loss.Perplexity, 4),
+                    ["loss"] = Math.Round(FiniteJson.Check(loss.Loss, $"eval loss of {label}"), 6),
+                    ["perplexity"] = Math.Round(FiniteJson.Check(loss.Perplexity, $"eval perplexity of {label}"), 4),
                     ["exact_match"] = em is { Examples: > 0 } ? Math.Round(em.Rate, 4) : null,
                     ["exact_match_examples"] = em?.Examples,
                 }.ToJsonString());

@@ -41,6 +41,10 @@ internal sealed class GenerateCommand : ICliCommand
             chatPrompt?.Messages.Add(new PeftSharp.Templates.ChatMessage("user", text!));
             using var pm = ModelLoading.Load(compute, modelDir, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
             int[] promptIds = chatPrompt != null ? chatPrompt.Ids() : text != null ? tokenizer!.Encode(text, addSpecial: true) : TokenIds.Parse(idText!, "--ids");
+            if (text == "")
+                Console.Error.WriteLine(promptIds.Length > 0
+                    ? $"note: the prompt is empty; generating from the tokenizer's special tokens alone (ids {string.Join(",", promptIds)})"
+                    : "note: the prompt is empty and this tokenizer adds no BOS token");
             var stop = chatPrompt?.StopIds(pm.Model) ?? new HashSet<int>(pm.Model.Config.EosTokenIds);
             if (tokenizer?.EosId is int eos) stop.Add(eos);
             var options = new SamplingOptions(pr.GetValue(temperature), pr.GetValue(topK), pr.GetValue(topP), pr.GetValue(penalty), pr.GetValue(seed));
@@ -56,14 +60,20 @@ internal sealed class GenerateCommand : ICliCommand
                 var all = tokenizer!.Decode(produced.ToArray(), skipSpecial: true);
                 if (all.Length > printed && !all.EndsWith('\uFFFD')) { Console.Write(all[printed..]); printed = all.Length; }
             }
+            bool contextFull = Generator.HitContextLimit(pm.Model, promptIds.Length, produced.Count, pr.GetValue(maxNew));
+            string stopped = produced.Count > 0 && stop.Contains(produced[^1]) ? "eos" : contextFull ? "context_length" : "max_new_tokens";
             if (asJson)
                 Console.WriteLine(new JsonObject
                 {
                     ["prompt_ids"] = new JsonArray(promptIds.Select(i => (JsonNode)i).ToArray()),
                     ["ids"] = new JsonArray(produced.Select(i => (JsonNode)i).ToArray()),
                     ["text"] = tokenizer?.Decode(produced.ToArray(), skipSpecial: true),
+                    ["stopped"] = stopped,
                 }.ToJsonString());
             else Console.WriteLine();
+            if (stopped == "context_length")
+                Console.Error.WriteLine($"note: stopped after {produced.Count} of {pr.GetValue(maxNew)} new tokens: the model's context of " +
+                                        $"{pm.Model.Rope.MaxPositions} tokens (max_position_embeddings) is full");
             return 0;
         }));
         return cmd;

@@ -19,7 +19,9 @@ internal sealed class InspectCommand : ICliCommand
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             using var model = CausalLM.Load(ModelLocator.Value(pr, dir));
-            var report = ModelReport.Of(model);
+            ModelReport report;
+            using (var files = SafetensorsCheckpoint.OpenDirectory(ModelLocator.Value(pr, dir)))
+                report = ModelReport.Of(model, name => files.Contains(name) ? files.Entry(name).DType : null);
             if (pr.GetValue(json))
             {
                 var node = System.Text.Json.Nodes.JsonNode.Parse(report.ToJson())!.AsObject();

@@ -45,6 +45,9 @@ internal sealed class MergeCommand : ICliCommand
             var report = pm.LoadAdapter(pr.GetValue(adapter)!, "default");
             if (report.Missing.Count > 0)
                 throw new PeftException($"{pr.GetValue(adapter)}: {report.Missing.Count} adapter tensors missing, e.g. {report.Missing[0]}; refusing to merge a partial adapter");
+            if (report.Unexpected.Count > 0)
+                Console.Error.WriteLine($"warning: {pr.GetValue(adapter)}: {report.Unexpected.Count} adapter tensors match no targeted module " +
+                                        $"and are not merged, e.g. {report.Unexpected[0]}");
             if (model.Quantization != null)
             {
                 Console.Error.WriteLine($"base: {model.Quantization}");

@@ -31,6 +31,10 @@ internal sealed class ScoreCommand : ICliCommand
             if ((t == null) == (idText == null)) throw new PeftException("give exactly one of --ids or --text");
             using var pm = ModelLoading.Load(compute, ModelLocator.Value(pr, dir), pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
             var tokens = t != null ? ModelLoading.Tokenizer(ModelLocator.Value(pr, dir)).Encode(t, addSpecial: true) : TokenIds.Parse(idText!, "--ids");
+            if (tokens.Length == 0) throw new PeftException("--text: the text encodes to no tokens (this tokenizer adds no BOS); nothing to score");
+            if (tokens.Length == 1)
+                Console.Error.WriteLine("note: the input is a single token (the BOS token for empty text); the first token has no " +
+                                        "prediction, so nothing is scored: total 0, perplexity null");
             var result = Scorer.Score(pm.Model, compute, pm.Route(pm.Active), tokens);
             Console.WriteLine(result.ToJson());
             return 0;

@@ -71,6 +71,22 @@ internal sealed class TrainCommand : ICliCommand
 
     public static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples, IReadOnlyList<string>? reportTo = null)
     {
+        TrainPreflight.Check(options);
+        using var folder = RunFolder.Open(options.OutputDir, options.ResumeFrom != null, options.Overwrite);
+        foreach (var r in folder.Removed) Console.WriteLine($"removed {r}");
+        using var interrupt = new TrainInterrupt();
+        try { return Train(options, compute, taskEvalExamples, reportTo, interrupt.Token); }
+        catch (TrainingInterruptedException e)
+        {
+            Console.Error.WriteLine(e.Checkpoint != null
+                ? $"interrupted after step {e.CompletedSteps}; checkpoint {e.Checkpoint}\nresume with:\n  {TrainPreflight.ResumeCommand(Environment.GetCommandLineArgs()[1..])}"
+                : $"interrupted before the first step; nothing to resume");
+            return 130;
+        }
+    }
+
+    static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples, IReadOnlyList<string>? reportTo, CancellationToken cancel)
+    {
         var progress = new TrainProgress(live: !Console.IsOutputRedirected && !Console.IsErrorRedirected, options.LoggingSteps);
         Console.WriteLine($"model {options.ModelDir}\ndata  {options.DataFile}{(options.EvalFile != null ? $" (eval {options.EvalFile})" : "")}\nout   {options.OutputDir}");
         using var tensorBoard = reportTo?.Contains("tensorboard") == true ? new TensorBoardObserver(Path.Combine(options.OutputDir, "runs")) : null;
@@ -86,7 +102,7 @@ internal sealed class TrainCommand : ICliCommand
             before = ExactMatch.Evaluate(trainer.Model.Model, compute, trainer.Model.Route(trainer.Model.Active), trainer.Tokenizer, evalSet, taskEvalExamples);
             if (before.Examples == 0) before = null;   // plain-text data: no completion task
         }
-        var result = progress.Run(() => trainer.Run());
+        var result = progress.Run(() => trainer.Run(cancel));
         ExactMatchResult? after = before != null ? ExactMatch.Evaluate(trainer.Model.Model, compute, trainer.Model.Route(trainer.Model.Active), trainer.Tokenizer, evalSet, taskEvalExamples) : null;
 
         Console.WriteLine();

@@ -75,13 +75,14 @@ internal static class TrainSettings
         S("max_length", "tokens per sequence (examples are truncated, packed to this length)", typeof(int), (o, v) => o with { MaxLength = (int)v }, o => o.MaxLength, "max_seq_length"),
         S("packing", "pack several examples per sequence (false: pad)", typeof(bool), (o, v) => o with { Packing = (bool)v }, o => o.Packing),
         S("gradient_checkpointing", "recompute block activations in backward (less memory)", typeof(bool), (o, v) => o with { GradientCheckpointing = (bool)v }, o => o.GradientCheckpointing),
-        S("eval_steps", "evaluate every N steps (and at the end)", typeof(int), (o, v) => o with { EvalSteps = (int)v }, o => o.EvalSteps),
-        S("save_steps", "checkpoint every N steps (and at the end)", typeof(int), (o, v) => o with { SaveSteps = (int)v }, o => o.SaveSteps),
+        S("eval_steps", "evaluate every N steps and at the end (0 = only at the end)", typeof(int), (o, v) => o with { EvalSteps = (int)v }, o => o.EvalSteps),
+        S("save_steps", "checkpoint every N steps and at the end (0 = only at the end)", typeof(int), (o, v) => o with { SaveSteps = (int)v }, o => o.SaveSteps),
         S("save_total_limit", "checkpoints kept", typeof(int), (o, v) => o with { SaveTotalLimit = (int)v }, o => o.SaveTotalLimit),
         S("logging_steps", "metrics line every N steps", typeof(int), (o, v) => o with { LoggingSteps = (int)v }, o => o.LoggingSteps),
         new("report_to", "none or tensorboard (event files under output_dir/runs: tensorboard --logdir OUTPUT_DIR/runs)", typeof(string), (r, v) => r with { ReportTo = ReportTargets((string)v) }, r => r.ReportTo.Count == 0 ? "none" : string.Join(",", r.ReportTo), []),
         S("seed", "seed for init, data order and dropout", typeof(int), (o, v) => o with { Seed = (int)v }, o => o.Seed),
         S("resume", "continue from a checkpoint folder, or 'latest'", typeof(string), (o, v) => o with { ResumeFrom = (string)v }, o => o.ResumeFrom),
+        S("overwrite", "start afresh in an output folder that holds an earlier run (its checkpoints, adapter and metrics are deleted)", typeof(bool), (o, v) => o with { Overwrite = (bool)v }, o => o.Overwrite),
         S("save_bf16", "save the adapter in BF16 instead of F32", typeof(bool), (o, v) => o with { SaveBf16 = (bool)v }, o => o.SaveBf16),
     ];
 
@@ -135,18 +136,22 @@ internal static class TrainSettings
         var stream = new YamlStream();
         try { using var reader = new StreamReader(path); stream.Load(reader); }
         catch (YamlDotNet.Core.YamlException e) { throw new PeftException($"{path}:{e.Start.Line}: invalid YAML: {e.Message}"); }
+        catch (InvalidOperationException e) { throw new PeftException($"{path}: invalid YAML ({e.Message})"); }   // found by fuzzing
         if (stream.Documents.Count == 0) return r;
         if (stream.Documents[0].RootNode is not YamlMappingNode map) throw new PeftException($"{path}: expected a mapping of settings (key: value)");
         var given = new List<string>();
         foreach (var (k, v) in map.Children)
         {
-            var key = ((YamlScalarNode)k).Value ?? "";
+            // Found by fuzzing: a key that is itself a mapping or list, or a list holding a mapping, was a cast error.
+            if (k is not YamlScalarNode keyNode) throw new PeftException($"{path}:{k.Start.Line}: a setting name must be a plain word, found a {k.NodeType}");
+            var key = keyNode.Value ?? "";
             var s = Find(key) ?? throw new PeftException($"{path}:{k.Start.Line}: unknown setting '{key}'" +
                 (SettingNames.Nearest(key, All.SelectMany(x => x.Aliases.Prepend(x.Key))) is { } near ? $"; did you mean '{near}'?" : $" (known: {string.Join(", ", All.Select(x => x.Key))})"));
             string text = v switch
             {
                 YamlScalarNode sc => sc.Value ?? "",
-                YamlSequenceNode seq => string.Join(",", seq.Children.Select(c => ((YamlScalarNode)c).Value)),
+                YamlSequenceNode seq => string.Join(",", seq.Children.Select(c => c is YamlScalarNode cs ? cs.Value
+                    : throw new PeftException($"{path}:{c.Start.Line}: '{key}' must be a list of plain values"))),
                 _ => throw new PeftException($"{path}:{k.Start.Line}: '{key}' must be a value or a list"),
             };
             r = s.Apply(r, Convert(text, s, $"{path}:{k.Start.Line}"));

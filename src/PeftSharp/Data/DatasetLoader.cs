@@ -53,7 +53,14 @@ internal static class DatasetLoader
                 JsonElement el;
                 try { el = parse(); }
                 catch (JsonException e) { throw new RecordException($"invalid JSON ({Short(e)}); expected one JSON object per line"); }
-                var ex = ParseRecord(el, path, line, format, firstLine);
+                TrainingExample ex;
+                try { ex = ParseRecord(el, path, line, format, firstLine); }
+                catch (InvalidOperationException e)
+                {
+                    // System.Text.Json defers UTF-8/UTF-16 checks to reading the string: invalid UTF-8 bytes or a
+                    // lone surrogate escape surface here.
+                    throw new RecordException($"a key or string is not valid Unicode (invalid UTF-8 or a lone surrogate escape): {e.Message}");
+                }
                 if (format == DatasetFormat.Auto) { format = ex.Format; firstLine = line; }   // fixed by the first valid record
                 examples.Add(ex);
             }

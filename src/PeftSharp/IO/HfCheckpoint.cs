@@ -66,7 +66,9 @@ internal static class HfCheckpoint
             foreach (var f in TokenizerFiles)
             {
                 var src = Path.Combine(sourceDir, f);
-                if (File.Exists(src)) File.Copy(src, Path.Combine(dir, f), overwrite: true);
+                // Through a temp file and a rename: a full disk must not leave a truncated tokenizer.json under its name.
+                if (File.Exists(src))
+                    AtomicFile.Write(Path.Combine(dir, f), s => { using var from = File.OpenRead(src); from.CopyTo(s); });
             }
     }
 }

@@ -93,9 +93,21 @@ internal sealed class SafetensorsCheckpoint : IDisposable
         }
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            try { return WeightMap(doc.RootElement, indexPath); }
+            catch (InvalidOperationException e)
+            {
+                // Found by fuzzing: JsonDocument accepts invalid UTF-8 inside a string and fails only when it is read.
+                throw new PeftException($"{indexPath}: a key or string is not valid UTF-8 or Unicode ({e.Message})");
+            }
+        }
+    }
+
+    static List<(string Tensor, string Shard)> WeightMap(JsonElement root, string indexPath)
+    {
+        {
+            if (root.ValueKind != JsonValueKind.Object)
                 throw new PeftException($"{indexPath}: expected a JSON object with \"weight_map\"");
-            if (!doc.RootElement.TryGetProperty("weight_map", out var map))
+            if (!root.TryGetProperty("weight_map", out var map))
                 throw new PeftException($"{indexPath}: missing \"weight_map\"");
             if (map.ValueKind != JsonValueKind.Object)
                 throw new PeftException($"{indexPath}: \"weight_map\" must be an object of tensor name → shard file, found {map.ValueKind}");

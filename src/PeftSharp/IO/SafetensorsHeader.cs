@@ -36,7 +36,18 @@ internal static class SafetensorsHeader
 
         using (doc)
         {
-            var root = doc.RootElement;
+            try { return ParseRoot(doc.RootElement, bufferLength, file); }
+            catch (InvalidOperationException e)
+            {
+                // The bytes are valid UTF-8, but an escape such as a lone high surrogate is not valid UTF-16.
+                throw new PeftException($"{file}: safetensors header holds a key or string that is not valid Unicode ({e.Message})");
+            }
+        }
+    }
+
+    static (List<TensorEntry> Entries, Dictionary<string, string> Metadata) ParseRoot(JsonElement root, long bufferLength, string file)
+    {
+        {
             if (root.ValueKind != JsonValueKind.Object)
                 throw new PeftException($"{file}: safetensors header must be a JSON object, found {root.ValueKind}");
 

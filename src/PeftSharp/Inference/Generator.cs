@@ -17,11 +17,16 @@ internal static class Generator
         if (prompt.Count == 0) throw new PeftException("the prompt is empty: give at least one token (e.g. BOS)");
         if (maxNewTokens < 0) throw new PeftException($"max new tokens must be ≥ 0, got {maxNewTokens}");
         options.Validate();
-        int limit = Math.Min(model.Rope.MaxPositions, prompt.Count + maxNewTokens);
+        int limit = (int)Math.Min(model.Rope.MaxPositions, (long)prompt.Count + maxNewTokens);
         if (prompt.Count >= model.Rope.MaxPositions)
             throw new PeftException($"the prompt has {prompt.Count} tokens; the model's context is {model.Rope.MaxPositions}");
         return Run(model, compute, routing, prompt.ToArray(), limit, options, stopIds);
     }
+
+    /// <summary>True when a generation of <paramref name="generated"/> new tokens after a prompt of
+    /// <paramref name="promptLength"/> stopped because the model's context was full (not at EOS or the asked count).</summary>
+    public static bool HitContextLimit(CausalLM model, int promptLength, int generated, int maxNewTokens) =>
+        generated < maxNewTokens && promptLength + generated >= model.Rope.MaxPositions;
 
     static IEnumerable<int> Run(CausalLM model, ComputeContext compute, AdapterRouting routing, int[] prompt, int limit, SamplingOptions options, IReadOnlyCollection<int> stopIds)
     {

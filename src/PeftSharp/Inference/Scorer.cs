@@ -21,9 +21,10 @@ public sealed record ScoreResult(int[] Ids, double?[] LogProbs)
     public string ToJson() => new JsonObject
     {
         ["ids"] = new JsonArray(Ids.Select(i => (JsonNode)i).ToArray()),
-        ["logprobs"] = new JsonArray(LogProbs.Select(l => l is { } v ? (JsonNode)Math.Round(v, 6) : null).ToArray()),
-        ["total"] = Math.Round(Total, 6),
-        ["perplexity"] = Scored == 0 ? null : Math.Round(Perplexity, 6),
+        ["logprobs"] = new JsonArray(LogProbs.Select((l, i) => l is { } v
+            ? (JsonNode)Math.Round(PeftSharp.IO.FiniteJson.Check(v, $"the log-probability of token {i} (id {Ids[i]})"), 6) : null).ToArray()),
+        ["total"] = Math.Round(PeftSharp.IO.FiniteJson.Check(Total, "the total log-probability"), 6),
+        ["perplexity"] = Scored == 0 ? null : Math.Round(PeftSharp.IO.FiniteJson.Check(Perplexity, "the perplexity"), 6),
     }.ToJsonString();
 }
 

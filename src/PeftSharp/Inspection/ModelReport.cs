@@ -22,9 +22,16 @@ internal sealed record ModelReport(ModelConfig Config, IReadOnlyList<ModelReport
         return parts.Length >= 2 ? string.Join('.', parts[^2..]) : name;
     }
 
-    public static ModelReport Of(CausalLM model)
+    /// <param name="model">The loaded model.</param>
+    /// <param name="stored">The dtype of each tensor in the files (norms and biases are held as F32 in memory whatever
+    /// the file holds, so the in-memory dtype would misreport a BF16 checkpoint); null: report what is in memory.</param>
+    public static ModelReport Of(CausalLM model, Func<string, DType?>? stored = null)
     {
-        var dense = model.NamedWeights().Select(w => (w.Name, Count: w.Tensor.ElementCount, Bytes: w.Tensor.ByteLength, DType: w.Tensor.DType.ToString()));
+        var dense = model.NamedWeights().Select(w =>
+        {
+            var dt = stored?.Invoke(w.Name) ?? w.Tensor.DType;
+            return (w.Name, Count: w.Tensor.ElementCount, Bytes: w.Tensor.ElementCount * dt.Size(), DType: dt.ToString());
+        });
         // 4-bit projections: real storage (packed codes + absmax + nested absmax and maps)
         var quantized = model.QuantizedProjections().Select(q => (Name: q.Name + ".weight", Count: q.Weight.ElementCount, Bytes: q.StorageBytes,
             DType: q.Weight.QuantType.ToString() + (q.Weight.DoubleQuant ? "+DQ" : "")));

@@ -25,7 +25,8 @@ internal static unsafe class Rope
                 throw new PeftException($"position {positions[t]} (token {t}) is outside the RoPE table (0 … {table.MaxPositions - 1}); raise the context length");
         // The inverse rotation is the rotation by −angle: negate sin.
         float sinSign = inverse ? -1f : 1f;
-        fixed (float* px = x) fixed (int* ppos = positions) fixed (float* pcos = table.CosTable) fixed (float* psin = table.SinTable)
+        var (cosTable, sinTable) = table.TablesFor(positions);
+        fixed (float* px = x) fixed (int* ppos = positions) fixed (float* pcos = cosTable) fixed (float* psin = sinTable)
         {
             float* xs = px, cosT = pcos, sinT = psin; int* pos = ppos;
             ctx.For(n, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (t0, t1) =>

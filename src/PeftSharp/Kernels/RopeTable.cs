@@ -1,12 +1,18 @@
 namespace PeftSharp.Kernels;
 
 /// <summary>cos/sin for every (position, frequency) pair, HF conventions (inv_freq = theta^(-2i/D), scaling applied).</summary>
-/// <remarks>Frequencies and angles are computed in double and stored as float: table (MaxPositions, HeadDim/2).
-/// Memory is MaxPositions · HeadDim · 4 bytes, so build it for the context you use, not max_position_embeddings.</remarks>
+/// <remarks>Frequencies and angles are computed in double and stored as float: table (positions, HeadDim/2). Rows are
+/// built when a position first needs them (doubling), not for all of max_position_embeddings up front: a config that
+/// claims 20,000,000 positions costs nothing until a sequence that long is run.</remarks>
 internal sealed class RopeTable
 {
+    /// <summary>The rows built so far; replaced whole (never changed) when more are needed, so a reader that holds
+    /// one sees consistent cos and sin.</summary>
+    sealed record Rows(float[] Cos, float[] Sin, int Count);
+
     readonly double[] _invFreq;
-    readonly float[] _cos, _sin;
+    readonly object _grow = new();
+    Rows _rows;
 
     public RopeTable(int headDim, int maxPositions, double theta, RopeScaling? scaling)
     {
@@ -16,38 +22,73 @@ internal sealed class RopeTable
         HeadDim = headDim;
         MaxPositions = maxPositions;
         _invFreq = InverseFrequencies(headDim, theta, scaling);
-        int half = headDim / 2;
-        _cos = new float[(long)maxPositions * half];
-        _sin = new float[(long)maxPositions * half];
-        for (int p = 0; p < maxPositions; p++)
-            for (int i = 0; i < half; i++)
-            {
-                double angle = p * _invFreq[i];
-                _cos[(long)p * half + i] = (float)Math.Cos(angle);
-                _sin[(long)p * half + i] = (float)Math.Sin(angle);
-            }
+        _rows = Build(Math.Min(maxPositions, InitialRows));
     }
 
+    const int InitialRows = 256;
+
     public int HeadDim { get; }
+
+    /// <summary>Positions the model accepts (max_position_embeddings); rows exist for those used so far.</summary>
     public int MaxPositions { get; }
+
+    /// <summary>Positions whose rows are built now.</summary>
+    internal int BuiltPositions => Volatile.Read(ref _rows).Count;
 
     /// <summary>The (scaled) inverse frequencies, HeadDim/2 of them.</summary>
     public ReadOnlySpan<double> InvFreq => _invFreq;
 
     /// <summary>cos(position · inv_freq[i]) for i in [0, HeadDim/2).</summary>
-    public ReadOnlySpan<float> Cos(int position) => _cos.AsSpan(CheckedOffset(position), HeadDim / 2);
+    public ReadOnlySpan<float> Cos(int position) => RowsFor(position).Cos.AsSpan(position * (HeadDim / 2), HeadDim / 2);
 
     /// <summary>sin(position · inv_freq[i]) for i in [0, HeadDim/2).</summary>
-    public ReadOnlySpan<float> Sin(int position) => _sin.AsSpan(CheckedOffset(position), HeadDim / 2);
+    public ReadOnlySpan<float> Sin(int position) => RowsFor(position).Sin.AsSpan(position * (HeadDim / 2), HeadDim / 2);
 
-    internal float[] CosTable => _cos;
-    internal float[] SinTable => _sin;
+    /// <summary>Tables covering every position in <paramref name="positions"/> (each already checked to be below
+    /// <see cref="MaxPositions"/>).</summary>
+    internal (float[] Cos, float[] Sin) TablesFor(ReadOnlySpan<int> positions)
+    {
+        int max = 0;
+        foreach (int p in positions) max = Math.Max(max, p);
+        var rows = RowsFor(max);
+        return (rows.Cos, rows.Sin);
+    }
 
-    int CheckedOffset(int position)
+    Rows RowsFor(int position)
     {
         if ((uint)position >= (uint)MaxPositions)
             throw new PeftException($"position {position} is outside the RoPE table (0 … {MaxPositions - 1}); raise the context length");
-        return position * (HeadDim / 2);
+        var rows = Volatile.Read(ref _rows);
+        if (position < rows.Count) return rows;
+        lock (_grow)
+        {
+            rows = _rows;
+            if (position >= rows.Count)
+            {
+                long want = Math.Max((long)position + 1, 2L * rows.Count);
+                rows = Build((int)Math.Min(want, MaxPositions));
+                Volatile.Write(ref _rows, rows);
+            }
+            return rows;
+        }
+    }
+
+    Rows Build(int count)
+    {
+        int half = HeadDim / 2;
+        long length = (long)count * half;
+        if (length > Array.MaxLength)
+            throw new PeftException($"a RoPE table for {count:N0} positions × head_dim {HeadDim} would need {length * 8:N0} bytes; use a shorter context");
+        var cos = new float[length];
+        var sin = new float[length];
+        for (int p = 0; p < count; p++)
+            for (int i = 0; i < half; i++)
+            {
+                double angle = p * _invFreq[i];
+                cos[(long)p * half + i] = (float)Math.Cos(angle);
+                sin[(long)p * half + i] = (float)Math.Sin(angle);
+            }
+        return new Rows(cos, sin, count);
     }
 
     /// <summary>HF `rope_init_fn`s: default, linear (inv_freq / factor) and llama3 (per-wavelength smoothing).</summary>

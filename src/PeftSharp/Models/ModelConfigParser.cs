@@ -26,7 +26,11 @@ internal static class ModelConfigParser
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new PeftException($"{source}: config.json must be a JSON object");
-            return FromObject(new ConfigJsonFields(doc.RootElement, source));
+            try { return FromObject(new ConfigJsonFields(doc.RootElement, source)); }
+            catch (InvalidOperationException e)
+            {
+                throw new PeftException($"{source}: a key or string is not valid Unicode (a lone surrogate escape?): {e.Message}");
+            }
         }
     }
 
@@ -77,10 +81,17 @@ internal static class ModelConfigParser
         // Phi-3/3.5 rotate every dimension; a partial rotary factor (Phi-4-mini) is not implemented.
         if (modelType == "phi3" && f.OptionalNumber("partial_rotary_factor") is double prf && prf != 1.0)
             throw new PeftException($"{f.Source}: \"partial_rotary_factor\" is {prf}; only 1.0 (rotary on the whole head) is supported for phi3");
+        int vocab = f.RequiredPositiveInt("vocab_size");
+        CheckSizes(f, vocab, hidden, heads, kvHeads, headDim);
+        int? bos = f.OptionalInt("bos_token_id");
+        int[] eos = f.IntOrIntList("eos_token_id");
+        CheckTokenId(f, "bos_token_id", bos, vocab);
+        foreach (int e in eos) CheckTokenId(f, "eos_token_id", e, vocab);
+
         return new ModelConfig
         {
             ModelType = modelType,
-            VocabSize = f.RequiredPositiveInt("vocab_size"),
+            VocabSize = vocab,
             HiddenSize = hidden,
             IntermediateSize = f.RequiredPositiveInt("intermediate_size"),
             NumLayers = layers,
@@ -99,10 +110,38 @@ internal static class ModelConfigParser
             SlidingWindow = ParseSlidingWindow(f, modelType),
             MaxWindowLayers = modelType is "qwen2" or "qwen3" ? f.OptionalInt("max_window_layers") ?? 28 : 0,
             SlidingLayerTypes = ParseLayerTypes(f, layers),
-            BosTokenId = f.OptionalInt("bos_token_id"),
-            EosTokenIds = f.IntOrIntList("eos_token_id"),
+            BosTokenId = bos,
+            EosTokenIds = eos,
             TorchDtype = ParseDtype(f),
         };
+    }
+
+    /// <summary>Largest width, head count and vocabulary accepted: far past every real model, and small enough
+    /// that no product of them used as a tensor size overflows.</summary>
+    public const int MaxWidth = 1 << 20, MaxHeads = 1 << 16, MaxLayers = 1 << 12, MaxVocab = 1 << 24;
+
+    static void CheckSizes(ConfigJsonFields f, int vocab, int hidden, int heads, int kvHeads, int headDim)
+    {
+        void Max(string key, long value, long max)
+        {
+            if (value > max) throw new PeftException($"{f.Source}: \"{key}\" is {value:N0}, more than the {max:N0} this tool accepts");
+        }
+        Max("vocab_size", vocab, MaxVocab);
+        Max("hidden_size", hidden, MaxWidth);
+        Max("intermediate_size", f.RequiredPositiveInt("intermediate_size"), MaxWidth);
+        Max("num_hidden_layers", f.RequiredPositiveInt("num_hidden_layers"), MaxLayers);
+        Max("num_attention_heads", heads, MaxHeads);
+        Max("head_dim", headDim, MaxWidth);
+        if ((long)heads * headDim > MaxWidth)
+            throw new PeftException($"{f.Source}: \"num_attention_heads\" × head_dim = {heads:N0} × {headDim:N0} is more than the {MaxWidth:N0} this tool accepts");
+        if (headDim % 2 != 0)
+            throw new PeftException($"{f.Source}: head_dim {headDim} must be even (rotary embeddings rotate pairs)");
+    }
+
+    static void CheckTokenId(ConfigJsonFields f, string key, int? id, int vocab)
+    {
+        if (id is int v && (v < 0 || v >= vocab))
+            throw new PeftException($"{f.Source}: \"{key}\" {v} is outside the vocabulary (vocab_size {vocab})");
     }
 
     static double PositiveOr(ConfigJsonFields f, string key, double fallback)

@@ -33,6 +33,10 @@ internal static class AdapterMerge
         var before = Logits(pm.Model, pm.Compute, pm.Route(pm.Active), probe);
         pm.Merge();
         var after = Logits(pm.Model, pm.Compute, pm.Route(pm.Active), probe);
+        int bad = Array.FindIndex(after, x => !float.IsFinite(x));
+        if (bad >= 0)
+            throw new PeftException($"the merged model gives a non-finite logit ({after[bad]} at probe position {bad / pm.Model.Config.VocabSize}): " +
+                                    "the adapter (or the base) holds NaN or infinite values; nothing was written");
         double maxDiff = 0, maxRef = 0;
         for (int i = 0; i < before.Length; i++)
         {

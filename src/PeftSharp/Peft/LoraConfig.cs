@@ -63,7 +63,9 @@ public sealed record LoraConfig
     public static string[] DefaultTargetsFor(string modelType) =>
         modelType == "phi3" ? ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"] : DefaultTargets;
 
-    /// <summary>adapter_config.json: sorted keys, keys newer than PEFT 0.14 left out (old PEFT rejects unknown keys).</summary>
+    /// <summary>adapter_config.json: sorted keys. Keys PEFT 0.14 introduced (eva_config, exclude_modules, lora_bias) are
+    /// written only when not at their default, because PEFT ≤ 0.13 rejects any key it does not know; an adapter that
+    /// uses no newer feature therefore loads in old and new PEFT alike.</summary>
     public string ToJson()
     {
         JsonNode? List<T>(IReadOnlyList<T>? xs) => xs == null ? null : new JsonArray(xs.Select(x => JsonValue.Create(x)).ToArray<JsonNode?>());
@@ -85,7 +87,6 @@ public sealed record LoraConfig
             ["auto_mapping"] = null,
             ["base_model_name_or_path"] = BaseModelNameOrPath,
             ["bias"] = Bias,
-            ["eva_config"] = null,
             ["exclude_modules"] = Exclude(),
             ["fan_in_fan_out"] = false,
             ["inference_mode"] = InferenceMode,
@@ -95,7 +96,6 @@ public sealed record LoraConfig
             ["layers_to_transform"] = List(LayersToTransform),
             ["loftq_config"] = new JsonObject(),
             ["lora_alpha"] = Number(LoraAlpha),
-            ["lora_bias"] = false,
             ["lora_dropout"] = LoraDropout,
             ["megatron_config"] = null,
             ["megatron_core"] = "megatron.core",
@@ -109,6 +109,7 @@ public sealed record LoraConfig
             ["use_dora"] = UseDora,
             ["use_rslora"] = UseRsLora,
         };
+        if (o["exclude_modules"] == null) o.Remove("exclude_modules");
         var root = new JsonObject();
         foreach (var (k, v) in o) root[k] = v;
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
@@ -127,6 +128,17 @@ public sealed record LoraConfig
     /// <summary>Reads PEFT's adapter_config.json: unknown keys ignored (as PEFT ≥ 0.14), wrong types named.</summary>
     public static LoraConfig Parse(string json, string source)
     {
+        try { return ParseObject(json, source); }
+        catch (ArgumentException e)
+        {
+            // JsonObject builds its dictionary on first use: a key written twice fails there.
+            throw new PeftException($"{source}: {(e.Message.Contains("same key") ? "a key appears twice" : "malformed")} ({e.Message})");
+        }
+        catch (InvalidOperationException e) { throw new PeftException($"{source}: unexpected structure: {e.Message}"); }
+    }
+
+    static LoraConfig ParseObject(string json, string source)
+    {
         JsonObject root;
         try { root = JsonNode.Parse(json) as JsonObject ?? throw new PeftException($"{source}: expected a JSON object"); }
         catch (JsonException e) { throw new PeftException($"{source}: invalid JSON: {e.Message}"); }
@@ -140,7 +152,7 @@ public sealed record LoraConfig
 
         var c = new LoraConfig
         {
-            R = (int)(Num(root, "r", source) ?? 8),
+            R = WholeNumber(Num(root, "r", source) ?? 8, "r", source),
             LoraAlpha = Num(root, "lora_alpha", source) ?? 8,
             LoraDropout = Num(root, "lora_dropout", source) ?? 0,
             Bias = Str(root, "bias", source) ?? "none",
@@ -183,12 +195,16 @@ public sealed record LoraConfig
             _ => throw new PeftException($"{source}: \"layers_to_transform\" must be an int or a list of ints"),
         };
         if (root["rank_pattern"] is JsonObject rp)
-            c = c with { RankPattern = rp.Select(kv => new KeyValuePair<string, int>(kv.Key, (int)(AsNum(kv.Value, $"rank_pattern.{kv.Key}", source)))).ToArray() };
+            c = c with { RankPattern = rp.Select(kv => new KeyValuePair<string, int>(kv.Key, WholeNumber(AsNum(kv.Value, $"rank_pattern.{kv.Key}", source), $"rank_pattern.{kv.Key}", source))).ToArray() };
         if (root["alpha_pattern"] is JsonObject ap)
             c = c with { AlphaPattern = ap.Select(kv => new KeyValuePair<string, double>(kv.Key, AsNum(kv.Value, $"alpha_pattern.{kv.Key}", source))).ToArray() };
         c.Validate(source);
         return c;
     }
+
+    static int WholeNumber(double v, string key, string source) =>
+        v == Math.Floor(v) && v is >= int.MinValue and <= int.MaxValue ? (int)v
+            : throw new PeftException($"{source}: \"{key}\" must be a whole number, got {v}");
 
     /// <summary>Throws <see cref="PeftException"/> naming the first field outside its range (r, lora_dropout, bias,
     /// init_lora_weights, layers_to_transform with a regex target).</summary>
@@ -196,7 +212,17 @@ public sealed record LoraConfig
     public void Validate(string source)
     {
         if (R <= 0) throw new PeftException($"{source}: r must be > 0, got {R}");
-        if (LoraDropout is < 0 or >= 1) throw new PeftException($"{source}: lora_dropout must be in [0, 1), got {LoraDropout}");
+        if (!double.IsFinite(LoraAlpha)) throw new PeftException($"{source}: lora_alpha must be a finite number, got {LoraAlpha}");
+        if (!(LoraDropout >= 0 && LoraDropout < 1)) throw new PeftException($"{source}: lora_dropout must be in [0, 1), got {LoraDropout}");
+        foreach (var (k, v) in RankPattern)
+            if (v <= 0) throw new PeftException($"{source}: rank_pattern[\"{k}\"] must be > 0, got {v}");
+        foreach (var (k, v) in AlphaPattern)
+            if (!double.IsFinite(v)) throw new PeftException($"{source}: alpha_pattern[\"{k}\"] must be a finite number, got {v}");
+        TargetMatcher.CheckRegex(TargetModulesRegex, "target_modules", source);
+        TargetMatcher.CheckRegex(ExcludeModulesRegex, "exclude_modules", source);
+        TargetMatcher.CheckRegex(LayersPattern, "layers_pattern", source);
+        foreach (var (k, _) in RankPattern) TargetMatcher.CheckRegex(k, "rank_pattern key", source);
+        foreach (var (k, _) in AlphaPattern) TargetMatcher.CheckRegex(k, "alpha_pattern key", source);
         if (Bias is not ("none" or "all" or "lora_only")) throw new PeftException($"{source}: bias must be \"none\", \"all\" or \"lora_only\", got \"{Bias}\"");
         if (LayersToTransform != null && TargetModulesRegex != null)
             throw new PeftException($"{source}: layers_to_transform needs target_modules as a list, not a regex string");

@@ -19,7 +19,26 @@ internal sealed class TargetMatcher
     }
 
     static bool ListMatch(IEnumerable<string> items, string key) => items.Any(t => key == t || key.EndsWith("." + t, StringComparison.Ordinal));
-    static bool FullMatch(string pattern, string key) => Regex.IsMatch(key, $"^(?:{pattern})$");
+    static bool FullMatch(string pattern, string key) => IsMatch(key, $"^(?:{pattern})$", pattern);
+
+    /// <summary>Module names are short, but a pattern like (a+)+$ still backtracks exponentially on them: a match
+    /// that takes longer than this is an error naming the pattern.</summary>
+    static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(2);
+
+    static bool IsMatch(string key, string regex, string userPattern)
+    {
+        try { return Regex.IsMatch(key, regex, RegexOptions.None, MatchTimeout); }
+        catch (RegexMatchTimeoutException) { throw new PeftException($"module pattern '{userPattern}' takes too long to match \"{key}\" (catastrophic backtracking)"); }
+        catch (ArgumentException e) { throw new PeftException($"module pattern '{userPattern}' is not a valid regex: {e.Message}"); }
+    }
+
+    /// <summary>Refuses a pattern .NET cannot compile, naming the setting and the file or option it came from.</summary>
+    public static void CheckRegex(string? pattern, string key, string source)
+    {
+        if (pattern == null || pattern.Equals("all-linear", StringComparison.OrdinalIgnoreCase)) return;
+        try { _ = new Regex($"^(?:{pattern})$"); }
+        catch (ArgumentException e) { throw new PeftException($"{source}: {key} '{pattern}' is not a valid regex: {e.Message}"); }
+    }
 
     /// <summary>True if module <paramref name="key"/> (a linear layer of the model, not lm_head) gets an adapter.</summary>
     public bool IsTarget(string key)
@@ -39,7 +58,7 @@ internal sealed class TargetMatcher
         {
             var m = _c.LayersPattern == null
                 ? Regex.Match(key, @"^.*?\.[^.]*\.(\d+)\.")
-                : Regex.Match(key, $@"^.*?\.{_c.LayersPattern}\.(\d+)\.");
+                : Regex.Match(key, $@"^.*?\.{_c.LayersPattern}\.(\d+)\.", RegexOptions.None, MatchTimeout);
             if (!m.Success || !layers.Contains(int.Parse(m.Groups[1].Value))) return false;
         }
         return true;
@@ -58,7 +77,7 @@ internal sealed class TargetMatcher
         return _c.LoraAlpha;
     }
 
-    static bool PatternMatch(string pattern, string key) => Regex.IsMatch(key, $"^(.*\\.)?({pattern})$");
+    static bool PatternMatch(string pattern, string key) => IsMatch(key, $"^(.*\\.)?({pattern})$", pattern);
 
     /// <summary>The explicit list of module names targeted but not linear layers of the model (lm_head, embed_tokens …).</summary>
     public IEnumerable<string> UnsupportedExplicitTargets(IEnumerable<string> linearModules)

@@ -116,6 +116,9 @@ internal static unsafe class BnbQuantState
         }
         catch (JsonException e) { throw new PeftException($"{where}: quant_state is not valid JSON ({e.Message})"); }
         if (root.ValueKind != JsonValueKind.Object) throw new PeftException($"{where}: quant_state JSON must be an object");
+        // Found by fuzzing: JsonDocument accepts invalid UTF-8 inside strings and fails only when one is read.
+        if (!System.Text.Unicode.Utf8.IsValid(stateTensor.Span<byte>()))
+            throw new PeftException($"{where}: quant_state JSON is not valid UTF-8");
 
         string quantTypeName = GetString(root, "quant_type", where);
         var type = Quant4TypeNames.ParseBnb(quantTypeName, where);
@@ -180,8 +183,12 @@ internal static unsafe class BnbQuantState
     }
 
     static string GetString(JsonElement root, string key, string where)
-        => root.TryGetProperty(key, out var e) && e.ValueKind == JsonValueKind.String ? e.GetString()!
-            : throw new PeftException($"{where}: quant_state has no string \"{key}\"");
+    {
+        if (!root.TryGetProperty(key, out var e) || e.ValueKind != JsonValueKind.String)
+            throw new PeftException($"{where}: quant_state has no string \"{key}\"");
+        try { return e.GetString()!; }
+        catch (InvalidOperationException x) { throw new PeftException($"{where}: quant_state \"{key}\" is not valid Unicode ({x.Message})"); }
+    }
 
     static int GetInt(JsonElement root, string key, string where)
         => root.TryGetProperty(key, out var e) && e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int v) ? v

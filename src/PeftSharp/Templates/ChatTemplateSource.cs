@@ -65,8 +65,16 @@ internal static class ChatTemplateSource
     /// <summary>Parses the config text (for tests and callers that already hold it).</summary>
     public static (string? Template, string? Bos, string? Eos) Parse(string json, string nameForErrors)
     {
-        if (JsonNode.Parse(json) is not JsonObject obj) throw new PeftException($"{nameForErrors}: expected a JSON object");
-        return (ReadTemplate(obj, nameForErrors), ReadToken(obj, "bos_token", nameForErrors), ReadToken(obj, "eos_token", nameForErrors));
+        try
+        {
+            if (JsonNode.Parse(json) is not JsonObject obj) throw new PeftException($"{nameForErrors}: expected a JSON object");
+            return (ReadTemplate(obj, nameForErrors), ReadToken(obj, "bos_token", nameForErrors), ReadToken(obj, "eos_token", nameForErrors));
+        }
+        catch (System.Text.Json.JsonException e) { throw new PeftException($"{nameForErrors}: not valid JSON ({e.Message})"); }
+        // Found by fuzzing: JsonObject builds its dictionary lazily (a key written twice fails there), and
+        // GetValue<string> on a number fails there too.
+        catch (ArgumentException e) { throw new PeftException($"{nameForErrors}: a key appears twice in an object ({e.Message})"); }
+        catch (InvalidOperationException e) { throw new PeftException($"{nameForErrors}: unexpected value type or invalid text ({e.Message})"); }
     }
 
     private static string? ReadTemplate(JsonObject obj, string file)

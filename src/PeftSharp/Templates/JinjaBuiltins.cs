@@ -7,7 +7,7 @@ namespace PeftSharp.Templates;
 // (transformers) semantics. Anything else is a PeftException naming the feature and the template line.
 internal sealed partial class JinjaInterpreter
 {
-    private static void AddBuiltins(Dictionary<string, object?> g)
+    private static void AddBuiltins(Dictionary<string, object?> g, JinjaBudget budget)
     {
         g["raise_exception"] = (JinjaFunction)((args, _) =>
             throw new TemplateRaisedException(args.Count > 0 ? JinjaValues.ToStr(args[0]) : "the chat template raised an error"));
@@ -35,6 +35,10 @@ internal sealed partial class JinjaInterpreter
             else if (args.Count >= 2) { start = Int(args[0]); stop = Int(args[1]); if (args.Count > 2) step = Int(args[2]); }
             else throw new PeftException("range() needs 1 to 3 arguments");
             if (step == 0) throw new PeftException("range() step cannot be zero");
+            long count = step > 0 ? (stop > start ? ((stop - start - 1) / step) + 1 : 0)
+                                  : (start > stop ? ((start - stop - 1) / -step) + 1 : 0);
+            if (count > budget.Limits.MaxLength)
+                throw new PeftException($"chat template: range() of {count:N0} numbers is more than the limit of {budget.Limits.MaxLength:N0}");
             var list = new List<object?>();
             for (long i = start; step > 0 ? i < stop : i > stop; i += step) list.Add(i);
             return list;
@@ -77,7 +81,7 @@ internal sealed partial class JinjaInterpreter
         return s[a..b];
     }
 
-    private static object? StringMethod(Node n, string s, string name)
+    private object? StringMethod(Node n, string s, string name)
     {
         JinjaFunction? f = name switch
         {
@@ -134,7 +138,7 @@ internal sealed partial class JinjaInterpreter
             {
                 string o = ArgStr(n, args, 0, "replace"), w = ArgStr(n, args, 1, "replace");
                 object? cnt = args.Count > 2 ? args[2] : kwargs.GetValueOrDefault("count");
-                return PyReplace(s, o, w, cnt is long c ? c : -1);
+                return PyReplace(n, s, o, w, cnt is long c ? c : -1);
             },
             "upper" => (_, _) => s.ToUpperInvariant(),
             "lower" => (_, _) => s.ToLowerInvariant(),
@@ -157,8 +161,11 @@ internal sealed partial class JinjaInterpreter
         return f ?? throw Error(n, $"unsupported template feature: string method '{name}'");
     }
 
-    private static string PyReplace(string s, string old, string with, long count)
+    private string PyReplace(Node n, string s, string old, string with, long count)
     {
+        long matches = old.Length == 0 ? s.Length + 1L : CountOccurrences(s, old);
+        if (count >= 0) matches = Math.Min(matches, count);
+        _budget.CheckLength(n, s.Length + matches * (with.Length - (long)old.Length), "the result of replace()");
         if (count < 0) return old.Length == 0 ? InsertEverywhere(s, with) : s.Replace(old, with, StringComparison.Ordinal);
         var sb = new StringBuilder();
         int pos = 0;
@@ -170,6 +177,13 @@ internal sealed partial class JinjaInterpreter
             pos = k + old.Length;
         }
         return sb.Append(s, pos, s.Length - pos).ToString();
+    }
+
+    private static long CountOccurrences(string s, string sub)
+    {
+        long c = 0;
+        for (int i = s.IndexOf(sub, StringComparison.Ordinal); i >= 0; i = s.IndexOf(sub, i + sub.Length, StringComparison.Ordinal)) c++;
+        return c;
     }
 
     private static string InsertEverywhere(string s, string with)
@@ -234,7 +248,9 @@ internal sealed partial class JinjaInterpreter
             case "tojson":
             {
                 var sb = new StringBuilder();
-                int? indent = Arg(0, "indent") is long ind ? (int)ind : null;
+                long? indentArg = Arg(0, "indent") is long ind ? ind : null;
+                if (indentArg is long w0) _budget.CheckLength(n, w0, "tojson(indent=...)");
+                int? indent = indentArg is long w1 ? (int)Math.Max(0, w1) : null;
                 JinjaValues.ToJson(v, sb, indent, 0, JinjaValues.Truthy(Arg(1, "sort_keys", false)));
                 return sb.ToString();
             }
@@ -262,7 +278,7 @@ internal sealed partial class JinjaInterpreter
                 return string.Join(sep, items.Select(x => JinjaValues.ToStr(attr == null ? x : GetAttr(n, x, attr))));
             }
             case "replace":
-                return PyReplace(JinjaValues.ToStr(v), Arg(0, "old") as string ?? throw Error(n, "replace needs strings"),
+                return PyReplace(n, JinjaValues.ToStr(v), Arg(0, "old") as string ?? throw Error(n, "replace needs strings"),
                     Arg(1, "new") as string ?? throw Error(n, "replace needs strings"), Arg(2, "count") is long c ? c : -1);
             case "int":
                 return v switch
@@ -286,7 +302,8 @@ internal sealed partial class JinjaInterpreter
                 long width = Arg(0, "width", 4L) is long w ? w : 4;
                 bool first = JinjaValues.Truthy(Arg(1, "first", false));
                 bool blank = JinjaValues.Truthy(Arg(2, "blank", false));
-                string pad = new(' ', (int)width);
+                _budget.CheckLength(n, width, "indent()");
+                string pad = new(' ', (int)Math.Max(0, width));
                 var lines = JinjaValues.ToStr(v).Split('\n');
                 for (int i = 0; i < lines.Length; i++)
                 {
@@ -328,7 +345,11 @@ internal sealed partial class JinjaInterpreter
             case "unique":
             {
                 var result = new List<object?>();
-                foreach (var x in Iterate(n, v)) if (!result.Any(y => JinjaValues.ValueEquals(x, y))) result.Add(x);
+                foreach (var x in Iterate(n, v))
+                {
+                    _budget.Step(n, result.Count);
+                    if (!result.Any(y => JinjaValues.ValueEquals(x, y))) result.Add(x);
+                }
                 return result;
             }
             case "round":

@@ -28,10 +28,12 @@ internal sealed partial class JinjaInterpreter
     private sealed class ContinueSignal : Exception;
 
     private readonly Scope _globals = new(null);
+    private readonly JinjaBudget _budget;
 
-    public JinjaInterpreter(IReadOnlyDictionary<string, object?> variables)
+    public JinjaInterpreter(IReadOnlyDictionary<string, object?> variables, JinjaLimits? limits = null)
     {
-        AddBuiltins(_globals.Vars);
+        _budget = new JinjaBudget(limits ?? JinjaLimits.Default);
+        AddBuiltins(_globals.Vars, _budget);
         foreach (var (k, v) in variables) _globals.Vars[k] = JinjaValues.FromClr(v);
     }
 
@@ -48,7 +50,9 @@ internal sealed partial class JinjaInterpreter
         catch (PeftException) { throw; }
         catch (BreakSignal) { throw new PeftException("chat template: '{% break %}' outside a for loop"); }
         catch (ContinueSignal) { throw new PeftException("chat template: '{% continue %}' outside a for loop"); }
-        catch (Exception e) when (e is InvalidCastException or IndexOutOfRangeException or ArgumentException or OverflowException or InvalidOperationException)
+        catch (OverflowException) { throw new PeftException("chat template: an integer result does not fit in 64 bits"); }
+        catch (OutOfMemoryException) { throw new PeftException("chat template: rendering ran out of memory; the template is refused"); }
+        catch (Exception e) when (e is InvalidCastException or IndexOutOfRangeException or ArgumentException or InvalidOperationException)
         {
             throw new PeftException($"chat template: cannot evaluate the template ({e.Message})");
         }
@@ -65,6 +69,15 @@ internal sealed partial class JinjaInterpreter
     }
 
     private void Exec(Stmt st, Scope scope, StringBuilder sb)
+    {
+        _budget.Enter(st);
+        _budget.Step(st);
+        try { ExecStmt(st, scope, sb); }
+        finally { _budget.Exit(); }
+        if (sb.Length > _budget.Limits.MaxLength) _budget.CheckLength(st, sb.Length, "the rendered text");
+    }
+
+    private void ExecStmt(Stmt st, Scope scope, StringBuilder sb)
     {
         switch (st)
         {
@@ -153,6 +166,7 @@ internal sealed partial class JinjaInterpreter
         int n = items.Count;
         for (int i = 0; i < n; i++)
         {
+            _budget.Step(f);
             loopScope.Vars["loop"] = new Dictionary<string, object?>(StringComparer.Ordinal)
             {
                 ["index"] = (long)(i + 1), ["index0"] = (long)i,
@@ -169,7 +183,13 @@ internal sealed partial class JinjaInterpreter
         if (n == 0 && f.Else != null) Exec(f.Else, loopScope, sb);
     }
 
-    private static List<object?> Iterate(Node n, object? v) => v switch
+    private List<object?> Iterate(Node n, object? v)
+    {
+        _budget.Step(n, v is List<object?> l ? l.Count : v is string s ? s.Length : 1);
+        return IterateUncounted(n, v);
+    }
+
+    private static List<object?> IterateUncounted(Node n, object? v) => v switch
     {
         List<object?> l => new List<object?>(l),
         Dictionary<string, object?> d => d.Keys.Select(k => (object?)k).ToList(),
@@ -217,6 +237,14 @@ internal sealed partial class JinjaInterpreter
     // ---------------- expressions ----------------
 
     private object? Eval(Expr e, Scope scope)
+    {
+        _budget.Enter(e);
+        _budget.Step(e);
+        try { return _budget.CheckValue(e, EvalExpr(e, scope)); }
+        finally { _budget.Exit(); }
+    }
+
+    private object? EvalExpr(Expr e, Scope scope)
     {
         switch (e)
         {
@@ -410,9 +438,9 @@ internal sealed partial class JinjaInterpreter
             long xi = isInt ? (l is bool lb ? (lb ? 1 : 0) : (long)l!) : 0, yi = isInt ? (r is bool rb ? (rb ? 1 : 0) : (long)r!) : 0;
             switch (b.Op)
             {
-                case "+": return isInt ? (object)(xi + yi) : x + y;
-                case "-": return isInt ? (object)(xi - yi) : x - y;
-                case "*": return isInt ? (object)(xi * yi) : x * y;
+                case "+": return isInt ? (object)checked(xi + yi) : x + y;
+                case "-": return isInt ? (object)checked(xi - yi) : x - y;
+                case "*": return isInt ? (object)checked(xi * yi) : x * y;
                 case "/":
                     if (y == 0) throw Error(b, "division by zero");
                     return x / y;
@@ -424,7 +452,7 @@ internal sealed partial class JinjaInterpreter
                     if (isInt) { long m = xi % yi; if (m != 0 && (m < 0) != (yi < 0)) m += yi; return m; }
                     { double m = x % y; if (m != 0 && (m < 0) != (y < 0)) m += y; return m; }
                 case "**":
-                    if (isInt && yi >= 0) { long p = 1; for (long k = 0; k < yi; k++) p *= xi; return p; }
+                    if (isInt && yi >= 0) return IntPow(xi, yi);
                     return Math.Pow(x, y);
                 case "<": return x < y;
                 case ">": return x > y;
@@ -444,11 +472,16 @@ internal sealed partial class JinjaInterpreter
                 case ">=": return c >= 0;
             }
         }
-        if (b.Op == "+" && l is List<object?> la && r is List<object?> ra) return la.Concat(ra).ToList();
+        if (b.Op == "+" && l is List<object?> la && r is List<object?> ra)
+        {
+            _budget.CheckLength(b, (long)la.Count + ra.Count, "a list");
+            return la.Concat(ra).ToList();
+        }
         if (b.Op == "*" && (l is string || r is string) && (l is long || r is long))
         {
             string s = l as string ?? (string)r!;
             long k = l is long lk ? lk : (long)r!;
+            if (k > 0) _budget.CheckLength(b, (long)s.Length * Math.Min(k, int.MaxValue), "'string' * n");
             return k <= 0 ? "" : string.Concat(Enumerable.Repeat(s, (int)k));
         }
         if (b.Op == "+" && (l is string || r is string))
@@ -460,12 +493,32 @@ internal sealed partial class JinjaInterpreter
     {
         string s => item is string sub ? s.Contains(sub, StringComparison.Ordinal)
             : throw Error(n, $"'in <string>' needs a string on the left, got a {JinjaValues.TypeName(item)}"),
-        List<object?> l => l.Any(x => JinjaValues.ValueEquals(x, item)),
+        List<object?> l => CountedAny(n, l, item),
         Dictionary<string, object?> d => item is string k && d.ContainsKey(k),
         JinjaNamespace ns => item is string k2 && ns.Attrs.ContainsKey(k2),
         JinjaUndefined => false,
         _ => throw Error(n, $"'in' is not defined for a {JinjaValues.TypeName(container)}"),
     };
+
+    private bool CountedAny(Node n, List<object?> l, object? item)
+    {
+        _budget.Step(n, l.Count);
+        return l.Any(x => JinjaValues.ValueEquals(x, item));
+    }
+
+    /// <summary>Integer power by squaring; a result past 64 bits is an OverflowException (Python would go on in
+    /// big integers, which no chat template needs).</summary>
+    private static long IntPow(long x, long y)
+    {
+        long result = 1;
+        while (y > 0)
+        {
+            if ((y & 1) != 0) result = checked(result * x);
+            y >>= 1;
+            if (y > 0) x = checked(x * x);
+        }
+        return result;
+    }
 
     private static long FloorDiv(long a, long b)
     {

@@ -10,6 +10,7 @@ internal sealed class JinjaParser
 {
     private readonly List<Token> _t;
     private int _p;
+    private int _depth;
 
     private JinjaParser(List<Token> tokens) { _t = tokens; }
 
@@ -55,6 +56,21 @@ internal sealed class JinjaParser
     /// <summary>Parses statements until an end tag (returned in <paramref name="endTag"/>, its '{%' and name consumed)
     /// or the end of the template (null).</summary>
     private List<Stmt> ParseBody(out string? endTag)
+    {
+        Enter();
+        try { return ParseBodyInner(out endTag); }
+        finally { _depth--; }
+    }
+
+    /// <summary>Every recursive rule passes here: a template nested past <see cref="JinjaLimits.MaxParseDepth"/>
+    /// (20,000 parentheses, say) is refused instead of overflowing the stack.</summary>
+    private void Enter()
+    {
+        if (++_depth > JinjaLimits.MaxParseDepth || !System.Runtime.CompilerServices.RuntimeHelpers.TryEnsureSufficientExecutionStack())
+            throw Error($"blocks, brackets or operators nested deeper than {JinjaLimits.MaxParseDepth} levels");
+    }
+
+    private List<Stmt> ParseBodyInner(out string? endTag)
     {
         var body = new List<Stmt>();
         while (true)
@@ -208,6 +224,13 @@ internal sealed class JinjaParser
 
     private Expr ParseExpression()
     {
+        Enter();
+        try { return ParseExpressionInner(); }
+        finally { _depth--; }
+    }
+
+    private Expr ParseExpressionInner()
+    {
         var e = ParseTernaryLess();
         if (IsName("if"))
         {
@@ -239,8 +262,10 @@ internal sealed class JinjaParser
 
     private Expr ParseNot()
     {
-        if (IsName("not")) { int l = Next().Line; return new UnaryExpr(l, "not", ParseNot()); }
-        return ParseCompare();
+        if (!IsName("not")) return ParseCompare();
+        Enter();
+        try { int l = Next().Line; return new UnaryExpr(l, "not", ParseNot()); }
+        finally { _depth--; }
     }
 
     private Expr ParseCompare()
@@ -304,8 +329,13 @@ internal sealed class JinjaParser
     {
         if (Cur.Kind == TokKind.Op && Cur.Value is "-" or "+")
         {
-            var op = Next();
-            return ParseFilters(new UnaryExpr(op.Line, op.Value, ParseUnary()));
+            Enter();
+            try
+            {
+                var op = Next();
+                return ParseFilters(new UnaryExpr(op.Line, op.Value, ParseUnary()));
+            }
+            finally { _depth--; }
         }
         return ParseFilters(ParsePostfix(ParsePrimary()));
     }

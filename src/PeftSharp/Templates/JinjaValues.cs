@@ -159,6 +159,15 @@ internal static class JinjaValues
     /// <summary>Python equality: numbers by value (1 == 1.0), strings ordinal, lists and dicts element-wise.</summary>
     public static bool ValueEquals(object? a, object? b)
     {
+        long work = 0;
+        return ValueEquals(a, b, 0, ref work);
+    }
+
+    private static bool ValueEquals(object? a, object? b, int depth, ref long work)
+    {
+        if (++work > JinjaLimits.MaxCompareItems)
+            throw new PeftException($"chat template: comparing two values visited more than {JinjaLimits.MaxCompareItems:N0} items");
+        Guard(depth, 0);
         if (a is null or JinjaUndefined || b is null or JinjaUndefined)
             return (a is null && b is null) || (a is JinjaUndefined && b is JinjaUndefined);
         if (IsNumber(a) && IsNumber(b)) return ToDouble(a) == ToDouble(b);
@@ -166,13 +175,13 @@ internal static class JinjaValues
         if (a is List<object?> la && b is List<object?> lb)
         {
             if (la.Count != lb.Count) return false;
-            for (int i = 0; i < la.Count; i++) if (!ValueEquals(la[i], lb[i])) return false;
+            for (int i = 0; i < la.Count; i++) if (!ValueEquals(la[i], lb[i], depth + 1, ref work)) return false;
             return true;
         }
         if (a is Dictionary<string, object?> da && b is Dictionary<string, object?> db)
         {
             if (da.Count != db.Count) return false;
-            foreach (var (k, v) in da) if (!db.TryGetValue(k, out var w) || !ValueEquals(v, w)) return false;
+            foreach (var (k, v) in da) if (!db.TryGetValue(k, out var w) || !ValueEquals(v, w, depth + 1, ref work)) return false;
             return true;
         }
         return ReferenceEquals(a, b);
@@ -193,12 +202,30 @@ internal static class JinjaValues
     /// <summary>Python repr(), used for containers.</summary>
     public static string Repr(object? v)
     {
+        var sb = new StringBuilder();
+        ReprTo(v, sb, 0);
+        return sb.ToString();
+    }
+
+    /// <summary>Values can nest (a list inside itself via a namespace, [l, l] doubled 60 times): walks of them stop
+    /// at a depth and a size instead of overflowing the stack or running for ever.</summary>
+    private static void Guard(int depth, long size)
+    {
+        if (depth > JinjaLimits.MaxValueDepth)
+            throw new PeftException($"chat template: a value is nested deeper than {JinjaLimits.MaxValueDepth} levels (a namespace or list that contains itself?)");
+        if (size > JinjaLimits.Default.MaxLength)
+            throw new PeftException($"chat template: a value is larger than the limit of {JinjaLimits.Default.MaxLength:N0} characters or items");
+    }
+
+    private static void ReprTo(object? v, StringBuilder sb, int depth)
+    {
+        Guard(depth, sb.Length);
         switch (v)
         {
             case string s:
             {
                 char q = s.Contains('\'') && !s.Contains('"') ? '"' : '\'';
-                var sb = new StringBuilder().Append(q);
+                sb.Append(q);
                 foreach (char c in s)
                 {
                     if (c == q || c == '\\') sb.Append('\\').Append(c);
@@ -207,18 +234,44 @@ internal static class JinjaValues
                     else if (c == '\t') sb.Append("\\t");
                     else sb.Append(c);
                 }
-                return sb.Append(q).ToString();
+                sb.Append(q);
+                return;
             }
             case List<object?> l:
-                return "[" + string.Join(", ", l.Select(Repr)) + "]";
+                sb.Append('[');
+                for (int i = 0; i < l.Count; i++)
+                {
+                    if (i > 0) sb.Append(", ");
+                    ReprTo(l[i], sb, depth + 1);
+                }
+                sb.Append(']');
+                return;
             case Dictionary<string, object?> d:
-                return "{" + string.Join(", ", d.Select(kv => Repr(kv.Key) + ": " + Repr(kv.Value))) + "}";
+            {
+                sb.Append('{');
+                bool first = true;
+                foreach (var (k, x) in d)
+                {
+                    if (!first) sb.Append(", ");
+                    first = false;
+                    ReprTo(k, sb, depth + 1);
+                    sb.Append(": ");
+                    ReprTo(x, sb, depth + 1);
+                }
+                sb.Append('}');
+                return;
+            }
             case JinjaNamespace ns:
-                return "<Namespace " + Repr(ns.Attrs) + ">";
+                sb.Append("<Namespace ");
+                ReprTo(ns.Attrs, sb, depth + 1);
+                sb.Append('>');
+                return;
             case JinjaFunction:
-                return "<function>";
+                sb.Append("<function>");
+                return;
             default:
-                return ToStr(v);
+                sb.Append(ToStr(v));
+                return;
         }
     }
 
@@ -235,6 +288,7 @@ internal static class JinjaValues
     /// <summary>JSON as Python's json.dumps(ensure_ascii=False) writes it (transformers' tojson filter).</summary>
     public static void ToJson(object? v, StringBuilder sb, int? indent, int depth, bool sortKeys)
     {
+        Guard(depth, sb.Length);
         switch (v)
         {
             case null or JinjaUndefined: sb.Append("null"); return;
@@ -283,7 +337,11 @@ internal static class JinjaValues
 
     private static void NewLine(StringBuilder sb, int? indent, int depth)
     {
-        if (indent is int n) sb.Append('\n').Append(' ', n * depth);
+        if (indent is int n)
+        {
+            Guard(0, sb.Length + (long)n * depth);
+            sb.Append('\n').Append(' ', n * depth);
+        }
     }
 
     public static void JsonString(string s, StringBuilder sb)

@@ -12,7 +12,7 @@ internal sealed record AddedToken(int Id, string Content, bool Special, bool Sin
         if (content == null || !e.TryGetProperty("id", out var id) || id.ValueKind != JsonValueKind.Number)
             throw new PeftException($"{file}: added_tokens[{index}] needs \"id\" (number) and \"content\" (string), got {JsonUtil.Short(e)}");
         bool special = JsonUtil.Bool(e, "special", false);
-        return new AddedToken(id.GetInt32(), content, special, JsonUtil.Bool(e, "single_word", false),
+        return new AddedToken(JsonUtil.TokenId(id, file, $"added_tokens[{index}]"), content, special, JsonUtil.Bool(e, "single_word", false),
             JsonUtil.Bool(e, "lstrip", false), JsonUtil.Bool(e, "rstrip", false), JsonUtil.Bool(e, "normalized", !special));
     }
 }

@@ -50,7 +50,11 @@ internal sealed class BpeModel
         }
     }
 
-    public static BpeModel FromJson(JsonElement e, string file)
+    /// <summary>Set for byte-level input, where every character stands for one byte: a byte with no token would be
+    /// dropped without a word (as HF does), so it is an error naming the byte and the file instead.</summary>
+    string? refuseMissingBytesOf;
+
+    public static BpeModel FromJson(JsonElement e, string file, bool byteLevelInput = false)
     {
         string type = JsonUtil.Type(e, file, "model");
         if (type != "BPE") throw new PeftException($"{file}: unsupported model type '{type}' (only BPE is supported)");
@@ -63,7 +67,8 @@ internal sealed class BpeModel
         if (!e.TryGetProperty("vocab", out var vocabJson) || vocabJson.ValueKind != JsonValueKind.Object)
             throw new PeftException($"{file}: model.vocab must be an object of token → id");
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var p in vocabJson.EnumerateObject()) vocab[p.Name] = p.Value.GetInt32();
+        foreach (var p in vocabJson.EnumerateObject())
+            vocab[p.Name] = JsonUtil.TokenId(p.Value, file, $"model.vocab[\"{p.Name}\"]");
 
         var vocabBySpan = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
         var merges = new Dictionary<long, (int, int)>();
@@ -115,8 +120,10 @@ internal sealed class BpeModel
             if (!vocab.TryGetValue(unk, out int u)) throw new PeftException($"{file}: model.unk_token \"{unk}\" is not in the vocabulary");
             unkId = u;
         }
-        return new BpeModel(vocab, merges, unkId, JsonUtil.Bool(e, "fuse_unk", false), JsonUtil.Bool(e, "byte_fallback", false),
+        var model = new BpeModel(vocab, merges, unkId, JsonUtil.Bool(e, "fuse_unk", false), JsonUtil.Bool(e, "byte_fallback", false),
             JsonUtil.Bool(e, "ignore_merges", false));
+        if (byteLevelInput && unkId == null) model.refuseMissingBytesOf = file;
+        return model;
     }
 
     static long Key(int a, int b) => ((long)a << 32) | (uint)b;
@@ -223,6 +230,13 @@ internal sealed class BpeModel
             {
                 // fuse_unk: a run of unknown characters becomes one unk.
                 if (!(fuseUnk && ids.Count > 0 && ids[^1] == unk)) ids.Add(unk);
+            }
+            else if (refuseMissingBytesOf != null)
+            {
+                int b = len == 1 ? ByteLevelAlphabet.ByteOf(ch[0]) : -1;
+                throw new PeftException($"{refuseMissingBytesOf}: the byte-level vocabulary has no token for " +
+                    (b >= 0 ? $"byte 0x{b:X2} (written '{ch[0]}')" : $"character U+{char.ConvertToUtf32(ch.ToString(), 0):X4}") +
+                    " and no unk_token, so text containing it cannot be encoded (HF would drop it silently)");
             }
             // No unk token and no byte fallback: the character is dropped, as HF's BPE does.
             i += len;

@@ -47,7 +47,7 @@ public sealed class HfTokenizer : ITokenizer
         normalizer = Normalizer.FromJson(OrNull(root, "normalizer"), file);
         preTokenizer = PreTokenizer.FromJson(OrNull(root, "pre_tokenizer"), file);
         byteLevelInput = preTokenizer?.EndsWithByteLevel ?? false;
-        model = BpeModel.FromJson(modelJson, file);
+        model = BpeModel.FromJson(modelJson, file, byteLevelInput);
         postProcessor = PostProcessor.FromJson(OrNull(root, "post_processor"), file);
         decoder = Decoder.FromJson(OrNull(root, "decoder"), file);
 
@@ -237,6 +237,15 @@ public sealed class HfTokenizer : ITokenizer
         if ((uint)id >= (uint)idToToken.Length || idToToken[id] is not { } tok)
             throw new PeftException($"{SourcePath}: token id {id} is not in the vocabulary (size {VocabSize})");
         return tok;
+    }
+
+    /// <summary>Refuses a tokenizer that can produce an id the model has no embedding row for (an added token past
+    /// vocab_size, say), naming the token, rather than failing on the first text that contains it.</summary>
+    public void CheckFitsModel(int modelVocabSize, string modelSource)
+    {
+        for (int id = modelVocabSize; id < idToToken.Length; id++)
+            if (idToToken[id] is { } tok)
+                throw new PeftException($"{SourcePath}: token \"{tok}\" has id {id}, outside the model's vocab_size {modelVocabSize} ({modelSource})");
     }
 
     /// <summary>The id of a token string (vocabulary or added token), or null.</summary>

@@ -20,6 +20,20 @@ internal static class JsonUtil
     public static int Int(JsonElement e, string name, int fallback) =>
         e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt32() : fallback;
 
+    /// <summary>Token ids are indexes of tables sized by the largest id, so an id past this is refused rather
+    /// than trusted (the largest real vocabularies hold about 262,000 tokens).</summary>
+    public const int MaxTokenId = (1 << 24) - 1;
+
+    /// <summary>A token id: a whole number in [0, <see cref="MaxTokenId"/>].</summary>
+    public static int TokenId(JsonElement v, string file, string where)
+    {
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt64(out long id))
+            throw new PeftException($"{file}: {where}: the token id must be a whole number, got {Short(v)}");
+        if (id < 0 || id > MaxTokenId)
+            throw new PeftException($"{file}: {where}: token id {id} is outside 0..{MaxTokenId:N0}");
+        return (int)id;
+    }
+
     public static JsonElement Prop(JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) ? v : default;
 

@@ -93,9 +93,23 @@ internal sealed class Pattern
         throw new PeftException($"{file}: pattern must be {{\"String\": ...}} or {{\"Regex\": ...}}, got {e.GetRawText()}");
     }
 
-    public string Replace(string text, string content) =>
-        Literal != null ? (Literal.Length == 0 ? text : text.Replace(Literal, content, StringComparison.Ordinal))
-                        : Regex!.Replace(text, content.Replace("$", "$$"));
+    public string Replace(string text, string content)
+    {
+        if (Literal != null) return Literal.Length == 0 ? text : text.Replace(Literal, content, StringComparison.Ordinal);
+        try { return Regex!.Replace(text, content.Replace("$", "$$")); }
+        catch (RegexMatchTimeoutException e) { throw RegexFactory.Timeout(RegexSource!, File, e); }
+    }
+
+    /// <summary>Adds the non-empty matches in <paramref name="text"/> as (start, length).</summary>
+    public void AddRegexMatches(ReadOnlySpan<char> text, List<(int, int)> matches)
+    {
+        try
+        {
+            foreach (var m in Regex!.EnumerateMatches(text))
+                if (m.Length > 0) matches.Add((m.Index, m.Length));
+        }
+        catch (RegexMatchTimeoutException e) { throw RegexFactory.Timeout(RegexSource!, File, e); }
+    }
 
     /// <summary>Match ranges (start, length), left to right, non-overlapping.</summary>
     public IEnumerable<(int Start, int Length)> Matches(string text)
@@ -108,25 +122,43 @@ internal sealed class Pattern
         }
         else
         {
-            for (var m = Regex!.Match(text); m.Success; m = m.NextMatch())
-                if (m.Length > 0) yield return (m.Index, m.Length);
+            var found = new List<(int, int)>();
+            AddRegexMatches(text, found);
+            foreach (var m in found) yield return m;
         }
     }
 }
 
-/// <summary>Compiles the Oniguruma-style patterns tokenizer files use with the .NET engine.</summary>
+/// <summary>Compiles the Oniguruma-style patterns tokenizer files use with the .NET engine. A pattern the linear-time
+/// engine (<see cref="RegexOptions.NonBacktracking"/>, same matches as the backtracking engine) can run uses it, so no
+/// input makes it backtrack for ever; one it cannot run (lookarounds, backreferences, atomic groups, as in the GPT-2
+/// pattern's <c>\s+(?!\S)</c>) gets the backtracking engine with a match timeout that ends in a clear error.</summary>
 internal static class RegexFactory
 {
+    /// <summary>Time one match may take in the backtracking engine before the text is refused.</summary>
+    public static readonly TimeSpan BacktrackingTimeout = TimeSpan.FromSeconds(5);
+
     public static Regex Create(string pattern, string file)
     {
+        // CultureInvariant: (?i:'s|'t|...) must fold case the same way on every machine.
         try
         {
-            // CultureInvariant: (?i:'s|'t|...) must fold case the same way on every machine.
-            return new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+            return new Regex(pattern, RegexOptions.NonBacktracking | RegexOptions.CultureInvariant);
+        }
+        catch (NotSupportedException) { }
+        catch (ArgumentException) { }   // a syntax error is reported by the backtracking parse below
+        try
+        {
+            return new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant, BacktrackingTimeout);
         }
         catch (ArgumentException e)
         {
             throw new PeftException($"{file}: regex pattern '{pattern}' is not supported: {e.Message}", e);
         }
     }
+
+    /// <summary>The error for a pattern that backtracked past <see cref="BacktrackingTimeout"/> on some text.</summary>
+    public static PeftException Timeout(string pattern, string file, RegexMatchTimeoutException e) =>
+        new($"{file}: regex pattern '{pattern}' took more than {BacktrackingTimeout.TotalSeconds:0} s on one piece of text " +
+            "(catastrophic backtracking); rewrite the pattern without nested repetition", e);
 }

@@ -141,11 +141,7 @@ internal sealed class SplitPreTokenizer(Pattern pattern, SplitBehavior behavior,
     {
         var matches = new List<(int, int)>();   // per call: tokenizers may run on several threads at once
         if (scanner != null) scanner.Scan(piece.Span, matches);
-        else if (pattern.Regex is { } regex)
-        {
-            foreach (var m in regex.EnumerateMatches(piece.Span))
-                if (m.Length > 0) matches.Add((m.Index, m.Length));
-        }
+        else if (pattern.Regex != null) pattern.AddRegexMatches(piece.Span, matches);
         else
         {
             foreach (var m in pattern.Matches(piece.Span.ToString())) matches.Add(m);

@@ -45,6 +45,9 @@ public sealed record TrainingOptions : TrainerOptions
     public int SaveTotalLimit { get; init; } = 2;
     /// <summary>Resume from this checkpoint folder, or "latest" (the newest under OutputDir/checkpoints).</summary>
     public string? ResumeFrom { get; init; }
+    /// <summary>Start afresh in an output folder that holds an earlier run, deleting that run's files (the CLI refuses
+    /// such a folder otherwise, unless the run resumes it).</summary>
+    public bool Overwrite { get; init; }
     /// <summary>Save the adapter in BF16 instead of F32.</summary>
     public bool SaveBf16 { get; init; }
 
@@ -56,7 +59,35 @@ public sealed record TrainingOptions : TrainerOptions
     {
         _ = ParsedMethod;
         if (IsQuantized) _ = Quantize;
-        if (EvalFraction is < 0 or >= 1) throw new PeftException($"eval_fraction must be in [0, 1), got {EvalFraction}");
+        // Each check names the YAML key (the flag is the same with dashes). NaN fails every comparison, so ranges
+        // are written as "must hold" tests.
+        Range("learning_rate", LearningRate, LearningRate > 0 && LearningRate <= 1, "in (0, 1]");
+        Range("eval_fraction", EvalFraction, EvalFraction >= 0 && EvalFraction < 1, "in [0, 1)");
+        Range("weight_decay", WeightDecay, WeightDecay >= 0 && double.IsFinite(WeightDecay), "a finite number ≥ 0");
+        Range("adam_beta1", AdamBeta1, AdamBeta1 >= 0 && AdamBeta1 < 1, "in [0, 1)");
+        Range("adam_beta2", AdamBeta2, AdamBeta2 >= 0 && AdamBeta2 < 1, "in [0, 1)");
+        Range("adam_epsilon", AdamEpsilon, AdamEpsilon > 0 && double.IsFinite(AdamEpsilon), "a finite number > 0");
+        Range("max_grad_norm", MaxGradNorm, MaxGradNorm >= 0 && double.IsFinite(MaxGradNorm), "a finite number ≥ 0 (0 = off)");
+        if (MaxSteps <= 0) throw new PeftException($"max_steps must be > 0, got {MaxSteps}");
+        if (BatchSize <= 0) throw new PeftException($"per_device_train_batch_size must be > 0, got {BatchSize}");
+        if (GradientAccumulationSteps <= 0) throw new PeftException($"gradient_accumulation_steps must be > 0, got {GradientAccumulationSteps}");
+        if (MaxLength < 2) throw new PeftException($"max_length must be ≥ 2, got {MaxLength}");
+        if (WarmupSteps < 0) throw new PeftException($"warmup_steps must be ≥ 0, got {WarmupSteps}");
+        // 0 is meaningful for these two: evaluate / checkpoint only at the end of the run.
+        if (EvalSteps < 0) throw new PeftException($"eval_steps must be ≥ 0 (0 = only at the end), got {EvalSteps}");
+        if (SaveSteps < 0) throw new PeftException($"save_steps must be ≥ 0 (0 = only at the end), got {SaveSteps}");
+        if (SaveTotalLimit <= 0) throw new PeftException($"save_total_limit must be > 0, got {SaveTotalLimit}");
+        if (LoggingSteps <= 0) throw new PeftException($"logging_steps must be > 0, got {LoggingSteps}");
+        if (Method != "full")
+        {
+            Lora.Validate("training options");
+            Range("lora_alpha", Lora.LoraAlpha, Lora.LoraAlpha > 0 && double.IsFinite(Lora.LoraAlpha), "a finite number > 0");
+        }
         base.Validate();
+    }
+
+    static void Range(string key, double value, bool ok, string expected)
+    {
+        if (!ok) throw new PeftException($"{key} must be {expected}, got {value}");
     }
 }

@@ -79,6 +79,7 @@ public sealed class TrainingRun : IDisposable
         int startStep = 0;
         string? resumed = null;
         DataLoaderPosition? resumeAt = null;
+        var tap = new LastLossObserver(_obs);
         if (_o.ResumeFrom != null)
         {
             resumed = _o.ResumeFrom == "latest"
@@ -89,6 +90,7 @@ public sealed class TrainingRun : IDisposable
             if (state.Threads != _compute.Threads)
                 _obs.OnMessage($"note: checkpoint was written with --threads {state.Threads}, resuming with {_compute.Threads}; the loss curve may differ in the last digits");
             startStep = state.Step;
+            tap.LastLoss = state.Loss ?? double.NaN;
             resumeAt = new DataLoaderPosition(state.Epoch, state.Batch);
             TruncateMetrics(startStep);
         }
@@ -100,6 +102,10 @@ public sealed class TrainingRun : IDisposable
             DatasetFormats.Name(Data.Format), startStep, _o.MaxSteps, resumed, Memory()));
 
         TrainingHooks hooks = null!;
+        (int Step, DataLoaderPosition Position)? done = null;
+        string Save(int step, DataLoaderPosition pos) =>
+            hooks.LastCheckpoint = Checkpoint.Save(CheckpointsDir, new Checkpoint.State(step, pos.Epoch, pos.Batch, _o.Method, _o.Seed, _compute.Threads, tap.LastLoss),
+                _trainer.Parameters, _trainer.Optimizer, WriteResult, _o.SaveTotalLimit);
         hooks = new TrainingHooks
         {
             StartStep = startStep,
@@ -108,12 +114,20 @@ public sealed class TrainingRun : IDisposable
             LastCheckpoint = Checkpoint.List(CheckpointsDir).LastOrDefault(),
             AfterStep = (step, pos, last) =>
             {
-                if ((_o.SaveSteps > 0 && step % _o.SaveSteps == 0) || last)
-                    hooks.LastCheckpoint = Checkpoint.Save(CheckpointsDir, new Checkpoint.State(step, pos.Epoch, pos.Batch, _o.Method, _o.Seed, _compute.Threads),
-                        _trainer.Parameters, _trainer.Optimizer, WriteResult, _o.SaveTotalLimit);
+                done = (step, pos);
+                if ((_o.SaveSteps > 0 && step % _o.SaveSteps == 0) || last) Save(step, pos);
             },
         };
-        var (loop, _) = _trainer.Run(Data.Train, Data.Eval, _obs, hooks, cancel);
+        TrainingResult loop;
+        try { (loop, _) = _trainer.Run(Data.Train, Data.Eval, tap, hooks, cancel); }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            // Stopped between steps: checkpoint the steps done since the last save, so --resume loses nothing.
+            if (done is var (step, pos) && !(hooks.LastCheckpoint?.EndsWith($"step-{step:D6}", StringComparison.Ordinal) ?? false))
+                Save(step, pos);
+            throw new TrainingInterruptedException(done?.Step ?? startStep, hooks.LastCheckpoint);
+        }
+        if (double.IsNaN(loop.FinalLoss)) loop = loop with { FinalLoss = tap.LastLoss };   // resumed after its last step
 
         string resultDir = Path.Combine(_o.OutputDir, _o.ParsedMethod.IsFull ? "model" : "adapter");
         WriteResult(resultDir);

@@ -176,9 +176,9 @@ public class ModelConfigTests
     [Fact]
     public void Llama_biases_eos_lists_dtype_alias_and_sliding_window_switch()
     {
-        var c = ModelConfig.Parse(Minimal("llama", ",\"attention_bias\":true,\"mlp_bias\":true,\"eos_token_id\":[128001,128008,128009],\"dtype\":\"float16\""), "b.json");
+        var c = ModelConfig.Parse(Minimal("llama", ",\"attention_bias\":true,\"mlp_bias\":true,\"eos_token_id\":[97,98,99],\"dtype\":\"float16\""), "b.json");
         Assert.True(c.QkvBias && c.OutputBias && c.MlpBias);
-        Assert.Equal([128001, 128008, 128009], c.EosTokenIds);
+        Assert.Equal([97, 98, 99], c.EosTokenIds);
         Assert.Equal("float16", c.TorchDtype);
         Assert.Equal(c, ModelConfig.Parse(c.ToJson(), "b2.json"));
 

@@ -1,0 +1,22 @@
+using PeftSharp.Cli.Training;
+using PeftSharp.Training;
+
+namespace PeftSharp.Tests.Training;
+
+/// <summary>Run-config YAML inputs found by fuzzing (fuzz/findings/yaml crashes id:000000 and id:000001): each is a
+/// PeftException naming the file, not an InvalidOperationException or InvalidCastException.</summary>
+public class YamlFuzzFindingTests
+{
+    [Theory]
+    [InlineData("r: 4\nlora_Dlpha: 8\ntarget_modules: [q_prlpha: 8\ntargoJ, v_proj]\nmax_stepe: 2\n")]
+    [InlineData("r: 48\ntarget_modules: [q_proj,les: \u00ffoj]\nmax_steps:q_proj,les: \u00ffoj]\n 2")]
+    [InlineData("{a: 1}: 2\n")]
+    [InlineData("target_modules: [[q_proj]]\n")]
+    public void MalformedYamlIsANamedError(string yaml)
+    {
+        string path = Path.Combine(TestSupport.TinyRun.Temp("yaml"), "run.yaml");
+        File.WriteAllText(path, yaml);
+        var e = Assert.Throws<PeftException>(() => TrainSettings.ApplyYaml(new TrainingOptions { ModelDir = "m", DataFile = "d", OutputDir = "o" }, path));
+        Assert.Contains("run.yaml", e.Message);
+    }
+}

@@ -16,7 +16,7 @@ public class YamlFuzzFindingTests
     {
         string path = Path.Combine(TestSupport.TinyRun.Temp("yaml"), "run.yaml");
         File.WriteAllText(path, yaml);
-        var e = Assert.Throws<PeftException>(() => TrainSettings.ApplyYaml(new TrainingOptions { ModelDir = "m", DataFile = "d", OutputDir = "o" }, path));
+        var e = Assert.Throws<PeftException>(() => TrainSettings.ApplyYaml(new TrainRequest(new TrainingOptions { ModelDir = "m", DataFile = "d", OutputDir = "o" }), path));
         Assert.Contains("run.yaml", e.Message);
     }
 }

@@ -25,11 +25,11 @@ internal sealed class TrainCommand : ICliCommand
         cmd.Options.Add(taskEval);
         cmd.Options.Add(threads);
         foreach (var (_, o) in settings) cmd.Options.Add(o);
-        cmd.SetAction(pr => CliErrors.Run(() =>
+        cmd.SetAction(pr => MpiLaunch.Run(comm =>   // under mpirun: data parallel over its ranks
         {
             using var compute = SharedOptions.Compute(pr.GetValue(threads));
             var options = Resolve(pr, pr.GetValue(config), settings);
-            return Train(options, compute, pr.GetValue(taskEval));
+            return Train(options, compute, pr.GetValue(taskEval), comm);
         }));
         return cmd;
     }
@@ -53,11 +53,14 @@ internal sealed class TrainCommand : ICliCommand
         return o;
     }
 
-    public static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples)
+    public static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples,
+        PeftSharp.Distributed.ICommunicator? comm = null)
     {
+        comm ??= PeftSharp.Distributed.SingleProcess.Instance;
+        if (comm.Rank != 0) taskEvalExamples = 0;   // generation-based task metric: rank 0 alone
         var progress = new TrainProgress(live: !Console.IsOutputRedirected && !Console.IsErrorRedirected, options.LoggingSteps);
         Console.WriteLine($"model {options.ModelDir}\ndata  {options.DataFile}{(options.EvalFile != null ? $" (eval {options.EvalFile})" : "")}\nout   {options.OutputDir}");
-        using var trainer = new TrainingRun(options, compute, progress);
+        using var trainer = new TrainingRun(options, compute, progress, comm);
         var evalSet = trainer.Data.Eval;
         ExactMatchResult? before = null;
         if (taskEvalExamples > 0 && options.ResumeFrom == null && evalSet.Count > 0)
@@ -98,6 +101,7 @@ internal sealed class TrainCommand : ICliCommand
                 ["prompt"] = s.Prompt, ["target"] = s.Expected, ["before"] = before.Samples[i].Generated, ["after"] = s.Generated,
             }).ToArray());
         }
+        if (comm.Rank != 0) return 0;   // rank 0 writes the files
         AtomicFile.WriteAllText(Path.Combine(options.OutputDir, "evaluation.json"), report.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine();
         Console.WriteLine($"saved {(options.Method == "full" ? "model" : "adapter")} to {result.AdapterDir}");

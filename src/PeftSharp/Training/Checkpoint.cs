@@ -18,7 +18,10 @@ internal static class Checkpoint
     public const string ParamsFile = "trainable.safetensors";
     public const string OptimizerFile = "optimizer.safetensors";
 
-    public sealed record State(int Step, int Epoch, int Batch, string Method, int Seed, int Threads);
+    /// <param name="Epoch">Data position in global batches (<paramref name="GlobalBatchSize"/> sequences, all ranks together).</param>
+    /// <param name="Ranks">Data-parallel ranks that wrote it (1 for checkpoints from before data parallelism).</param>
+    /// <param name="GlobalBatchSize">Sequences per micro-step over all ranks (0: not recorded, older checkpoints).</param>
+    public sealed record State(int Step, int Epoch, int Batch, string Method, int Seed, int Threads, int Ranks = 1, int GlobalBatchSize = 0);
 
     public static string Save(string checkpointsDir, State state, IReadOnlyList<Parameter> parameters, Optimizer optimizer,
         Action<string> writeAdapter, int keepLast)

@@ -21,4 +21,18 @@ public sealed class TrainingExample
     public string? Output { get; init; }
 
     public string Location => $"{File}:{Line}";
+
+    const string InMemory = "(in memory)";
+
+    /// <summary>A plain-text example: every token is trained on.</summary>
+    public static TrainingExample FromText(string text) =>
+        new() { Format = DatasetFormat.Text, File = InMemory, Line = 0, Text = text };
+
+    /// <summary>A prompt and its completion: only the completion's tokens are trained on (unless TrainOnPrompt).</summary>
+    public static TrainingExample FromPromptCompletion(string prompt, string completion) =>
+        new() { Format = DatasetFormat.PromptCompletion, File = InMemory, Line = 0, Prompt = prompt, Completion = completion };
+
+    /// <summary>A conversation rendered through the model's chat template: only assistant turns are trained on.</summary>
+    public static TrainingExample FromMessages(IReadOnlyList<ChatMessage> messages) =>
+        new() { Format = DatasetFormat.Messages, File = InMemory, Line = 0, Messages = messages };
 }

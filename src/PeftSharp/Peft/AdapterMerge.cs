@@ -6,7 +6,7 @@ namespace PeftSharp.Peft;
 /// <summary>What merging an adapter changed: the largest relative logit difference between the merged model and the
 /// unmerged one (adapter active) on a probe sequence, and for a 4-bit base the largest weight rounding error that
 /// re-quantization added.</summary>
-public sealed record MergeResult(double MaxRelativeLogitDifference, bool IntoQuantizedBase, double MaxRequantizationError)
+internal sealed record MergeResult(double MaxRelativeLogitDifference, bool IntoQuantizedBase, double MaxRequantizationError)
 {
     /// <summary>bitsandbytes' warning when merging into a 4-bit linear (peft tuners/lora/bnb.py).</summary>
     public const string QuantizedWarning = "Merge lora module to 4-bit linear may get different generations due to rounding errors.";

@@ -42,13 +42,13 @@ internal static class MemoryEstimator
     public static MemoryEstimate Estimate(ModelConfig c, string method, int batch, int seq, int rank, string targets,
         bool gradientCheckpointing, string optimizer)
     {
-        if (!Methods.Contains(method)) throw new PeftException($"method \"{method}\" is not one of {string.Join(", ", Methods)}");
+        var parsed = Training.TrainingMethod.Parse(method);
         if (!Optimizers.Contains(optimizer)) throw new PeftException($"optimizer \"{optimizer}\" is not one of {string.Join(", ", Optimizers)}");
         if (batch <= 0) throw new PeftException($"--batch: must be > 0, got {batch}");
         if (seq <= 0) throw new PeftException($"--seq: must be > 0, got {seq}");
         if (rank <= 0) throw new PeftException($"--rank: must be > 0, got {rank}");
         var targetList = ParameterCounter.ParseTargets(targets);
-        bool full = method == "full", dora = method.EndsWith("dora"), quantized = method.StartsWith('q');
+        bool full = parsed.IsFull, dora = parsed.Adapter == Peft.AdapterKind.Dora, quantized = parsed.QuantizedBase;
         long n = (long)batch * seq;
         int b = StorageBytes(c);
         var count = ParameterCounter.Count(c);

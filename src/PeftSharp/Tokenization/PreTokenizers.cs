@@ -135,13 +135,11 @@ internal sealed class SequencePreTokenizer(PreTokenizer[] steps) : PreTokenizer
 /// <summary>Split with a regex or literal. Uses span enumeration so lookarounds see only the piece (as HF does).</summary>
 internal sealed class SplitPreTokenizer(Pattern pattern, SplitBehavior behavior, bool invert) : PreTokenizer
 {
-    [ThreadStatic] static List<(int, int)>? matchBuffer;
     readonly SplitPatternScanner? scanner = pattern.RegexSource != null ? SplitPatternScanner.For(pattern.RegexSource) : null;
 
     public override void Split(Piece piece, List<Piece> output, bool isLast, bool firstSection)
     {
-        var matches = matchBuffer ??= new List<(int, int)>();
-        matches.Clear();
+        var matches = new List<(int, int)>();   // per call: tokenizers may run on several threads at once
         if (scanner != null) scanner.Scan(piece.Span, matches);
         else if (pattern.Regex is { } regex)
         {
@@ -199,13 +197,11 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
     }
 
     static readonly SplitPatternScanner Gpt2Scanner = SplitPatternScanner.For(Gpt2Pattern)!;
-    [ThreadStatic] static List<(int, int)>? matchBuffer;
 
     void AddParts(Piece piece, List<Piece> output)
     {
         if (!useRegex) { if (piece.Length > 0) output.Add(piece); return; }
-        var matches = matchBuffer ??= new List<(int, int)>();
-        matches.Clear();
+        var matches = new List<(int, int)>();   // per call: tokenizers may run on several threads at once
         Gpt2Scanner.Scan(piece.Span, matches);
         foreach (var (s, l) in matches) output.Add(new Piece(piece.Text, piece.Start + s, l));
     }

@@ -18,9 +18,8 @@ internal static class Checkpoint
     public const string ParamsFile = "trainable.safetensors";
     public const string OptimizerFile = "optimizer.safetensors";
 
-    /// <param name="Epoch">Data position in global batches (<paramref name="GlobalBatchSize"/> sequences, all ranks together).</param>
-    /// <param name="Ranks">Data-parallel ranks that wrote it (1 for checkpoints from before data parallelism).</param>
-    /// <param name="GlobalBatchSize">Sequences per micro-step over all ranks (0: not recorded, older checkpoints).</param>
+    /// <summary>What trainer_state.json holds. (Epoch, Batch) counts global batches of GlobalBatchSize sequences (all
+    /// ranks together; 0: not recorded, a checkpoint from before data parallelism); Ranks is how many ranks wrote it.</summary>
     public sealed record State(int Step, int Epoch, int Batch, string Method, int Seed, int Threads, int Ranks = 1, int GlobalBatchSize = 0);
 
     public static string Save(string checkpointsDir, State state, IReadOnlyList<Parameter> parameters, Optimizer optimizer,

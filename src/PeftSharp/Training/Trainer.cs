@@ -32,6 +32,9 @@ public sealed class Trainer : IDisposable
     float[]? _flatGrads;
 
     /// <summary>A trainer of <paramref name="model"/>'s active adapter (or its fully trainable base).</summary>
+    /// <param name="model">The model with its active adapter (or fully trainable base).</param>
+    /// <param name="compute">Runs the kernels.</param>
+    /// <param name="options">The loop's settings; BatchSize is per rank.</param>
     /// <param name="communicator">The data-parallel group this process trains in (default: a single process). Every
     /// rank must construct its trainer with the same model, options and data.</param>
     public Trainer(PeftModel model, ComputeContext compute, TrainerOptions options, ICommunicator? communicator = null)

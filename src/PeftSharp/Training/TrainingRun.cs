@@ -30,6 +30,9 @@ public sealed class TrainingRun : IDisposable
     readonly ICommunicator _comm;
 
     /// <summary>Loads the model and data that <paramref name="options"/> name; <paramref name="compute"/> runs everything.</summary>
+    /// <param name="options">The model, data, method and loop settings.</param>
+    /// <param name="compute">Runs everything.</param>
+    /// <param name="observer">Hears progress (rank 0's only).</param>
     /// <param name="communicator">The data-parallel group (default: a single process); only rank 0's observer hears anything.</param>
     public TrainingRun(TrainingOptions options, ComputeContext compute, ITrainingObserver? observer = null, ICommunicator? communicator = null)
     {

@@ -24,7 +24,7 @@ internal sealed class ThreadGroup
         var errors = new Exception?[size];
         var threads = Enumerable.Range(0, size).Select(r => new Thread(() =>
         {
-            try { body(new Rank(g, r)); }
+            try { body(new Member(g, r)); }
             catch (Exception e) { errors[r] = e; g._barrier.RemoveParticipant(); }
         })).ToList();
         threads.ForEach(t => t.Start());
@@ -46,7 +46,7 @@ internal sealed class ThreadGroup
         sum.CopyTo(values);
     }
 
-    sealed class Rank(ThreadGroup g, int rank) : ICommunicator
+    sealed class Member(ThreadGroup g, int rank) : ICommunicator
     {
         public int Rank => rank;
         public int Size => g._slots.Length;

@@ -45,6 +45,7 @@ internal static class ModelLoading
     /// <summary>The tokenizer in the model folder (tokenizer.json), or a clear error.</summary>
     public static HfTokenizer Tokenizer(string dir)
     {
+        if (PeftSharp.IO.Gguf.GgufModelLoader.IsGguf(dir)) return HfTokenizer.Load(dir);
         if (!File.Exists(Path.Combine(dir, "tokenizer.json")))
             throw new PeftException($"{dir}: no tokenizer.json; pass token ids with --ids instead of text");
         return HfTokenizer.Load(dir);

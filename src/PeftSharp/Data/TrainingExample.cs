@@ -7,19 +7,29 @@ namespace PeftSharp.Data;
 /// <see cref="AlpacaPrompt"/>). <see cref="File"/> and <see cref="Line"/> locate it for error messages.</summary>
 public sealed class TrainingExample
 {
+    /// <summary>The record's shape (never <see cref="DatasetFormat.Auto"/>); decides which fields below are set.</summary>
     public required DatasetFormat Format { get; init; }
+    /// <summary>Path of the file the record came from.</summary>
     public required string File { get; init; }
     /// <summary>1-based line of the record (JSONL: its line; JSON array: the line where the element starts).</summary>
     public required int Line { get; init; }
 
+    /// <summary>"text" (<see cref="DatasetFormat.Text"/>): trained on in full.</summary>
     public string? Text { get; init; }
+    /// <summary>"prompt" (<see cref="DatasetFormat.PromptCompletion"/>): masked from the loss by default.</summary>
     public string? Prompt { get; init; }
+    /// <summary>"completion" (<see cref="DatasetFormat.PromptCompletion"/>): trained on.</summary>
     public string? Completion { get; init; }
+    /// <summary>"messages" (<see cref="DatasetFormat.Messages"/>): the conversation, rendered by the chat template.</summary>
     public IReadOnlyList<ChatMessage>? Messages { get; init; }
+    /// <summary>Alpaca "instruction".</summary>
     public string? Instruction { get; init; }
+    /// <summary>Alpaca "input" (may be empty: the prompt then has no Input section).</summary>
     public string? Input { get; init; }
+    /// <summary>Alpaca "output": the trained completion.</summary>
     public string? Output { get; init; }
 
+    /// <summary>"file:line", the prefix of error messages about this record.</summary>
     public string Location => $"{File}:{Line}";
 
     const string InMemory = "(in memory)";

@@ -7,7 +7,11 @@ namespace PeftSharp.Evaluation;
 /// <summary>Mean token loss and perplexity of a model over encoded examples (trained tokens only, no dropout).</summary>
 internal static class LossEvaluator
 {
+    /// <param name="examples">The evaluation set, encoded.</param>
+    /// <param name="batching">How examples are packed into batches (in order, no shuffle).</param>
     /// <param name="passFor">Supplies a (reused) pass for a batch shape.</param>
+    /// <param name="step">Recorded in the result as <see cref="EvalMetrics.Step"/>.</param>
+    /// <param name="shape">Reshapes each batch before its pass (e.g. pads it to the pass's batch size); null = as built.</param>
     public static EvalMetrics Evaluate(IReadOnlyList<EncodedExample> examples, BatchOptions batching, Func<int, int, ModelPass> passFor, int step = 0,
         Func<Batch, Batch>? shape = null)
     {

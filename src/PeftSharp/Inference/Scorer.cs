@@ -6,13 +6,18 @@ using PeftSharp.Nn;
 namespace PeftSharp.Inference;
 
 /// <summary>Per-token log-probabilities of a sequence under a model (the first token has none).</summary>
+/// <param name="Ids">The scored token ids.</param>
+/// <param name="LogProbs">Natural-log probability of each token given those before it; null for the first.</param>
 public sealed record ScoreResult(int[] Ids, double?[] LogProbs)
 {
     /// <summary>Σ log p over the scored tokens.</summary>
     public double Total => LogProbs.Sum(x => x ?? 0);
+    /// <summary>Tokens with a log-probability (all but the first).</summary>
     public int Scored => LogProbs.Count(x => x.HasValue);
+    /// <summary>exp(−<see cref="Total"/> / <see cref="Scored"/>); NaN when nothing was scored.</summary>
     public double Perplexity => Scored == 0 ? double.NaN : Math.Exp(-Total / Scored);
 
+    /// <summary>{"ids", "logprobs" (null for the first token), "total", "perplexity"}, numbers rounded to 6 decimals.</summary>
     public string ToJson() => new JsonObject
     {
         ["ids"] = new JsonArray(Ids.Select(i => (JsonNode)i).ToArray()),

@@ -6,7 +6,7 @@ namespace PeftSharp.Models;
 /// What one decoder block's forward saves for its backward, for N = batch·seq tokens. With activation recompute a
 /// single instance is shared by all blocks and refilled just before each block's backward. Without it, the cheap
 /// elementwise results Xn1 = norm(input), Xn2 = norm(Mid) and H = silu(Gate)·Up are still shared by all blocks
-/// (<paramref name="shareWith"/>) and recomputed by the backward from what is saved: 3 of the 7 N×(C or F) tensors.
+/// (the constructor's <c>shareWith</c>) and recomputed by the backward from what is saved: 3 of the 7 N×(C or F) tensors.
 /// </summary>
 internal sealed class BlockActivations : IDisposable
 {

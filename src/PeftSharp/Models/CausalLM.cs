@@ -15,6 +15,7 @@ public sealed class CausalLM : IDisposable
 {
     readonly List<IDisposable> _owned = [];
 
+    /// <summary>The architecture, as read from config.json.</summary>
     public ModelConfig Config { get; }
     internal Tensor Embed { get; private set; }           // (V,C) storage dtype, or F32 when trainable
     internal Parameter? EmbedParam { get; private set; }
@@ -25,6 +26,7 @@ public sealed class CausalLM : IDisposable
     internal RopeTable Rope { get; }
 
     internal Tensor LmHead => _lmHead;
+    /// <summary>True when the LM head is the embedding matrix (`tie_word_embeddings`).</summary>
     public bool Tied => Config.TieWordEmbeddings;
 
     CausalLM(ModelConfig config, Tensor embed, DecoderLayer[] layers, Norm finalNorm, Tensor lmHead)
@@ -159,6 +161,12 @@ public sealed class CausalLM : IDisposable
     /// </summary>
     public static CausalLM Load(string dir, QuantizeOptions? quantize, ComputeContext? compute)
     {
+        if (IO.Gguf.GgufModelLoader.IsGguf(dir))
+        {
+            var (gguf, owned) = IO.Gguf.GgufModelLoader.Load(dir, quantize, compute);
+            gguf._owned.AddRange(owned);
+            return gguf;
+        }
         if (!Directory.Exists(dir)) throw new PeftException($"model folder '{dir}' does not exist");
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
         CheckQuantizationConfig(Path.Combine(dir, "config.json"));
@@ -337,6 +345,7 @@ public sealed class CausalLM : IDisposable
         if (_lmHeadParam != null) yield return _lmHeadParam;
     }
 
+    /// <summary>Frees the weights this model owns and releases its views of the checkpoint.</summary>
     public void Dispose()
     {
         foreach (var l in Layers) l.Dispose();
@@ -349,6 +358,7 @@ public sealed class CausalLM : IDisposable
 public sealed record QuantizationInfo(QuantizeOptions Options, bool PreQuantized, int QuantizedModules, int DenseProjections,
     string[] UnquantizedModules)
 {
+    /// <summary>One line: how many projections are 4-bit, in which format, and which modules stay unquantized.</summary>
     public override string ToString() =>
         $"{QuantizedModules} linear projections in 4-bit {Options}{(PreQuantized ? " (bitsandbytes checkpoint)" : " (quantized at load)")}; " +
         $"kept unquantized: {string.Join("; ", UnquantizedModules)}";

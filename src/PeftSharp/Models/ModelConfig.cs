@@ -5,22 +5,35 @@ namespace PeftSharp.Models;
 /// <summary>The parts of a Hugging Face config.json that decide the architecture.</summary>
 public sealed record ModelConfig
 {
+    /// <summary>The `model_type` values this library loads: llama, mistral, qwen2, qwen3.</summary>
     public static readonly string[] SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3"];
 
+    /// <summary>`model_type`: one of <see cref="SupportedModelTypes"/>.</summary>
     public required string ModelType { get; init; }
+    /// <summary>`vocab_size`: rows of the embedding and of the LM head.</summary>
     public required int VocabSize { get; init; }
+    /// <summary>`hidden_size`: width of the residual stream.</summary>
     public required int HiddenSize { get; init; }
+    /// <summary>`intermediate_size`: width of the SwiGLU MLP (gate/up outputs).</summary>
     public required int IntermediateSize { get; init; }
+    /// <summary>`num_hidden_layers`: number of decoder blocks.</summary>
     public required int NumLayers { get; init; }
+    /// <summary>`num_attention_heads`: query heads.</summary>
     public required int NumHeads { get; init; }
+    /// <summary>`num_key_value_heads` (default: <see cref="NumHeads"/>): key/value heads; divides <see cref="NumHeads"/> (grouped-query attention).</summary>
     public required int NumKvHeads { get; init; }
     /// <summary>Explicit `head_dim` (qwen3, some llama) or hidden_size / num_attention_heads.</summary>
     public required int HeadDim { get; init; }
+    /// <summary>`rms_norm_eps`, &gt; 0 (default 1e-6).</summary>
     public float RmsNormEps { get; init; } = 1e-6f;
+    /// <summary>`rope_theta`: RoPE base, &gt; 0 (default 10000).</summary>
     public double RopeTheta { get; init; } = 10000;
     /// <summary>null = plain RoPE (`rope_scaling` null or rope_type "default"); otherwise "linear" or "llama3".</summary>
     public RopeScaling? RopeScaling { get; init; }
+    /// <summary>`max_position_embeddings`: longest sequence, in tokens (default when absent: llama 2048,
+    /// mistral 131072, qwen2/qwen3 32768).</summary>
     public int MaxPositions { get; init; } = 2048;
+    /// <summary>`tie_word_embeddings` (default false): the LM head reuses the embedding matrix.</summary>
     public bool TieWordEmbeddings { get; init; }
     /// <summary>Bias on q/k/v projections (qwen2; llama/qwen3 with attention_bias).</summary>
     public bool QkvBias { get; init; }
@@ -32,7 +45,9 @@ public sealed record ModelConfig
     public bool QkNorm { get; init; }
     /// <summary>mistral/qwen sliding window, if any (recorded; generation within it is exact).</summary>
     public int? SlidingWindow { get; init; }
+    /// <summary>`bos_token_id`, or null when absent.</summary>
     public int? BosTokenId { get; init; }
+    /// <summary>`eos_token_id` (one id or a list); empty when absent. Generation stops on any of them.</summary>
     public int[] EosTokenIds { get; init; } = [];
     /// <summary>`torch_dtype` (or `dtype`) as written: "bfloat16", "float16", "float32".</summary>
     public string TorchDtype { get; init; } = "float32";
@@ -45,6 +60,9 @@ public sealed record ModelConfig
         return Parse(File.ReadAllText(path), path);
     }
 
+    /// <summary>Parses config.json text; <paramref name="sourceName"/> (usually the path) starts every error message.</summary>
+    /// <param name="json">The config.json contents.</param>
+    /// <param name="sourceName">Names the source in errors.</param>
     public static ModelConfig Parse(string json, string sourceName) => ModelConfigParser.Parse(json, sourceName);
 
     /// <summary>A config.json that HF transformers loads for this architecture.</summary>
@@ -63,6 +81,7 @@ public sealed record ModelConfig
         && BosTokenId == other.BosTokenId && EosTokenIds.AsSpan().SequenceEqual(other.EosTokenIds)
         && TorchDtype == other.TorchDtype;
 
+    /// <inheritdoc/>
     public override int GetHashCode() =>
         HashCode.Combine(ModelType, VocabSize, HiddenSize, NumLayers, NumHeads, NumKvHeads, HeadDim, TieWordEmbeddings);
 }

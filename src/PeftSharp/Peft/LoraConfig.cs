@@ -9,30 +9,54 @@ namespace PeftSharp.Peft;
 /// </summary>
 public sealed record LoraConfig
 {
+    /// <summary>`r`: adapter rank, &gt; 0 (default 8); <see cref="RankPattern"/> overrides it per module.</summary>
     public int R { get; init; } = 8;
+    /// <summary>`lora_alpha` (default 8): the adapter output is scaled by alpha / r (alpha / √r with
+    /// <see cref="UseRsLora"/>); <see cref="AlphaPattern"/> overrides it per module.</summary>
     public double LoraAlpha { get; init; } = 8;
+    /// <summary>`lora_dropout`: dropout probability on the adapter's input while training, in [0, 1) (default 0).</summary>
     public double LoraDropout { get; init; }
+    /// <summary>`target_modules` given as a list: a module is targeted when its full name equals an entry or ends
+    /// with "." + entry. null (and no <see cref="TargetModulesRegex"/>) = <see cref="DefaultTargets"/>.</summary>
     public IReadOnlyList<string>? TargetModules { get; init; }
     /// <summary>target_modules given as a single string: a regex for re.fullmatch, or "all-linear".</summary>
     public string? TargetModulesRegex { get; init; }
+    /// <summary>`exclude_modules` given as a list (matched like <see cref="TargetModules"/>): never targeted.</summary>
     public IReadOnlyList<string>? ExcludeModules { get; init; }
+    /// <summary>`exclude_modules` given as a single string: a regex for re.fullmatch; matching modules are never targeted.</summary>
     public string? ExcludeModulesRegex { get; init; }
+    /// <summary>`bias`: which base-layer biases train with the adapter: "none" (default), "all" or "lora_only"
+    /// (only those of targeted layers).</summary>
     public string Bias { get; init; } = "none";
+    /// <summary>`use_rslora` (default false): rank-stabilized scaling alpha / √r instead of alpha / r.</summary>
     public bool UseRsLora { get; init; }
+    /// <summary>`use_dora` (default false): DoRA: a trained magnitude per output feature times the
+    /// normalized direction W + s·B·A.</summary>
     public bool UseDora { get; init; }
+    /// <summary>`modules_to_save`: modules (e.g. lm_head) trained and saved in full instead of getting an adapter.</summary>
     public IReadOnlyList<string>? ModulesToSave { get; init; }
     /// <summary>"true" (PEFT default: A ~ U(±1/√in), B = 0), "false", "gaussian", "pissa", "pissa_niter_K".</summary>
     public string InitLoraWeights { get; init; } = "true";
+    /// <summary>`layers_to_transform` (an int or a list): only these layer indices are targeted; needs
+    /// <see cref="TargetModules"/> as a list.</summary>
     public IReadOnlyList<int>? LayersToTransform { get; init; }
+    /// <summary>`layers_pattern` (the first entry when a list): the module-name segment before the layer index
+    /// that <see cref="LayersToTransform"/> reads, e.g. "layers"; null = the segment before the first index.</summary>
     public string? LayersPattern { get; init; }
     /// <summary>Ordered (pattern, value) pairs: the first match in file order wins.</summary>
     public IReadOnlyList<KeyValuePair<string, int>> RankPattern { get; init; } = [];
+    /// <summary>`alpha_pattern`: ordered (pattern, alpha) pairs, matched like <see cref="RankPattern"/>.</summary>
     public IReadOnlyList<KeyValuePair<string, double>> AlphaPattern { get; init; } = [];
+    /// <summary>`base_model_name_or_path`: the base model the adapter was trained on, as recorded (not checked).</summary>
     public string? BaseModelNameOrPath { get; init; }
+    /// <summary>`task_type` (default "CAUSAL_LM").</summary>
     public string TaskType { get; init; } = "CAUSAL_LM";
+    /// <summary>`inference_mode` (default true).</summary>
     public bool InferenceMode { get; init; } = true;
+    /// <summary>`revision` of the base model, as recorded.</summary>
     public string? Revision { get; init; }
 
+    /// <summary>Targets when `target_modules` is absent: q_proj and v_proj (PEFT's default for Llama-family models).</summary>
     public static readonly string[] DefaultTargets = ["q_proj", "v_proj"];
 
     /// <summary>adapter_config.json: sorted keys, keys newer than PEFT 0.14 left out (old PEFT rejects unknown keys).</summary>
@@ -88,6 +112,8 @@ public sealed record LoraConfig
 
     static JsonNode Number(double v) => v == Math.Floor(v) && Math.Abs(v) < 1e15 ? JsonValue.Create((long)v) : JsonValue.Create(v);
 
+    /// <summary>Reads an adapter_config.json file (see <see cref="Parse"/>).</summary>
+    /// <param name="path">Path of the adapter_config.json file.</param>
     public static LoraConfig Load(string path)
     {
         if (!File.Exists(path)) throw new PeftException($"{path}: adapter_config.json not found");
@@ -160,6 +186,9 @@ public sealed record LoraConfig
         return c;
     }
 
+    /// <summary>Throws <see cref="PeftException"/> naming the first field outside its range (r, lora_dropout, bias,
+    /// init_lora_weights, layers_to_transform with a regex target).</summary>
+    /// <param name="source">Names the config in the error message (usually its path).</param>
     public void Validate(string source)
     {
         if (R <= 0) throw new PeftException($"{source}: r must be > 0, got {R}");

@@ -73,6 +73,7 @@ public sealed partial class PeftModel : IDisposable
     internal IEnumerable<LoraLinear> LoraModules =>
         Model.Layers.SelectMany(l => l.Projections).OfType<LoraLinear>();
 
+    /// <summary>Prefix of every tensor name in adapter_model.safetensors, as PEFT writes it ("base_model.model.").</summary>
     public const string SavePrefix = "base_model.model.";
 
     /// <summary>Adds a freshly initialized adapter and makes it active. Returns the targeted module names.</summary>
@@ -360,6 +361,8 @@ public sealed partial class PeftModel : IDisposable
         _mergedAdapters.Add(name);
     }
 
+    /// <summary>Subtracts a merged adapter from the base weights again (the inverse of <see cref="Merge"/>).</summary>
+    /// <param name="name">An adapter merged earlier; anything else is an error.</param>
     public void Unmerge(string name)
     {
         if (!_mergedAdapters.Remove(name)) throw new PeftException($"adapter '{name}' is not merged");
@@ -414,6 +417,7 @@ public sealed partial class PeftModel : IDisposable
         SetActive(newName);
     }
 
+    /// <summary>Frees the modules_to_save copies and the base model.</summary>
     public void Dispose()
     {
         foreach (var d in _saved.Values) foreach (var p in d.Values) p.Dispose();
@@ -421,4 +425,9 @@ public sealed partial class PeftModel : IDisposable
     }
 }
 
+/// <summary>What <see cref="PeftModel.LoadAdapter"/> loaded.</summary>
+/// <param name="Name">The name the adapter was loaded as.</param>
+/// <param name="Config">Its adapter_config.json.</param>
+/// <param name="Missing">Tensors the model expects that the file lacks (names with <see cref="PeftModel.SavePrefix"/>).</param>
+/// <param name="Unexpected">Tensors in the file the model has no place for, as named in the file.</param>
 public sealed record AdapterLoadReport(string Name, LoraConfig Config, IReadOnlyList<string> Missing, IReadOnlyList<string> Unexpected);

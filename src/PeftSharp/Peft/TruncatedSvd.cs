@@ -8,6 +8,9 @@ namespace PeftSharp.Peft;
 /// <param name="U">(rows, k) row-major, orthonormal columns.</param>
 /// <param name="S">(k) descending, ≥ 0.</param>
 /// <param name="Vt">(k, cols) row-major, orthonormal rows.</param>
+/// <param name="Rows">Rows of W.</param>
+/// <param name="Cols">Columns of W.</param>
+/// <param name="K">Number of triplets kept.</param>
 internal sealed record SvdResult(double[] U, double[] S, double[] Vt, int Rows, int Cols, int K);
 
 /// <summary>

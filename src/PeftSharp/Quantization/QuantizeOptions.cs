@@ -8,6 +8,11 @@ namespace PeftSharp.Quantization;
 /// </summary>
 public sealed record QuantizeOptions(Quant4Type Type = Quant4Type.NF4, bool DoubleQuant = true, int BlockSize = 64)
 {
+    /// <summary>Options from user input; an unknown type or a bad block size is a <see cref="PeftException"/>.</summary>
+    /// <param name="type">bitsandbytes quant type: "nf4" or "fp4" (case and surrounding spaces ignored).</param>
+    /// <param name="doubleQuant">Quantize the per-block absmax values too (bnb_4bit_use_double_quant).</param>
+    /// <param name="blockSize">Weights per absmax block (default 64).</param>
+    /// <param name="where">Names the option in error messages (default "--quantize").</param>
     public static QuantizeOptions Parse(string type, bool doubleQuant, int blockSize = 64, string where = "--quantize")
     {
         var t = Quant4TypeNames.ParseBnb(type.Trim().ToLowerInvariant(), where);
@@ -15,6 +20,7 @@ public sealed record QuantizeOptions(Quant4Type Type = Quant4Type.NF4, bool Doub
         return new QuantizeOptions(t, doubleQuant, blockSize);
     }
 
+    /// <summary>e.g. "nf4 + double quant, blocksize 64".</summary>
     public override string ToString() => $"{Type.BnbName()}{(DoubleQuant ? " + double quant" : "")}, blocksize {BlockSize}";
 
     /// <summary>transformers' quantization_config for a bitsandbytes 4-bit checkpoint (BitsAndBytesConfig.to_dict keys).

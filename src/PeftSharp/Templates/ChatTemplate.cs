@@ -8,10 +8,17 @@ public sealed class ChatTemplate
 {
     private readonly JinjaTemplate _template;
 
+    /// <summary>The Jinja source of the template, as read.</summary>
     public string Source { get; }
+    /// <summary>The bos_token string the template sees, or null when the tokenizer has none.</summary>
     public string? BosToken { get; }
+    /// <summary>The eos_token string the template sees, or null when the tokenizer has none.</summary>
     public string? EosToken { get; }
 
+    /// <summary>Parses <paramref name="source"/>; a syntax error is a <see cref="PeftException"/>.</summary>
+    /// <param name="source">The Jinja template (tokenizer_config.json's chat_template).</param>
+    /// <param name="bosToken">Value of the template's bos_token variable, or null to leave it unset.</param>
+    /// <param name="eosToken">Value of the template's eos_token variable, or null to leave it unset.</param>
     public ChatTemplate(string source, string? bosToken, string? eosToken)
     {
         Source = source;
@@ -49,7 +56,7 @@ public sealed class ChatTemplate
     }
 
     /// <summary>One-shot rendering of a template string.</summary>
-    public static string Render(string template, IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt,
+    internal static string Render(string template, IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt,
         IReadOnlyDictionary<string, object?>? extra = null)
     {
         var vars = new Dictionary<string, object?>(StringComparer.Ordinal)

@@ -15,6 +15,8 @@ internal static class ChatTemplateSource
     /// (template source, e.g. read from a .jinja file) replaces the config's chat_template, keeping its special tokens.</summary>
     public static ChatTemplate Load(string path, string? templateOverride = null)
     {
+        if (IO.Gguf.GgufModelLoader.IsGguf(path))
+            return FromGguf(path, templateOverride) ?? throw new PeftException($"{path}: no tokenizer.chat_template in the GGUF file");
         string configPath = Directory.Exists(path) ? Path.Combine(path, "tokenizer_config.json") : path;
         if (!File.Exists(configPath)) throw new PeftException($"{configPath}: file not found (expected tokenizer_config.json)");
         JsonNode? root;
@@ -37,6 +39,7 @@ internal static class ChatTemplateSource
     /// prompt/completion data); a malformed config is still an error.</summary>
     public static ChatTemplate? TryLoad(string path)
     {
+        if (IO.Gguf.GgufModelLoader.IsGguf(path)) return FromGguf(path, null);
         string configPath = Directory.Exists(path) ? Path.Combine(path, "tokenizer_config.json") : path;
         if (!File.Exists(configPath)) return null;
         JsonNode? root;
@@ -46,6 +49,17 @@ internal static class ChatTemplateSource
             !File.Exists(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(configPath))!, "chat_template.jinja")))
             return null;
         return Load(configPath);
+    }
+
+    /// <summary>A GGUF model's tokenizer.chat_template with its BOS/EOS token strings (null when it has none).</summary>
+    static ChatTemplate? FromGguf(string path, string? templateOverride)
+    {
+        using var f = IO.Gguf.GgufFile.Open(path);
+        var m = f.Metadata;
+        var tokens = m.GetArray<string>("tokenizer.ggml.tokens");
+        string? Token(string key) => tokens != null && m.GetInt(key) is { } id && (uint)id < (uint)tokens.Length ? tokens[id] : null;
+        string? template = templateOverride ?? m.GetString("tokenizer.chat_template");
+        return template == null ? null : new ChatTemplate(template, Token("tokenizer.ggml.bos_token_id"), Token("tokenizer.ggml.eos_token_id"));
     }
 
     /// <summary>Parses the config text (for tests and callers that already hold it).</summary>

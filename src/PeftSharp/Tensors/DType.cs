@@ -3,12 +3,17 @@ namespace PeftSharp.Tensors;
 /// <summary>Storage element types. Compute is always float32; frozen weights keep their storage type.</summary>
 public enum DType
 {
+    /// <summary>IEEE 754 binary32 float, 4 bytes.</summary>
     F32,
+    /// <summary>bfloat16: the upper 16 bits of a float32 (8-bit exponent, 7-bit mantissa), 2 bytes.</summary>
     BF16,
+    /// <summary>IEEE 754 binary16 half float (5-bit exponent, 10-bit mantissa), 2 bytes.</summary>
     F16,
     /// <summary>Raw bytes: packed 4-bit codes (two per byte, high nibble first), 8-bit codes, or opaque data.</summary>
     U8,
+    /// <summary>Signed 32-bit integer, 4 bytes.</summary>
     I32,
+    /// <summary>Signed 64-bit integer, 8 bytes.</summary>
     I64,
 }
 

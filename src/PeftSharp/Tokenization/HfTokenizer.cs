@@ -27,9 +27,13 @@ public sealed class HfTokenizer : ITokenizer
     /// <summary>A short name: the model folder's name.</summary>
     public string Name { get; }
     internal TokenizerConfig Config { get; }
+    /// <inheritdoc/>
     public int VocabSize => idToToken.Length;
+    /// <summary>Id of tokenizer_config.json's bos_token, or null when it is unset or not a token.</summary>
     public int? BosId { get; }
+    /// <summary>Id of tokenizer_config.json's eos_token, or null when it is unset or not a token.</summary>
     public int? EosId { get; }
+    /// <summary>Id of tokenizer_config.json's pad_token, or null when it is unset or not a token.</summary>
     public int? PadId { get; }
 
     HfTokenizer(JsonElement root, string file, TokenizerConfig config)
@@ -114,6 +118,7 @@ public sealed class HfTokenizer : ITokenizer
     /// <summary>Loads a model folder (tokenizer.json and, when present, tokenizer_config.json) or a tokenizer.json path.</summary>
     public static HfTokenizer Load(string dirOrFile)
     {
+        if (IO.Gguf.GgufModelLoader.IsGguf(dirOrFile)) return IO.Gguf.GgufTokenizerLoader.Load(dirOrFile);
         string file, configPath;
         if (Directory.Exists(dirOrFile))
         {
@@ -150,6 +155,7 @@ public sealed class HfTokenizer : ITokenizer
         }
     }
 
+    /// <inheritdoc/>
     public int[] Encode(string text, bool addSpecial = true)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -212,6 +218,7 @@ public sealed class HfTokenizer : ITokenizer
         }
     }
 
+    /// <inheritdoc/>
     public string Decode(ReadOnlySpan<int> ids, bool skipSpecial = false)
     {
         var tokens = new List<string>(ids.Length);
@@ -224,6 +231,7 @@ public sealed class HfTokenizer : ITokenizer
         return string.Concat(decoder.DecodeChain(tokens));
     }
 
+    /// <inheritdoc/>
     public string IdToToken(int id)
     {
         if ((uint)id >= (uint)idToToken.Length || idToToken[id] is not { } tok)

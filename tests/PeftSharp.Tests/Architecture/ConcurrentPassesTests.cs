@@ -57,7 +57,7 @@ public class ConcurrentPassesTests
     }
 
     [Fact]
-    public void ConcurrentPassesWithDifferentAdapters_MatchRunningThemOneAfterAnother()
+    public async Task ConcurrentPassesWithDifferentAdapters_MatchRunningThemOneAfterAnother()
     {
         using var pm = Model();
         var (lossB, gradsB) = TrainB(pm);
@@ -71,13 +71,14 @@ public class ConcurrentPassesTests
             var training = Task.Run(() => TrainB(pm));
             var scoreBase = Task.Run(() => Score(pm, null));
             var moreA = Task.Run(() => Score(pm, "a"));
-            Task.WaitAll(scoreA, generated, training, scoreBase, moreA);
-            Assert.Equal(expected.ScoreA, scoreA.Result);
-            Assert.Equal(expected.ScoreA, moreA.Result);
-            Assert.Equal(expected.GeneratedC, generated.Result);
-            Assert.Equal(expected.LossB, training.Result.Loss);
-            Assert.Equal(expected.GradsB, training.Result.Grads);
-            Assert.Equal(expected.ScoreBase, scoreBase.Result);
+            await Task.WhenAll(scoreA, generated, training, scoreBase, moreA);
+            Assert.Equal(expected.ScoreA, await scoreA);
+            Assert.Equal(expected.ScoreA, await moreA);
+            Assert.Equal(expected.GeneratedC, await generated);
+            var (loss, grads) = await training;
+            Assert.Equal(expected.LossB, loss);
+            Assert.Equal(expected.GradsB, grads);
+            Assert.Equal(expected.ScoreBase, await scoreBase);
         }
     }
 

@@ -53,7 +53,7 @@ public class PissaTrainingTests
         Assert.Equal(Losses(plainDir)[0], Losses(dir)[0], 4);
         Assert.NotEqual(Losses(plainDir)[^1], Losses(dir)[^1]);
 
-        var cfg = LoraConfig.Load(Path.Combine(result.AdapterDir, "adapter_config.json"));
+        var cfg = LoraConfig.Load(Path.Combine(result.AdapterDir!, "adapter_config.json"));
         Assert.Equal(8, cfg.R);
         Assert.Equal("true", cfg.InitLoraWeights);
         using var fresh = new PeftModel(CausalLM.Load(Llama), TestCompute.Cpu);

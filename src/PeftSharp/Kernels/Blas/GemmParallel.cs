@@ -2,7 +2,7 @@ namespace PeftSharp.Kernels.Blas;
 
 /// <summary>
 /// Runs body(part) for part = 0..parts-1, one task each. Work is divided by <see cref="Range"/>, which depends only on
-/// the counts, never on timing — the same fixed split as <see cref="Threads.For"/>.
+/// the counts, never on timing — the same fixed split as <see cref="Compute.ComputeContext.For"/>.
 /// </summary>
 static class GemmParallel
 {

@@ -51,7 +51,8 @@ internal sealed class Batch
     public Batch SliceRows(int first, int rows, int padId)
     {
         if (first < 0 || rows <= 0) throw new ArgumentOutOfRangeException(nameof(first), $"rows [{first}, {first + rows}) of a {BatchSize}-row batch");
-        int have = Math.Clamp(BatchSize - first, 0, rows), n = rows * SeqLen, from = first * SeqLen, len = have * SeqLen;
+        int have = Math.Clamp(BatchSize - first, 0, rows), n = rows * SeqLen, len = have * SeqLen;
+        int from = have > 0 ? first * SeqLen : 0;   // a rank past the end of a short last batch copies nothing
         int[] Cut(int[] a, int fill)
         {
             var r = new int[n];

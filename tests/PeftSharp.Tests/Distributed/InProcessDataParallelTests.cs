@@ -13,7 +13,7 @@ public class InProcessDataParallelTests
     static TrainingOptions Options(string model, string data, string output, int batch) => new()
     {
         ModelDir = model, DataFile = data, OutputDir = output, Method = "lora",
-        Lora = new Peft.LoraConfig { R = 4, LoraAlpha = 8, TargetModulesRegex = "all-linear", LoraDropout = 0 },
+        Lora = new PeftSharp.Peft.LoraConfig { R = 4, LoraAlpha = 8, TargetModulesRegex = "all-linear", LoraDropout = 0 },
         BatchSize = batch, GradientAccumulationSteps = 2, MaxSteps = 3, MaxLength = 32, LearningRate = 0.01, LrScheduler = "cosine",
         EvalFraction = 0.25, EvalSteps = 2, SaveSteps = 0, Seed = 5,
     };

@@ -19,7 +19,7 @@ internal static class ModelLoading
             foreach (var (path, i) in (adapters ?? []).Select((p, i) => (p, i)))
             {
                 var name = adapters!.Count == 1 ? "default" : $"adapter{i}";
-                var report = pm.LoadAdapter(path, name);
+                var report = pm.LoadAdapter(ModelLocator.Resolve(path), name);
                 if (report.Missing.Count > 0)
                     Console.Error.WriteLine($"warning: {path}: {report.Missing.Count} adapter tensors missing (left at their initial values), e.g. {report.Missing[0]}");
                 if (report.Unexpected.Count > 0)

@@ -42,7 +42,7 @@ internal sealed class CalcCommand : ICliCommand
                 Console.WriteLine(pr.GetValue(json) ? CalcReport.SquareJson(totals, rs) : CalcReport.SquareText(totals, rs));
                 return 0;
             }
-            var path = pr.GetValue(model) ?? throw new PeftException("config: give a config.json or model folder (or --square --params ...)");
+            var path = (pr.GetValue(model) is { } m ? ModelLocator.Resolve(m) : null) ?? throw new PeftException("config: give a config.json or model folder (or --square --params ...)");
             var request = MakeRequest(pr.GetValue(ranks), pr.GetValue(rank), pr.GetValue(targets)!, pr.GetValue(batch), pr.GetValue(seq),
                 pr.GetValue(optimizer)!, pr.GetValue(budget)) with { Steps = pr.GetValue(steps) };
             if (request.Steps <= 0) throw new PeftException($"--steps: must be > 0, got {request.Steps}");

@@ -12,7 +12,7 @@ internal sealed class CombineCommand : ICliCommand
 {
     public Command Build()
     {
-        var dir = new Argument<string>("model-dir") { Description = "the base model the adapters were trained on" };
+        var dir = ModelLocator.Argument("the base model the adapters were trained on");
         var adapters = new Option<string[]>("--adapter") { Description = "adapter folders to combine (two or more)", Required = true };
         var weights = new Option<string>("--weights") { Description = "comma-separated weights, one per adapter (default: all 1)" };
         var combination = new Option<string>("--combination") { Description = "cat (exact, ranks add up) or linear (same rank)", DefaultValueFactory = _ => "cat" };
@@ -30,10 +30,10 @@ internal sealed class CombineCommand : ICliCommand
                 : Enumerable.Repeat(1.0, paths.Length).ToArray();
             if (w.Length != paths.Length) throw new PeftException($"--weights: {w.Length} weights for {paths.Length} adapters");
             using var compute = SharedOptions.Compute(Environment.ProcessorCount);
-            using var pm = ModelLoading.Load(compute, pr.GetValue(dir)!, paths);
+            using var pm = ModelLoading.Load(compute, ModelLocator.Value(pr, dir), paths);
             var names = paths.Select((_, i) => $"adapter{i}").ToList();
             pm.Combine(names, w, "combined", pr.GetValue(combination)!);
-            pm.Save(pr.GetValue(output)!, "combined", DType.F32, Path.GetFullPath(pr.GetValue(dir)!));
+            pm.Save(pr.GetValue(output)!, "combined", DType.F32, Path.GetFullPath(ModelLocator.Value(pr, dir)));
             Console.WriteLine($"combined {paths.Length} adapters ({pr.GetValue(combination)}, rank {pm.Configs["combined"].R}) → {pr.GetValue(output)}");
             return 0;
         }));

@@ -9,7 +9,7 @@ internal sealed class ConvertCommand : ICliCommand
 {
     public Command Build()
     {
-        var dir = new Argument<string>("model-dir");
+        var dir = ModelLocator.Argument();
         var output = new Option<string>("--out") { Required = true };
         var dtype = new Option<string>("--dtype") { Description = "bf16, f16 or f32", DefaultValueFactory = _ => "bf16" };
         var cmd = new Command("convert", "rewrite a model's weights in another dtype (config, shards and tokenizer files)");
@@ -18,7 +18,7 @@ internal sealed class ConvertCommand : ICliCommand
         cmd.Options.Add(dtype);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            using var model = CausalLM.Load(pr.GetValue(dir)!);
+            using var model = CausalLM.Load(ModelLocator.Value(pr, dir));
             HfCheckpoint.Write(pr.GetValue(output)!, model, pr.GetValue(dir), BenchUtil.ParseDType(pr.GetValue(dtype)!));
             Console.WriteLine($"→ {pr.GetValue(output)}");
             return 0;

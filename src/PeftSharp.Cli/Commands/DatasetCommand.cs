@@ -9,7 +9,7 @@ internal sealed class DatasetCommand : ICliCommand
     public Command Build()
     {
         var file = new Argument<string>("file") { Description = "a .jsonl or .json training file" };
-        var format = new Option<string>("--format") { Description = "auto, text, prompt-completion, messages or alpaca", DefaultValueFactory = _ => "auto" };
+        var format = new Option<string>("--format") { Description = "auto, text, prompt_completion, messages or alpaca", DefaultValueFactory = _ => "auto" };
         var skip = new Option<bool>("--skip-bad-lines") { Description = "report bad records and go on instead of stopping at the first" };
         var cmd = new Command("dataset", "check a training data file: detected format, record count, bad records");
         cmd.Arguments.Add(file);

@@ -11,7 +11,7 @@ internal sealed class EvalCommand : ICliCommand
 {
     public Command Build()
     {
-        var dir = new Argument<string>("model-dir");
+        var dir = ModelLocator.Argument();
         var data = new Option<string>("--data") { Description = "evaluation data (.jsonl/.json; any supported format)", Required = true };
         var adapters = new Option<string[]>("--adapter") { Description = "PEFT adapter folder(s); with several, each is evaluated in turn" };
         var maxLength = new Option<int>("--max-length") { DefaultValueFactory = _ => 512 };
@@ -25,7 +25,7 @@ internal sealed class EvalCommand : ICliCommand
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             using var compute = SharedOptions.Compute(pr.GetValue(threads));
-            string modelDir = pr.GetValue(dir)!;
+            string modelDir = ModelLocator.Value(pr, dir);
             var paths = pr.GetValue(adapters) ?? [];
             using var pm = ModelLoading.Load(compute, modelDir, paths);
             var tokenizer = ModelLoading.Tokenizer(modelDir);

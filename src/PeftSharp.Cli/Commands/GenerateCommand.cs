@@ -9,7 +9,7 @@ internal sealed class GenerateCommand : ICliCommand
 {
     public Command Build()
     {
-        var dir = new Argument<string>("model-dir") { Description = "Hugging Face model folder" };
+        var dir = ModelLocator.Argument();
         var prompt = new Option<string?>("--prompt") { Description = "prompt text (needs tokenizer.json in the model folder)" };
         var ids = new Option<string?>("--ids") { Description = "prompt as comma-separated token ids" };
         var quantize = ModelLoading.QuantizeOptions();
@@ -20,28 +20,33 @@ internal sealed class GenerateCommand : ICliCommand
         var topP = new Option<float>("--top-p") { DefaultValueFactory = _ => 1f };
         var penalty = new Option<float>("--repetition-penalty") { DefaultValueFactory = _ => 1f };
         var seed = new Option<ulong>("--seed") { DefaultValueFactory = _ => 0UL };
+        var chat = new Option<bool>("--chat") { Description = "send --prompt as a user message through the model's chat template and stop at the end of the reply" };
         var json = new Option<bool>("--json") { Description = "print {\"ids\":[…],\"text\":…} instead of streaming text" };
         var threads = SharedOptions.Threads();
         var cmd = new Command("generate", "continue a prompt with the model (KV cache; greedy or sampled)");
         cmd.Arguments.Add(dir);
         cmd.Options.Add(quantize.Type);
         cmd.Options.Add(quantize.DoubleQuant);
-        foreach (var o in new Option[] { prompt, ids, adapters, maxNew, temperature, topK, topP, penalty, seed, json, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { prompt, ids, adapters, maxNew, temperature, topK, topP, penalty, seed, chat, json, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             using var compute = SharedOptions.Compute(pr.GetValue(threads));
-            string modelDir = pr.GetValue(dir)!;
+            string modelDir = ModelLocator.Value(pr, dir);
             string? text = pr.GetValue(prompt), idText = pr.GetValue(ids);
             if ((text == null) == (idText == null)) throw new PeftException("give exactly one of --prompt or --ids");
-            using var pm = ModelLoading.Load(compute, modelDir, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
+            bool asChat = pr.GetValue(chat);
+            if (asChat && text == null) throw new PeftException("--chat needs --prompt (the user message)");
             var tokenizer = text != null || File.Exists(Path.Combine(modelDir, "tokenizer.json")) ? ModelLoading.Tokenizer(modelDir) : null;
-            int[] promptIds = text != null ? tokenizer!.Encode(text, addSpecial: true) : TokenIds.Parse(idText!, "--ids");
-            var stop = new HashSet<int>(pm.Model.Config.EosTokenIds);
+            var chatPrompt = asChat ? ChatPrompt.For(modelDir, tokenizer!) : null;
+            chatPrompt?.Messages.Add(new PeftSharp.Templates.ChatMessage("user", text!));
+            using var pm = ModelLoading.Load(compute, modelDir, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
+            int[] promptIds = chatPrompt != null ? chatPrompt.Ids() : text != null ? tokenizer!.Encode(text, addSpecial: true) : TokenIds.Parse(idText!, "--ids");
+            var stop = chatPrompt?.StopIds(pm.Model) ?? new HashSet<int>(pm.Model.Config.EosTokenIds);
             if (tokenizer?.EosId is int eos) stop.Add(eos);
             var options = new SamplingOptions(pr.GetValue(temperature), pr.GetValue(topK), pr.GetValue(topP), pr.GetValue(penalty), pr.GetValue(seed));
             var produced = new List<int>();
             bool asJson = pr.GetValue(json) || tokenizer == null;
-            if (!asJson) Console.Write(text);
+            if (!asJson && !asChat) Console.Write(text);   // a chat reply is printed alone
             int printed = 0;
             foreach (var id in Generator.Generate(pm.Model, compute, pm.Route(pm.Active), promptIds, pr.GetValue(maxNew), options, stop))
             {

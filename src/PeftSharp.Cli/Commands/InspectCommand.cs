@@ -11,22 +11,22 @@ internal sealed class InspectCommand : ICliCommand
 {
     public Command Build()
     {
-        var dir = new Argument<string>("model-dir") { Description = "Hugging Face model folder (config.json + *.safetensors)" };
+        var dir = ModelLocator.Argument("Hugging Face model folder (config.json + *.safetensors)");
         var json = new Option<bool>("--json") { Description = "print JSON instead of a table" };
         var cmd = new Command("inspect", "show a model's architecture, parameter counts, dtypes and memory");
         cmd.Arguments.Add(dir);
         cmd.Options.Add(json);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
-            using var model = CausalLM.Load(pr.GetValue(dir)!);
+            using var model = CausalLM.Load(ModelLocator.Value(pr, dir));
             var report = ModelReport.Of(model);
             if (pr.GetValue(json))
             {
                 var node = System.Text.Json.Nodes.JsonNode.Parse(report.ToJson())!.AsObject();
                 if (model.Quantization != null)
                 {
-                    using var ckpt = SafetensorsCheckpoint.OpenDirectory(pr.GetValue(dir)!);
-                    var stats = QuantizedFileStats.Measure(ckpt, pr.GetValue(dir)!);
+                    using var ckpt = SafetensorsCheckpoint.OpenDirectory(ModelLocator.Value(pr, dir));
+                    var stats = QuantizedFileStats.Measure(ckpt, ModelLocator.Value(pr, dir));
                     node["quantization"] = new System.Text.Json.Nodes.JsonObject
                     {
                         ["type"] = model.Quantization.Options.Type.BnbName(), ["double_quant"] = model.Quantization.Options.DoubleQuant,
@@ -43,9 +43,9 @@ internal sealed class InspectCommand : ICliCommand
                 Console.WriteLine(report.ToText());
                 if (model.Quantization != null)
                 {
-                    using var ckpt = SafetensorsCheckpoint.OpenDirectory(pr.GetValue(dir)!);
+                    using var ckpt = SafetensorsCheckpoint.OpenDirectory(ModelLocator.Value(pr, dir));
                     Console.WriteLine($"quantization  {model.Quantization}");
-                    Console.WriteLine($"              {QuantizedFileStats.Measure(ckpt, pr.GetValue(dir)!)}");
+                    Console.WriteLine($"              {QuantizedFileStats.Measure(ckpt, ModelLocator.Value(pr, dir))}");
                 }
             }
             return 0;

@@ -16,7 +16,7 @@ internal sealed class MergeCommand : ICliCommand
 {
     public Command Build()
     {
-        var dir = new Argument<string>("model-dir") { Description = "base model folder (dense, or a bitsandbytes 4-bit checkpoint)" };
+        var dir = ModelLocator.Argument("base model folder (dense, or a bitsandbytes 4-bit checkpoint)");
         var adapter = new Option<string>("--adapter") { Description = "PEFT adapter folder", Required = true };
         var output = new Option<string>("--out") { Description = "output model folder", Required = true };
         var into = new Option<string>("--into")
@@ -33,7 +33,7 @@ internal sealed class MergeCommand : ICliCommand
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             using var compute = SharedOptions.Compute(pr.GetValue(threads));
-            string modelDir = pr.GetValue(dir)!;
+            string modelDir = ModelLocator.Value(pr, dir);
             string? target = pr.GetValue(into)?.Trim().ToLowerInvariant();
             if (target is not (null or "bf16" or "dense" or "4bit"))
                 throw new PeftException($"--into: expected bf16 or 4bit, got '{pr.GetValue(into)}'");

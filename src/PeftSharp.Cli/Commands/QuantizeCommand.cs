@@ -14,7 +14,7 @@ internal sealed class QuantizeCommand : ICliCommand
 {
     public Command Build()
     {
-        var dir = new Argument<string>("model-dir") { Description = "dense (BF16/F16/F32) Hugging Face model folder" };
+        var dir = ModelLocator.Argument("dense (BF16/F16/F32) Hugging Face model folder");
         var to = new Option<string>("--to") { Description = "nf4 or fp4", DefaultValueFactory = _ => "nf4" };
         var doubleQuant = new Option<bool>("--double-quant") { Description = "quantize the absmax values too (≈4.127 instead of 4.5 bits/parameter)" };
         var blockSize = new Option<int>("--blocksize") { Description = "elements per absmax block", DefaultValueFactory = _ => 64 };
@@ -26,7 +26,7 @@ internal sealed class QuantizeCommand : ICliCommand
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             using var compute = SharedOptions.Compute(pr.GetValue(threads));
-            string src = pr.GetValue(dir)!, dst = pr.GetValue(output)!;
+            string src = ModelLocator.Value(pr, dir), dst = pr.GetValue(output)!;
             if (Path.GetFullPath(src) == Path.GetFullPath(dst)) throw new PeftException("--out must be a different folder than the model");
             var options = QuantizeOptions.Parse(pr.GetValue(to)!, pr.GetValue(doubleQuant), pr.GetValue(blockSize), "--to/--blocksize");
             using var model = CausalLM.Load(src, options, compute);

@@ -10,7 +10,7 @@ internal sealed class ScoreCommand : ICliCommand
 {
     public Command Build()
     {
-        var dir = new Argument<string>("model-dir") { Description = "Hugging Face model folder" };
+        var dir = ModelLocator.Argument();
         var ids = new Option<string?>("--ids") { Description = "comma-separated token ids" };
         var text = new Option<string?>("--text") { Description = "text to score (tokenized with the model's tokenizer, BOS added)" };
         var quantize = ModelLoading.QuantizeOptions();
@@ -29,8 +29,8 @@ internal sealed class ScoreCommand : ICliCommand
             using var compute = SharedOptions.Compute(pr.GetValue(threads));
             string? t = pr.GetValue(text), idText = pr.GetValue(ids);
             if ((t == null) == (idText == null)) throw new PeftException("give exactly one of --ids or --text");
-            using var pm = ModelLoading.Load(compute, pr.GetValue(dir)!, pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
-            var tokens = t != null ? ModelLoading.Tokenizer(pr.GetValue(dir)!).Encode(t, addSpecial: true) : TokenIds.Parse(idText!, "--ids");
+            using var pm = ModelLoading.Load(compute, ModelLocator.Value(pr, dir), pr.GetValue(adapters), ModelLoading.ParseQuantize(pr, quantize));
+            var tokens = t != null ? ModelLoading.Tokenizer(ModelLocator.Value(pr, dir)).Encode(t, addSpecial: true) : TokenIds.Parse(idText!, "--ids");
             var result = Scorer.Score(pm.Model, compute, pm.Route(pm.Active), tokens);
             Console.WriteLine(result.ToJson());
             return 0;

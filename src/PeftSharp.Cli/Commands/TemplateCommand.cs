@@ -24,7 +24,7 @@ internal sealed class TemplateCommand : ICliCommand
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             string? source = pr.GetValue(templateFile) is string tf ? File.ReadAllText(tf) : null;
-            var template = ChatTemplateSource.Load(pr.GetValue(model)!, source);
+            var template = ChatTemplateSource.Load(ModelLocator.Value(pr, model), source);
             var ds = DatasetLoader.Load(pr.GetValue(messages)!, new DatasetLoadOptions { Format = DatasetFormat.Messages, SkipBadLines = true });
             int wanted = pr.GetValue(line);
             var ex = wanted == 0 ? ds.Examples[0] : ds.Examples.FirstOrDefault(e => e.Line == wanted)

@@ -31,7 +31,7 @@ internal sealed class TokenizeCommand : ICliCommand
             string? t = pr.GetValue(text), f = pr.GetValue(file), d = pr.GetValue(decode);
             int given = (t != null ? 1 : 0) + (f != null ? 1 : 0) + (d != null ? 1 : 0);
             if (given != 1) throw new PeftException("give exactly one of --text, --file or --decode");
-            var tok = HfTokenizer.Load(pr.GetValue(dir)!);
+            var tok = HfTokenizer.Load(ModelLocator.Value(pr, dir));
             var stdout = Console.Out;
             if (d != null)
             {

@@ -19,8 +19,11 @@ internal sealed class TrainCommand : ICliCommand
         var config = new Option<string?>("--config") { Description = "YAML file of settings (same names as the flags, snake_case)" };
         var taskEval = new Option<int>("--task-eval") { Description = "eval examples for the exact-match task metric, before and after (0 = off)", DefaultValueFactory = _ => 64 };
         var threads = SharedOptions.Threads();
-        var settings = TrainSettings.CreateOptions();
-        var cmd = new Command("train", "fine-tune a model (LoRA, DoRA or full); with no arguments, the embedded demo");
+        var settings = TrainSettings.CreateOptions(DemoSettings());
+        var cmd = new Command("train",
+            "fine-tune a model (LoRA, DoRA, QLoRA, QDoRA or full). With no --model, --data or --config it runs the demo: " +
+            "the embedded default model on the demo task, with assets/demo/train.yaml over the library defaults " +
+            "(each flag shows the library default, and the demo's value where the demo differs)");
         cmd.Options.Add(config);
         cmd.Options.Add(taskEval);
         cmd.Options.Add(threads);
@@ -28,39 +31,58 @@ internal sealed class TrainCommand : ICliCommand
         cmd.SetAction(pr => MpiLaunch.Run(comm =>   // under mpirun: data parallel over its ranks
         {
             using var compute = SharedOptions.Compute(pr.GetValue(threads));
-            var options = Resolve(pr, pr.GetValue(config), settings);
-            return Train(options, compute, pr.GetValue(taskEval), comm);
+            var request = Resolve(pr, pr.GetValue(config), settings);
+            var options = TrainSettings.Finish(request, o => EpochSteps.BatchesPerEpoch(o, comm.Size));
+            if (request.NumTrainEpochs != null)
+                Console.WriteLine($"num_train_epochs {request.NumTrainEpochs}: {options.MaxSteps} optimizer steps");
+            return Train(options, compute, pr.GetValue(taskEval), request.ReportTo, comm);
         }));
         return cmd;
     }
 
-    static TrainingOptions Resolve(ParseResult pr, string? yaml, List<(TrainSettings.Setting Setting, Option Option)> settings)
+    static string DemoYaml => Path.Combine(DefaultAssets.Root, "demo", "train.yaml");
+
+    /// <summary>The demo's settings (for --help); null when the assets are missing, which --help does not need.</summary>
+    static TrainRequest? DemoSettings()
+    {
+        try { return TrainSettings.ApplyYaml(new TrainRequest(new TrainingOptions { ModelDir = "", DataFile = "", OutputDir = "" }), DemoYaml); }
+        catch (PeftException) { return null; }
+    }
+
+    static TrainRequest Resolve(ParseResult pr, string? yaml, List<(TrainSettings.Setting Setting, Option Option)> settings)
     {
         bool modelGiven = settings.Any(s => s.Setting.Key == "model" && pr.GetResult(s.Option) != null);
         bool dataGiven = settings.Any(s => s.Setting.Key == "data" && pr.GetResult(s.Option) != null);
-        var o = new TrainingOptions { ModelDir = "", DataFile = "", OutputDir = "" };
+        var r = new TrainRequest(new TrainingOptions { ModelDir = "", DataFile = "", OutputDir = "" });
         if (yaml == null && !modelGiven && !dataGiven)
         {
             // The embedded demo: its settings file, model, data and eval split.
-            o = TrainSettings.ApplyYaml(o with { ModelDir = DefaultAssets.Model, DataFile = DefaultAssets.Data, EvalFile = DefaultAssets.Eval },
-                Path.Combine(DefaultAssets.Root, "demo", "train.yaml"));
+            r = TrainSettings.ApplyYaml(r with { Options = r.Options with { ModelDir = DefaultAssets.Model, DataFile = DefaultAssets.Data, EvalFile = DefaultAssets.Eval } },
+                DemoYaml);
         }
-        if (yaml != null) o = TrainSettings.ApplyYaml(o, yaml);
-        o = TrainSettings.ApplyFlags(o, pr, settings);
-        if (o.ModelDir == "") o = o with { ModelDir = DefaultAssets.Model };
+        if (yaml != null) r = TrainSettings.ApplyYaml(r, yaml);
+        r = TrainSettings.ApplyFlags(r, pr, settings);
+        var o = r.Options;
+        o = o with { ModelDir = o.ModelDir == "" ? DefaultAssets.Model : ModelLocator.Resolve(o.ModelDir) };
         if (o.DataFile == "") throw new PeftException("--data is required when --model is given (a .jsonl/.json file)");
         if (o.OutputDir == "") o = o with { OutputDir = Path.Combine("runs", o.Method) };
-        return o;
+        return r with { Options = o };
     }
 
-    public static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples,
+    public static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples, IReadOnlyList<string>? reportTo = null,
         PeftSharp.Distributed.ICommunicator? comm = null)
     {
         comm ??= PeftSharp.Distributed.SingleProcess.Instance;
         if (comm.Rank != 0) taskEvalExamples = 0;   // generation-based task metric: rank 0 alone
         var progress = new TrainProgress(live: !Console.IsOutputRedirected && !Console.IsErrorRedirected, options.LoggingSteps);
         Console.WriteLine($"model {options.ModelDir}\ndata  {options.DataFile}{(options.EvalFile != null ? $" (eval {options.EvalFile})" : "")}\nout   {options.OutputDir}");
-        using var trainer = new TrainingRun(options, compute, progress, comm);
+        // TensorBoard events, like every file of the run, come from rank 0 alone.
+        using var tensorBoard = comm.Rank == 0 && reportTo?.Contains("tensorboard") == true ? new TensorBoardObserver(Path.Combine(options.OutputDir, "runs")) : null;
+        if (tensorBoard != null) Console.WriteLine($"tensorboard: event files in {tensorBoard.Folder} (view with: tensorboard --logdir {tensorBoard.Folder})");
+        using var trainer = new TrainingRun(options, compute, tensorBoard != null ? new ObserverFanOut(progress, tensorBoard) : progress, comm);
+        // The optimizer allocates its state at the first step; the start-of-run line shows the size it will take.
+        progress.OptimizerStateBytes = PeftSharp.Planning.MemoryEstimator.OptimizerStateBytes(
+            trainer.Model.TrainableParameters().Select(p => (long)p.Count), options.Optimizer);
         var evalSet = trainer.Data.Eval;
         ExactMatchResult? before = null;
         if (taskEvalExamples > 0 && options.ResumeFrom == null && evalSet.Count > 0)
@@ -107,9 +129,13 @@ internal sealed class TrainCommand : ICliCommand
         Console.WriteLine($"saved {(options.Method == "full" ? "model" : "adapter")} to {result.AdapterDir}");
         if (options.Method != "full")
         {
+            // The embedded model by its short name (its real path is deep inside the installed tool).
+            string model = Path.GetFullPath(options.ModelDir) == Path.GetFullPath(DefaultAssets.Model) ? DefaultAssets.ModelFolder : options.ModelDir;
             Console.WriteLine("next:");
-            Console.WriteLine($"  peft generate {options.ModelDir} --adapter {result.AdapterDir} --prompt \"...\"");
-            Console.WriteLine($"  peft merge {options.ModelDir} --adapter {result.AdapterDir} --out {Path.Combine(options.OutputDir, "merged")}");
+            Console.WriteLine($"  peft generate {model} --adapter {result.AdapterDir} --prompt \"...\"");
+            if (PeftSharp.Templates.ChatTemplateSource.TryLoad(options.ModelDir) != null)
+                Console.WriteLine($"  peft chat {model} --adapter {result.AdapterDir}");
+            Console.WriteLine($"  peft merge {model} --adapter {result.AdapterDir} --out {Path.Combine(options.OutputDir, "merged")}");
         }
         return 0;
     }

@@ -1,8 +1,9 @@
 namespace PeftSharp.Cli.Training;
 
 /// <summary>
-/// The embedded default: a tiny Llama-architecture model pretrained by this project and a demo fine-tuning task,
-/// shipped under assets/ (copied beside the executable, found from the repository when run with dotnet run).
+/// The embedded default: a tiny Llama-architecture model pretrained by this project and a demo fine-tuning task.
+/// They are copied beside the executable (and into the tool package), so they are found relative to the tool,
+/// never the current folder.
 /// </summary>
 internal static class DefaultAssets
 {
@@ -14,16 +15,14 @@ internal static class DefaultAssets
     {
         get
         {
-            foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
+            // Beside the executable first; its ancestors cover a build output inside the repository.
+            for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
             {
-                for (var d = new DirectoryInfo(start); d != null; d = d.Parent)
-                {
-                    var candidate = Path.Combine(d.FullName, "assets");
-                    if (File.Exists(Path.Combine(candidate, ModelFolder, "config.json"))) return candidate;
-                }
+                var candidate = Path.Combine(d.FullName, "assets");
+                if (File.Exists(Path.Combine(candidate, ModelFolder, "config.json"))) return candidate;
             }
-            throw new PeftException("the embedded default model (assets/default-model) was not found beside the executable or in the repository; " +
-                                    "pass --model and --data, or re-create it with `peft pretrain-default`");
+            throw new PeftException($"the embedded default model (assets/{ModelFolder}) is missing from {AppContext.BaseDirectory}; " +
+                                    "reinstall the tool, or pass --model and --data (re-create the model with scripts/make-default-model.sh)");
         }
     }
 

@@ -27,17 +27,17 @@ internal sealed unsafe class CpuBackend(ComputeContext ctx) : IComputeBackend
     public void RopeBackward(Span<float> dx, ReadOnlySpan<int> positions, int heads, RopeTable table) => Rope.Backward(ctx, dx, positions, heads, table);
 
     public void AttentionForward(Span<float> output, Span<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        ReadOnlySpan<int> segmentIds, int batch, int seqLen, int qHeads, int kvHeads, int headDim)
-        => Attention.Forward(ctx, output, lse, q, k, v, segmentIds, batch, seqLen, qHeads, kvHeads, headDim);
+        ReadOnlySpan<int> segmentIds, int batch, int seqLen, int qHeads, int kvHeads, int headDim, int window)
+        => Attention.Forward(ctx, output, lse, q, k, v, segmentIds, batch, seqLen, qHeads, kvHeads, headDim, window);
 
     public void AttentionForwardCached(Span<float> output, ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache,
-        int start, int tNew, int qHeads, int kvHeads, int headDim)
-        => Attention.ForwardCached(ctx, output, q, kCache, vCache, start, tNew, qHeads, kvHeads, headDim);
+        int start, int tNew, int qHeads, int kvHeads, int headDim, int window)
+        => Attention.ForwardCached(ctx, output, q, kCache, vCache, start, tNew, qHeads, kvHeads, headDim, window);
 
     public void AttentionBackward(Span<float> dq, Span<float> dk, Span<float> dv, ReadOnlySpan<float> doutput, ReadOnlySpan<float> output,
         ReadOnlySpan<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> segmentIds,
-        int batch, int seqLen, int qHeads, int kvHeads, int headDim)
-        => Attention.Backward(ctx, dq, dk, dv, doutput, output, lse, q, k, v, segmentIds, batch, seqLen, qHeads, kvHeads, headDim);
+        int batch, int seqLen, int qHeads, int kvHeads, int headDim, int window)
+        => Attention.Backward(ctx, dq, dk, dv, doutput, output, lse, q, k, v, segmentIds, batch, seqLen, qHeads, kvHeads, headDim, window);
 
     public void SwiGluForward(Span<float> output, ReadOnlySpan<float> gate, ReadOnlySpan<float> up) => SwiGlu.Forward(ctx, output, gate, up);
 

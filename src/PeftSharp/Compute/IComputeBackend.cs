@@ -27,13 +27,14 @@ internal unsafe interface IComputeBackend
     void RopeForward(Span<float> x, ReadOnlySpan<int> positions, int heads, RopeTable table);
     void RopeBackward(Span<float> dx, ReadOnlySpan<int> positions, int heads, RopeTable table);
 
+    /// <summary>Causal attention; window &gt; 0 limits query i to keys j with i − j &lt; window (0 = full).</summary>
     void AttentionForward(Span<float> output, Span<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        ReadOnlySpan<int> segmentIds, int batch, int seqLen, int qHeads, int kvHeads, int headDim);
+        ReadOnlySpan<int> segmentIds, int batch, int seqLen, int qHeads, int kvHeads, int headDim, int window);
     void AttentionForwardCached(Span<float> output, ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache,
-        int start, int tNew, int qHeads, int kvHeads, int headDim);
+        int start, int tNew, int qHeads, int kvHeads, int headDim, int window);
     void AttentionBackward(Span<float> dq, Span<float> dk, Span<float> dv, ReadOnlySpan<float> doutput, ReadOnlySpan<float> output,
         ReadOnlySpan<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> segmentIds,
-        int batch, int seqLen, int qHeads, int kvHeads, int headDim);
+        int batch, int seqLen, int qHeads, int kvHeads, int headDim, int window);
 
     void SwiGluForward(Span<float> output, ReadOnlySpan<float> gate, ReadOnlySpan<float> up);
     void SwiGluBackward(Span<float> dgate, Span<float> dup, ReadOnlySpan<float> doutput, ReadOnlySpan<float> gate, ReadOnlySpan<float> up);

@@ -21,13 +21,14 @@ internal static class DatasetFormats
     {
         DatasetFormat.Auto => "auto",
         DatasetFormat.Text => "text",
-        DatasetFormat.PromptCompletion => "prompt-completion",
+        DatasetFormat.PromptCompletion => "prompt_completion",
         DatasetFormat.Messages => "messages",
         DatasetFormat.Alpaca => "alpaca",
         _ => f.ToString(),
     };
 
-    /// <summary>Parses a user-given format name (auto, text, prompt-completion, messages/chat, alpaca).</summary>
+    /// <summary>Parses a user-given format name (auto, text, prompt_completion, messages/chat, alpaca); the
+    /// hyphenated prompt-completion of earlier versions is still accepted.</summary>
     public static DatasetFormat Parse(string name) => name.Trim().ToLowerInvariant() switch
     {
         "auto" => DatasetFormat.Auto,
@@ -35,7 +36,7 @@ internal static class DatasetFormats
         "prompt-completion" or "prompt_completion" or "completion" => DatasetFormat.PromptCompletion,
         "messages" or "chat" => DatasetFormat.Messages,
         "alpaca" => DatasetFormat.Alpaca,
-        _ => throw new PeftException($"unknown data set format '{name}' (expected auto, text, prompt-completion, messages or alpaca)"),
+        _ => throw new PeftException($"unknown data set format '{name}' (expected auto, text, prompt_completion, messages or alpaca)"),
     };
 
     /// <summary>The keys a record of this format must have, for error messages.</summary>

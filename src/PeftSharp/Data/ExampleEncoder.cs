@@ -115,7 +115,7 @@ internal sealed class ExampleEncoder
     {
         if (_template == null)
             throw new PeftException($"{ex.Location}: a \"messages\" record needs a chat template, and the model's tokenizer_config.json has none; " +
-                                    "give a template or use text / prompt-completion records");
+                                    "give a template or use text / prompt_completion records");
         string text;
         List<(int Start, int End)> spans;
         try

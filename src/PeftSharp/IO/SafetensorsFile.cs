@@ -36,7 +36,10 @@ internal sealed unsafe class SafetensorsFile : IDisposable
         if (Directory.Exists(path)) throw new PeftException($"{path}: is a folder, expected a .safetensors file");
         if (!File.Exists(path)) throw new PeftException($"{path}: safetensors file not found");
 
-        long fileLength = new FileInfo(path).Length;
+        // The size of the file itself: in a Hugging Face cache the path is a symbolic link to a blob, and FileInfo
+        // of a link reports the link's own length.
+        long fileLength;
+        using (var probe = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete)) fileLength = probe.Length;
         if (fileLength < 8)
             throw new PeftException($"{path}: {fileLength} bytes is too short for a safetensors file (needs an 8-byte header length)");
 

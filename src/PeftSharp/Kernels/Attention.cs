@@ -16,10 +16,12 @@ internal static unsafe partial class Attention
     // Causal grouped-query attention over `batch` rows of `seqLen` tokens, computed in tiles with an online softmax
     // (no T×T matrix). q (N,Hq,D); k,v (N,Hkv,D); segmentIds (N) or empty: with packing, token i attends j only if
     // j ≤ i in the same row AND segmentIds[i] == segmentIds[j]. output (N,Hq,D); lse (N,Hq) log-sum-exp saved for
-    // Backward. Scale 1/sqrt(D). Query head h uses kv head h / (Hq/Hkv).
+    // Backward. Scale 1/sqrt(D). Query head h uses kv head h / (Hq/Hkv). window > 0: sliding window, token i also needs
+    // i − j < window (index within the row, so packed segments keep their own windows); 0 = unlimited.
     public static void Forward(ComputeContext ctx, Span<float> output, Span<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        ReadOnlySpan<int> segmentIds, int batch, int seqLen, int qHeads, int kvHeads, int headDim)
+        ReadOnlySpan<int> segmentIds, int batch, int seqLen, int qHeads, int kvHeads, int headDim, int window = 0)
     {
+        CheckWindow(window);
         int n = batch * seqLen;
         CheckShapes(q, k, v, segmentIds, n, qHeads, kvHeads, headDim);
         Need(output.Length, (long)n * qHeads * headDim, "output");
@@ -27,6 +29,7 @@ internal static unsafe partial class Attention
         if (n == 0) return;
         int rep = qHeads / kvHeads, dp = (headDim + 7) & ~7, tiles = (seqLen + Br - 1) / Br;
         float scale = 1f / MathF.Sqrt(headDim);
+        int w = WindowOrUnlimited(window);
         bool packed = !segmentIds.IsEmpty;
         int[]? loArr = packed ? ArrayPool<int>.Shared.Rent(n) : null;
         try
@@ -42,7 +45,7 @@ internal static unsafe partial class Attention
                     for (int t = t0; t < t1; t++)
                     {
                         int tile = t % tiles, bg = t / tiles, kvh = bg % kvHeads, b = bg / kvHeads;
-                        var g = RowGroup(qq, kk, vv, o, l, seg, lo, b, kvh, rep, seqLen, qHeads, kvHeads, headDim, dp, scale);
+                        var g = RowGroup(qq, kk, vv, o, l, seg, lo, b, kvh, rep, seqLen, qHeads, kvHeads, headDim, dp, scale, w);
                         int i0 = tile * Br;
                         ForwardTile(sc, g, i0, Math.Min(Br, seqLen - i0));
                     }
@@ -57,10 +60,12 @@ internal static unsafe partial class Attention
 
     // Incremental decoding for ONE sequence: q (tNew,Hq,D) are the queries at positions start … start+tNew−1;
     // kCache, vCache (≥ start+tNew, Hkv, D) already hold keys/values for positions 0 … start+tNew−1. Causal.
-    // output (tNew,Hq,D).
+    // output (tNew,Hq,D). window > 0: query p sees only keys p−window+1 … p (the cache may hold more; they are skipped).
     public static void ForwardCached(ComputeContext ctx, Span<float> output, ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache,
-        int start, int tNew, int qHeads, int kvHeads, int headDim)
+        int start, int tNew, int qHeads, int kvHeads, int headDim, int window = 0)
     {
+        CheckWindow(window);
+        int w = WindowOrUnlimited(window);
         if (start < 0 || tNew < 0) throw new ArgumentException("start and tNew must be ≥ 0");
         if (qHeads <= 0 || kvHeads <= 0 || qHeads % kvHeads != 0) throw new ArgumentException($"qHeads {qHeads} must be a positive multiple of kvHeads {kvHeads}");
         Need(q.Length, (long)tNew * qHeads * headDim, "q");
@@ -83,7 +88,7 @@ internal static unsafe partial class Attention
                     {
                         Q = qq + (long)kvh * rep * headDim, O = o + (long)kvh * rep * headDim, QStride = (long)qHeads * headDim,
                         K = kk + (long)kvh * headDim, V = vv + (long)kvh * headDim, KvStride = (long)kvHeads * headDim,
-                        Lse = null, PosOffset = start, D = headDim, Dp = dp, Rep = rep, Scale = scale,
+                        Lse = null, PosOffset = start, Window = w, D = headDim, Dp = dp, Rep = rep, Scale = scale,
                     };
                     int i0 = tile * Br;
                     ForwardTile(sc, g, i0, Math.Min(Br, tNew - i0));
@@ -106,13 +111,14 @@ internal static unsafe partial class Attention
         new Span<float>(sc.O, rows * dp).Clear();
         for (int r = 0; r < rows; r++) { sc.M[r] = float.NegativeInfinity; sc.L[r] = 0; }
         int kLo = MinLo(g.Lo, p0, br); // packed: keys before every query's segment start are invisible
+        if (g.Window != int.MaxValue) kLo = Math.Max(kLo, p0 - g.Window + 1); // nor those before the first query's window
         for (int j0 = kLo / Bc * Bc; j0 <= pLast; j0 += Bc)
         {
             int bc = Math.Min(Bc, pLast + 1 - j0);
             GatherTransposed(sc.KT, dp, g.K + j0 * g.KvStride, g.KvStride, bc, d);
             GatherRows(sc.V, dp, g.V + j0 * g.KvStride, g.KvStride, bc, d, 1f);
             Scores(sc.S, sc.Q, rows, sc.KT, dp);
-            for (int hh = 0; hh < g.Rep; hh++) Mask(sc.S + hh * br * Bc, br, bc, j0, p0, g.Seg);
+            for (int hh = 0; hh < g.Rep; hh++) Mask(sc.S + hh * br * Bc, br, bc, j0, p0, g.Seg, g.Window);
             for (int r = 0; r < rows; r++)
             {
                 float* sr = sc.S + r * Bc;
@@ -136,7 +142,7 @@ internal static unsafe partial class Attention
     }
 
     static Head RowGroup(float* q, float* k, float* v, float* o, float* lse, int* seg, int* lo, int b, int kvh, int rep,
-        int seqLen, int qHeads, int kvHeads, int headDim, int dp, float scale)
+        int seqLen, int qHeads, int kvHeads, int headDim, int dp, float scale, int window)
     {
         long row = (long)b * seqLen;
         int h0 = kvh * rep;
@@ -146,7 +152,7 @@ internal static unsafe partial class Attention
             K = k + (row * kvHeads + kvh) * headDim, V = v + (row * kvHeads + kvh) * headDim, KvStride = (long)kvHeads * headDim,
             Lse = lse + row * qHeads + h0, LseStride = qHeads,
             Seg = seg == null ? null : seg + row, Lo = lo == null ? null : lo + row,
-            PosOffset = 0, D = headDim, Dp = dp, Rep = rep, Scale = scale,
+            PosOffset = 0, Window = window, D = headDim, Dp = dp, Rep = rep, Scale = scale,
         };
     }
 
@@ -159,6 +165,11 @@ internal static unsafe partial class Attention
         Need(k.Length, (long)n * kvHeads * headDim, "k");
         Need(v.Length, (long)n * kvHeads * headDim, "v");
         if (!seg.IsEmpty) Need(seg.Length, n, "segmentIds");
+    }
+
+    static void CheckWindow(int window)
+    {
+        if (window < 0) throw new ArgumentException($"window must be ≥ 0 (0 = unlimited), got {window}");
     }
 
     static void Need(long have, long need, string what)

@@ -18,8 +18,10 @@ internal static unsafe partial class Attention
     // dq (N,Hq,D) +=, dk, dv (N,Hkv,D) +=.
     public static void Backward(ComputeContext ctx, Span<float> dq, Span<float> dk, Span<float> dv, ReadOnlySpan<float> doutput, ReadOnlySpan<float> output,
         ReadOnlySpan<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> segmentIds,
-        int batch, int seqLen, int qHeads, int kvHeads, int headDim)
+        int batch, int seqLen, int qHeads, int kvHeads, int headDim, int window = 0)
     {
+        CheckWindow(window);
+        int w = WindowOrUnlimited(window);
         int n = batch * seqLen;
         CheckShapes(q, k, v, segmentIds, n, qHeads, kvHeads, headDim);
         Need(doutput.Length, (long)n * qHeads * headDim, "doutput");
@@ -61,7 +63,7 @@ internal static unsafe partial class Attention
                                 int s = t % splits, grp = t / splits;
                                 var ps = p;
                                 if (part != null) ps.DQ = part + s * dqLen;
-                                BackwardGroup(sc, ps, grp / kvHeads, grp % kvHeads, bounds[s], bounds[s + 1], rep, seqLen, qHeads, kvHeads, headDim, dp, scale);
+                                BackwardGroup(sc, ps, grp / kvHeads, grp % kvHeads, bounds[s], bounds[s + 1], rep, seqLen, qHeads, kvHeads, headDim, dp, scale, w);
                             }
                         });
                         if (part != null)
@@ -116,7 +118,7 @@ internal static unsafe partial class Attention
 
     /// <summary>Key tiles [jt0, jt1) of kv head kvh in batch row b, against every query tile that can see them.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void BackwardGroup(Scratch sc, in Grads p, int b, int kvh, int jt0, int jt1, int rep, int seqLen, int qHeads, int kvHeads, int d, int dp, float scale)
+    static void BackwardGroup(Scratch sc, in Grads p, int b, int kvh, int jt0, int jt1, int rep, int seqLen, int qHeads, int kvHeads, int d, int dp, float scale, int window)
     {
         long row = (long)b * seqLen, kvStride = (long)kvHeads * d, qStride = (long)qHeads * d;
         float* kRow = p.K + (row * kvHeads + kvh) * d, vRow = p.V + (row * kvHeads + kvh) * d;
@@ -133,6 +135,7 @@ internal static unsafe partial class Attention
             long qOff = (row * qHeads + kvh * rep) * d;
             for (int i0 = j0 / Br * Br; i0 < seqLen; i0 += Br)
             {
+                if ((long)i0 - (j0 + bc - 1) >= window) break; // sliding window: this and later query tiles are past every key's reach
                 int br = Math.Min(Br, seqLen - i0), rows = rep * br;
                 if (j0 + bc - 1 < MinLo(lo, i0, br)) continue; // packed: the whole key tile precedes the queries' segments
                 for (int hh = 0; hh < rep; hh++)
@@ -149,7 +152,7 @@ internal static unsafe partial class Attention
                 }
                 // P (rows, Bc) in S
                 Scores(sc.S, sc.Q, rows, sc.KT, dp);
-                for (int hh = 0; hh < rep; hh++) Mask(sc.S + hh * br * Bc, br, bc, j0, i0, seg);
+                for (int hh = 0; hh < rep; hh++) Mask(sc.S + hh * br * Bc, br, bc, j0, i0, seg, window);
                 for (int r = 0; r < rows; r++) ExpShifted(sc.S + r * Bc, sc.Lse[r]);
                 // dV_j += Pᵀ dO, one head block (br rows) at a time so its P and dO stay in L1 across the bc passes
                 if (p.DV != null)

@@ -50,6 +50,7 @@ static unsafe class AttentionTiles
         public int LseStride;
         public int* Seg, Lo;                // per-position segment id and first position of that id; null without packing
         public int PosOffset;               // absolute position of query index 0 (KV-cache start), 0 for training
+        public int Window;                  // sliding window: query p sees keys p−Window+1 … p; int.MaxValue = unlimited
         public int D, Dp, Rep;              // Rep query heads (adjacent, D apart) share this kv head
         public float Scale;
     }
@@ -180,27 +181,34 @@ static unsafe class AttentionTiles
         return Vector256.Sum(sum);
     }
 
-    /// <summary>Sets s[r, j] = −∞ where key j0+j may not be seen by query p0+r: padding (j ≥ bc), the future, another segment.</summary>
+    /// <summary>Sets s[r, j] = −∞ where key j0+j may not be seen by query p0+r: padding (j ≥ bc), the future, another
+    /// segment, or (sliding window) a key window or more positions back: visible iff 0 ≤ p − j &lt; window, the rule of
+    /// transformers' masking_utils (causal_mask_function and sliding_window_overlay: kv_idx &gt; q_idx − sliding_window).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Mask(float* s, int br, int bc, int j0, int p0, int* seg)
+    public static void Mask(float* s, int br, int bc, int j0, int p0, int* seg, int window = int.MaxValue)
     {
-        // Nothing to mask when every key precedes every query, no padding, no packing.
-        if (j0 + Bc - 1 <= p0 && seg == null) return;
+        // Nothing to mask when every key precedes every query and lies within every query's window, no padding, no packing.
+        if (j0 + Bc - 1 <= p0 && seg == null && (long)p0 + br - 1 - j0 < window) return;
         for (int r = 0; r < br; r++)
         {
             int p = p0 + r;
             float* sr = s + r * Bc;
             int visibleEnd = Math.Min(bc, p - j0 + 1); // keys j0 … p are causal-visible
             if (visibleEnd < 0) visibleEnd = 0;
+            int visibleStart = (int)Math.Clamp((long)p - window + 1 - j0, 0, visibleEnd); // keys before p − window + 1 are out of the window
+            for (int j = 0; j < visibleStart; j++) sr[j] = float.NegativeInfinity;
             for (int j = visibleEnd; j < Bc; j++) sr[j] = float.NegativeInfinity;
             if (seg != null)
             {
                 int sp = seg[p];
-                for (int j = 0; j < visibleEnd; j++)
+                for (int j = visibleStart; j < visibleEnd; j++)
                     if (seg[j0 + j] != sp) sr[j] = float.NegativeInfinity;
             }
         }
     }
+
+    /// <summary>The window as the kernels use it: 0 or negative (none) → int.MaxValue.</summary>
+    public static int WindowOrUnlimited(int window) => window <= 0 ? int.MaxValue : window;
 
     /// <summary>Smallest lo over query rows [i0, i0+br): no key before it is visible to the tile.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -31,12 +31,13 @@ internal readonly ref struct BatchAttention(ModelConfig c, ReadOnlySpan<int> seg
 
     public void Attend(PassContext pass, int layer, BlockActivations a, int n) =>
         pass.Kernels.AttentionForward(a.Attn.Floats, a.Lse.Floats, a.Q.Floats, a.K.Floats, a.V.Floats, _segmentIds, batch, seq,
-            c.NumHeads, c.NumKvHeads, c.HeadDim);
+            c.NumHeads, c.NumKvHeads, c.HeadDim, c.AttentionWindow(layer));
 }
 
 /// <summary>
 /// One sequence's keys and values at every past position, per layer (after RoPE): the pass's rows are the
-/// positions Start … Start+n−1 and attend to everything before them.
+/// positions Start … Start+n−1 and attend to everything before them (a sliding-window layer only to its window:
+/// the cache keeps every position and the kernel skips the older ones; it is not a ring buffer).
 /// </summary>
 internal sealed class KvCacheAttention : IAttentionMemory, IDisposable
 {
@@ -70,7 +71,7 @@ internal sealed class KvCacheAttention : IAttentionMemory, IDisposable
 
     public void Attend(PassContext pass, int layer, BlockActivations a, int n) =>
         pass.Kernels.AttentionForwardCached(a.Attn.Floats[..(n * _c.NumHeads * _c.HeadDim)], a.Q.Floats[..(n * _c.NumHeads * _c.HeadDim)],
-            _k[layer].Floats, _v[layer].Floats, Start, n, _c.NumHeads, _c.NumKvHeads, _c.HeadDim);
+            _k[layer].Floats, _v[layer].Floats, Start, n, _c.NumHeads, _c.NumKvHeads, _c.HeadDim, _c.AttentionWindow(layer));
 
     public void Dispose()
     {

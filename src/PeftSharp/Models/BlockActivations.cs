@@ -18,6 +18,7 @@ internal sealed class BlockActivations : IDisposable
     public readonly Tensor Mid;                 // (N,C) residual after attention
     public readonly Tensor Xn2, Rstd2;          // (N,C), (N)      post-attention RMSNorm
     public readonly Tensor GateOut, UpOut, H;   // (N,F) each; H = silu(gate)·up
+    public readonly Tensor Fused;               // (N, max(Hq·D+2·Hkv·D, 2F)) fused projection output before the split (phi3 only; shared)
 
     readonly bool _ownsShared;
 
@@ -34,10 +35,14 @@ internal sealed class BlockActivations : IDisposable
         Mid = new Tensor(DType.F32, n, c.HiddenSize);
         Xn2 = shareWith?.Xn2 ?? new Tensor(DType.F32, n, c.HiddenSize); Rstd2 = new Tensor(DType.F32, n);
         GateOut = new Tensor(DType.F32, n, f); UpOut = new Tensor(DType.F32, n, f); H = shareWith?.H ?? new Tensor(DType.F32, n, f);
+        Fused = shareWith?.Fused ?? new Tensor(DType.F32, c.FusedProjections ? n : 0, FusedWidth(c));
     }
 
+    /// <summary>Widest fused projection output: qkv (Hq·D + 2·Hkv·D) or gate_up (2F).</summary>
+    public static int FusedWidth(ModelConfig c) => Math.Max(c.NumHeads * c.HeadDim + 2 * c.NumKvHeads * c.HeadDim, 2 * c.IntermediateSize);
+
     IEnumerable<Tensor> All => _ownsShared
-        ? [Xn1, Rstd1, QRaw, KRaw, RstdQ, RstdK, Q, K, V, Attn, Lse, Mid, Xn2, Rstd2, GateOut, UpOut, H]
+        ? [Xn1, Rstd1, QRaw, KRaw, RstdQ, RstdK, Q, K, V, Attn, Lse, Mid, Xn2, Rstd2, GateOut, UpOut, H, Fused]
         : [Rstd1, QRaw, KRaw, RstdQ, RstdK, Q, K, V, Attn, Lse, Mid, Rstd2, GateOut, UpOut];
     public long Bytes => All.Sum(t => t.ByteLength);
     public void Dispose() { foreach (var t in All) t.Dispose(); }
@@ -47,6 +52,7 @@ internal sealed class BlockActivations : IDisposable
 internal sealed class BlockGradients : IDisposable
 {
     public readonly Tensor DXn, DAttn, DQ, DK, DV, DGate, DUp, DH, DQRaw, DKRaw;
+    public readonly Tensor DFused;   // gradient of a fused projection's output (phi3 only)
 
     public BlockGradients(ModelConfig c, int n)
     {
@@ -56,9 +62,10 @@ internal sealed class BlockGradients : IDisposable
         DQ = new Tensor(DType.F32, n, qd); DK = new Tensor(DType.F32, n, kvd); DV = new Tensor(DType.F32, n, kvd);
         DGate = new Tensor(DType.F32, n, f); DUp = new Tensor(DType.F32, n, f); DH = new Tensor(DType.F32, n, f);
         DQRaw = new Tensor(DType.F32, c.QkNorm ? n : 0, qd); DKRaw = new Tensor(DType.F32, c.QkNorm ? n : 0, kvd);
+        DFused = new Tensor(DType.F32, c.FusedProjections ? n : 0, BlockActivations.FusedWidth(c));
     }
 
-    IEnumerable<Tensor> All => [DXn, DAttn, DQ, DK, DV, DGate, DUp, DH, DQRaw, DKRaw];
+    IEnumerable<Tensor> All => [DXn, DAttn, DQ, DK, DV, DGate, DUp, DH, DQRaw, DKRaw, DFused];
     public long Bytes => All.Sum(t => t.ByteLength);
     public void Dispose() { foreach (var t in All) t.Dispose(); }
 }

@@ -99,6 +99,17 @@ public sealed class CausalLM : IDisposable
                     built.Add(ql);
                     return ql;
                 }
+                if (c.FusedProjections)
+                {
+                    layers[i] = new DecoderLayer(i,
+                        new Norm(WeightNames.InputNorm(i), Need(WeightNames.InputNorm(i), C)),
+                        new Norm(WeightNames.PostNorm(i), Need(WeightNames.PostNorm(i), C)),
+                        Proj(WeightNames.Attn(i, WeightNames.FusedQkv), qd + 2 * kvd, C, false),
+                        Proj(WeightNames.Attn(i, "o_proj"), C, qd, false),
+                        Proj(WeightNames.Mlp(i, WeightNames.FusedGateUp), 2 * F, C, false),
+                        Proj(WeightNames.Mlp(i, "down_proj"), C, F, false));
+                    continue;
+                }
                 layers[i] = new DecoderLayer(i,
                     new Norm(WeightNames.InputNorm(i), Need(WeightNames.InputNorm(i), C)),
                     new Norm(WeightNames.PostNorm(i), Need(WeightNames.PostNorm(i), C)),
@@ -126,7 +137,7 @@ public sealed class CausalLM : IDisposable
             var first = model.QuantizedProjections().First().Weight;
             model.Quantization = new QuantizationInfo(
                 new QuantizeOptions(first.QuantType, first.DoubleQuant, first.BlockSize), preQuantized > 0,
-                preQuantized + quantizedNow, c.NumLayers * 7 - preQuantized - quantizedNow,
+                preQuantized + quantizedNow, layers.Sum(l => l.Projections.Count()) - preQuantized - quantizedNow,
                 UnquantizedModuleKinds(model));
         }
         return model;

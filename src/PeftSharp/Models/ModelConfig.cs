@@ -5,8 +5,8 @@ namespace PeftSharp.Models;
 /// <summary>The parts of a Hugging Face config.json that decide the architecture.</summary>
 public sealed record ModelConfig
 {
-    /// <summary>The `model_type` values this library loads: llama, mistral, qwen2, qwen3.</summary>
-    public static readonly string[] SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3"];
+    /// <summary>The `model_type` values this library loads: llama, mistral, qwen2, qwen3, phi3.</summary>
+    public static readonly string[] SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3", "phi3"];
 
     /// <summary>`model_type`: one of <see cref="SupportedModelTypes"/>.</summary>
     public required string ModelType { get; init; }
@@ -43,8 +43,31 @@ public sealed record ModelConfig
     public bool MlpBias { get; init; }
     /// <summary>RMSNorm on each q and k head before RoPE (qwen3).</summary>
     public bool QkNorm { get; init; }
-    /// <summary>mistral/qwen sliding window, if any (recorded; generation within it is exact).</summary>
+    /// <summary>phi3: q, k, v are one `qkv_proj` and gate, up one `gate_up_proj` (the checkpoint's and PEFT's module names).</summary>
+    public bool FusedProjections => ModelType == "phi3";
+    /// <summary>Sliding-window length, if the config enables one (mistral `sliding_window`; qwen only with
+    /// `use_sliding_window`): a token attends to itself and the window − 1 positions before it, on the layers that
+    /// <see cref="AttentionWindow"/> says.</summary>
     public int? SlidingWindow { get; init; }
+    /// <summary>qwen2/qwen3 `max_window_layers`: layers below it keep full attention (config default 28).</summary>
+    public int MaxWindowLayers { get; init; }
+    /// <summary>Explicit `layer_types` (true = "sliding_attention"), or null to derive the layer kinds from the model type.</summary>
+    public bool[]? SlidingLayerTypes { get; init; }
+
+    /// <summary>The window layer <paramref name="layer"/> attends within, 0 for full causal attention. Follows the
+    /// transformers configs: `layer_types` when given; otherwise mistral and phi3 every layer, qwen2/qwen3 layers ≥
+    /// max_window_layers.</summary>
+    public int AttentionWindow(int layer)
+    {
+        if (SlidingWindow is not int w) return 0;
+        if (SlidingLayerTypes is { } types) return types[layer] ? w : 0;
+        return ModelType switch
+        {
+            "qwen2" or "qwen3" => layer >= MaxWindowLayers ? w : 0,
+            _ => w,
+        };
+    }
+
     /// <summary>`bos_token_id`, or null when absent.</summary>
     public int? BosTokenId { get; init; }
     /// <summary>`eos_token_id` (one id or a list); empty when absent. Generation stops on any of them.</summary>
@@ -78,6 +101,8 @@ public sealed record ModelConfig
         && RopeTheta.Equals(other.RopeTheta) && Equals(RopeScaling, other.RopeScaling) && MaxPositions == other.MaxPositions
         && TieWordEmbeddings == other.TieWordEmbeddings && QkvBias == other.QkvBias && OutputBias == other.OutputBias
         && MlpBias == other.MlpBias && QkNorm == other.QkNorm && SlidingWindow == other.SlidingWindow
+        && MaxWindowLayers == other.MaxWindowLayers
+        && (SlidingLayerTypes ?? []).AsSpan().SequenceEqual(other.SlidingLayerTypes ?? []) && (SlidingLayerTypes is null) == (other.SlidingLayerTypes is null)
         && BosTokenId == other.BosTokenId && EosTokenIds.AsSpan().SequenceEqual(other.EosTokenIds)
         && TorchDtype == other.TorchDtype;
 

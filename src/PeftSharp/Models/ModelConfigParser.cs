@@ -69,16 +69,21 @@ internal static class ModelConfigParser
             "mistral" => (false, false, false, false),
             "qwen2" => (true, false, false, false),          // Qwen2 always has q/k/v bias, never o_proj bias
             "qwen3" => (attentionBias, attentionBias, false, true),
+            "phi3" => (false, false, false, false),          // Phi3Attention/Phi3MLP: no biases
             _ => throw new InvalidOperationException(modelType),
         };
 
+        int layers = f.RequiredPositiveInt("num_hidden_layers");
+        // Phi-3/3.5 rotate every dimension; a partial rotary factor (Phi-4-mini) is not implemented.
+        if (modelType == "phi3" && f.OptionalNumber("partial_rotary_factor") is double prf && prf != 1.0)
+            throw new PeftException($"{f.Source}: \"partial_rotary_factor\" is {prf}; only 1.0 (rotary on the whole head) is supported for phi3");
         return new ModelConfig
         {
             ModelType = modelType,
             VocabSize = f.RequiredPositiveInt("vocab_size"),
             HiddenSize = hidden,
             IntermediateSize = f.RequiredPositiveInt("intermediate_size"),
-            NumLayers = f.RequiredPositiveInt("num_hidden_layers"),
+            NumLayers = layers,
             NumHeads = heads,
             NumKvHeads = kvHeads,
             HeadDim = headDim,
@@ -92,6 +97,8 @@ internal static class ModelConfigParser
             MlpBias = mlpBias,
             QkNorm = qkNorm,
             SlidingWindow = ParseSlidingWindow(f, modelType),
+            MaxWindowLayers = modelType is "qwen2" or "qwen3" ? f.OptionalInt("max_window_layers") ?? 28 : 0,
+            SlidingLayerTypes = ParseLayerTypes(f, layers),
             BosTokenId = f.OptionalInt("bos_token_id"),
             EosTokenIds = f.IntOrIntList("eos_token_id"),
             TorchDtype = ParseDtype(f),
@@ -109,6 +116,7 @@ internal static class ModelConfigParser
     {
         "llama" => 2048,
         "mistral" => 4096 * 32,
+        "phi3" => 4096,
         _ => 32768,
     };
 
@@ -120,6 +128,8 @@ internal static class ModelConfigParser
         {
             case "mistral":
                 return f.HasKey("sliding_window") ? f.OptionalPositiveInt("sliding_window") : 4096;
+            case "phi3":
+                return f.OptionalPositiveInt("sliding_window");   // Phi3Config default None
             case "qwen2":
             case "qwen3":
                 bool use = f.OptionalBool("use_sliding_window") ?? false;
@@ -128,6 +138,29 @@ internal static class ModelConfigParser
             default:
                 return null;
         }
+    }
+
+    /// <summary>`layer_types` (newer transformers configs): one "sliding_attention" or "full_attention" per layer.</summary>
+    static bool[]? ParseLayerTypes(ConfigJsonFields f, int layers)
+    {
+        if (!f.TryGet("layer_types", out var e)) return null;
+        if (e.ValueKind != JsonValueKind.Array) throw f.Error("layer_types", "a list of \"sliding_attention\" / \"full_attention\"", e);
+        if (e.GetArrayLength() != layers)
+            throw new PeftException($"{f.Source}: \"layer_types\" has {e.GetArrayLength()} entries, but \"num_hidden_layers\" is {layers}");
+        var types = new bool[layers];
+        int i = 0;
+        foreach (var t in e.EnumerateArray())
+        {
+            string? v = t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+            types[i] = v switch
+            {
+                "sliding_attention" => true,
+                "full_attention" => false,
+                _ => throw new PeftException($"{f.Source}: \"layer_types\"[{i}] is {t.GetRawText()}; expected \"sliding_attention\" or \"full_attention\""),
+            };
+            i++;
+        }
+        return types;
     }
 
     static string ParseDtype(ConfigJsonFields f)

@@ -38,6 +38,7 @@ internal static class ModelConfigWriter
                     w.WriteBoolean("mlp_bias", c.MlpBias);
                     break;
                 case "mistral":
+                case "phi3":
                     WriteNullableInt(w, "sliding_window", c.SlidingWindow);
                     break;
                 case "qwen2":
@@ -45,7 +46,14 @@ internal static class ModelConfigWriter
                     if (c.ModelType == "qwen3") w.WriteBoolean("attention_bias", c.QkvBias);
                     w.WriteBoolean("use_sliding_window", c.SlidingWindow is not null);
                     WriteNullableInt(w, "sliding_window", c.SlidingWindow);
+                    w.WriteNumber("max_window_layers", c.MaxWindowLayers);
                     break;
+            }
+            if (c.SlidingLayerTypes is { } types)
+            {
+                w.WriteStartArray("layer_types");
+                foreach (bool sliding in types) w.WriteStringValue(sliding ? "sliding_attention" : "full_attention");
+                w.WriteEndArray();
             }
             WriteFloat(w, "attention_dropout", 0.0);
             w.WriteNumber("initializer_range", 0.02);
@@ -71,6 +79,7 @@ internal static class ModelConfigWriter
         "mistral" => "MistralForCausalLM",
         "qwen2" => "Qwen2ForCausalLM",
         "qwen3" => "Qwen3ForCausalLM",
+        "phi3" => "Phi3ForCausalLM",
         _ => throw new PeftException(
             $"model_type \"{modelType}\" is not supported (supported: {string.Join(", ", ModelConfig.SupportedModelTypes)})"),
     };
@@ -125,8 +134,12 @@ internal static class ModelConfigWriter
             "qwen3" when !c.QkNorm => "qwen3 always has q/k norm",
             "qwen3" when c.QkvBias != c.OutputBias => "qwen3 has one attention_bias for q/k/v and o_proj: QkvBias must equal OutputBias",
             "qwen3" when c.MlpBias => "qwen3 has no MLP bias",
+            "phi3" when c.QkvBias || c.OutputBias || c.MlpBias => "phi3 has no biases",
+            "phi3" when c.QkNorm => "phi3 has no q/k norm",
             _ => null,
         };
+        if (problem is null && c.SlidingLayerTypes is { } t && t.Length != c.NumLayers)
+            problem = $"SlidingLayerTypes has {t.Length} entries for {c.NumLayers} layers";
         if (problem is not null) throw new PeftException($"cannot write config.json: {problem}");
         if (c.RopeScaling is { } r && Array.IndexOf(ModelConfigParser.SupportedRopeTypes, r.Type) < 0)
             throw new PeftException($"cannot write config.json: rope scaling type \"{r.Type}\" is not supported " +

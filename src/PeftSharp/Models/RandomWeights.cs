@@ -25,6 +25,14 @@ internal static class RandomWeights
             Ones(WeightNames.InputNorm(l), C);
             Ones(WeightNames.PostNorm(l), C);
             if (c.QkNorm) { Ones(WeightNames.QNorm(l), D); Ones(WeightNames.KNorm(l), D); }
+            if (c.FusedProjections)
+            {
+                Mat(WeightNames.Attn(l, WeightNames.FusedQkv) + ".weight", qd + 2 * kvd, C, std);
+                Mat(WeightNames.Attn(l, "o_proj") + ".weight", C, qd, resStd);
+                Mat(WeightNames.Mlp(l, WeightNames.FusedGateUp) + ".weight", 2 * F, C, std);
+                Mat(WeightNames.Mlp(l, "down_proj") + ".weight", C, F, resStd);
+                continue; // phi3 has no biases
+            }
             Mat(WeightNames.Attn(l, "q_proj") + ".weight", qd, C, std);
             Mat(WeightNames.Attn(l, "k_proj") + ".weight", kvd, C, std);
             Mat(WeightNames.Attn(l, "v_proj") + ".weight", kvd, C, std);

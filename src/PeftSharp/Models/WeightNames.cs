@@ -19,4 +19,8 @@ internal static class WeightNames
 
     public static readonly string[] AttentionProjections = ["q_proj", "k_proj", "v_proj", "o_proj"];
     public static readonly string[] MlpProjections = ["gate_proj", "up_proj", "down_proj"];
+
+    /// <summary>phi3's fused modules: qkv_proj rows are q (Hq·D), then k, then v (Hkv·D each); gate_up_proj rows are
+    /// gate (F), then up (F) (transformers' Phi3Attention / Phi3MLP slicing).</summary>
+    public const string FusedQkv = "qkv_proj", FusedGateUp = "gate_up_proj";
 }

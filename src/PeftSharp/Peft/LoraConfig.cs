@@ -59,6 +59,10 @@ public sealed record LoraConfig
     /// <summary>Targets when `target_modules` is absent: q_proj and v_proj (PEFT's default for Llama-family models).</summary>
     public static readonly string[] DefaultTargets = ["q_proj", "v_proj"];
 
+    /// <summary>PEFT's default target_modules for a model type (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING).</summary>
+    public static string[] DefaultTargetsFor(string modelType) =>
+        modelType == "phi3" ? ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"] : DefaultTargets;
+
     /// <summary>adapter_config.json: sorted keys, keys newer than PEFT 0.14 left out (old PEFT rejects unknown keys).</summary>
     public string ToJson()
     {

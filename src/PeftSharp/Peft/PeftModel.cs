@@ -88,7 +88,7 @@ public sealed partial class PeftModel : IDisposable
     {
         if (_configs.ContainsKey(name)) throw new PeftException($"adapter '{name}' already exists");
         config.Validate($"adapter '{name}'");
-        var matcher = new TargetMatcher(config);
+        var matcher = new TargetMatcher(config, LoraConfig.DefaultTargetsFor(Model.Config.ModelType));
         var allLinear = Model.Layers.SelectMany(l => l.Projections).Select(p => p.Name).ToList();
         foreach (var t in matcher.UnsupportedExplicitTargets(allLinear))
             throw new PeftException($"target_modules: LoRA on '{t}' is not supported; list it in modules_to_save to train it in full");

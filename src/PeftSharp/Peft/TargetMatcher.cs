@@ -9,7 +9,14 @@ namespace PeftSharp.Peft;
 internal sealed class TargetMatcher
 {
     readonly LoraConfig _c;
-    public TargetMatcher(LoraConfig config) => _c = config;
+    readonly string[] _defaults;
+
+    /// <summary><paramref name="defaultTargets"/>: the model type's PEFT default when target_modules is not given.</summary>
+    public TargetMatcher(LoraConfig config, string[]? defaultTargets = null)
+    {
+        _c = config;
+        _defaults = defaultTargets ?? LoraConfig.DefaultTargets;
+    }
 
     static bool ListMatch(IEnumerable<string> items, string key) => items.Any(t => key == t || key.EndsWith("." + t, StringComparison.Ordinal));
     static bool FullMatch(string pattern, string key) => Regex.IsMatch(key, $"^(?:{pattern})$");
@@ -25,7 +32,7 @@ internal sealed class TargetMatcher
         if (_c.TargetModulesRegex != null)
             match = string.Equals(_c.TargetModulesRegex, "all-linear", StringComparison.OrdinalIgnoreCase) || FullMatch(_c.TargetModulesRegex, key);
         else
-            match = ListMatch(_c.TargetModules ?? LoraConfig.DefaultTargets, key);
+            match = ListMatch(_c.TargetModules ?? _defaults, key);
         if (!match) return false;
 
         if (_c.LayersToTransform is { Count: > 0 } layers)

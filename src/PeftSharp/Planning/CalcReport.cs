@@ -36,11 +36,21 @@ internal sealed class CalcReport
     public MachineThroughput? Throughput { get; }
     public IReadOnlyList<TimeEstimate> Time { get; } = [];
 
+    /// <summary>A fused-projection model (phi3) has no q_proj/v_proj: its attention-only row is qkv_proj, the module PEFT
+    /// users target there.</summary>
+    static CalcRequest ForArchitecture(CalcRequest request, ModelConfig config)
+    {
+        if (!config.FusedProjections) return request;
+        static string Map(string set) => set.Replace(" ", "") == "q_proj,v_proj" ? "qkv_proj" : set;
+        return request with { TargetSets = request.TargetSets.Select(Map).ToArray(), MemoryTargets = Map(request.MemoryTargets) };
+    }
+
     public CalcReport(ModelConfig config, string source, CalcRequest request, MachineThroughput? throughput = null)
     {
         foreach (var r in request.Ranks.Append(request.MemoryRank))
             if (r <= 0) throw new PeftException($"--ranks: rank must be > 0, got {r}");
-        foreach (var t in request.TargetSets.Append(request.MemoryTargets)) ParameterCounter.ParseTargets(t);
+        request = ForArchitecture(request, config);
+        foreach (var t in request.TargetSets.Append(request.MemoryTargets)) ParameterCounter.ParseTargets(t, config);
         Config = config; Source = source; Request = request;
         Parameters = ParameterCounter.Count(config);
         Memory = MemoryEstimator.Methods.SelectMany(m => new[] { false, true }.Select(ck =>
@@ -82,7 +92,7 @@ internal sealed class CalcReport
         foreach (var set in Request.TargetSets)
             foreach (var r in Request.Ranks)
             {
-                var names = ParameterCounter.ParseTargets(set);
+                var names = ParameterCounter.ParseTargets(set, c);
                 long lora = ParameterCounter.AdapterParameters(c, names, r, false), dora = ParameterCounter.AdapterParameters(c, names, r, true);
                 tt.Add(set, r, N(lora), Pct(lora), N(dora), Pct(dora));
             }
@@ -170,7 +180,7 @@ internal sealed class CalcReport
             }).ToArray()),
             ["adapters"] = new JsonArray(Request.TargetSets.SelectMany(set => Request.Ranks.Select(r =>
             {
-                var names = ParameterCounter.ParseTargets(set);
+                var names = ParameterCounter.ParseTargets(set, c);
                 long lora = ParameterCounter.AdapterParameters(c, names, r, false), dora = ParameterCounter.AdapterParameters(c, names, r, true);
                 return (JsonNode)new JsonObject
                 {

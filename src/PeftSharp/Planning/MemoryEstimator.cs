@@ -47,7 +47,7 @@ internal static class MemoryEstimator
         if (batch <= 0) throw new PeftException($"--batch: must be > 0, got {batch}");
         if (seq <= 0) throw new PeftException($"--seq: must be > 0, got {seq}");
         if (rank <= 0) throw new PeftException($"--rank: must be > 0, got {rank}");
-        var targetList = ParameterCounter.ParseTargets(targets);
+        var targetList = ParameterCounter.ParseTargets(targets, c);
         bool full = parsed.IsFull, dora = parsed.Adapter == Peft.AdapterKind.Dora, quantized = parsed.QuantizedBase;
         long n = (long)batch * seq;
         int b = StorageBytes(c);

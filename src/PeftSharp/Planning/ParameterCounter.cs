@@ -18,11 +18,18 @@ internal static class ParameterCounter
     /// <summary>The seven projections of a decoder layer (PEFT's "all-linear" for these architectures; lm_head excluded).</summary>
     public static readonly string[] AllLinear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
     public static readonly string[] AttentionQv = ["q_proj", "v_proj"];
+    /// <summary>phi3's four linear modules (PEFT's "all-linear" there: every nn.Linear but lm_head).</summary>
+    public static readonly string[] FusedAllLinear = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"];
+
+    /// <summary>The linear module names of the config's layers, in HF order.</summary>
+    public static string[] AllLinearFor(ModelConfig c) => c.FusedProjections ? FusedAllLinear : AllLinear;
 
     /// <summary>Projection shapes of one layer: q (Hq·D, C), k/v (Hkv·D, C), o (C, Hq·D), gate/up (F, C), down (C, F).</summary>
     public static IReadOnlyList<ModuleShape> Projections(ModelConfig c)
     {
         int C = c.HiddenSize, F = c.IntermediateSize, qd = c.NumHeads * c.HeadDim, kvd = c.NumKvHeads * c.HeadDim;
+        if (c.FusedProjections)
+            return [new("qkv_proj", qd + 2 * kvd, C), new("o_proj", C, qd), new("gate_up_proj", 2 * F, C), new("down_proj", C, F)];
         return
         [
             new("q_proj", qd, C), new("k_proj", kvd, C), new("v_proj", kvd, C), new("o_proj", C, qd),
@@ -53,7 +60,15 @@ internal static class ParameterCounter
     /// "all-linear" → all seven projections; otherwise a comma list of projection names ("q_proj,v_proj").
     /// Names outside the seven (lm_head, embed_tokens, typos) are rejected with the option named.
     /// </summary>
-    public static string[] ParseTargets(string targets, string option = "--targets")
+    public static string[] ParseTargets(string targets, string option = "--targets") => ParseTargets(targets, AnyArchitecture, option);
+
+    /// <summary>Module names of every supported layout (for checking a target list before the config is known).</summary>
+    static readonly string[] AnyArchitecture = [.. AllLinear, "qkv_proj", "gate_up_proj"];
+
+    /// <summary>As <see cref="ParseTargets(string, string)"/> for the config's own module names (phi3: the fused four).</summary>
+    public static string[] ParseTargets(string targets, ModelConfig c, string option = "--targets") => ParseTargets(targets, AllLinearFor(c), option);
+
+    static string[] ParseTargets(string targets, string[] AllLinear, string option)
     {
         var t = (targets ?? "").Trim();
         if (t.Equals("all-linear", StringComparison.OrdinalIgnoreCase)) return AllLinear;

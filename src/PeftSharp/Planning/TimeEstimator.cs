@@ -46,7 +46,7 @@ internal static class TimeEstimator
         if (full) flops = 3 * forward;
         else
         {
-            var names = ParameterCounter.ParseTargets(targets);
+            var names = ParameterCounter.ParseTargets(targets, c);
             double adapter = ParameterCounter.AdapterParameters(c, names, rank, dora);
             double targetWeights = ParameterCounter.PerModule(c, names, rank).Sum(m => (double)m.Module.WeightParameters) * c.NumLayers;
             flops = 2 * forward + attention + 6 * n * adapter + (dora ? 2 * (2.0 * rank + 3) * targetWeights : 0);

@@ -35,7 +35,7 @@ internal static class Checkpoint
         try { SafetensorsWriter.Write(Path.Combine(tmp, OptimizerFile), opt.Select(kv => (kv.Key, kv.Value))); }
         finally { foreach (var t in opt.Values) t.Dispose(); }
         writeAdapter(tmp);
-        AtomicFile.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(state, new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(Path.Combine(tmp, StateFile), SnakeCaseJson.Serialize(state));
         if (Directory.Exists(final)) Directory.Delete(final, true);
         Directory.Move(tmp, final);
         Prune(checkpointsDir, keepLast);
@@ -61,7 +61,8 @@ internal static class Checkpoint
         var statePath = Path.Combine(dir, StateFile);
         if (!File.Exists(statePath)) throw new PeftException($"{dir}: not a checkpoint (no {StateFile})");
         State state;
-        try { state = JsonSerializer.Deserialize<State>(File.ReadAllText(statePath)) ?? throw new PeftException($"{statePath}: empty"); }
+        // snake_case since the JSON spelling was unified; checkpoints of earlier versions are PascalCase.
+        try { state = SnakeCaseJson.Deserialize<State>(File.ReadAllText(statePath)) ?? throw new PeftException($"{statePath}: empty"); }
         catch (JsonException e) { throw new PeftException($"{statePath}: invalid JSON ({e.Message})"); }
 
         using (var st = SafetensorsFile.Open(Path.Combine(dir, ParamsFile)))

@@ -143,7 +143,7 @@ public sealed class TrainingRun : IDisposable
         var result = loop with { AdapterDir = resultDir };
         if (!Writes) return result;
         WriteResult(resultDir);
-        AtomicFile.WriteAllText(Path.Combine(_o.OutputDir, "summary.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+        TrainingSummary.Write(_o.OutputDir, result);   // snake_case keys; readers accept the older PascalCase too
         return result;
     }
 

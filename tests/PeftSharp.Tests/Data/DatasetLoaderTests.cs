@@ -145,7 +145,7 @@ public class DatasetLoaderFormatFixingTests
         var ds = DatasetLoader.Load(p, new DatasetLoadOptions { SkipBadLines = true });
         Assert.Equal(DatasetFormat.PromptCompletion, ds.Format);
         Assert.Equal(2, ds.SkippedCount);
-        Assert.Contains("(format prompt-completion, detected at line 2)", ds.SkippedReasons[1]);
+        Assert.Contains("(format prompt_completion, detected at line 2)", ds.SkippedReasons[1]);
     }
 }
 

@@ -193,6 +193,29 @@ public class ModelConfigTests
     }
 
     [Fact]
+    public void Sliding_window_layers_follow_max_window_layers_and_layer_types()
+    {
+        var q = ModelConfig.Parse(Minimal("qwen2", ",\"use_sliding_window\":true,\"sliding_window\":512,\"max_window_layers\":1"), "q.json");
+        Assert.Equal(1, q.MaxWindowLayers);
+        Assert.Equal([0, 512], new[] { q.AttentionWindow(0), q.AttentionWindow(1) });
+        Assert.Equal(q, ModelConfig.Parse(q.ToJson(), "q2.json"));
+        Assert.Equal(28, ModelConfig.Parse(Minimal("qwen2"), "q.json").MaxWindowLayers); // Qwen2Config default
+        Assert.Equal(0, ModelConfig.Parse(Minimal("qwen2"), "q.json").AttentionWindow(1)); // use_sliding_window false
+
+        var m = ModelConfig.Parse(Minimal("mistral", ",\"sliding_window\":64,\"layer_types\":[\"full_attention\",\"sliding_attention\"]"), "m.json");
+        Assert.Equal([false, true], m.SlidingLayerTypes!);
+        Assert.Equal([0, 64], new[] { m.AttentionWindow(0), m.AttentionWindow(1) });
+        Assert.Equal(m, ModelConfig.Parse(m.ToJson(), "m2.json"));
+        Assert.NotEqual(m, m with { SlidingLayerTypes = null });
+        Assert.Equal([4096, 4096], Enumerable.Range(0, 2).Select(ModelConfig.Parse(Minimal("mistral"), "m.json").AttentionWindow));
+
+        var e = Assert.Throws<PeftException>(() => ModelConfig.Parse(Minimal("mistral", ",\"layer_types\":[\"full_attention\"]"), "bad.json"));
+        Assert.Contains("bad.json", e.Message); Assert.Contains("layer_types", e.Message); Assert.Contains("num_hidden_layers", e.Message);
+        e = Assert.Throws<PeftException>(() => ModelConfig.Parse(Minimal("mistral", ",\"layer_types\":[\"full_attention\",\"local\"]"), "bad.json"));
+        Assert.Contains("layer_types\"[1]", e.Message);
+    }
+
+    [Fact]
     public void Rope_scaling_variants()
     {
         var lin = ModelConfig.Parse(Minimal("llama", ",\"rope_scaling\":{\"type\":\"linear\",\"factor\":4.0}"), "r.json");

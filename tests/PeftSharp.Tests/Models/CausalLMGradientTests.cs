@@ -43,9 +43,12 @@ public class CausalLMGradientTests
     [InlineData("llama", true, true)]
     [InlineData("qwen2", false, true)]
     [InlineData("qwen3", true, false)]
-    public void FullFineTuning_GradientsMatchFiniteDifferences(string type, bool tied, bool packed)
+    [InlineData("mistral", false, false, 3)]  // sliding window shorter than the sequence
+    [InlineData("mistral", false, true, 4)]   // … with packing
+    [InlineData("phi3", false, true, 5)]      // fused projections, window, packing
+    public void FullFineTuning_GradientsMatchFiniteDifferences(string type, bool tied, bool packed, int window = 0)
     {
-        var c = TinyModels.Config(type, tied);
+        var c = TinyModels.Config(type, tied) with { SlidingWindow = window > 0 ? window : null };
         var w = TinyModels.Weights(c, 11);
         using var m = TinyModels.Build(c, w);
         m.MakeFullyTrainable();
@@ -56,7 +59,7 @@ public class CausalLMGradientTests
 
         var rng = new Random(3);
         var parameters = m.TrainableParameters().ToList();
-        Assert.Contains(parameters, p => p.Name.EndsWith("q_proj.weight"));
+        Assert.Contains(parameters, p => p.Name.EndsWith("o_proj.weight"));
         // Directional derivative along a random direction u over all parameters: g·u vs (L(θ+εu) − L(θ−εu)) / 2ε.
         var dirs = parameters.Select(p => Numerics.RandomFloats(rng, (int)p.Count)).ToList();
         double analytic = 0;

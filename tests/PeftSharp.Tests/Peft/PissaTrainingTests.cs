@@ -57,7 +57,7 @@ public class PissaTrainingTests
         Assert.Equal(8, cfg.R);
         Assert.Equal("true", cfg.InitLoraWeights);
         using var fresh = new PeftModel(CausalLM.Load(Llama), TestCompute.Cpu);
-        fresh.LoadAdapter(result.AdapterDir);
+        fresh.LoadAdapter(result.AdapterDir!);
         double e = Numerics.RelativeError(Logits(fresh), trained.Select(x => (double)x).ToArray());
         Assert.True(e < 1e-4, $"saved PiSSA adapter on the original base vs the trained model: {e:E2}");
     }

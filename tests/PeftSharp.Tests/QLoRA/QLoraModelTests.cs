@@ -62,9 +62,10 @@ public class QLoraModelTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void QLoraAndQDora_GradientsMatchFiniteDifferences(bool dora)
+    [InlineData(false, "phi3")]   // 4-bit fused qkv_proj / gate_up_proj
+    public void QLoraAndQDora_GradientsMatchFiniteDifferences(bool dora, string type = "llama")
     {
-        var c = QLoraTestModels.Config();
+        var c = QLoraTestModels.Config(type);
         var w = TinyModels.Weights(c, 7);
         using var pm = new PeftModel(QLoraTestModels.Quantized(c, w), TestCompute.Cpu);
         pm.AddAdapter("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModulesRegex = "all-linear", UseDora = dora }, 9);

@@ -2,14 +2,16 @@ namespace PeftSharp.Kernels.Reference;
 
 /// <summary>
 /// Naive float64 causal GQA attention with the full T×T softmax per head, the yardstick for <see cref="Attention"/>.
-/// Shapes as the kernel: q (B·T,Hq,D), k/v (B·T,Hkv,D), seg (B·T) or null.
+/// Shapes as the kernel: q (B·T,Hq,D), k/v (B·T,Hkv,D), seg (B·T) or null; window > 0 limits i − j &lt; window.
 /// </summary>
 internal static class AttentionReference
 {
-    static bool Visible(int[]? seg, int row, int i, int j) => j <= i && (seg == null || seg[row + i] == seg[row + j]);
+    // Causal, same segment, and (window > 0) within the sliding window: i − j < window.
+    static bool Visible(int[]? seg, int row, int i, int j, int window) =>
+        j <= i && (window <= 0 || i - j < window) && (seg == null || seg[row + i] == seg[row + j]);
 
     /// <summary>P (T,T) of one (batch row, head): softmax over visible keys of scale·q·k, and lse per query.</summary>
-    static (double[] P, double[] Lse) Probabilities(double[] q, double[] k, int[]? seg, int b, int h, int T, int hq, int hkv, int d)
+    static (double[] P, double[] Lse) Probabilities(double[] q, double[] k, int[]? seg, int b, int h, int T, int hq, int hkv, int d, int window)
     {
         int g = h / (hq / hkv), row = b * T;
         double scale = 1 / Math.Sqrt(d);
@@ -20,29 +22,29 @@ internal static class AttentionReference
             double mx = double.NegativeInfinity;
             for (int j = 0; j < T; j++)
             {
-                if (!Visible(seg, row, i, j)) continue;
+                if (!Visible(seg, row, i, j, window)) continue;
                 double s = 0;
                 for (int x = 0; x < d; x++) s += q[((row + i) * hq + h) * d + x] * k[((row + j) * hkv + g) * d + x];
                 p[i * T + j] = s * scale;
                 mx = Math.Max(mx, s * scale);
             }
             double sum = 0;
-            for (int j = 0; j < T; j++) if (Visible(seg, row, i, j)) sum += Math.Exp(p[i * T + j] - mx);
+            for (int j = 0; j < T; j++) if (Visible(seg, row, i, j, window)) sum += Math.Exp(p[i * T + j] - mx);
             lse[i] = mx + Math.Log(sum);
-            for (int j = 0; j < T; j++) p[i * T + j] = Visible(seg, row, i, j) ? Math.Exp(p[i * T + j] - lse[i]) : 0;
+            for (int j = 0; j < T; j++) p[i * T + j] = Visible(seg, row, i, j, window) ? Math.Exp(p[i * T + j] - lse[i]) : 0;
         }
         return (p, lse);
     }
 
     // out (N,Hq,D) = P·V per head; lse (N,Hq)
-    public static (double[] Out, double[] Lse) Forward(double[] q, double[] k, double[] v, int[]? seg, int batch, int T, int hq, int hkv, int d)
+    public static (double[] Out, double[] Lse) Forward(double[] q, double[] k, double[] v, int[]? seg, int batch, int T, int hq, int hkv, int d, int window = 0)
     {
         var o = new double[batch * T * hq * d];
         var lse = new double[batch * T * hq];
         for (int b = 0; b < batch; b++)
             for (int h = 0; h < hq; h++)
             {
-                var (p, l) = Probabilities(q, k, seg, b, h, T, hq, hkv, d);
+                var (p, l) = Probabilities(q, k, seg, b, h, T, hq, hkv, d, window);
                 int g = h / (hq / hkv), row = b * T;
                 for (int i = 0; i < T; i++)
                 {
@@ -57,14 +59,14 @@ internal static class AttentionReference
 
     // With S = scale·QKᵀ, P = softmax(S): dV = Pᵀ dO, dP = dO Vᵀ, dS = P∘(dP − rowsum(P∘dP)), dQ = scale·dS K, dK = scale·dSᵀ Q.
     public static (double[] Dq, double[] Dk, double[] Dv) Backward(double[] dout, double[] q, double[] k, double[] v, int[]? seg,
-        int batch, int T, int hq, int hkv, int d)
+        int batch, int T, int hq, int hkv, int d, int window = 0)
     {
         var dq = new double[q.Length]; var dk = new double[k.Length]; var dv = new double[v.Length];
         double scale = 1 / Math.Sqrt(d);
         for (int b = 0; b < batch; b++)
             for (int h = 0; h < hq; h++)
             {
-                var (p, _) = Probabilities(q, k, seg, b, h, T, hq, hkv, d);
+                var (p, _) = Probabilities(q, k, seg, b, h, T, hq, hkv, d, window);
                 int g = h / (hq / hkv), row = b * T;
                 int Qi(int i, int x) => ((row + i) * hq + h) * d + x;
                 int Kj(int j, int x) => ((row + j) * hkv + g) * d + x;

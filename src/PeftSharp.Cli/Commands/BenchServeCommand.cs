@@ -1,0 +1,89 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using PeftSharp.Inference;
+using PeftSharp.Models;
+using PeftSharp.Peft;
+using PeftSharp.Server.Engine;
+
+namespace PeftSharp.Cli.Commands;
+
+/// <summary>
+/// `peft bench serve --config c.json`: the serving engine's continuous batching on random weights of that shape with
+/// r16 all-linear LoRA adapters (random, B ≠ 0). For 1, 4, 16 concurrent greedy streams over 1 and 4 distinct adapters:
+/// aggregate decode tokens/s (tokens after each stream's first, over the time from the first stream's first token to
+/// the last token) and p50/p95 of the time between a stream's consecutive tokens. One JSON line per case.
+/// </summary>
+internal sealed class BenchServeCommand : IBenchCommand
+{
+    public Command Build()
+    {
+        var config = new Option<string>("--config") { Description = "HF config.json giving the shape", Required = true };
+        var prompt = new Option<int>("--prompt-tokens") { DefaultValueFactory = _ => 32 };
+        var tokens = new Option<int>("--new-tokens") { DefaultValueFactory = _ => 24 };
+        var rank = new Option<int>("--rank") { DefaultValueFactory = _ => 16 };
+        var streams = new Option<string>("--streams") { DefaultValueFactory = _ => "1,4,16" };
+        var dtype = new Option<string>("--dtype") { Description = "weight storage dtype: bf16, f16, f32", DefaultValueFactory = _ => "bf16" };
+        var threads = SharedOptions.Threads();
+        var cmd = new Command("serve", "continuous-batching decode throughput over 1 and 4 adapters");
+        foreach (var o in new Option[] { config, prompt, tokens, rank, streams, dtype, threads }) cmd.Options.Add(o);
+        cmd.SetAction(pr => CliErrors.Run(() =>
+        {
+            using var compute = SharedOptions.Compute(pr.GetValue(threads));
+            var c = ModelConfig.Load(pr.GetValue(config)!);
+            using var pm = new PeftModel(CausalLM.CreateRandom(c, BenchUtil.ParseDType(pr.GetValue(dtype)!), 1), compute);
+            string[] names = ["a0", "a1", "a2", "a3"];
+            var rng = new Random(2);
+            long adapterBytes = 0;
+            foreach (var n in names)
+            {
+                pm.AddAdapter(n, new LoraConfig { R = pr.GetValue(rank), LoraAlpha = 2 * pr.GetValue(rank), TargetModulesRegex = "all-linear" }, (ulong)n[1]);
+                foreach (var (_, t) in pm.AdapterTensors(n))
+                {
+                    adapterBytes += t.ByteLength;
+                    var v = t.Floats;
+                    for (int i = 0; i < v.Length; i++) v[i] += (float)(rng.NextDouble() - 0.5) * 0.02f;
+                }
+            }
+            pm.SetActive(null);
+            using var engine = new ServeEngine(pm, compute, new EngineOptions { MaxBatch = 64, MaxQueue = 64 });
+            int p = pr.GetValue(prompt), newTokens = pr.GetValue(tokens);
+            var counts = pr.GetValue(streams)!.Split(',').Select(s => int.TryParse(s, out var x) && x > 0 ? x : throw new PeftException($"--streams: '{s}' is not a positive count")).ToArray();
+            Run(engine, [names[0]], 1, p, 4, rng);   // warm-up (JIT, buffers)
+            foreach (int adapters in new[] { 1, 4 })
+                foreach (int s in counts)
+                {
+                    var r = Run(engine, names[..adapters], s, p, newTokens, rng);
+                    Console.WriteLine(JsonSerializer.Serialize(new
+                    {
+                        bench = "serve", streams = s, adapters, prompt_tokens = p, new_tokens = newTokens, rank = pr.GetValue(rank),
+                        decode_tokens_per_s = Math.Round(r.TokensPerSecond, 2), p50_ms_per_token = Math.Round(r.P50, 2), p95_ms_per_token = Math.Round(r.P95, 2),
+                        adapter_mib_each = Math.Round(adapterBytes / 4.0 / (1 << 20), 2), threads = compute.Options.Threads,
+                    }));
+                }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    static (double TokensPerSecond, double P50, double P95) Run(ServeEngine engine, string[] adapters, int streams, int promptTokens, int newTokens, Random rng)
+    {
+        int vocab = engine.Model.Model.Config.VocabSize;
+        var submitted = Enumerable.Range(0, streams).Select(i =>
+            engine.Submit(new GenerationRequest(Enumerable.Range(0, promptTokens).Select(_ => rng.Next(vocab)).ToArray(), adapters[i % adapters.Length],
+                newTokens, SamplingOptions.Greedy))).ToArray();
+        var stamps = submitted.Select(s => Task.Run(async () =>
+        {
+            var times = new List<long>();
+            await foreach (var _ in s.ReadAllAsync()) times.Add(Stopwatch.GetTimestamp());
+            return times;
+        })).ToArray();
+        Task.WaitAll(stamps);
+        var all = stamps.Select(t => t.Result).ToArray();
+        long start = all.Min(t => t[0]), end = all.Max(t => t[^1]);
+        int decoded = all.Sum(t => t.Count - 1);
+        var gaps = all.SelectMany(t => t.Zip(t.Skip(1), (a, b) => Stopwatch.GetElapsedTime(a, b).TotalMilliseconds)).Order().ToArray();
+        double seconds = Stopwatch.GetElapsedTime(start, end).TotalSeconds;
+        return (decoded / seconds, gaps[gaps.Length / 2], gaps[(int)Math.Min(gaps.Length - 1, Math.Ceiling(gaps.Length * 0.95) - 1)]);
+    }
+}

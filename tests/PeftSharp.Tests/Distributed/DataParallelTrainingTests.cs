@@ -86,8 +86,8 @@ public class DataParallelTrainingTests
         AssertSameAdapter(single, pair);
         // Rank 0 alone wrote the checkpoints; they record the global batch.
         var state = JsonNode.Parse(File.ReadAllText(Path.Combine(pair, "checkpoints", "step-000004", Checkpoint.StateFile)))!;
-        Assert.Equal(2, state["Ranks"]!.GetValue<int>());
-        Assert.Equal(4, state["GlobalBatchSize"]!.GetValue<int>());
+        Assert.Equal(2, state["ranks"]!.GetValue<int>());
+        Assert.Equal(4, state["global_batch_size"]!.GetValue<int>());
     }
 
     [MpiFact]

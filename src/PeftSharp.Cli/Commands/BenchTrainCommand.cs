@@ -26,21 +26,24 @@ internal sealed class BenchTrainCommand : IBenchCommand
         var threads = SharedOptions.Threads();
         var cmd = new Command("train", "training-step speed and peak memory on random weights of a config's shape");
         foreach (var o in new Option[] { config, method, rank, alpha, targets, batch, seq, steps, recompute, threads }) cmd.Options.Add(o);
-        cmd.SetAction(pr => CliErrors.Run(() =>
+        cmd.SetAction(pr => MpiLaunch.Run(comm =>   // under mpirun: each rank steps on --batch, gradients all-reduced
         {
             using var compute = SharedOptions.Compute(pr.GetValue(threads));
             var c = ModelConfig.Load(pr.GetValue(config)!);
             var m = PeftSharp.Training.TrainingMethod.Parse(pr.GetValue(method)!, "--method");
             var lora = TrainSettings.Apply(new PeftSharp.Peft.LoraConfig { R = pr.GetValue(rank), LoraAlpha = pr.GetValue(alpha) }, "target_modules", pr.GetValue(targets)!);
-            using var bench = new TrainStepBench(compute, c, m, lora, pr.GetValue(batch), pr.GetValue(seq), pr.GetValue(recompute));
+            using var bench = new TrainStepBench(compute, c, m, lora, pr.GetValue(batch), pr.GetValue(seq), pr.GetValue(recompute), communicator: comm);
             bench.Step();   // warm-up: JIT, lazily created optimizer state and scratch
             var times = Enumerable.Range(0, Math.Max(1, pr.GetValue(steps))).Select(_ => bench.Step()).ToList();
             double ms = BenchUtil.Median(times);
-            int tokens = bench.Batch * bench.Seq;
+            int tokens = bench.Batch * bench.Seq * comm.Size;   // of the whole group
+            long reduced = bench.Trainer.AllReducedBytesPerStep;
+            double reduceMs = comm.Size > 1 ? BenchUtil.Median(Enumerable.Range(0, 3).Select(_ => AllReduceMs(comm, reduced)).ToList()) : 0;
             Console.WriteLine(new JsonObject
             {
                 ["bench"] = "train", ["config"] = Path.GetFileName(pr.GetValue(config)), ["method"] = m.Name, ["rank"] = pr.GetValue(rank),
-                ["batch"] = bench.Batch, ["seq"] = bench.Seq, ["threads"] = compute.Threads,
+                ["batch"] = bench.Batch, ["seq"] = bench.Seq, ["threads"] = compute.Threads, ["ranks"] = comm.Size,
+                ["allreduce_bytes_per_step"] = reduced, ["allreduce_ms"] = Math.Round(reduceMs, 2),
                 ["trainable_params"] = bench.TrainableParameters,
                 ["tokens_per_s"] = Math.Round(tokens / (ms / 1000), 2), ["step_ms"] = Math.Round(ms, 1),
                 ["peak_rss_mb"] = BenchUtil.PeakRssMb(), ["gflops"] = Math.Round(bench.FlopsPerToken() * tokens / (ms / 1000) / 1e9, 1),
@@ -50,5 +53,15 @@ internal sealed class BenchTrainCommand : IBenchCommand
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>Wall time of one all-reduce of <paramref name="bytes"/> of floats (the gradient buffer's size), ranks aligned first.</summary>
+    static double AllReduceMs(PeftSharp.Distributed.ICommunicator comm, long bytes)
+    {
+        var buffer = new float[bytes / sizeof(float)];
+        comm.Barrier();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        comm.AllReduceSum(buffer);
+        return sw.Elapsed.TotalMilliseconds;
     }
 }

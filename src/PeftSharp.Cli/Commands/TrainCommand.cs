@@ -28,14 +28,14 @@ internal sealed class TrainCommand : ICliCommand
         cmd.Options.Add(taskEval);
         cmd.Options.Add(threads);
         foreach (var (_, o) in settings) cmd.Options.Add(o);
-        cmd.SetAction(pr => CliErrors.Run(() =>
+        cmd.SetAction(pr => MpiLaunch.Run(comm =>   // under mpirun: data parallel over its ranks
         {
             using var compute = SharedOptions.Compute(pr.GetValue(threads));
             var request = Resolve(pr, pr.GetValue(config), settings);
-            var options = TrainSettings.Finish(request, EpochSteps.BatchesPerEpoch);
+            var options = TrainSettings.Finish(request, o => EpochSteps.BatchesPerEpoch(o, comm.Size));
             if (request.NumTrainEpochs != null)
                 Console.WriteLine($"num_train_epochs {request.NumTrainEpochs}: {options.MaxSteps} optimizer steps");
-            return Train(options, compute, pr.GetValue(taskEval), request.ReportTo);
+            return Train(options, compute, pr.GetValue(taskEval), request.ReportTo, comm);
         }));
         return cmd;
     }
@@ -69,13 +69,15 @@ internal sealed class TrainCommand : ICliCommand
         return r with { Options = o };
     }
 
-    public static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples, IReadOnlyList<string>? reportTo = null)
+    public static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples, IReadOnlyList<string>? reportTo = null,
+        PeftSharp.Distributed.ICommunicator? comm = null)
     {
+        comm ??= PeftSharp.Distributed.SingleProcess.Instance;
         TrainPreflight.Check(options);
-        using var folder = RunFolder.Open(options.OutputDir, options.ResumeFrom != null, options.Overwrite);
-        foreach (var r in folder.Removed) Console.WriteLine($"removed {r}");
+        using var folder = comm.Rank == 0 ? RunFolder.Open(options.OutputDir, options.ResumeFrom != null, options.Overwrite) : null;   // rank 0 owns the folder
+        foreach (var r in folder?.Removed ?? []) Console.WriteLine($"removed {r}");
         using var interrupt = new TrainInterrupt();
-        try { return Train(options, compute, taskEvalExamples, reportTo, interrupt.Token); }
+        try { return Train(options, compute, taskEvalExamples, reportTo, comm, interrupt.Token); }
         catch (TrainingInterruptedException e)
         {
             Console.Error.WriteLine(e.Checkpoint != null
@@ -85,13 +87,16 @@ internal sealed class TrainCommand : ICliCommand
         }
     }
 
-    static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples, IReadOnlyList<string>? reportTo, CancellationToken cancel)
+    static int Train(TrainingOptions options, PeftSharp.Compute.ComputeContext compute, int taskEvalExamples, IReadOnlyList<string>? reportTo,
+        PeftSharp.Distributed.ICommunicator comm, CancellationToken cancel)
     {
+        if (comm.Rank != 0) taskEvalExamples = 0;   // generation-based task metric: rank 0 alone
         var progress = new TrainProgress(live: !Console.IsOutputRedirected && !Console.IsErrorRedirected, options.LoggingSteps);
         Console.WriteLine($"model {options.ModelDir}\ndata  {options.DataFile}{(options.EvalFile != null ? $" (eval {options.EvalFile})" : "")}\nout   {options.OutputDir}");
-        using var tensorBoard = reportTo?.Contains("tensorboard") == true ? new TensorBoardObserver(Path.Combine(options.OutputDir, "runs")) : null;
+        // TensorBoard events, like every file of the run, come from rank 0 alone.
+        using var tensorBoard = comm.Rank == 0 && reportTo?.Contains("tensorboard") == true ? new TensorBoardObserver(Path.Combine(options.OutputDir, "runs")) : null;
         if (tensorBoard != null) Console.WriteLine($"tensorboard: event files in {tensorBoard.Folder} (view with: tensorboard --logdir {tensorBoard.Folder})");
-        using var trainer = new TrainingRun(options, compute, tensorBoard != null ? new ObserverFanOut(progress, tensorBoard) : progress);
+        using var trainer = new TrainingRun(options, compute, tensorBoard != null ? new ObserverFanOut(progress, tensorBoard) : progress, comm);
         // The optimizer allocates its state at the first step; the start-of-run line shows the size it will take.
         progress.OptimizerStateBytes = PeftSharp.Planning.MemoryEstimator.OptimizerStateBytes(
             trainer.Model.TrainableParameters().Select(p => (long)p.Count), options.Optimizer);
@@ -135,6 +140,7 @@ internal sealed class TrainCommand : ICliCommand
                 ["prompt"] = s.Prompt, ["target"] = s.Expected, ["before"] = before.Samples[i].Generated, ["after"] = s.Generated,
             }).ToArray());
         }
+        if (comm.Rank != 0) return 0;   // rank 0 writes the files
         AtomicFile.WriteAllText(Path.Combine(options.OutputDir, "evaluation.json"), report.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         Console.WriteLine();
         Console.WriteLine($"saved {(options.Method == "full" ? "model" : "adapter")} to {result.AdapterDir}");

@@ -11,7 +11,8 @@ namespace PeftSharp.Cli.Training;
 /// </summary>
 internal static class EpochSteps
 {
-    public static int BatchesPerEpoch(TrainingOptions o)
+    /// <param name="ranks">Data-parallel ranks: an epoch is counted in global batches of ranks × per-device batch.</param>
+    public static int BatchesPerEpoch(TrainingOptions o, int ranks = 1)
     {
         var tokenizer = HfTokenizer.Load(o.ModelDir);
         var data = TrainingData.Prepare(o.DataFile, tokenizer, ChatTemplateSource.TryLoad(o.ModelDir), new DataOptions
@@ -23,7 +24,7 @@ internal static class EpochSteps
             EvalFile = o.EvalFile,
             Seed = o.Seed,
         });
-        var batching = new BatchOptions { BatchSize = o.BatchSize, MaxLength = o.MaxLength, Packing = o.Packing, PadId = tokenizer.EosId ?? 0, PadToMaxLength = true };
+        var batching = new BatchOptions { BatchSize = o.BatchSize * ranks, MaxLength = o.MaxLength, Packing = o.Packing, PadId = tokenizer.EosId ?? 0, PadToMaxLength = true };
         return new DataLoader(data.Train, batching, o.Seed).BatchesInEpoch(0);
     }
 }

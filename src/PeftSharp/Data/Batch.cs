@@ -45,4 +45,34 @@ internal sealed class Batch
             TrainedTokens = TrainedTokens, ExampleCount = ExampleCount,
         };
     }
+
+    /// <summary>Rows [<paramref name="first"/>, first + <paramref name="rows"/>) of this batch, padded with all-padding
+    /// rows where the batch is shorter: one rank's share of a global batch in data-parallel training.</summary>
+    public Batch SliceRows(int first, int rows, int padId)
+    {
+        if (first < 0 || rows <= 0) throw new ArgumentOutOfRangeException(nameof(first), $"rows [{first}, {first + rows}) of a {BatchSize}-row batch");
+        int have = Math.Clamp(BatchSize - first, 0, rows), n = rows * SeqLen, len = have * SeqLen;
+        int from = have > 0 ? first * SeqLen : 0;   // a rank past the end of a short last batch copies nothing
+        int[] Cut(int[] a, int fill)
+        {
+            var r = new int[n];
+            Array.Copy(a, from, r, 0, len);
+            Array.Fill(r, fill, len, n - len);
+            return r;
+        }
+        var seg = Cut(SegmentIds, PaddingSegment);
+        var targets = Cut(Targets, -100);
+        int examples = 0;
+        for (int row = 0; row < have; row++)
+        {
+            int max = -1;
+            for (int t = 0; t < SeqLen; t++) max = Math.Max(max, seg[row * SeqLen + t]);
+            examples += max + 1;
+        }
+        return new Batch
+        {
+            BatchSize = rows, SeqLen = SeqLen, InputIds = Cut(InputIds, padId), Targets = targets,
+            Positions = Cut(Positions, 0), SegmentIds = seg, TrainedTokens = targets.Count(t => t != -100), ExampleCount = examples,
+        };
+    }
 }

@@ -16,18 +16,28 @@ internal static class LossEvaluator
         Func<Batch, Batch>? shape = null)
     {
         if (examples.Count == 0) return new EvalMetrics(step, double.NaN, double.NaN, 0);
+        var (sum, count) = Sum(examples, batching, passFor, shape);
+        double loss = count > 0 ? sum / count : double.NaN;
+        return new EvalMetrics(step, loss, Math.Exp(loss), count);
+    }
+
+    /// <summary>Summed token loss and trained-token count over the batches that <paramref name="shard"/> selects (by
+    /// batch index; all when null): one rank's share of a sharded evaluation.</summary>
+    public static (double Sum, int Count) Sum(IReadOnlyList<EncodedExample> examples, BatchOptions batching, Func<int, int, ModelPass> passFor,
+        Func<Batch, Batch>? shape = null, Func<int, bool>? shard = null)
+    {
         var loader = new DataLoader(examples, batching, seed: 0, shuffle: false);
         double sum = 0;
-        int count = 0;
+        int count = 0, index = 0;
         foreach (var raw in loader.EpochBatches(0))
         {
+            if (shard != null && !shard(index++)) continue;
             var b = shape != null ? shape(raw) : raw;
             var (s, c) = passFor(b.BatchSize, b.SeqLen).Loss(b.InputIds, b.Positions, b.SegmentIds, b.Targets);
             sum += s;
             count += c;
         }
-        double loss = count > 0 ? sum / count : double.NaN;
-        return new EvalMetrics(step, loss, Math.Exp(loss), count);
+        return (sum, count);
     }
 
     /// <summary>Convenience for one-off evaluation: passes are created and disposed here.</summary>

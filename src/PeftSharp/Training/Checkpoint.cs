@@ -25,13 +25,15 @@ internal static class Checkpoint
 
     /// <summary>trainer_state.json: where a run stands.</summary>
     /// <param name="Step">Optimizer steps done.</param>
-    /// <param name="Epoch">Data epoch of the next batch.</param>
-    /// <param name="Batch">Index of the next batch within the epoch.</param>
+    /// <param name="Epoch">Data epoch of the next batch (global batches of GlobalBatchSize sequences, all ranks together).</param>
+    /// <param name="Batch">Index of the next global batch within the epoch.</param>
     /// <param name="Method">Training method name.</param>
     /// <param name="Seed">Run seed.</param>
     /// <param name="Threads">Compute threads of the run that wrote it.</param>
     /// <param name="Loss">Training loss of the step that was checkpointed (null in checkpoints older than this field).</param>
-    public sealed record State(int Step, int Epoch, int Batch, string Method, int Seed, int Threads, double? Loss = null);
+    /// <param name="Ranks">How many data-parallel ranks wrote it.</param>
+    /// <param name="GlobalBatchSize">Sequences per global batch (0: not recorded, a checkpoint from before data parallelism).</param>
+    public sealed record State(int Step, int Epoch, int Batch, string Method, int Seed, int Threads, double? Loss = null, int Ranks = 1, int GlobalBatchSize = 0);
 
     public static string Save(string checkpointsDir, State state, IReadOnlyList<Parameter> parameters, Optimizer optimizer,
         Action<string> writeAdapter, int keepLast)

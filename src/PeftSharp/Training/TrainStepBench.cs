@@ -29,7 +29,7 @@ internal sealed class TrainStepBench : IDisposable
     public long TrainableParameters => _trainer.TrainableParameterCount;
 
     public TrainStepBench(ComputeContext compute, ModelConfig config, TrainingMethod method, LoraConfig lora, int batch, int seq, bool recompute,
-        Func<ModelConfig, CausalLM>? build = null)
+        Func<ModelConfig, CausalLM>? build = null, Distributed.ICommunicator? communicator = null)
     {
         Config = config; Method = method; Batch = batch; Seq = seq;
         var model = build != null ? build(config)
@@ -41,7 +41,7 @@ internal sealed class TrainStepBench : IDisposable
         _trainer = new Trainer(_pm, compute, new TrainerOptions
         {
             LearningRate = 1e-4, LrScheduler = "constant", BatchSize = batch, MaxLength = seq, GradientCheckpointing = recompute, MaxSteps = int.MaxValue,
-        });
+        }, communicator);
         var rng = new Random(1);
         int n = batch * seq;
         var ids = Enumerable.Range(0, n).Select(_ => rng.Next(config.VocabSize)).ToArray();
@@ -54,6 +54,9 @@ internal sealed class TrainStepBench : IDisposable
             TrainedTokens = targets.Count(t => t != -100), ExampleCount = batch,
         }];
     }
+
+    /// <summary>The trainer (its communicator, all-reduced bytes per step).</summary>
+    public Trainer Trainer => _trainer;
 
     /// <summary>Bytes the trainer holds by kind.</summary>
     public MemoryReport Memory() => _trainer.Memory();

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using PeftSharp.Compute;
 using PeftSharp.Data;
+using PeftSharp.Distributed;
 using PeftSharp.Models;
 using PeftSharp.Nn;
 using PeftSharp.Optim;
@@ -15,6 +16,10 @@ namespace PeftSharp.Training;
 /// global-norm clipping, periodic evaluation, progress to an observer, cancellation between steps. The loss of a step
 /// is the mean over all trained tokens of its micro-batches (token-weighted). Files are the caller's business: the
 /// folder-based run (<see cref="TrainingRun"/>, <c>peft train</c>) adds checkpoints, metrics and resume on top.
+/// With a communicator of N ranks (data parallelism, e.g. under <c>mpirun</c>), every rank runs its own trainer on
+/// the same model and data: each takes its slice of every global batch of N·BatchSize sequences, the loss is divided by
+/// the global trained-token count, and the trainable gradients are summed over the ranks before clipping and the
+/// optimizer step, so N ranks × BatchSize train as one process with batch N·BatchSize.
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -23,10 +28,18 @@ public sealed class Trainer : IDisposable
     readonly TrainerOptions _o;
     readonly List<Parameter> _params;
     readonly Dictionary<(int, int), ModelPass> _passes = new();
+    readonly ICommunicator _comm;
+    float[]? _flatGrads;
 
     /// <summary>A trainer of <paramref name="model"/>'s active adapter (or its fully trainable base).</summary>
-    public Trainer(PeftModel model, ComputeContext compute, TrainerOptions options)
+    /// <param name="model">The model with its active adapter (or fully trainable base).</param>
+    /// <param name="compute">Runs the kernels.</param>
+    /// <param name="options">The loop's settings; BatchSize is per rank.</param>
+    /// <param name="communicator">The data-parallel group this process trains in (default: a single process). Every
+    /// rank must construct its trainer with the same model, options and data.</param>
+    public Trainer(PeftModel model, ComputeContext compute, TrainerOptions options, ICommunicator? communicator = null)
     {
+        _comm = communicator ?? SingleProcess.Instance;
         options.Validate();
         _pm = model;
         _compute = compute;
@@ -42,6 +55,12 @@ public sealed class Trainer : IDisposable
     /// <summary>The model being trained.</summary>
     public PeftModel Model => _pm;
 
+    /// <summary>The data-parallel group (a single process unless one was given).</summary>
+    public ICommunicator Communicator => _comm;
+
+    /// <summary>Bytes of gradients summed over the ranks per optimizer step (0 for a single process).</summary>
+    public long AllReducedBytesPerStep => _comm.Size > 1 ? TrainableParameterCount * sizeof(float) : 0;
+
     internal Optimizer Optimizer { get; }
     internal IReadOnlyList<Parameter> Parameters => _params;
 
@@ -51,14 +70,24 @@ public sealed class Trainer : IDisposable
     /// <summary>Test hook run before each optimizer step (e.g. to inject a non-finite value).</summary>
     internal Action<int, IReadOnlyList<Parameter>>? BeforeStep { get; set; }
 
-    internal BatchOptions Batching => new()
+    internal BatchOptions Batching => BatchingOf(_o.BatchSize);
+
+    BatchOptions BatchingOf(int rows) => new()
     {
-        BatchSize = _o.BatchSize,
+        BatchSize = rows,
         MaxLength = _o.MaxLength,
         Packing = _o.Packing,
         PadId = _pm.Tokenizer?.EosId ?? 0,
         PadToMaxLength = true,
     };
+
+    /// <summary>Batches of the whole group: N ranks × BatchSize sequences, of which each rank trains its slice.</summary>
+    BatchOptions GlobalBatching => BatchingOf(_o.BatchSize * _comm.Size);
+
+    /// <summary>This rank's rows of a global batch, at the per-rank shape.</summary>
+    Batch LocalSlice(Batch global) => _comm.Size == 1
+        ? global.PadTo(_o.BatchSize, Batching.PadId)
+        : global.SliceRows(_comm.Rank * _o.BatchSize, _o.BatchSize, Batching.PadId);
 
     /// <summary>
     /// Tokenizes <paramref name="examples"/> (and <paramref name="eval"/>) with the model's tokenizer and chat template,
@@ -91,19 +120,29 @@ public sealed class Trainer : IDisposable
         return new MemoryReport(frozen, train, train, Optimizer.StateBytes, _passes.Values.Sum(p => p.ActivationBytes), ProcessMemory.PeakRssMb());
     }
 
-    /// <summary>Mean loss and perplexity over encoded examples (no dropout), at the training batch shape.</summary>
+    /// <summary>Mean loss and perplexity over encoded examples (no dropout), at the training batch shape. With several
+    /// ranks, each evaluates every N-th batch and the loss sums and token counts are summed over the ranks.</summary>
     internal EvalMetrics Evaluate(IReadOnlyList<EncodedExample> eval, int step)
     {
         int padId = Batching.PadId;
-        return Evaluation.LossEvaluator.Evaluate(eval, Batching, (b, t) => PassFor(_o.BatchSize, t), step, b => b.PadTo(_o.BatchSize, padId));
+        if (_comm.Size == 1)
+            return Evaluation.LossEvaluator.Evaluate(eval, Batching, (b, t) => PassFor(_o.BatchSize, t), step, b => b.PadTo(_o.BatchSize, padId));
+        if (eval.Count == 0) return new EvalMetrics(step, double.NaN, double.NaN, 0);
+        var (sum, count) = Evaluation.LossEvaluator.Sum(eval, Batching, (b, t) => PassFor(_o.BatchSize, t), b => b.PadTo(_o.BatchSize, padId),
+            shard: i => i % _comm.Size == _comm.Rank);
+        Span<double> total = [sum, count];
+        _comm.AllReduceSum(total);
+        double loss = total[1] > 0 ? total[0] / total[1] : double.NaN;
+        return new EvalMetrics(step, loss, Math.Exp(loss), (int)total[1]);
     }
 
     /// <summary>The loop: steps from hooks.StartStep to MaxSteps, calling the hooks for metrics and checkpoints.</summary>
     internal (TrainingResult Result, EvalMetrics? FirstEval) Run(IReadOnlyList<EncodedExample> train, IReadOnlyList<EncodedExample> eval,
         ITrainingObserver obs, TrainingHooks hooks, CancellationToken cancel)
     {
-        var loader = new DataLoader(train, Batching, _o.Seed);
+        var loader = new DataLoader(train, GlobalBatching, _o.Seed);   // positions count global batches
         if (hooks.ResumeAt is { } pos) loader.Seek(pos);
+        if (_comm.Size > 1) SynchronizeParameters();
         int startStep = hooks.StartStep;
         var schedule = new LrSchedule(_o.LrScheduler, _o.LearningRate, _o.WarmupSteps, _o.MaxSteps);
         var wall = Stopwatch.StartNew();
@@ -122,8 +161,13 @@ public sealed class Trainer : IDisposable
             var sw = Stopwatch.StartNew();
             BeforeStep?.Invoke(step, _params);
             var batches = new List<Batch>();
-            for (int i = 0; i < _o.GradientAccumulationSteps; i++) batches.Add(loader.Next().PadTo(_o.BatchSize, Batching.PadId));
-            int tokens = batches.Sum(b => b.SegmentIds.Count(s => s != Batch.PaddingSegment));
+            int tokens = 0;   // of the whole group: every rank sees the global batch
+            for (int i = 0; i < _o.GradientAccumulationSteps; i++)
+            {
+                var global = loader.Next();
+                tokens += global.SegmentIds.Count(s => s != Batch.PaddingSegment);
+                batches.Add(LocalSlice(global));
+            }
             var (loss, gradNorm, lr) = Step(batches, step, schedule, hooks.LastCheckpoint);
             lastLoss = loss;
 
@@ -167,6 +211,7 @@ public sealed class Trainer : IDisposable
     {
         foreach (var p in _params) p.ZeroGrad();
         int trained = batches.Sum(b => b.Targets.Count(t => t != EncodedExample.IgnoreIndex));
+        if (_comm.Size > 1) trained = GlobalCount(trained);   // the loss is the mean over the group's tokens
         double lossSum = 0;
         int counted = 0;
         for (int i = 0; i < batches.Count; i++)
@@ -174,11 +219,13 @@ public sealed class Trainer : IDisposable
             var b = batches[i];
             var pass = PassFor(b.BatchSize, b.SeqLen);
             pass.Context.DropoutSeed = (ulong)_o.Seed;
-            pass.Context.DropoutStep = (ulong)(step * _o.GradientAccumulationSteps + i);
+            // Each rank's own dropout stream (a single process: the micro-step, as before).
+            pass.Context.DropoutStep = (ulong)((step * _o.GradientAccumulationSteps + i) * _comm.Size + _comm.Rank);
             var (s, c) = pass.ForwardBackward(b.InputIds, b.Positions, b.SegmentIds, b.Targets, trained > 0 ? 1f / trained : 0f);
             lossSum += s;
             counted += c;
         }
+        if (_comm.Size > 1) (lossSum, counted) = ReduceStep(lossSum, counted);
         double loss = counted > 0 ? lossSum / counted : double.NaN;
         double gradNorm = GradientClipping.GlobalNorm(_params);
         if (!double.IsFinite(loss) || !double.IsFinite(gradNorm))
@@ -191,6 +238,35 @@ public sealed class Trainer : IDisposable
         Optimizer.BeginStep();
         for (int i = 0; i < _params.Count; i++) Optimizer.Step(i, _params[i].Value.Floats, _params[i].Grad.Floats, (float)lr);
         return (loss, gradNorm, lr);
+    }
+
+    /// <summary>Sums the trained-token count over the ranks (exact in a double up to 2^53).</summary>
+    int GlobalCount(int local)
+    {
+        Span<double> v = [local];
+        _comm.AllReduceSum(v);
+        return (int)v[0];
+    }
+
+    /// <summary>Sums the gradients (one flat buffer, one all-reduce), the loss sum and the token count over the ranks.</summary>
+    (double LossSum, int Counted) ReduceStep(double lossSum, int counted)
+    {
+        var flat = _flatGrads ??= new float[TrainableParameterCount];
+        int at = 0;
+        foreach (var p in _params) { p.Grad.Floats.CopyTo(flat.AsSpan(at)); at += (int)p.Count; }
+        _comm.AllReduceSum(flat);
+        at = 0;
+        foreach (var p in _params) { flat.AsSpan(at, (int)p.Count).CopyTo(p.Grad.Floats); at += (int)p.Count; }
+        Span<double> loss = [lossSum, counted];
+        _comm.AllReduceSum(loss);
+        return (loss[0], (int)loss[1]);
+    }
+
+    /// <summary>Copies rank 0's trainable parameters to every rank, so the ranks start (and stay) identical whatever each
+    /// loaded or initialized.</summary>
+    void SynchronizeParameters()
+    {
+        foreach (var p in _params) _comm.Broadcast(p.Value.Floats);
     }
 
     /// <summary>A metrics line with the memory accounting (MiB by kind and the peak resident set).</summary>

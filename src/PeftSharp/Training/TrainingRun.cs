@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using PeftSharp.Compute;
 using PeftSharp.Data;
+using PeftSharp.Distributed;
 using PeftSharp.IO;
 using PeftSharp.Models;
 using PeftSharp.Peft;
@@ -14,6 +15,10 @@ namespace PeftSharp.Training;
 /// A training run over folders and files, as <c>peft train</c> does it: loads the model and the data files, trains with
 /// a <see cref="Trainer"/>, and writes atomic checkpoints (a resumed run continues bit-identically), metrics.jsonl,
 /// summary.json and the result (a PEFT adapter, or a full checkpoint for full fine-tuning) under the output folder.
+/// Data-parallel (a communicator of N ranks, e.g. under <c>mpirun</c>): every rank loads the model and data (a shared
+/// file system), trains its slice of each global batch, and rank 0 alone writes checkpoints, metrics and the result and
+/// reports progress. A checkpoint records the global batch, so a run resumes with any number of ranks whose
+/// ranks × per-device batch is the same.
 /// </summary>
 public sealed class TrainingRun : IDisposable
 {
@@ -22,13 +27,19 @@ public sealed class TrainingRun : IDisposable
     readonly ComputeContext _compute;
     readonly PeftModel _pm;
     readonly Trainer _trainer;
+    readonly ICommunicator _comm;
 
     /// <summary>Loads the model and data that <paramref name="options"/> name; <paramref name="compute"/> runs everything.</summary>
-    public TrainingRun(TrainingOptions options, ComputeContext compute, ITrainingObserver? observer = null)
+    /// <param name="options">The model, data, method and loop settings.</param>
+    /// <param name="compute">Runs everything.</param>
+    /// <param name="observer">Hears progress (rank 0's only).</param>
+    /// <param name="communicator">The data-parallel group (default: a single process); only rank 0's observer hears anything.</param>
+    public TrainingRun(TrainingOptions options, ComputeContext compute, ITrainingObserver? observer = null, ICommunicator? communicator = null)
     {
         options.Validate();
         _o = options;
-        _obs = observer ?? NullObserver.Instance;
+        _comm = communicator ?? SingleProcess.Instance;
+        _obs = _comm.Rank == 0 ? observer ?? NullObserver.Instance : NullObserver.Instance;
         _compute = compute;
         var method = options.ParsedMethod;
         _pm = PeftModel.Load(options.ModelDir, compute, method.QuantizedBase ? options.Quantize : null);
@@ -46,7 +57,7 @@ public sealed class TrainingRun : IDisposable
             if (method.IsFull) _pm.Model.MakeFullyTrainable();
             else _pm.AddAdapter("default", options.Lora with { UseDora = method.Adapter == AdapterKind.Dora }, (ulong)options.Seed);
             if (_pm.Model.Quantization != null) _obs.OnMessage($"base model: {_pm.Model.Quantization}");
-            _trainer = new Trainer(_pm, compute, options);
+            _trainer = new Trainer(_pm, compute, options, _comm);
         }
         catch
         {
@@ -59,6 +70,10 @@ public sealed class TrainingRun : IDisposable
     public PeftModel Model => _pm;
     internal HfTokenizer Tokenizer => _pm.Tokenizer!;
     internal PreparedData Data { get; }
+
+    /// <summary>The data-parallel group this run trains in.</summary>
+    public ICommunicator Communicator => _comm;
+    bool Writes => _comm.Rank == 0;
 
     /// <summary>Test hook run before each optimizer step (e.g. to inject a non-finite value).</summary>
     internal Action<int, IReadOnlyList<Nn.Parameter>>? BeforeStep { get => _trainer.BeforeStep; set => _trainer.BeforeStep = value; }
@@ -75,7 +90,8 @@ public sealed class TrainingRun : IDisposable
     /// <summary>Trains to max_steps (resuming when asked), then writes the result and summary.json.</summary>
     public TrainingResult Run(CancellationToken cancel = default)
     {
-        Directory.CreateDirectory(_o.OutputDir);
+        if (Writes) Directory.CreateDirectory(_o.OutputDir);
+        int globalBatch = _o.BatchSize * _comm.Size;
         int startStep = 0;
         string? resumed = null;
         DataLoaderPosition? resumeAt = null;
@@ -89,12 +105,20 @@ public sealed class TrainingRun : IDisposable
             if (state.Method != _o.Method) throw new PeftException($"{resumed}: checkpoint of method {state.Method}, this run is {_o.Method}");
             if (state.Threads != _compute.Threads)
                 _obs.OnMessage($"note: checkpoint was written with --threads {state.Threads}, resuming with {_compute.Threads}; the loss curve may differ in the last digits");
+            if ((state.Ranks > 1 || _comm.Size > 1) && state.GlobalBatchSize > 0 && state.GlobalBatchSize != globalBatch)
+                throw new PeftException($"{resumed}: the checkpoint was trained with a global batch of {state.GlobalBatchSize} sequences " +
+                    $"({state.Ranks} rank(s) × {state.GlobalBatchSize / Math.Max(1, state.Ranks)}); this run has {_comm.Size} × {_o.BatchSize} = {globalBatch}. " +
+                    $"To continue the same run, set per_device_train_batch_size so that ranks × it = {state.GlobalBatchSize}");
+            if (state.Ranks != _comm.Size)
+                _obs.OnMessage($"note: checkpoint was written by {state.Ranks} rank(s), resuming with {_comm.Size} (same global batch of {globalBatch})");
             startStep = state.Step;
             tap.LastLoss = state.Loss ?? double.NaN;
             resumeAt = new DataLoaderPosition(state.Epoch, state.Batch);
-            TruncateMetrics(startStep);
+            if (Writes) TruncateMetrics(startStep);
         }
-        else if (File.Exists(MetricsPath)) File.Delete(MetricsPath);
+        else if (Writes && File.Exists(MetricsPath)) File.Delete(MetricsPath);
+        if (_comm.Size > 1) _obs.OnMessage($"data parallel: {_comm.Name}, global batch {_comm.Size} × {_o.BatchSize} = {globalBatch}, " +
+            $"{_trainer.AllReducedBytesPerStep / 1048576.0:F1} MiB of gradients all-reduced per step");
 
         long trainable = _trainer.TrainableParameterCount;
         long total = _pm.Model.BaseParameterCount + (_o.ParsedMethod.IsFull ? 0 : trainable);
@@ -104,15 +128,15 @@ public sealed class TrainingRun : IDisposable
         TrainingHooks hooks = null!;
         (int Step, DataLoaderPosition Position)? done = null;
         string Save(int step, DataLoaderPosition pos) =>
-            hooks.LastCheckpoint = Checkpoint.Save(CheckpointsDir, new Checkpoint.State(step, pos.Epoch, pos.Batch, _o.Method, _o.Seed, _compute.Threads, tap.LastLoss),
+            hooks.LastCheckpoint = Checkpoint.Save(CheckpointsDir, new Checkpoint.State(step, pos.Epoch, pos.Batch, _o.Method, _o.Seed, _compute.Threads, tap.LastLoss, _comm.Size, globalBatch),
                 _trainer.Parameters, _trainer.Optimizer, WriteResult, _o.SaveTotalLimit);
         hooks = new TrainingHooks
         {
             StartStep = startStep,
             ResumeAt = resumeAt,
-            Metrics = AppendMetrics,
+            Metrics = Writes ? AppendMetrics : null,
             LastCheckpoint = Checkpoint.List(CheckpointsDir).LastOrDefault(),
-            AfterStep = (step, pos, last) =>
+            AfterStep = !Writes ? null : (step, pos, last) =>
             {
                 done = (step, pos);
                 if ((_o.SaveSteps > 0 && step % _o.SaveSteps == 0) || last) Save(step, pos);
@@ -130,8 +154,9 @@ public sealed class TrainingRun : IDisposable
         if (double.IsNaN(loop.FinalLoss)) loop = loop with { FinalLoss = tap.LastLoss };   // resumed after its last step
 
         string resultDir = Path.Combine(_o.OutputDir, _o.ParsedMethod.IsFull ? "model" : "adapter");
-        WriteResult(resultDir);
         var result = loop with { AdapterDir = resultDir };
+        if (!Writes) return result;
+        WriteResult(resultDir);
         TrainingSummary.Write(_o.OutputDir, result);   // snake_case keys; readers accept the older PascalCase too
         return result;
     }

@@ -4,9 +4,9 @@ using PeftSharp.Tensors;
 namespace PeftSharp.Compute;
 
 /// <summary>
-/// Reusable 64-byte-aligned float buffers (GEMM packing, tile and dequantization scratch), safe to rent from any
-/// thread. A rent takes the smallest free buffer that fits; when none fits, the largest free one is grown, so the pool
-/// holds about one buffer per concurrent renter and never grows past the largest requests.
+/// Reusable 64-byte-aligned float buffers (GEMM packing, tile and dequantization scratch, a pass's saved activations),
+/// safe to rent from any thread. A rent takes the smallest free buffer that fits, or allocates one: the pool ends up
+/// with the buffers of the largest set of requests held at once, reused from then on.
 /// </summary>
 internal sealed unsafe class BufferPool : IDisposable
 {
@@ -24,18 +24,14 @@ internal sealed unsafe class BufferPool : IDisposable
         Block? block = null;
         lock (_lock)
         {
-            int best = -1, largest = -1;
+            int best = -1;
             for (int i = 0; i < _free.Count; i++)
-            {
                 if (_free[i].Floats >= floats && (best < 0 || _free[i].Floats < _free[best].Floats)) best = i;
-                if (largest < 0 || _free[i].Floats > _free[largest].Floats) largest = i;
-            }
-            int take = best >= 0 ? best : largest;
-            if (take >= 0) { block = _free[take]; _free.RemoveAt(take); }
+            if (best >= 0) { block = _free[best]; _free.RemoveAt(best); }
         }
-        if (block == null) block = Allocate(floats);
-        else if (block.Floats < floats) { Free(block); block = Allocate(Math.Max(floats, block.Floats + block.Floats / 2)); }
-        return new Lease(this, block);
+        // None fits: a new block. Smaller free blocks stay for the smaller requests that come back every step, so a
+        // steady pattern of requests allocates only in its first step (freeing them here made sizes churn: measured).
+        return new Lease(this, block ?? Allocate(floats));
     }
 
     Block Allocate(long floats)

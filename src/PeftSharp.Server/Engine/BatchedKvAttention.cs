@@ -4,7 +4,7 @@ using PeftSharp.Nn;
 namespace PeftSharp.Server.Engine;
 
 /// <summary>Rows [Row, Row+Count) of a step belong to one sequence whose cache already holds Start positions.</summary>
-internal readonly record struct SequenceRows(SequenceCache Cache, int Row, int Count, int Start);
+internal readonly record struct SequenceRows(KvCacheAttention Cache, int Row, int Count, int Start);
 
 /// <summary>
 /// Attention memory of a continuous-batching step: the step's rows are grouped by sequence, each sequence with its own
@@ -23,10 +23,10 @@ internal sealed class BatchedKvAttention(ModelConfig c, IReadOnlyList<SequenceRo
     {
         foreach (var s in sequences)
         {
-            a.K.Floats.Slice(s.Row * _kvd, s.Count * _kvd).CopyTo(s.Cache.Keys(layer).Slice(s.Start * _kvd));
-            a.V.Floats.Slice(s.Row * _kvd, s.Count * _kvd).CopyTo(s.Cache.Values(layer).Slice(s.Start * _kvd));
+            a.K.Floats.Slice(s.Row * _kvd, s.Count * _kvd).CopyTo(s.Cache.LayerKeys(layer).Slice(s.Start * _kvd));
+            a.V.Floats.Slice(s.Row * _kvd, s.Count * _kvd).CopyTo(s.Cache.LayerValues(layer).Slice(s.Start * _kvd));
             pass.Kernels.AttentionForwardCached(a.Attn.Floats.Slice(s.Row * _qd, s.Count * _qd), a.Q.Floats.Slice(s.Row * _qd, s.Count * _qd),
-                s.Cache.Keys(layer), s.Cache.Values(layer), s.Start, s.Count, c.NumHeads, c.NumKvHeads, c.HeadDim, c.AttentionWindow(layer));
+                s.Cache.LayerKeys(layer), s.Cache.LayerValues(layer), s.Start, s.Count, c.NumHeads, c.NumKvHeads, c.HeadDim, c.AttentionWindow(layer));
         }
     }
 }

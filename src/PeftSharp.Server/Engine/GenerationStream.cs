@@ -1,3 +1,4 @@
+using PeftSharp.Models;
 using System.Threading.Channels;
 using PeftSharp.Inference;
 using PeftSharp.Nn;
@@ -45,7 +46,7 @@ public sealed class GenerationStream
     internal IDisposable Use { get; }
     internal Sampler Sampler { get; }
     internal List<int> Context { get; }
-    internal SequenceCache? Cache { get; set; }
+    internal KvCacheAttention? Cache { get; set; }
     internal int Fed { get; set; }
     internal int Produced { get; set; }
     internal long Order { get; set; }

@@ -1,3 +1,4 @@
+using PeftSharp.Models;
 using PeftSharp.Compute;
 using PeftSharp.Inference;
 using PeftSharp.Peft;
@@ -206,7 +207,7 @@ public sealed class ServeEngine : IDisposable
                 _waiting.Dequeue();
                 budget -= s.PromptTokens;
                 // The last generated token is never fed: the cache holds prompt + MaxNew − 1 positions.
-                s.Cache = new SequenceCache(_pm.Model.Config, Math.Max(s.PromptTokens + s.MaxNew - 1, s.PromptTokens));
+                s.Cache = new KvCacheAttention(_pm.Model.Config, Math.Max(s.PromptTokens + s.MaxNew - 1, s.PromptTokens));
                 _running.Add(s);
             }
         }

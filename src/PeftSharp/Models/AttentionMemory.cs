@@ -65,6 +65,12 @@ internal sealed class KvCacheAttention : IAttentionMemory, IDisposable
 
     public long Bytes => _k.Sum(t => t.ByteLength) * 2;
 
+    /// <summary>Layer <paramref name="layer"/>'s whole key cache (capacity, Hkv·D); a batched memory writes into it.</summary>
+    public Span<float> LayerKeys(int layer) => _k[layer].Floats;
+
+    /// <summary>Layer <paramref name="layer"/>'s whole value cache (capacity, Hkv·D).</summary>
+    public Span<float> LayerValues(int layer) => _v[layer].Floats;
+
     int Kvd => _c.NumKvHeads * _c.HeadDim;
     public Span<float> Keys(int layer, BlockActivations a, int n) => _k[layer].Floats.Slice(Start * Kvd, n * Kvd);
     public Span<float> Values(int layer, BlockActivations a, int n) => _v[layer].Floats.Slice(Start * Kvd, n * Kvd);

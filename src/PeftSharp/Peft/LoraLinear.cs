@@ -79,35 +79,20 @@ internal sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
         Base.Forward(pass, x, y, n);
         var routing = pass.Routing;
         routing.Check(n);
-        var segments = routing.Segments;
         HostActivations? saved = null;
-        var adapters = new LoraAdapter?[segments.Length];
-        int active = 0;
+        var segments = routing.Segments;
         for (int i = 0; i < segments.Length; i++)
         {
-            if ((adapters[i] = Resolve(segments[i].Adapter)) == null) continue;
+            var seg = segments[i];
+            var ad = Resolve(seg.Adapter);
+            if (ad == null) continue;
             saved ??= pass.Saved(this, () => new HostActivations(pass.Buffers));
-            saved.Segment(i);   // created here: the segments below may run on several threads
-            active++;
+            var op = new AdapterOp(this, ad, pass, saved.Segment(i), pass.Compute);
+            ad.Variant.Forward(op, x + (long)seg.Start * InFeatures, y + (long)seg.Start * OutFeatures, seg.CountIn(n));
         }
         if (saved == null) return;
-        // Several adapters in an inference pass (a served batch): their rank-r products are small (serial) GEMMs over
-        // disjoint rows, so the segments run side by side on the context's threads. Each segment's arithmetic is the
-        // same on any thread, so the results are too.
-        if (active > 1 && !pass.Training && pass.Compute.Threads > 1)
-            pass.Compute.For(segments.Length, (start, end) => { for (int i = start; i < end; i++) ForwardSegment(pass, adapters[i], saved, i, x, y, n); });
-        else
-            for (int i = 0; i < segments.Length; i++) ForwardSegment(pass, adapters[i], saved, i, x, y, n);
         if (pass.Training) pass.NoteSaved();
         else pass.Release(this);   // inference keeps nothing for a backward
-    }
-
-    void ForwardSegment(PassContext pass, LoraAdapter? ad, HostActivations saved, int i, float* x, float* y, int n)
-    {
-        if (ad == null) return;
-        var seg = pass.Routing.Segments[i];
-        var op = new AdapterOp(this, ad, pass, saved.Segment(i), pass.Compute);
-        ad.Variant.Forward(op, x + (long)seg.Start * InFeatures, y + (long)seg.Start * OutFeatures, seg.CountIn(n));
     }
 
     public void Backward(PassContext pass, float* dy, float* x, float* dx, int n)

@@ -13,6 +13,7 @@ namespace PeftSharp.Cli.Commands;
 /// r16 all-linear LoRA adapters (random, B ≠ 0). For 1, 4, 16 concurrent greedy streams over 1 and 4 distinct adapters:
 /// aggregate decode tokens/s (tokens after each stream's first, over the time from the first stream's first token to
 /// the last token) and p50/p95 of the time between a stream's consecutive tokens. One JSON line per case, a summary
+/// line of alternated single decode steps over one and four adapters (<see cref="BenchServeSteps"/>), a summary
 /// line with the issue's two ratios (most streams against one; four adapters against one at most streams), and first a
 /// memory line: resident memory with 0, 1, 4 and 8 copies of an adapter loaded from disk, against its tensor bytes.
 /// </summary>
@@ -25,10 +26,11 @@ internal sealed class BenchServeCommand : IBenchCommand
         var tokens = new Option<int>("--new-tokens") { DefaultValueFactory = _ => 24 };
         var rank = new Option<int>("--rank") { DefaultValueFactory = _ => 16 };
         var streams = new Option<string>("--streams") { DefaultValueFactory = _ => "1,4,16" };
+        var stepCount = new Option<int>("--steps") { Description = "alternated decode steps of the step-by-step comparison", DefaultValueFactory = _ => 16 };
         var dtype = new Option<string>("--dtype") { Description = "weight storage dtype: bf16, f16, f32", DefaultValueFactory = _ => "bf16" };
         var threads = SharedOptions.Threads();
         var cmd = new Command("serve", "continuous-batching decode throughput over 1 and 4 adapters");
-        foreach (var o in new Option[] { config, prompt, tokens, rank, streams, dtype, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, prompt, tokens, rank, streams, stepCount, dtype, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             using var compute = SharedOptions.Compute(pr.GetValue(threads));
@@ -67,6 +69,7 @@ internal sealed class BenchServeCommand : IBenchCommand
                     }));
                 }
             int most = counts.Max();
+            Console.WriteLine(JsonSerializer.Serialize(BenchServeSteps.Measure(pm, compute, names, most, p, pr.GetValue(stepCount))));
             Console.WriteLine(JsonSerializer.Serialize(new
             {
                 bench = "serve-summary", streams = most,

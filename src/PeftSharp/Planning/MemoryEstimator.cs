@@ -39,8 +39,8 @@ internal static class MemoryEstimator
     const int NestedBlockSize = 256;
     const int MinSize8Bit = 4096, Block8Bit = 256;
 
-    /// <param name="packedBase">A GPTQ/AWQ checkpoint's packing: its projections stay packed whatever the method
-    /// (lora/dora train over them; full fine-tuning is refused).</param>
+    /// <summary>The estimate for one method; with a GPTQ/AWQ checkpoint's packing (<c>packedBase</c>) the projections
+    /// stay packed whatever the method (lora/dora train over them; full fine-tuning is refused).</summary>
     public static MemoryEstimate Estimate(ModelConfig c, string method, int batch, int seq, int rank, string targets,
         bool gradientCheckpointing, string optimizer, Quantization.IntGroup.IntGroupConfig? packedBase = null)
     {

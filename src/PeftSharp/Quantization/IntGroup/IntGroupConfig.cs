@@ -84,6 +84,10 @@ internal sealed record IntGroupConfig(string Method, IntGroupPacking Packing, in
         if (group != -1 && group < 1) throw new PeftException($"{where}.group_size: {group} (expected a positive group size or -1)");
         if (q["pack_dtype"] is JsonValue pd && pd.TryGetValue<string>(out var pds) && pds.Trim().ToLowerInvariant() is not ("int32" or "torch.int32"))
             throw new PeftException($"{where}.pack_dtype \"{pds}\" is not supported (expected int32)");
+        if (Bool(q, "lm_head", where) == true)
+            throw new PeftException($"{where}.lm_head true is not supported (a packed lm_head; only the decoder projections load packed)");
+        if (q["dynamic"] is JsonObject { Count: > 0 })
+            throw new PeftException($"{where}.dynamic: per-module overrides of bits or group size are not supported (one scheme for every projection)");
         if (method == "awq")
         {
             string version = Str(q, "version", where) ?? "gemm";

@@ -20,6 +20,8 @@ public class IntGroupErrorTests
     [InlineData("{\"quant_method\":\"gptq\",\"bits\":4,\"checkpoint_format\":\"marlin\"}", "quantization_config.checkpoint_format \"marlin\"")]
     [InlineData("{\"quant_method\":\"gptq\",\"bits\":4,\"desc_act\":\"yes\"}", "quantization_config.desc_act: expected true or false")]
     [InlineData("{\"quant_method\":\"gptq\",\"bits\":4,\"pack_dtype\":\"int16\"}", "quantization_config.pack_dtype \"int16\"")]
+    [InlineData("{\"quant_method\":\"gptq\",\"bits\":4,\"lm_head\":true}", "quantization_config.lm_head true")]
+    [InlineData("{\"quant_method\":\"gptq\",\"bits\":4,\"dynamic\":{\"-:.*down_proj\":{}}}", "quantization_config.dynamic")]
     [InlineData("{\"quant_method\":\"awq\",\"bits\":8,\"version\":\"gemm\"}", "quantization_config.bits: 8-bit AWQ")]
     [InlineData("{\"quant_method\":\"awq\",\"bits\":4,\"version\":\"gemv\"}", "quantization_config.version \"gemv\"")]
     [InlineData("{\"quant_method\":\"awq\",\"bits\":4,\"zero_point\":false}", "quantization_config.zero_point false")]

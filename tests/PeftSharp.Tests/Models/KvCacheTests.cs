@@ -91,6 +91,18 @@ public class KvCacheTests
     }
 
     [Fact]
+    public void Phi3MiniCache_KeepsTheWindowOnEveryLayer_AndCalcReportsIt()
+    {
+        var c = ModelConfig.Load(PeftSharp.Tests.IO.IoTestPaths.ModelConfig("phi-3-mini-4k-instruct.json"));
+        long row = 2L * 32 * 3072 * sizeof(float);                 // K and V of one position, all 32 layers
+        Assert.Equal(row * (2046 + 256), KvCacheAttention.BytesFor(c, 4096));   // window 2047: 2046 kept + 256 slack
+        Assert.Equal(row * 1000, KvCacheAttention.BytesFor(c, 1000));          // shorter than the buffer: as many rows
+        var text = new PeftSharp.Planning.CalcReport(c, "phi3.json", new PeftSharp.Planning.CalcRequest()).ToText();
+        Assert.Contains("generation KV cache (float32, one sequence of 4,096 tokens): 1726.5 MiB", text);
+        Assert.Contains("3072.0 MiB if every layer kept every position", text);
+    }
+
+    [Fact]
     public void SlidingWindow_ChangesLogitsOnlyBeyondTheWindow_AndQwenKeepsLowLayersFull()
     {
         var full = TinyModels.Config("mistral") with { SlidingWindow = null };

@@ -48,6 +48,10 @@ public record TrainerOptions
     public int Seed { get; init; } = 42;
 
     /// <summary>Throws a <see cref="PeftException"/> naming the first setting out of range.</summary>
+    /// <summary>On a device, copy the optimizer state back to the host after every step (so checkpoints hold it);
+    /// benchmarks turn it off. The trained values are always copied back.</summary>
+    internal bool DeviceSyncsOptimizerState { get; init; } = true;
+
     public virtual void Validate()
     {
         if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw new PeftException($"learning_rate must be a finite number > 0, got {LearningRate}");

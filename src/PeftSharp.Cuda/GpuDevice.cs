@@ -24,7 +24,12 @@ internal sealed class GpuDevice : IDisposable
         _context = context;
         Accelerator = accelerator;
         Name = name;
-        Kernels = new DeviceKernels(accelerator);
+        try { Kernels = new DeviceKernels(accelerator); }
+        catch (Exception e) when (e is not PeftException)
+        {
+            // An unsupported GPU architecture or driver shows here first: one clear line, not ILGPU's stack.
+            throw new PeftException($"ILGPU could not compile the device kernels for {name} ({e.GetType().Name}: {e.Message.Split('\n')[0]})");
+        }
         Gemm = accelerator is CudaAccelerator cuda && !preferKernelGemm
             ? CuBlasGemm.Create(cuda, this)
             : new KernelGemm(this);
@@ -50,7 +55,9 @@ internal sealed class GpuDevice : IDisposable
     {
         if (!device.IsCuda)
         {
-            var ctx = Context.Create(b => b.CPU().EnableAlgorithms());
+            // One simulated multiprocessor with single-thread groups: our kernels use no shared memory or barriers, and on a
+            // busy CI machine one worker beats waking a thread per simulated lane for every launch.
+            var ctx = Context.Create(b => b.CPU(new CPUDevice(2, 1, 1)).EnableAlgorithms());
             try { return new GpuDevice(ctx, ctx.CreateCPUAccelerator(0), "ilgpu-cpu", preferKernelGemm: true); }
             catch { ctx.Dispose(); throw; }
         }

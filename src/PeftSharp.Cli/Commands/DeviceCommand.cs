@@ -14,15 +14,17 @@ internal sealed class DeviceCommand : ICliCommand
     public Command Build()
     {
         var device = new Option<string>("--device") { Description = "cuda, cuda:N, or cpu (ILGPU's CPU accelerator)", DefaultValueFactory = _ => "cuda" };
+        var only = new Option<string?>("--only") { Description = "kernels or steps (default: both)" };
         var check = new Command("check", "compare every CUDA-backend kernel and a whole training step with the CPU (JSON lines; exit 1 on a failure)");
         check.Options.Add(device);
+        check.Options.Add(only);
         check.SetAction(pr => CliErrors.Run(() =>
         {
             bool ok = PeftSharp.Cuda.DeviceCheck.Run(pr.GetValue(device)!, (name, error, tolerance, passed) =>
                 Console.WriteLine(new JsonObject
                 {
                     ["check"] = name, ["relative_error"] = double.IsFinite(error) ? error : null, ["tolerance"] = tolerance, ["passed"] = passed,
-                }.ToJsonString()));
+                }.ToJsonString()), pr.GetValue(only));
             Console.WriteLine(ok ? "all device checks passed" : "some device checks FAILED");
             return ok ? 0 : 1;
         }));

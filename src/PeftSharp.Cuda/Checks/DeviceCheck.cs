@@ -10,14 +10,17 @@ namespace PeftSharp.Cuda;
 public static class DeviceCheck
 {
     /// <summary>Runs every check on <paramref name="device"/> ("cuda", "cuda:N", or "cpu" for ILGPU's CPU accelerator),
-    /// reporting each to <paramref name="report"/>; returns true when all passed.</summary>
-    public static bool Run(string device, Action<string, double, double, bool> report)
+    /// reporting each to <paramref name="report"/>; returns true when all passed. <paramref name="only"/>: "kernels",
+    /// "steps", or null for both.</summary>
+    public static bool Run(string device, Action<string, double, double, bool> report, string? only = null)
     {
+        if (only is not (null or "kernels" or "steps")) throw new PeftException($"--only '{only}': expected kernels or steps");
         var name = DeviceName.Parse(device);
         using var cpu = ComputeContext.CreateCpu(new ComputeOptions { Threads = Math.Min(4, Environment.ProcessorCount) });
         bool ok = true;
-        using (var dev = GpuDevice.Open(name))
+        if (only != "steps")
         {
+            using var dev = GpuDevice.Open(name);
             foreach (var check in new KernelChecks(dev, cpu).All())
             {
                 var r = check();
@@ -25,6 +28,7 @@ public static class DeviceCheck
                 ok &= r.Passed;
             }
         }
+        if (only == "kernels") return ok;
         var opts = new ComputeOptions { Threads = cpu.Threads };
         foreach (var (label, qlora, window) in new[] { ("train step lora", false, (int?)null), ("train step qlora nf4", true, null), ("train step lora, sliding window 5", false, 5) })
         {

@@ -47,7 +47,7 @@ internal static class AttentionKernels
         int row = i / s.QHeads, h = i - row * s.QHeads;
         int b = row / s.SeqLen, t = row - b * s.SeqLen;
         int g = h / s.Group;
-        long qo = (long)i * d;
+        long qo = (long)(int)i * d;
         for (int x = 0; x < d; x++) output[qo + x] = 0f;
         float m = float.NegativeInfinity, l = 0f;
         for (int j = FirstKey(s, t); j <= t; j++)
@@ -71,7 +71,7 @@ internal static class AttentionKernels
     // delta (N, Hq) = Σ_x dO ∘ O
     public static void Delta(Index1D i, ArrayView<float> dout, ArrayView<float> output, ArrayView<float> delta, int d)
     {
-        long o = (long)i * d;
+        long o = (long)(int)i * d;
         delta[i] = Dot(dout, o, output, o, d);
     }
 
@@ -83,7 +83,7 @@ internal static class AttentionKernels
         int row = i / s.QHeads, h = i - row * s.QHeads;
         int b = row / s.SeqLen, t = row - b * s.SeqLen;
         int g = h / s.Group;
-        long qo = (long)i * d;
+        long qo = (long)(int)i * d;
         for (int x = 0; x < d; x++) dq[qo + x] = 0f;
         float li = lse[i], di = delta[i];
         for (int j = FirstKey(s, t); j <= t; j++)
@@ -105,7 +105,7 @@ internal static class AttentionKernels
         int d = s.HeadDim;
         int kRow = i / s.KvHeads, g = i - kRow * s.KvHeads;
         int b = kRow / s.SeqLen, j = kRow - b * s.SeqLen;
-        long ko = (long)i * d;
+        long ko = (long)(int)i * d;
         for (int x = 0; x < d; x++) { dk[ko + x] = 0f; dv[ko + x] = 0f; }
         int last = s.Window > 0 ? XMath.Min(s.SeqLen - 1, j + s.Window - 1) : s.SeqLen - 1;
         for (int t = j; t <= last; t++)

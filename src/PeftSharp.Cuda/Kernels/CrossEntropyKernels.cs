@@ -14,7 +14,7 @@ internal static class CrossEntropyKernels
 
     public static void Rows(Index1D r, ArrayView<float> logits, ArrayView<int> targets, ArrayView<float> loss, int vocab, float gradScale, int wantGrad)
     {
-        long o = (long)r * vocab;
+        long o = (long)(int)r * vocab;
         int target = targets[r];
         if (target == IgnoreIndex)
         {

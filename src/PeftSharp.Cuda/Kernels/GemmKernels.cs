@@ -27,11 +27,11 @@ internal static class GemmKernels
         float acc = 0;
         for (int p = 0; p < g.K; p++)
         {
-            float av = g.TransA == 0 ? a[(long)i * g.Lda + p] : a[(long)p * g.Lda + i];
+            float av = g.TransA == 0 ? a[(long)(int)i * g.Lda + p] : a[(long)p * g.Lda + i];
             float bv = g.TransB == 0 ? b[(long)p * g.Ldb + j] : b[(long)j * g.Ldb + p];
             acc += av * bv;
         }
-        long ci = (long)i * g.Ldc + j;
+        long ci = (long)(int)i * g.Ldc + j;
         c[ci] = g.Beta == 0f ? g.Alpha * acc : g.Alpha * acc + g.Beta * c[ci];
     }
 }

@@ -9,7 +9,7 @@ internal static class NormKernels
     // y (n,c), rstd (n)
     public static void Forward(Index1D row, ArrayView<float> x, ArrayView<float> w, ArrayView<float> y, ArrayView<float> rstd, int c, float eps)
     {
-        long o = (long)row * c;
+        long o = (long)(int)row * c;
         float ss = 0;
         for (int j = 0; j < c; j++) { float v = x[o + j]; ss += v * v; }
         float r = 1f / XMath.Sqrt(ss / c + eps);
@@ -21,7 +21,7 @@ internal static class NormKernels
     public static void BackwardInput(Index1D row, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> w, ArrayView<float> rstd,
         ArrayView<float> dx, int c)
     {
-        long o = (long)row * c;
+        long o = (long)(int)row * c;
         float r = rstd[row];
         float dot = 0;
         for (int j = 0; j < c; j++) dot += dy[o + j] * w[j] * x[o + j];
@@ -33,7 +33,7 @@ internal static class NormKernels
     public static void BackwardWeight(Index1D col, ArrayView<float> dy, ArrayView<float> x, ArrayView<float> rstd, ArrayView<float> dw, int n, int c)
     {
         float s = 0;
-        for (int i = 0; i < n; i++) s += dy[(long)i * c + col] * x[(long)i * c + col] * rstd[i];
+        for (int i = 0; i < n; i++) s += dy[(long)(int)i * c + col] * x[(long)(int)i * c + col] * rstd[i];
         dw[col] += s;
     }
 }

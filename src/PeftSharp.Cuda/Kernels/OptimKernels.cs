@@ -39,7 +39,7 @@ internal static class OptimKernels
     // partials[part] = Σ x² over [part·chunk, min(n, (part+1)·chunk)) in float64
     public static void SumSquares(Index1D part, ArrayView<float> x, ArrayView<double> partials, int chunk, int n)
     {
-        long start = (long)part * chunk;
+        long start = (long)(int)part * chunk;
         long end = XMath.Min((long)n, start + chunk);
         double s = 0;
         for (long j = start; j < end; j++) s += (double)x[j] * x[j];

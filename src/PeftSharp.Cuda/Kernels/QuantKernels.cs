@@ -28,7 +28,7 @@ internal static class QuantKernels
     {
         long e = start + i;
         long block = e / blockSize;
-        float scale = nestedMap[qabsmax[block]] * nestedAbsmax[block / 256] + offset;
+        float scale = nestedMap[(int)qabsmax[block]] * nestedAbsmax[block / 256] + offset;
         dst[i] = map[Code(packed, e)] * scale;
     }
 }

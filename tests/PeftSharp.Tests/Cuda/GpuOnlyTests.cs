@@ -47,3 +47,20 @@ public sealed class GpuOnlyTests
         Assert.Equal("", stdout.Trim());
     }
 }
+
+/// <summary>`peft device check` end to end on ILGPU's CPU accelerator: the GPU machine runs exactly this with --device cuda.</summary>
+public sealed class DeviceCheckCommandTests
+{
+    [Fact]
+    public void Device_check_of_the_kernels_on_the_ilgpu_cpu_accelerator_passes_with_one_json_line_per_check()
+    {
+        var (code, stdout, stderr) = PeftProcess.Run(["device", "check", "--device", "cpu", "--only", "kernels"]);
+        Assert.True(code == 0, $"exit {code}: {stdout}\n{stderr}");
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var checks = lines.Where(l => l.StartsWith('{')).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!).ToList();
+        Assert.True(checks.Count >= 14, $"{checks.Count} checks: {stdout}");   // the steps are DeviceTrainingTests
+        Assert.All(checks, c => Assert.True((bool)c["passed"]!, c.ToJsonString()));
+        Assert.Contains(checks, c => ((string)c["check"]!).StartsWith("dequantize NF4 double-quant"));
+        Assert.Equal("all device checks passed", lines[^1]);
+    }
+}

@@ -57,7 +57,12 @@ internal sealed class GpuDevice : IDisposable
         {
             // One simulated multiprocessor with single-thread groups: our kernels use no shared memory or barriers, and on a
             // busy CI machine one worker beats waking a thread per simulated lane for every launch.
-            var ctx = Context.Create(b => b.CPU(new CPUDevice(2, 1, 1)).EnableAlgorithms());
+            Context ctx;
+            try { ctx = Context.Create(b => b.CPU(new CPUDevice(2, 1, 1)).EnableAlgorithms()); }
+            catch (Exception e) when (e is TypeInitializationException or MissingMethodException or NotSupportedException)
+            {
+                throw new PeftException($"ILGPU could not start ({e.GetType().Name}: {(e.InnerException ?? e).Message})");
+            }
             try { return new GpuDevice(ctx, ctx.CreateCPUAccelerator(0), "ilgpu-cpu", preferKernelGemm: true); }
             catch { ctx.Dispose(); throw; }
         }
@@ -65,7 +70,9 @@ internal sealed class GpuDevice : IDisposable
         try { context = Context.Create(b => b.Cuda().EnableAlgorithms()); }
         catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or NotSupportedException or CudaException or InvalidOperationException)
         {
-            throw NoCuda(device, $"the CUDA driver could not be used ({e.GetType().Name}: {e.Message})");
+            var inner = e;
+            while (inner.InnerException != null) inner = inner.InnerException;
+            throw NoCuda(device, $"the CUDA driver could not be used ({inner.GetType().Name}: {inner.Message})");
         }
         try
         {

@@ -61,6 +61,21 @@ public sealed class DeviceTrainingTests
         Assert.Contains(state!.Value.v, x => x > 0);   // second moments of a nonzero gradient
     }
 
+    [Theory]
+    [InlineData("lora")]
+    [InlineData("qlora")]
+    public void The_train_bench_runs_its_steps_on_the_device(string method)
+    {
+        using var dev = OnDevice();
+        var lora = new LoraConfig { R = 4, LoraAlpha = 8, TargetModulesRegex = "all-linear" };
+        using var bench = new TrainStepBench(dev, StepChecks.TinyLlama(), TrainingMethod.Parse(method, "--method"), lora, 2, 8, recompute: false);
+        bench.Step();
+        Assert.True(bench.Trainer.DeviceBytes > 0, "the step did not run on the device");
+        Assert.Equal(-1, bench.Trainer.DeviceUsedBytes);   // the driver's count exists only on CUDA
+        Assert.Equal(0, bench.Memory().ActivationBytes);    // no CPU pass was made
+        Assert.Contains("ilgpu-cpu", dev.Describe());
+    }
+
     [Fact]
     public void Unsupported_settings_are_refused_with_their_name()
     {

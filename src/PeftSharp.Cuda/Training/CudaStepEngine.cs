@@ -39,8 +39,9 @@ internal sealed class CudaStepEngine : IDeviceStepEngine
         _o = options;
         _hostOptimizer = (AdamW)hostOptimizer;
         _model = DeviceModel.Upload(device, pm);
-        var byHost = _model.Parameters.ToDictionary(p => p.Host, ReferenceEqualityComparer.Instance);
-        _params = hostParams.Select(p => byHost.TryGetValue(p, out var d) ? (DeviceParameter)d!
+        var byHost = new Dictionary<Parameter, DeviceParameter>(ReferenceEqualityComparer.Instance);
+        foreach (var p in _model.Parameters) byHost[p.Host] = p;
+        _params = hostParams.Select(p => byHost.TryGetValue(p, out var d) ? d
             : throw new PeftException($"'{p.Name}' has no device copy")).ToArray();
         _rope = new RopeTableSource(pm.Model.Rope);
         _partOffsets = new int[_params.Length + 1];

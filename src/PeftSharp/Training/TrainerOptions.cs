@@ -47,11 +47,11 @@ public record TrainerOptions
     /// <summary>Seed of data order, dropout masks and adapter initialization (default 42).</summary>
     public int Seed { get; init; } = 42;
 
-    /// <summary>Throws a <see cref="PeftException"/> naming the first setting out of range.</summary>
     /// <summary>On a device, copy the optimizer state back to the host after every step (so checkpoints hold it);
     /// benchmarks turn it off. The trained values are always copied back.</summary>
     internal bool DeviceSyncsOptimizerState { get; init; } = true;
 
+    /// <summary>Throws a <see cref="PeftException"/> naming the first setting out of range.</summary>
     public virtual void Validate()
     {
         if (!(LearningRate > 0) || !double.IsFinite(LearningRate)) throw new PeftException($"learning_rate must be a finite number > 0, got {LearningRate}");

@@ -59,6 +59,9 @@ internal sealed class DeviceModel : IDisposable
             : optimizer != "adamw" ? $"the optimizer '{optimizer}' (the device runs adamw)"
             : pm.Active == null ? "full fine-tuning (the device trains a LoRA adapter)"
             : null;
+        if (why == null && pm.Model.Layers.SelectMany(l => l.Projections).Select(CausalLM.BaseProjection)
+                .FirstOrDefault(p => p is not (Linear or QuantizedLinear)) is { } unsupported)
+            why = $"{unsupported.GetType().Name} base weights ({unsupported.Name}; the device holds dense and NF4/FP4 weights)";
         if (why == null && pm.Active is { } name)
         {
             var cfg = pm.Configs[name];

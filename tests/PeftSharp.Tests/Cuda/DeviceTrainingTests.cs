@@ -92,6 +92,20 @@ public sealed class DeviceTrainingTests
         Assert.Contains("adamw8bit", o.Message);
     }
 
+    [Fact]
+    public void A_gptq_base_is_refused_before_anything_is_uploaded()
+    {
+        using var dev = OnDevice();
+        var c = StepChecks.TinyLlama() with { IntermediateSize = 128 };
+        var gptq = new PeftSharp.Quantization.IntGroup.IntGroupConfig("gptq", PeftSharp.Quantization.IntGroup.IntGroupPacking.GptqV1, 4, 32, false, true);
+        var model = CausalLM.CreateRandomPacked(c, DType.BF16, 1, gptq);
+        using var pm = new PeftModel(model, dev);
+        pm.AddAdapter("a", new LoraConfig { R = 2, TargetModulesRegex = "all-linear" }, 1);
+        var e = Assert.Throws<PeftException>(() => new Trainer(pm, dev, new TrainerOptions { BatchSize = 2, MaxLength = 12 }));
+        Assert.Contains("base weights", e.Message);
+        Assert.Contains("--device cpu", e.Message);
+    }
+
     [Theory]
     [InlineData("cpu", false, 0)]
     [InlineData("cuda", true, 0)]

@@ -138,6 +138,7 @@ internal static class TrainSettings
         try { using var reader = new StreamReader(path); stream.Load(reader); }
         catch (YamlDotNet.Core.YamlException e) { throw new PeftException($"{path}:{e.Start.Line}: invalid YAML: {e.Message}"); }
         catch (InvalidOperationException e) { throw new PeftException($"{path}: invalid YAML ({e.Message})"); }   // found by fuzzing
+        catch (ArgumentException e) { throw new PeftException($"{path}: invalid YAML ({e.Message})"); }           // found by fuzzing (YamlDotNet: an unsupported event)
         if (stream.Documents.Count == 0) return r;
         if (stream.Documents[0].RootNode is not YamlMappingNode map) throw new PeftException($"{path}: expected a mapping of settings (key: value)");
         var given = new List<string>();

@@ -3,6 +3,7 @@ using System.Text.Json;
 using PeftSharp.Cli.Training;
 using PeftSharp.Data;
 using PeftSharp.IO;
+using PeftSharp.IO.Gguf;
 using PeftSharp.Models;
 using PeftSharp.Peft;
 using PeftSharp.Quantization;
@@ -30,6 +31,7 @@ internal static class Harnesses
         ["jsonl"] = Jsonl,
         ["yaml"] = Yaml,
         ["bnb"] = BnbState,
+        ["gguf"] = Gguf,
     };
 
     static string Utf8(byte[] b) => Encoding.UTF8.GetString(b);
@@ -51,12 +53,21 @@ internal static class Harnesses
         }
     }
 
+    // The shard the index names is written once per process (the reader never writes): rewriting it for every
+    // input made this the slowest harness (59 executions/s).
+    static string? _indexDir;
+
     static void ShardIndex(byte[] b, string dir)
     {
-        foreach (var f in Directory.GetFiles(dir)) File.Delete(f);
-        WriteFile(dir, SafetensorsCheckpoint.IndexFileName, b);
-        SafetensorsWriter.Write(Path.Combine(dir, "model-00001-of-00001.safetensors"), [("a", Tiny())]);
-        using var c = SafetensorsCheckpoint.OpenDirectory(dir);
+        if (_indexDir == null)
+        {
+            _indexDir = Path.Combine(dir, "index");
+            Directory.CreateDirectory(_indexDir);
+            using var tiny = Tiny();
+            SafetensorsWriter.Write(Path.Combine(_indexDir, "model-00001-of-00001.safetensors"), [("a", tiny)]);
+        }
+        WriteFile(_indexDir, SafetensorsCheckpoint.IndexFileName, b);
+        using var c = SafetensorsCheckpoint.OpenDirectory(_indexDir);
     }
 
     static Tensor Tiny()
@@ -127,8 +138,24 @@ internal static class Harnesses
     static void Yaml(byte[] b, string dir)
     {
         string path = WriteFile(dir, "run.yaml", b);
-        var o = TrainSettings.ApplyYaml(new TrainingOptions { ModelDir = "m", DataFile = "d", OutputDir = "o" }, path);
-        o.Validate();
+        var r = TrainSettings.ApplyYaml(new TrainRequest(new TrainingOptions { ModelDir = "m", DataFile = "d", OutputDir = "o" }), path);
+        r.Options.Validate();
+    }
+
+    /// <summary>A GGUF file: header, metadata and tensor infos; then the model config, the tokenizer and the tensors
+    /// as `peft` reads a .gguf model (each stage refuses bad input with a PeftException, which ends the run).</summary>
+    static void Gguf(byte[] b, string dir)
+    {
+        string path = WriteFile(dir, "model.gguf", b);
+        using var f = GgufFile.Open(path);
+        ModelConfig c;
+        try { c = GgufModelLoader.ReadConfig(f); }
+        catch (PeftException) { GgufTokenizerLoader.FromMetadata(f.Metadata, path); return; }
+        try { GgufTokenizerLoader.FromMetadata(f.Metadata, path).Encode(Sample); }
+        catch (PeftException) { }
+        var (model, owned) = GgufModelLoader.Load(path, null, null);
+        model.Dispose();
+        foreach (var t in owned) t.Dispose();
     }
 
     static Dictionary<string, Tensor>? _quantized;

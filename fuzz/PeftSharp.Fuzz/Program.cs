@@ -4,6 +4,12 @@ using SharpFuzz;
 
 // PeftSharp.Fuzz TARGET            run under afl-fuzz (input on stdin, persistent mode)
 // PeftSharp.Fuzz TARGET FILE...    replay inputs (a finding, a corpus) outside the fuzzer; prints what each gives
+// PeftSharp.Fuzz make-gguf-seed PATH   writes the GGUF harness's seed file
+if (args.Length == 2 && args[0] == "make-gguf-seed")
+{
+    GgufSeed.Write(args[1]);
+    return 0;
+}
 if (args.Length == 0 || !Harnesses.All.TryGetValue(args[0], out var harness))
 {
     Console.Error.WriteLine($"usage: PeftSharp.Fuzz TARGET [FILE...]; targets: {string.Join(", ", Harnesses.All.Keys)}");

@@ -28,10 +28,12 @@ internal sealed class CalcCommand : ICliCommand
         var json = new Option<bool>("--json") { Description = "print JSON instead of tables" };
         var steps = new Option<int>("--steps") { Description = "optimizer steps the time estimate adds up", DefaultValueFactory = _ => 1000 };
         var noTime = new Option<bool>("--no-time") { Description = "skip the time estimate and its ~1 s throughput probe" };
+        var modulesToSave = new Option<string?>("--modules-to-save") { Description = "count modules_to_save too: embed_tokens, lm_head or both (comma list)" };
+        var ensureTying = new Option<bool>("--ensure-weight-tying") { Description = "with --modules-to-save on a tied model: one shared copy (PEFT's ensure_weight_tying)" };
         var threads = SharedOptions.Threads();
         var cmd = new Command("calc", "adapter parameter counts, training-memory and time estimates per method, and which method fits a budget");
         cmd.Arguments.Add(model);
-        foreach (var o in new Option[] { square, paramsOpt, rank, ranks, targets, batch, seq, budget, optimizer, steps, noTime, threads, json }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { square, paramsOpt, rank, ranks, targets, batch, seq, budget, optimizer, steps, noTime, modulesToSave, ensureTying, threads, json }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             if (pr.GetValue(square))
@@ -44,7 +46,12 @@ internal sealed class CalcCommand : ICliCommand
             }
             var path = (pr.GetValue(model) is { } m ? ModelLocator.Resolve(m) : null) ?? throw new PeftException("config: give a config.json or model folder (or --square --params ...)");
             var request = MakeRequest(pr.GetValue(ranks), pr.GetValue(rank), pr.GetValue(targets)!, pr.GetValue(batch), pr.GetValue(seq),
-                pr.GetValue(optimizer)!, pr.GetValue(budget)) with { Steps = pr.GetValue(steps) };
+                pr.GetValue(optimizer)!, pr.GetValue(budget)) with
+            {
+                Steps = pr.GetValue(steps),
+                ModulesToSave = pr.GetValue(modulesToSave)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) ?? [],
+                EnsureWeightTying = pr.GetValue(ensureTying),
+            };
             if (request.Steps <= 0) throw new PeftException($"--steps: must be > 0, got {request.Steps}");
             if (!File.Exists(path) && !Directory.Exists(path))
                 throw new PeftException($"config: '{path}' does not exist (expected a config.json or a model folder holding one)");

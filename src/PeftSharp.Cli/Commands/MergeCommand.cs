@@ -60,8 +60,13 @@ internal sealed class MergeCommand : ICliCommand
                 Console.Error.WriteLine($"base: {model.Quantization}");
                 Console.Error.WriteLine("warning: " + MergeResult.QuantizedWarning);
             }
-            var result = AdapterMerge.MergeActive(pm);
             var outDtype = pr.GetValue(dtype) is { } d ? BenchUtil.ParseDType(d) : BenchUtil.ParseDType(TorchDtypeFlag(model.Config.TorchDtype));
+            // Merged in the dtype written, as PEFT merges into a model loaded in it: --dtype f32 keeps float32 sums.
+            bool tiedBefore = model.Tied;
+            var result = AdapterMerge.MergeActive(pm, mergeDtype: model.Quantization == null ? outDtype : null);
+            if (tiedBefore && !model.Tied)
+                Console.Error.WriteLine($"note: modules_to_save ({string.Join(", ", report.Config.ModulesToSave ?? [])}) replaced the tied embeddings " +
+                    "without ensure_weight_tying; the merged model has separate embed_tokens and lm_head (tie_word_embeddings: false), as PEFT's merge_and_unload leaves it");
             HfCheckpoint.Write(pr.GetValue(output)!, model, modelDir, outDtype, compute: compute);
             Console.WriteLine($"merged {pm.LoraModules.Count(m => m.IsMerged("default"))} modules into the " +
                 $"{(result.IntoQuantizedBase ? "4-bit" : model.GroupQuantization != null ? "dequantized " + model.GroupQuantization.Method.ToUpperInvariant() : "dense")} base → {pr.GetValue(output)}");

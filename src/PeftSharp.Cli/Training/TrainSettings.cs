@@ -55,6 +55,7 @@ internal static class TrainSettings
         S("exclude_modules", "comma list or regex of modules to leave out", typeof(string), (o, v) => o with { Lora = Exclude(L(o), (string)v) }, o => o.Lora.ExcludeModulesRegex ?? Join(o.Lora.ExcludeModules)),
         S("layers_to_transform", "comma list of layer indices", typeof(string), (o, v) => o with { Lora = L(o) with { LayersToTransform = Ints((string)v, "layers_to_transform") } }, o => Join(o.Lora.LayersToTransform)),
         S("modules_to_save", "comma list of modules trained in full (lm_head, embed_tokens)", typeof(string), (o, v) => o with { Lora = L(o) with { ModulesToSave = List((string)v) } }, o => Join(o.Lora.ModulesToSave)),
+        S("ensure_weight_tying", "with modules_to_save on a model with tied embeddings: keep them tied (one trained copy for embed_tokens and lm_head, PEFT ≥ 0.18); otherwise only the named module is replaced", typeof(bool), (o, v) => o with { Lora = L(o) with { EnsureWeightTying = (bool)v } }, o => o.Lora.EnsureWeightTying),
         S("use_rslora", "scaling alpha/√r (rank-stabilized LoRA)", typeof(bool), (o, v) => o with { Lora = L(o) with { UseRsLora = (bool)v } }, o => o.Lora.UseRsLora),
         S("init_lora_weights", "true, gaussian, false, pissa or pissa_niter_K (PiSSA: saved as a rank-2r LoRA of the original base)", typeof(string), (o, v) => o with { Lora = L(o) with { InitLoraWeights = ((string)v).ToLowerInvariant() } }, o => o.Lora.InitLoraWeights),
         S("bias", "none, all (train every bias) or lora_only (the targeted modules' biases)", typeof(string), (o, v) => o with { Lora = L(o) with { Bias = (string)v } }, o => o.Lora.Bias),
@@ -137,6 +138,7 @@ internal static class TrainSettings
         try { using var reader = new StreamReader(path); stream.Load(reader); }
         catch (YamlDotNet.Core.YamlException e) { throw new PeftException($"{path}:{e.Start.Line}: invalid YAML: {e.Message}"); }
         catch (InvalidOperationException e) { throw new PeftException($"{path}: invalid YAML ({e.Message})"); }   // found by fuzzing
+        catch (ArgumentException e) { throw new PeftException($"{path}: invalid YAML ({e.Message})"); }           // found by fuzzing (YamlDotNet: an unsupported event)
         if (stream.Documents.Count == 0) return r;
         if (stream.Documents[0].RootNode is not YamlMappingNode map) throw new PeftException($"{path}: expected a mapping of settings (key: value)");
         var given = new List<string>();

@@ -17,7 +17,7 @@ public sealed partial class CausalLM : IDisposable
     readonly List<IDisposable> _owned = [];
 
     /// <summary>The architecture, as read from config.json.</summary>
-    public ModelConfig Config { get; }
+    public ModelConfig Config { get; private set; }
     internal Tensor Embed { get; private set; }           // (V,C) storage dtype, or F32 when trainable
     internal Parameter? EmbedParam { get; private set; }
     internal DecoderLayer[] Layers { get; }
@@ -373,6 +373,21 @@ public sealed partial class CausalLM : IDisposable
             _owned.Add(_lmHeadParam);
             _lmHead = _lmHeadParam.Value;
         }
+    }
+
+    /// <summary>
+    /// Replaces the embedding and LM head (a merged modules_to_save); <paramref name="tied"/>: the head is the embedding
+    /// (<paramref name="lmHead"/> is then ignored), and config.json says so. The caller keeps the tensors alive.
+    /// Returns what was there, to restore it.
+    /// </summary>
+    internal (Tensor Embed, Tensor LmHead, bool Tied) ReplaceEmbeddings(Tensor embed, Tensor lmHead, bool tied)
+    {
+        if (EmbedParam != null || _lmHeadParam != null) throw new PeftException("the embeddings are trained in full; there is no modules_to_save copy to merge");
+        var old = (Embed, _lmHead, Tied);
+        Embed = embed;
+        _lmHead = tied ? embed : lmHead;
+        if (tied != Tied) Config = Config with { TieWordEmbeddings = tied };
+        return old;
     }
 
     /// <summary>The LM head's own float32 parameter in full fine-tuning of an untied model (null otherwise).</summary>

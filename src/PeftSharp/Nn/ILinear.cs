@@ -42,6 +42,19 @@ internal unsafe interface IFrozenProjection : ILinear
     /// <summary>W += alpha · delta, delta (Out, In) float32 (merge / unmerge). Rounds to the storage dtype.</summary>
     void AddToWeight(ComputeContext ctx, ReadOnlySpan<float> delta, float alpha);
 
+    /// <summary>
+    /// W ← w, the whole (Out, In) matrix in float32, rounded once to the storage dtype (4-bit: requantized). Merges
+    /// that form the merged weight themselves (DoRA's f ⊙ (W + ΔW)) write it through this, so it is rounded once as
+    /// PEFT rounds it. The default goes through <see cref="AddToWeight"/> (for storages without a direct write).
+    /// </summary>
+    void SetWeight(ComputeContext ctx, ReadOnlySpan<float> w)
+    {
+        var delta = new float[(long)OutFeatures * InFeatures];
+        ReadRows(ctx, 0, OutFeatures, delta);
+        System.Numerics.Tensors.TensorPrimitives.Subtract(w, delta, delta);
+        AddToWeight(ctx, delta, 1f);
+    }
+
     /// <summary>W rows [row0, row0+rows) widened to float32 into dst (rows·In).</summary>
     void ReadRows(ComputeContext ctx, int row0, int rows, Span<float> dst);
 

@@ -172,6 +172,35 @@ internal sealed unsafe class Linear : IFrozenProjection, IDisposable
         }
     }
 
+    public void SetWeight(ComputeContext ctx, ReadOnlySpan<float> w)
+    {
+        EnsureOwnedWeight();
+        if (w.Length != OutFeatures * InFeatures) throw new ArgumentException($"{Name}: weight has {w.Length} elements, expected {OutFeatures}×{InFeatures}");
+        for (int i = 0; i < OutFeatures; i++)
+            DTypeConvert.FromFloat(w.Slice(i * InFeatures, InFeatures), _weight.DType, _weight.Data + (long)i * InFeatures * _weight.DType.Size());
+    }
+
+    /// <summary>
+    /// Stores the frozen weight in <paramref name="dtype"/> from now on (an owned copy, converted once). A merge written
+    /// as float32 merges in float32, as PEFT does on a model loaded in float32, instead of rounding to the checkpoint's
+    /// BF16 first. No effect on a trainable weight (already float32) or one already in that dtype.
+    /// </summary>
+    public void ConvertStorage(DType dtype)
+    {
+        if (Trainable || _weight.DType == dtype) return;
+        if (dtype is not (DType.F32 or DType.BF16 or DType.F16)) throw new PeftException($"{Name}: cannot store a dense weight as {dtype}");
+        var converted = new Tensor(dtype, _weight.Shape);
+        var row = new float[InFeatures];
+        for (int i = 0; i < OutFeatures; i++)
+        {
+            DTypeConvert.ToFloat(_weight.Data + (long)i * InFeatures * _weight.DType.Size(), _weight.DType, row);
+            DTypeConvert.FromFloat(row, dtype, converted.Data + (long)i * InFeatures * dtype.Size());
+        }
+        if (_weightOwned) _weight.Dispose();
+        _weight = converted;
+        _weightOwned = true;
+    }
+
     public ReadOnlySpan<float> BiasOrEmpty => _bias != null ? _bias.Floats : ReadOnlySpan<float>.Empty;
 
     internal static void AddBiasRows(float* y, int n, ReadOnlySpan<float> bias)

@@ -135,6 +135,13 @@ internal sealed unsafe class QuantizedLinear : IFrozenProjection, IDisposable
         var w = new float[count];
         _q.Dequantize(ctx, w);
         System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(delta, alpha, w, w);
+        SetWeight(ctx, w);
+    }
+
+    /// <summary>W ← requantize(w) with the same settings; the rounding is recorded in <see cref="MergeRoundingError"/>.</summary>
+    public void SetWeight(ComputeContext ctx, ReadOnlySpan<float> w)
+    {
+        if (w.Length != (long)OutFeatures * InFeatures) throw new ArgumentException($"{Name}: weight has {w.Length} elements, expected {OutFeatures}×{InFeatures}");
         var requantized = _q.QuantizeLike(ctx, w, Name + ".weight");
         int chunk = Chunk(ctx);
         var back = new float[chunk * InFeatures];
@@ -143,7 +150,7 @@ internal sealed unsafe class QuantizedLinear : IFrozenProjection, IDisposable
         {
             int rows = Math.Min(chunk, OutFeatures - r0);
             requantized.DequantizeRows(ctx, r0, rows, back);
-            var exact = w.AsSpan(r0 * InFeatures, rows * InFeatures);
+            var exact = w.Slice(r0 * InFeatures, rows * InFeatures);
             for (int k = 0; k < exact.Length; k++) err = Math.Max(err, Math.Abs(exact[k] - back[k]));
         }
         _q.Dispose();

@@ -1,5 +1,7 @@
 using PeftSharp.Inference;
 using PeftSharp.Models;
+using PeftSharp.Nn;
+using PeftSharp.Tensors;
 
 namespace PeftSharp.Peft;
 
@@ -23,16 +25,21 @@ internal static class AdapterMerge
     }
 
     /// <summary>
-    /// Merges the active adapter into the base weights (dense: W ← W + ΔW in the weight's dtype; 4-bit: dequantize,
-    /// add, re-quantize with the same settings) and measures the merged error on <paramref name="probe"/>:
-    /// max |merged − unmerged| / max |unmerged| over all logits.
+    /// Merges the active adapter into the base weights (dense: W ← W + ΔW; 4-bit: dequantize, add, re-quantize with the
+    /// same settings; modules_to_save replace the embedding and LM head) and measures the merged error on
+    /// <paramref name="probe"/>: max |merged − unmerged| / max |unmerged| over all logits, the merged model run with no
+    /// adapter. With <paramref name="mergeDtype"/> the dense weights the adapter touches are first stored in that dtype
+    /// (exactly, as PEFT merges into a model loaded in it), so an F32 merge of a BF16 base keeps float32 precision.
     /// </summary>
-    public static MergeResult MergeActive(PeftModel pm, int[]? probe = null)
+    public static MergeResult MergeActive(PeftModel pm, int[]? probe = null, DType? mergeDtype = null)
     {
         probe ??= ProbeIds(pm.Model.Config.VocabSize);
+        if (mergeDtype is { } dtype)
+            foreach (var m in pm.LoraModules)
+                if (CausalLM.BaseProjection(m) is Linear lin) lin.ConvertStorage(dtype);
         var before = Logits(pm.Model, pm.Compute, pm.Route(pm.Active), probe);
         pm.Merge();
-        var after = Logits(pm.Model, pm.Compute, pm.Route(pm.Active), probe);
+        var after = Logits(pm.Model, pm.Compute, AdapterRouting.None, probe);
         int bad = Array.FindIndex(after, x => !float.IsFinite(x));
         if (bad >= 0)
             throw new PeftException($"the merged model gives a non-finite logit ({after[bad]} at probe position {bad / pm.Model.Config.VocabSize}): " +
@@ -49,7 +56,7 @@ internal static class AdapterMerge
     }
 
     /// <summary>Logits (n·V) of the model for one sequence.</summary>
-    public static float[] Logits(CausalLM m, Compute.ComputeContext compute, Nn.AdapterRouting routing, int[] ids)
+    public static float[] Logits(CausalLM m, Compute.ComputeContext compute, AdapterRouting routing, int[] ids)
     {
         var all = new float[ids.Length * m.Config.VocabSize];
         using var s = new InferenceSession(m, compute, ids.Length, routing);

@@ -13,7 +13,9 @@ internal sealed class LoraAdapter : IDisposable
     public Parameter B { get; }
     public Parameter? Magnitude { get; }
     public int Rank { get; }
-    public float Alpha { get; }
+    public double Alpha { get; }
+    /// <summary>alpha / r, or alpha / √r (rsLoRA), computed in float64 and rounded once to float32, as PEFT's
+    /// Python float meets a float32 tensor.</summary>
     public float Scaling { get; }
     public float DropoutP { get; }
     public IAdapterVariant Variant { get; }
@@ -25,16 +27,16 @@ internal sealed class LoraAdapter : IDisposable
     public float[]? InitialA { get; internal set; }
     public float[]? InitialB { get; internal set; }
 
-    public LoraAdapter(string module, int inFeatures, int outFeatures, int rank, float alpha, bool rsLora, float dropout, bool useDora)
+    public LoraAdapter(string module, int inFeatures, int outFeatures, int rank, double alpha, bool rsLora, float dropout, bool useDora)
         : this(module, inFeatures, outFeatures, rank, alpha, rsLora, dropout, useDora ? AdapterKind.Dora : AdapterKind.Lora) { }
 
-    public LoraAdapter(string module, int inFeatures, int outFeatures, int rank, float alpha, bool rsLora, float dropout, AdapterKind kind)
+    public LoraAdapter(string module, int inFeatures, int outFeatures, int rank, double alpha, bool rsLora, float dropout, AdapterKind kind)
     {
         if (rank <= 0) throw new PeftException($"{module}: LoRA rank must be > 0, got {rank}");
         if (dropout is < 0 or >= 1) throw new PeftException($"{module}: lora_dropout must be in [0, 1), got {dropout}");
         Rank = rank;
         Alpha = alpha;
-        Scaling = rsLora ? alpha / MathF.Sqrt(rank) : alpha / rank;
+        Scaling = (float)(rsLora ? alpha / Math.Sqrt(rank) : alpha / rank);
         DropoutP = dropout;
         Variant = kind.Variant;
         A = new Parameter(module + ".lora_A.weight", rank, inFeatures);

@@ -35,6 +35,10 @@ public sealed record LoraConfig
     public bool UseDora { get; init; }
     /// <summary>`modules_to_save`: modules (e.g. lm_head) trained and saved in full instead of getting an adapter.</summary>
     public IReadOnlyList<string>? ModulesToSave { get; init; }
+    /// <summary>`ensure_weight_tying` (PEFT ≥ 0.18; default false): on a model with tied input/output embeddings, an
+    /// embedding named in <see cref="ModulesToSave"/> keeps the tie: one trained copy serves embed_tokens and lm_head.
+    /// Without it (and in every older PEFT) only the named module is replaced and the other keeps the original weight.</summary>
+    public bool EnsureWeightTying { get; init; }
     /// <summary>"true" (PEFT default: A ~ U(±1/√in), B = 0), "false", "gaussian", "pissa", "pissa_niter_K".</summary>
     public string InitLoraWeights { get; init; } = "true";
     /// <summary>`layers_to_transform` (an int or a list): only these layer indices are targeted; needs
@@ -63,8 +67,8 @@ public sealed record LoraConfig
     public static string[] DefaultTargetsFor(string modelType) =>
         modelType == "phi3" ? ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"] : DefaultTargets;
 
-    /// <summary>adapter_config.json: sorted keys. Keys PEFT 0.14 introduced (eva_config, exclude_modules, lora_bias) are
-    /// written only when not at their default, because PEFT ≤ 0.13 rejects any key it does not know; an adapter that
+    /// <summary>adapter_config.json: sorted keys. Keys newer PEFT introduced (exclude_modules, ensure_weight_tying; eva_config
+    /// and lora_bias are never written) appear only when not at their default, because PEFT ≤ 0.13 rejects any key it does not know; an adapter that
     /// uses no newer feature therefore loads in old and new PEFT alike.</summary>
     public string ToJson()
     {
@@ -110,6 +114,7 @@ public sealed record LoraConfig
             ["use_rslora"] = UseRsLora,
         };
         if (o["exclude_modules"] == null) o.Remove("exclude_modules");
+        if (EnsureWeightTying) o["ensure_weight_tying"] = true;
         var root = new JsonObject();
         foreach (var (k, v) in o) root[k] = v;
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
@@ -159,6 +164,7 @@ public sealed record LoraConfig
             UseRsLora = Bool(root, "use_rslora", source) ?? false,
             UseDora = Bool(root, "use_dora", source) ?? false,
             ModulesToSave = StrList(root, "modules_to_save", source),
+            EnsureWeightTying = Bool(root, "ensure_weight_tying", source) ?? false,
             LayersPattern = root["layers_pattern"] is JsonArray lp ? lp.Select(x => x!.GetValue<string>()).FirstOrDefault() : Str(root, "layers_pattern", source),
             BaseModelNameOrPath = Str(root, "base_model_name_or_path", source),
             TaskType = Str(root, "task_type", source) ?? "CAUSAL_LM",

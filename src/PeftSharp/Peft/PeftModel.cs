@@ -19,6 +19,7 @@ public sealed partial class PeftModel : IDisposable
     readonly Dictionary<string, LoraConfig> _configs = new();
     readonly Dictionary<string, Dictionary<string, Parameter>> _saved = new();  // adapter → modules_to_save params
     readonly List<string> _mergedAdapters = new();
+    readonly Dictionary<string, MergedModules> _mergedModules = new();   // adapter → the embedding/head it replaced
 
     readonly Dictionary<string, int> _inUse = new();
 
@@ -113,7 +114,7 @@ public sealed partial class PeftModel : IDisposable
 
         foreach (var m in LoraModules.Where(m => targeted.Contains(m.Name)))
         {
-            var ad = new LoraAdapter(m.Name, m.InFeatures, m.OutFeatures, matcher.RankFor(m.Name), (float)matcher.AlphaFor(m.Name),
+            var ad = new LoraAdapter(m.Name, m.InFeatures, m.OutFeatures, matcher.RankFor(m.Name), matcher.AlphaFor(m.Name),
                 config.UseRsLora, (float)config.LoraDropout, config.UseDora);
             ulong moduleSeed = seed ^ (ulong)m.ModuleId * 0x9E3779B97F4A7C15UL;
             try
@@ -138,6 +139,11 @@ public sealed partial class PeftModel : IDisposable
         return targeted;
     }
 
+    /// <summary>
+    /// PEFT's ModulesToSaveWrapper: a trainable float32 copy of each named module. On a tied model only the named module
+    /// is replaced (the other keeps the original weight: the tie is broken), unless ensure_weight_tying keeps it: then
+    /// one copy serves both, under each name the config lists.
+    /// </summary>
     Dictionary<string, Parameter> CreateModulesToSave(LoraConfig config)
     {
         var result = new Dictionary<string, Parameter>();
@@ -155,8 +161,16 @@ public sealed partial class PeftModel : IDisposable
                     throw new PeftException($"modules_to_save: '{m}' is not supported (supported: lm_head, embed_tokens)");
             }
         }
+        if (KeepsTie(config) && result.TryGetValue(WeightNames.Embed, out var e) && result.TryGetValue(WeightNames.LmHead, out var h))
+        {
+            h.Dispose();
+            result[WeightNames.LmHead] = e;
+        }
         return result;
     }
+
+    /// <summary>True when a tied model's embeddings stay tied under this adapter's modules_to_save (ensure_weight_tying).</summary>
+    bool KeepsTie(LoraConfig config) => Model.Tied && config.EnsureWeightTying;
 
     /// <summary>Makes <paramref name="name"/> the active adapter (null disables all adapters).</summary>
     public void SetActive(string? name)
@@ -168,7 +182,7 @@ public sealed partial class PeftModel : IDisposable
 
     /// <summary>
     /// The routing of a pass that uses adapter <paramref name="name"/> on every row (null: the base), with its
-    /// modules_to_save replacing the embedding and LM head (both, when they are tied).
+    /// modules_to_save replacing the embedding and LM head they name (both, when ensure_weight_tying keeps a tie).
     /// </summary>
     internal AdapterRouting Route(string? name)
     {
@@ -176,7 +190,7 @@ public sealed partial class PeftModel : IDisposable
         if (!_saved.TryGetValue(name, out var saved)) throw new PeftException($"no adapter named '{name}' (have: {string.Join(", ", _configs.Keys)})");
         saved.TryGetValue(WeightNames.Embed, out var e);
         saved.TryGetValue(WeightNames.LmHead, out var h);
-        if (Model.Tied) e = h = h ?? e;
+        if (KeepsTie(_configs[name])) e = h = e ?? h;
         return AdapterRouting.All(name, e, h);
     }
 
@@ -226,7 +240,7 @@ public sealed partial class PeftModel : IDisposable
         int users = UsersOf(name);
         if (users > 0) throw new PeftException($"adapter '{name}' is in use by {users} running pass(es); unload it when they finish");
         foreach (var m in LoraModules) m.Remove(name);
-        foreach (var p in _saved[name].Values) p.Dispose();
+        foreach (var p in _saved[name].Values.Distinct()) p.Dispose();
         _saved.Remove(name);
         _biases.Remove(name);
         _biasFrozen.Remove(name);
@@ -351,13 +365,18 @@ public sealed partial class PeftModel : IDisposable
         UpdateBiasTrainability();
     }
 
-    /// <summary>Merges the active adapter into the base weights (W ← W + s·B·A, or DoRA's rescaled weight).</summary>
+    /// <summary>
+    /// Merges the active adapter into the base weights (W ← W + s·B·A, or DoRA's rescaled weight). Its modules_to_save
+    /// replace the model's embedding and LM head, as PEFT's merge_and_unload does; on a tied model whose tie the adapter
+    /// broke, the model becomes untied (tie_word_embeddings false in what is written).
+    /// </summary>
     public void Merge(string? name = null)
     {
         name ??= Active ?? throw new PeftException("no active adapter to merge");
         if (_mergedAdapters.Contains(name)) throw new PeftException($"adapter '{name}' is already merged");
-        if (_saved[name].Count > 0) throw new PeftException($"adapter '{name}' has modules_to_save; merged checkpoints take them from the adapter via `peft merge`");
+        if (!_configs.ContainsKey(name)) throw new PeftException($"no adapter named '{name}'");
         foreach (var m in LoraModules) if (m.Adapters.ContainsKey(name)) m.Merge(Compute, name);
+        if (_saved[name].Count > 0) _mergedModules[name] = MergedModules.Apply(Model, Route(name).First);
         _mergedAdapters.Add(name);
     }
 
@@ -367,6 +386,7 @@ public sealed partial class PeftModel : IDisposable
     {
         if (!_mergedAdapters.Remove(name)) throw new PeftException($"adapter '{name}' is not merged");
         foreach (var m in LoraModules) if (m.Adapters.ContainsKey(name)) m.Unmerge(Compute, name);
+        if (_mergedModules.Remove(name, out var merged)) merged.Restore(Model);
     }
 
     /// <summary>
@@ -420,8 +440,9 @@ public sealed partial class PeftModel : IDisposable
     /// <summary>Frees the modules_to_save copies and the base model.</summary>
     public void Dispose()
     {
-        foreach (var d in _saved.Values) foreach (var p in d.Values) p.Dispose();
+        foreach (var d in _saved.Values) foreach (var p in d.Values.Distinct()) p.Dispose();
         Model.Dispose();
+        foreach (var m in _mergedModules.Values) m.Dispose();
     }
 }
 

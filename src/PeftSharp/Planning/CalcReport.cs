@@ -21,6 +21,9 @@ internal sealed record CalcRequest
     public long? BudgetBytes { get; init; }
     /// <summary>Optimizer steps the time estimate adds up (per method).</summary>
     public int Steps { get; init; } = 1000;
+    /// <summary>modules_to_save to count (embed_tokens, lm_head), and whether ensure_weight_tying keeps a tie.</summary>
+    public IReadOnlyList<string> ModulesToSave { get; init; } = [];
+    public bool EnsureWeightTying { get; init; }
 }
 
 /// <summary>`peft calc` on a real config: exact adapter counts, memory estimates per method, and (with a budget) advice.</summary>
@@ -35,6 +38,8 @@ internal sealed class CalcReport
     /// <summary>The probe the time estimates come from (null: no time estimate).</summary>
     public MachineThroughput? Throughput { get; }
     public IReadOnlyList<TimeEstimate> Time { get; } = [];
+    /// <summary>What the requested modules_to_save add (null: none requested).</summary>
+    public ModulesToSaveCount? ModulesToSave { get; }
     /// <summary>A GPTQ/AWQ checkpoint's packing (null: a dense or bitsandbytes config): the memory rows are lora and
     /// dora over the packed projections.</summary>
     public Quantization.IntGroup.IntGroupConfig? PackedBase { get; }
@@ -57,6 +62,7 @@ internal sealed class CalcReport
         foreach (var t in request.TargetSets.Append(request.MemoryTargets)) ParameterCounter.ParseTargets(t, config);
         Config = config; Source = source; Request = request;
         Parameters = ParameterCounter.Count(config);
+        if (request.ModulesToSave.Count > 0) ModulesToSave = ModulesToSaveCount.Of(config, request.ModulesToSave, request.EnsureWeightTying);
         PackedBase = packedBase;
         string[] methods = packedBase != null ? ["lora", "dora"] : MemoryEstimator.Methods;
         Memory = methods.SelectMany(m => new[] { false, true }.Select(ck =>
@@ -125,6 +131,7 @@ internal sealed class CalcReport
                 tt.Add(set, r, N(lora), Pct(lora), N(dora), Pct(dora));
             }
         sb.AppendLine(tt.ToString());
+        if (ModulesToSave is { } mts) sb.AppendLine(mts.Describe());
         sb.AppendLine();
 
         var q = Request;
@@ -218,6 +225,11 @@ internal sealed class CalcReport
                 };
             })).ToArray()),
             ["memory_estimates"] = new JsonArray(Memory.Select(e => (JsonNode)EstimateJson(e)).ToArray()),
+            ["modules_to_save"] = ModulesToSave is not { } m2 ? null : new JsonObject
+            {
+                ["modules"] = new JsonArray(m2.Modules.Select(x => (JsonNode?)x).ToArray()), ["copies"] = m2.Copies,
+                ["trainable_parameters"] = m2.TrainableParameters, ["tied_model"] = m2.TiedModel, ["tie_kept"] = m2.TieKept,
+            },
             ["runtime_baseline_bytes"] = MemoryEstimator.RuntimeBaselineBytes,
         };
         if (PackedBase is { } pb)

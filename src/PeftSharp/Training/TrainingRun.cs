@@ -58,6 +58,10 @@ public sealed class TrainingRun : IDisposable
             else _pm.AddAdapter("default", options.Lora with { UseDora = method.Adapter == AdapterKind.Dora }, (ulong)options.Seed);
             if (_pm.Model.Quantization != null) _obs.OnMessage($"base model: {_pm.Model.Quantization}");
             if (_pm.Model.GroupQuantization != null) _obs.OnMessage($"base model: {_pm.Model.GroupQuantization}");
+            if (_pm.Model.Tied && options.Lora.ModulesToSave is { Count: > 0 } mts && !options.Lora.EnsureWeightTying && !method.IsFull)
+                // PEFT's warning for the same setup (tuners_utils._check_tied_modules), with what it means here.
+                _obs.OnMessage($"note: the model ties embed_tokens and lm_head, and modules_to_save ({string.Join(", ", mts)}) replaces only the " +
+                               "named module: the tie is broken, as in PEFT; ensure_weight_tying: true keeps one shared copy");
             _trainer = new Trainer(_pm, compute, options, _comm);
         }
         catch

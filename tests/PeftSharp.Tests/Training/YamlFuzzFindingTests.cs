@@ -19,4 +19,16 @@ public class YamlFuzzFindingTests
         var e = Assert.Throws<PeftException>(() => TrainSettings.ApplyYaml(new TrainRequest(new TrainingOptions { ModelDir = "m", DataFile = "d", OutputDir = "o" }), path));
         Assert.Contains("run.yaml", e.Message);
     }
+
+    /// <summary>Session 2's finding (fuzz/findings/yaml crash id:000000, 50 bytes): YamlDotNet's YamlStream threw
+    /// ArgumentException ("The current event is of an unsupported type") on this input.</summary>
+    [Fact]
+    public void UnsupportedYamlEventIsANamedError()
+    {
+        string path = Path.Combine(TestSupport.TinyRun.Temp("yaml"), "run.yaml");
+        File.WriteAllBytes(path, Convert.FromHexString("203a20340a6c6f72615f616c657761726765745f6d6f64756c65733a205b6f6a585d6f585d166d61613a20380a747fffffff"));
+        var e = Assert.Throws<PeftException>(() => TrainSettings.ApplyYaml(new TrainRequest(new TrainingOptions { ModelDir = "m", DataFile = "d", OutputDir = "o" }), path));
+        Assert.Contains("run.yaml", e.Message);
+        Assert.Contains("invalid YAML", e.Message);
+    }
 }

@@ -147,42 +147,55 @@ internal sealed unsafe class DoraVariant : IAdapterVariant
         lin.AccumulateBiasGrad(gl, n, -1f);
     }
 
-    /// <summary>W' = f ⊙ (W + ΔW), f = m / ‖W + ΔW‖_row: adds (f − 1)·W + f·ΔW; keeps f for an exact unmerge.</summary>
+    /// <summary>
+    /// W' = f ⊙ (W + ΔW), f = m / ‖W + ΔW‖_row, in PEFT's order and precision (DoraLinearVariant.merge): W + ΔW formed
+    /// in float32, its row norm, f = m / norm in float32, the product in float32, rounded once to the storage dtype.
+    /// Keeps f for an exact unmerge.
+    /// </summary>
     public void Merge(AdapterOp op)
     {
         var host = op.Host;
         int inF = host.InFeatures, outF = host.OutFeatures;
-        var delta = LowRankBranch.Delta(op);
-        var normSq = host.RowNormsSquared(op.Compute, op.Adapter);
+        var merged = LowRankBranch.Delta(op);     // ΔW, becomes W'
         var m = op.Adapter.Magnitude!.Value.Floats;
         var f = new float[outF];
         var row = new float[inF];
         for (int i = 0; i < outF; i++)
         {
-            f[i] = (float)(m[i] / Math.Sqrt(normSq[i]));
             host.Frozen.ReadRows(op.Compute, i, 1, row);
-            var d = delta.AsSpan(i * inF, inF);
-            for (int k = 0; k < inF; k++) d[k] = (f[i] - 1) * row[k] + f[i] * d[k];
+            var w = merged.AsSpan(i * inF, inF);
+            TensorPrimitives.Add(row, w, w);                        // W + ΔW (float32)
+            f[i] = m[i] / RowNorm(w);
+            TensorPrimitives.Multiply(w, f[i], w);                  // f ⊙ (W + ΔW)
         }
         host.RememberMergeFactor(op.Adapter, f);
-        host.Frozen.AddToWeight(op.Compute, delta, 1f);
+        host.Frozen.SetWeight(op.Compute, merged);
     }
 
-    /// <summary>W = W'/f − ΔW: adds W'·(1/f − 1) − ΔW.</summary>
+    /// <summary>‖w‖₂ of one float32 row, accumulated in float64 and rounded once (torch.linalg.norm's float32 result
+    /// up to its last bit).</summary>
+    static float RowNorm(ReadOnlySpan<float> w)
+    {
+        double s = 0;
+        foreach (var v in w) s += (double)v * v;
+        return (float)Math.Sqrt(s);
+    }
+
+    /// <summary>W = W'/f − ΔW, formed in float32 and written once.</summary>
     public void Unmerge(AdapterOp op)
     {
         var host = op.Host;
         int inF = host.InFeatures, outF = host.OutFeatures;
-        var delta = LowRankBranch.Delta(op);
+        var restored = LowRankBranch.Delta(op);
         var f = host.TakeMergeFactor(op.Adapter);
         var row = new float[inF];
         for (int i = 0; i < outF; i++)
         {
             host.Frozen.ReadRows(op.Compute, i, 1, row);
-            var d = delta.AsSpan(i * inF, inF);
-            for (int k = 0; k < inF; k++) d[k] = row[k] * (1 / f[i] - 1) - d[k];
+            var d = restored.AsSpan(i * inF, inF);
+            for (int k = 0; k < inF; k++) d[k] = row[k] / f[i] - d[k];
         }
-        host.Frozen.AddToWeight(op.Compute, delta, 1f);
+        host.Frozen.SetWeight(op.Compute, restored);
     }
 
     public long SavedFloatsPerRow(int rank, int outFeatures) => rank + outFeatures;

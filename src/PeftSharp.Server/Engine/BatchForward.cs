@@ -39,13 +39,13 @@ internal sealed unsafe class BatchForward : IDisposable
         var k = _pass.Kernels;
         _pass.Routing = AdapterRouting.Segmented(segments);
         foreach (var s in segments)
-            k.EmbeddingForward(_x!.Floats.Slice(s.Start * C, s.Count * C), ids.Slice(s.Start, s.Count), _m.EmbedFor(s).AsMatrix());
+            _m.EmbedRows(k, _x!.Floats.Slice(s.Start * C, s.Count * C), ids.Slice(s.Start, s.Count), s);
 
         var memory = new BatchedKvAttention(c, sequences);
         Tensor x = _x!, y = _y!;
         for (int l = 0; l < c.NumLayers; l++)
         {
-            DecoderBlock.Forward(_pass, _m.Layers[l], c, _m.Rope, _acts!, x, y, positions, n, ref memory);
+            DecoderBlock.Forward(_pass, _m.Layers[l], c, _m.RopeFor(l), _acts!, x, y, positions, n, ref memory);
             (x, y) = (y, x);
         }
 
@@ -59,14 +59,14 @@ internal sealed unsafe class BatchForward : IDisposable
             {
                 var s = sequences[si];
                 int row = s.Row + s.Count - 1;
-                k.RmsNormForward(last.Slice(count * C, C), _rstd!.Floats.Slice(count, 1), x.Floats.Slice(row * C, C), _m.FinalNorm.Values, 1, C, c.RmsNormEps);
+                k.NormForward(_m.FinalNorm, last.Slice(count * C, C), _rstd!.Floats.Slice(count, 1), x.Floats.Slice(row * C, C), 1, C, c.RmsNormEps);
                 count++; si++;
             }
             if (count == 0) continue;
             var head = _m.LmHeadFor(seg);
             int v = c.VocabSize;
             using var buf = _pass.Buffers.Rent((long)count * v);
-            LmHead.Logits(k, head, (float*)_last.Data, count, C, buf.Pointer);
+            LmHead.Logits(k, head, (float*)_last.Data, count, C, buf.Pointer, c.LogitSoftcap);
             for (int j = 0; j < count; j++) new ReadOnlySpan<float>(buf.Pointer + (long)j * v, v).CopyTo(logits[first + j]);
         }
     }

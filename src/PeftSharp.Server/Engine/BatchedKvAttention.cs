@@ -26,7 +26,7 @@ internal sealed class BatchedKvAttention(ModelConfig c, IReadOnlyList<SequenceRo
             a.K.Floats.Slice(s.Row * _kvd, s.Count * _kvd).CopyTo(s.Cache.LayerKeys(layer).Slice(s.Start * _kvd));
             a.V.Floats.Slice(s.Row * _kvd, s.Count * _kvd).CopyTo(s.Cache.LayerValues(layer).Slice(s.Start * _kvd));
             pass.Kernels.AttentionForwardCached(a.Attn.Floats.Slice(s.Row * _qd, s.Count * _qd), a.Q.Floats.Slice(s.Row * _qd, s.Count * _qd),
-                s.Cache.LayerKeys(layer), s.Cache.LayerValues(layer), s.Start, s.Count, c.NumHeads, c.NumKvHeads, c.HeadDim, c.AttentionWindow(layer));
+                s.Cache.LayerKeys(layer), s.Cache.LayerValues(layer), s.Start, s.Count, c.NumHeads, c.NumKvHeads, c.HeadDim, c.AttentionWindow(layer), c.AttentionSoftcap);
         }
     }
 }

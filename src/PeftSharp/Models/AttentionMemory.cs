@@ -31,7 +31,7 @@ internal readonly ref struct BatchAttention(ModelConfig c, ReadOnlySpan<int> seg
 
     public void Attend(PassContext pass, int layer, BlockActivations a, int n) =>
         pass.Kernels.AttentionForward(a.Attn.Floats, a.Lse.Floats, a.Q.Floats, a.K.Floats, a.V.Floats, _segmentIds, batch, seq,
-            c.NumHeads, c.NumKvHeads, c.HeadDim, c.AttentionWindow(layer));
+            c.NumHeads, c.NumKvHeads, c.HeadDim, c.AttentionWindow(layer), c.AttentionSoftcap);
 }
 
 /// <summary>
@@ -77,7 +77,7 @@ internal sealed class KvCacheAttention : IAttentionMemory, IDisposable
 
     public void Attend(PassContext pass, int layer, BlockActivations a, int n) =>
         pass.Kernels.AttentionForwardCached(a.Attn.Floats[..(n * _c.NumHeads * _c.HeadDim)], a.Q.Floats[..(n * _c.NumHeads * _c.HeadDim)],
-            _k[layer].Floats, _v[layer].Floats, Start, n, _c.NumHeads, _c.NumKvHeads, _c.HeadDim, _c.AttentionWindow(layer));
+            _k[layer].Floats, _v[layer].Floats, Start, n, _c.NumHeads, _c.NumKvHeads, _c.HeadDim, _c.AttentionWindow(layer), _c.AttentionSoftcap);
 
     public void Dispose()
     {

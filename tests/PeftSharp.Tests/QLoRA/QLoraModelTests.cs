@@ -63,6 +63,8 @@ public class QLoraModelTests
     [InlineData(false)]
     [InlineData(true)]
     [InlineData(false, "phi3")]   // 4-bit fused qkv_proj / gate_up_proj
+    [InlineData(false, "gemma2")]
+    [InlineData(true, "gemma3_text")]
     public void QLoraAndQDora_GradientsMatchFiniteDifferences(bool dora, string type = "llama")
     {
         var c = QLoraTestModels.Config(type);

@@ -158,7 +158,9 @@ internal sealed unsafe class ModelPass : IDisposable
         }
         // dOut now holds dL/d(embedding output); the lookup's gradient is that times the embedding scale (gemma).
         var dLookup = dOut;
-        if (_m.EmbedScale != 1f && Routing.Segments.Any(s => _m.EmbedGradFor(s) != null))
+        bool embedTrained = false;
+        foreach (var s in Routing.Segments) embedTrained |= _m.EmbedGradFor(s) != null;
+        if (_m.EmbedScale != 1f && embedTrained)
         {
             System.Numerics.Tensors.TensorPrimitives.Multiply(dOut.Floats, _m.EmbedScale, dIn.Floats);
             dLookup = dIn;

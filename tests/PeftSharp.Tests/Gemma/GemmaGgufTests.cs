@@ -36,7 +36,18 @@ public class GemmaGgufTests(ITestOutputHelper output)
             var theirs = LlamaCpp.Logits(gguf, ids);
             double err = GgufTestModels.RelativeError(theirs, ours);
             output.WriteLine($"{type}: relative error {err:E2}");
-            Assert.True(err < 1e-4, $"{type}: llama.cpp vs PeftSharp relative logit error {err:E2}");
+            // ggml's CPU GELU reads a float16 table (GGML_GELU_FP16, on by default), ~1e-3 relative per activation: the bound is
+            // looser than the SwiGLU models' 1e-4, and the same weights with the window off must be far outside it.
+            Assert.True(err < 2e-3, $"{type}: llama.cpp vs PeftSharp relative logit error {err:E2}");
+            using (var ckpt = PeftSharp.IO.SafetensorsCheckpoint.OpenDirectory(dir))
+            using (var noWindow = CausalLM.FromTensors(c with { SlidingWindow = null }, n => ckpt.Contains(n) ? ckpt.Get(n) : null, dir))
+            {
+                var flat2 = Passes.Logits(noWindow, ids);
+                var other = Enumerable.Range(0, ids.Length).Select(i => flat2.AsSpan(i * c.VocabSize, c.VocabSize).ToArray()).ToArray();
+                double off = GgufTestModels.RelativeError(theirs, other);
+                output.WriteLine($"{type}: relative error against the model without its window {off:E2}");
+                Assert.True(off > 10 * err && off > 2e-3, $"{type}: the comparison cannot tell the window ({off:E2} vs {err:E2})");
+            }
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -111,11 +111,14 @@ public class GemmaModelTests
     [InlineData("gemma2", true)]
     [InlineData("gemma3_text", false)]
     [InlineData("gemma3_text", true)]
-    public void Lora_and_dora_match_finite_differences_with_windows_and_packing(string type, bool dora)
+    [InlineData("gemma2", true, true)]        // QDoRA: 4-bit NF4 base
+    [InlineData("gemma3_text", false, true)]  // QLoRA
+    public void Lora_and_dora_match_finite_differences_with_windows_and_packing(string type, bool dora, bool quantized = false)
     {
-        var c = Config(type, window: 3, layers: 2);
+        var c = quantized ? QLoRA.QLoraTestModels.Config(type) with { TieWordEmbeddings = true, SlidingWindow = 3 } : Config(type, window: 3, layers: 2);
         var w = TinyModels.Weights(c, 8);
-        using var pm = new PeftModel(TinyModels.Build(c, w), TestCompute.Cpu);
+        using var pm = new PeftModel(quantized ? QLoRA.QLoraTestModels.Quantized(c, w) : TinyModels.Build(c, w), TestCompute.Cpu);
+        Assert.Equal(quantized, pm.Model.Quantization != null);
         var targeted = pm.AddAdapter("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModulesRegex = "all-linear", UseDora = dora }, 9);
         // PEFT's all-linear on Gemma: every nn.Linear of the decoder (lm_head excluded), by their Gemma module names
         Assert.Equal(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], targeted.Take(7).Select(n => n.Split('.')[^1]));

@@ -52,6 +52,32 @@ public class GemmaGgufTests(ITestOutputHelper output)
         finally { Directory.Delete(dir, true); }
     }
 
+    [Theory]
+    [InlineData("gemma2")]
+    [InlineData("gemma3_text")]
+    public void Lora_adapter_as_gguf_in_llama_cpp_matches_the_peft_adapter(string type)
+    {
+        var c = Config(type);
+        var dir = GgufTestModels.Folder(c, GgufTestModels.DefaultModel);
+        string baseGguf = Path.Combine(dir, "base.gguf"), adapterGguf = Path.Combine(dir, "adapter.gguf");
+        try
+        {
+            using var model = CausalLM.Load(dir);
+            GgufModelExporter.Export(model, TestCompute.Cpu, dir, baseGguf, GgmlType.F32);
+            using var pm = GgufLlamaCppAdapterTests.WithAdapter(model, new PeftSharp.Peft.LoraConfig { R = 4, LoraAlpha = 8, TargetModulesRegex = "all-linear" });
+            GgufAdapterExporter.Export(GgufAdapterExporter.LoraFactorsOf(pm, "default"), c, adapterGguf);
+            var ids = Enumerable.Range(0, 20).Select(i => (int)((5 + 7919L * i) % c.VocabSize)).ToArray();
+            var ours = GgufLlamaCppAdapterTests.Rows(Passes.Logits(pm, ids), ids.Length, c.VocabSize);
+            var theirs = LlamaCpp.Logits(baseGguf, ids, adapterGguf);
+            var baseOnly = LlamaCpp.Logits(baseGguf, ids);
+            double err = GgufTestModels.RelativeError(theirs, ours), effect = GgufTestModels.RelativeError(baseOnly, ours);
+            output.WriteLine($"{type}: adapter vs PEFT {err:E2}, base vs PEFT {effect:E2}");
+            Assert.True(effect > 10 * err && effect > 1e-2, $"the adapter changes the logits by only {effect:E2}");
+            Assert.True(err < 2e-3, $"{type}: llama.cpp + GGUF adapter vs PeftSharp + PEFT adapter: relative logit error {err:E2}");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     [Fact]
     public void Configs_llama_cpp_would_compute_differently_are_refused()
     {

@@ -27,12 +27,23 @@ public sealed partial class CausalLM : IDisposable
     internal RopeTable Rope { get; }
     /// <summary>gemma3's RoPE of the local layers (rope_local_base_freq, no scaling); null when every layer uses <see cref="Rope"/>.</summary>
     internal RopeTable? RopeLocal { get; }
-    /// <summary>The RoPE table layer <paramref name="layer"/> rotates with.</summary>
-    internal RopeTable RopeFor(int layer) => RopeLocal != null && Config.UsesLocalRope(layer) ? RopeLocal : Rope;
+    /// <summary>The RoPE table layer <paramref name="layer"/> rotates with: gemma3's local table on its local layers,
+    /// otherwise <paramref name="global"/> (the table <see cref="RopeFor(ReadOnlySpan{int})"/> chose for the pass).</summary>
+    internal RopeTable LayerRope(RopeTable global, int layer) => RopeLocal != null && Config.UsesLocalRope(layer) ? RopeLocal : global;
     /// <summary>Gemma multiplies the embedding output by √hidden_size, rounded to the embedding's dtype as
     /// transformers computes it (Gemma2Model: a tensor in the hidden states' dtype; Gemma3TextScaledWordEmbedding:
     /// embed_scale.to(weight.dtype)); 1 for the other architectures.</summary>
     internal float EmbedScale { get; }
+
+    /// <summary>The RoPE table of a forward over <paramref name="positions"/>: LongRoPE picks its factor set from the
+    /// largest position (transformers: max(position_ids) + 1 against the original context length).</summary>
+    internal RopeTable RopeFor(ReadOnlySpan<int> positions)
+    {
+        if (Rope.FactorSwitchLength is null || positions.IsEmpty) return Rope;
+        int max = 0;
+        foreach (int p in positions) max = Math.Max(max, p);
+        return Rope.ForLength(max + 1);
+    }
 
     internal Tensor LmHead => _lmHead;
     /// <summary>True when the LM head is the embedding matrix (`tie_word_embeddings`).</summary>

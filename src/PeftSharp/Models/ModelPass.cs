@@ -88,9 +88,10 @@ internal sealed unsafe class ModelPass : IDisposable
             _m.EmbedRows(k, _residual[0].Floats.Slice(start * C, count * C), ids.Slice(start, count), s);
         }
         var memory = new BatchAttention(c, segmentIds, Batch, Seq);
+        var rope = _m.RopeFor(positions);
         for (int l = 0; l < c.NumLayers; l++)
         {
-            DecoderBlock.Forward(Context, _m.Layers[l], c, _m.RopeFor(l), Acts(l), _residual[l], _residual[l + 1], positions, n, ref memory);
+            DecoderBlock.Forward(Context, _m.Layers[l], c, _m.LayerRope(rope, l), Acts(l), _residual[l], _residual[l + 1], positions, n, ref memory);
             if (Recompute) Context.Release(_m.Layers[l].Projections);   // saved again before this block's backward
         }
         k.NormForward(_m.FinalNorm, _final.Floats, _rstdFinal.Floats, _residual[c.NumLayers].Floats, n, C, c.RmsNormEps);
@@ -147,12 +148,13 @@ internal sealed unsafe class ModelPass : IDisposable
 
         Tensor dOut = _dA, dIn = _dB;
         var memory = new BatchAttention(c, segmentIds, Batch, Seq);
+        var rope = _m.RopeFor(positions);
         for (int l = c.NumLayers - 1; l >= 0; l--)
         {
             var layer = _m.Layers[l];
             if (Recompute)
-                DecoderBlock.Forward(Context, layer, c, _m.RopeFor(l), _acts[0], _residual[l], _residual[l + 1], positions, n, ref memory);
-            DecoderBlock.Backward(Context, layer, c, _m.RopeFor(l), Acts(l), _grads, _residual[l], dOut, dIn, positions, segmentIds, Batch, Seq);
+                DecoderBlock.Forward(Context, layer, c, _m.LayerRope(rope, l), _acts[0], _residual[l], _residual[l + 1], positions, n, ref memory);
+            DecoderBlock.Backward(Context, layer, c, _m.LayerRope(rope, l), Acts(l), _grads, _residual[l], dOut, dIn, positions, segmentIds, Batch, Seq);
             if (Recompute) Context.Release(layer.Projections);
             (dOut, dIn) = (dIn, dOut);
         }

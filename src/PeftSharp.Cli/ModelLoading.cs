@@ -15,6 +15,8 @@ internal static class ModelLoading
             File.Exists(Path.Combine(dir, "tokenizer.json")) ? HfTokenizer.Load(dir) : null, PeftSharp.Templates.ChatTemplateSource.TryLoad(dir));
         if (pm.Model.Quantization != null) Console.Error.WriteLine($"base: {pm.Model.Quantization}");
         if (pm.Model.GroupQuantization != null) Console.Error.WriteLine($"base: {pm.Model.GroupQuantization}");
+        if (pm.Model.Config.TextOfMultimodal)
+            Console.Error.WriteLine("note: multimodal gemma3 checkpoint: only the text model (text_config) is loaded; the vision tower and projector weights are ignored");
         try
         {
             foreach (var (path, i) in (adapters ?? []).Select((p, i) => (p, i)))

@@ -39,14 +39,14 @@ internal sealed unsafe class BatchForward : IDisposable
         var k = _pass.Kernels;
         _pass.Routing = AdapterRouting.Segmented(segments);
         foreach (var s in segments)
-            k.EmbeddingForward(_x!.Floats.Slice(s.Start * C, s.Count * C), ids.Slice(s.Start, s.Count), _m.EmbedFor(s).AsMatrix());
+            _m.EmbedRows(k, _x!.Floats.Slice(s.Start * C, s.Count * C), ids.Slice(s.Start, s.Count), s);
 
         var memory = new BatchedKvAttention(c, sequences);
         var rope = _m.RopeFor(positions);   // ServeEngine never mixes LongRoPE's short and long sequences in a step
         Tensor x = _x!, y = _y!;
         for (int l = 0; l < c.NumLayers; l++)
         {
-            DecoderBlock.Forward(_pass, _m.Layers[l], c, rope, _acts!, x, y, positions, n, ref memory);
+            DecoderBlock.Forward(_pass, _m.Layers[l], c, _m.LayerRope(rope, l), _acts!, x, y, positions, n, ref memory);
             (x, y) = (y, x);
         }
 
@@ -58,7 +58,7 @@ internal sealed unsafe class BatchForward : IDisposable
         {
             var s = sequences[i];
             int row = s.Row + s.Count - 1;
-            k.RmsNormForward(last.Slice(i * C, C), _rstd!.Floats.Slice(i, 1), x.Floats.Slice(row * C, C), _m.FinalNorm.Values, 1, C, c.RmsNormEps);
+            k.NormForward(_m.FinalNorm, last.Slice(i * C, C), _rstd!.Floats.Slice(i, 1), x.Floats.Slice(row * C, C), 1, C, c.RmsNormEps);
         }
         int v = c.VocabSize, si = 0, seg = 0;
         using var buf = _pass.Buffers.Rent((long)sequences.Count * v);
@@ -69,7 +69,7 @@ internal sealed unsafe class BatchForward : IDisposable
             while (end < segments.Count && ReferenceEquals(_m.LmHeadFor(segments[end]), head)) end++;
             int rowsEnd = end < segments.Count ? segments[end].Start : n, first = si;
             while (si < sequences.Count && sequences[si].Row < rowsEnd) si++;
-            if (si > first) LmHead.Logits(k, head, (float*)_last.Data + (long)first * C, si - first, C, buf.Pointer + (long)first * v);
+            if (si > first) LmHead.Logits(k, head, (float*)_last.Data + (long)first * C, si - first, C, buf.Pointer + (long)first * v, c.LogitSoftcap);
             seg = end;
         }
         for (int j = 0; j < sequences.Count; j++) new ReadOnlySpan<float>(buf.Pointer + (long)j * v, v).CopyTo(logits[j]);

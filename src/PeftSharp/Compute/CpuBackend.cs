@@ -52,4 +52,33 @@ internal sealed unsafe class CpuBackend(ComputeContext ctx) : IComputeBackend
         => Kernels.CrossEntropy.ForwardBackward(ctx, hidden, lmHead, targets, n, c, gradScale, dhidden, dLmHead);
 
     public void Add(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> dst) => TensorPrimitives.Add(a, b, dst);
+
+    public void RmsNormForward(Span<float> output, Span<float> rstd, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, int n, int c, float eps, float weightOffset)
+        => RmsNorm.Forward(ctx, output, rstd, input, weight, n, c, eps, weightOffset);
+
+    public void RmsNormBackward(Span<float> dinput, Span<float> dweight, ReadOnlySpan<float> doutput, ReadOnlySpan<float> input,
+        ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int n, int c, float weightOffset)
+        => RmsNorm.Backward(ctx, dinput, dweight, doutput, input, weight, rstd, n, c, weightOffset);
+
+    public void AttentionForward(Span<float> output, Span<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
+        ReadOnlySpan<int> segmentIds, int batch, int seqLen, int qHeads, int kvHeads, int headDim, int window, float softcap)
+        => Attention.Forward(ctx, output, lse, q, k, v, segmentIds, batch, seqLen, qHeads, kvHeads, headDim, window, softcap);
+
+    public void AttentionForwardCached(Span<float> output, ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache,
+        int start, int tNew, int qHeads, int kvHeads, int headDim, int window, float softcap)
+        => Attention.ForwardCached(ctx, output, q, kCache, vCache, start, tNew, qHeads, kvHeads, headDim, window, softcap);
+
+    public void AttentionBackward(Span<float> dq, Span<float> dk, Span<float> dv, ReadOnlySpan<float> doutput, ReadOnlySpan<float> output,
+        ReadOnlySpan<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> segmentIds,
+        int batch, int seqLen, int qHeads, int kvHeads, int headDim, int window, float softcap)
+        => Attention.Backward(ctx, dq, dk, dv, doutput, output, lse, q, k, v, segmentIds, batch, seqLen, qHeads, kvHeads, headDim, window, softcap);
+
+    public void GeGluForward(Span<float> output, ReadOnlySpan<float> gate, ReadOnlySpan<float> up) => GeGlu.Forward(ctx, output, gate, up);
+
+    public void GeGluBackward(Span<float> dgate, Span<float> dup, ReadOnlySpan<float> doutput, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
+        => GeGlu.Backward(ctx, dgate, dup, doutput, gate, up);
+
+    public (double LossSum, int Count) CrossEntropy(ReadOnlySpan<float> hidden, in MatrixView lmHead, ReadOnlySpan<int> targets,
+        int n, int c, float gradScale, Span<float> dhidden, Span<float> dLmHead, float softcap)
+        => Kernels.CrossEntropy.ForwardBackward(ctx, hidden, lmHead, targets, n, c, gradScale, dhidden, dLmHead, softcap);
 }

@@ -16,7 +16,9 @@ internal static class GgufArchitecture
         "llama" or "mistral" => "llama",
         "qwen2" => "qwen2",
         "qwen3" => "qwen3",
-        _ => throw new PeftException($"model_type '{modelType}' has no GGUF mapping (supported: llama, mistral, qwen2, qwen3)"),
+        "gemma2" => "gemma2",
+        "gemma3_text" => "gemma3",
+        _ => throw new PeftException($"model_type '{modelType}' has no GGUF mapping (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text)"),
     };
 
     /// <summary>True when q/k rows are stored interleaved (llama.cpp's "llama" RoPE) and must be permuted.</summary>
@@ -52,6 +54,7 @@ internal static class GgufArchitecture
             default: throw new PeftException($"rope_scaling type '{c.RopeScaling.Type}' has no GGUF form");
         }
         if (c.SlidingWindow is { } sw && a != "llama") m.Set($"{a}.attention.sliding_window", (uint)sw);
+        if (c.IsGemma) GgufGemma.WriteHyperParameters(m, a, c);
     }
 
     /// <summary>llama3 RoPE scaling as llama.cpp takes it: per-frequency divisors of the angle (rope_freqs.weight),

@@ -60,7 +60,7 @@ internal static class GgufModelExporter
         int keptF16 = 0;
         foreach (var w in WeightRows.FromModel(model, mergeAdapter, ctx))
         {
-            string gguf = GgufTensorNames.ToGguf(w.HfName) ?? throw new PeftException($"{w.HfName}: no llama.cpp tensor name");
+            string gguf = GgufTensorNames.ToGguf(w.HfName, arch) ?? throw new PeftException($"{w.HfName}: no llama.cpp tensor name");
             var t = w.Shape.Length == 1 ? GgmlType.F32 : type;
             if (t == GgmlType.Q8_0 && w.Cols % Q8_0.BlockElements != 0) { t = GgmlType.F16; keptF16++; }
             int permuteHeadDim = GgufArchitecture.PermutesQk(arch) && (w.HfName.EndsWith("q_proj.weight") || w.HfName.EndsWith("k_proj.weight")

@@ -28,6 +28,25 @@ internal static partial class GgufTensorNames
     [GeneratedRegex(@"^blk\.(\d+)\.(.+)$")]
     private static partial Regex GgufLayer();
 
+    /// <summary>Gemma's four block norms (llama.cpp's gemma2/gemma3 names): its post_attention_layernorm norms the
+    /// attention output, and the MLP's input norm is pre_feedforward_layernorm.</summary>
+    static readonly (string Hf, string Gguf)[] GemmaNorms =
+    [
+        ("post_attention_layernorm.weight", "post_attention_norm.weight"),
+        ("pre_feedforward_layernorm.weight", "ffn_norm.weight"),
+        ("post_feedforward_layernorm.weight", "post_ffw_norm.weight"),
+    ];
+
+    /// <summary>The GGUF name of a Hugging Face tensor name in llama.cpp architecture <paramref name="arch"/>, or null
+    /// for one llama.cpp has no place for.</summary>
+    public static string? ToGguf(string hf, string arch)
+    {
+        if (arch is "gemma2" or "gemma3" && HfLayer().Match(hf) is { Success: true } m)
+            foreach (var (h, g) in GemmaNorms)
+                if (m.Groups[2].Value == h) return $"blk.{m.Groups[1].Value}.{g}";
+        return ToGguf(hf);
+    }
+
     /// <summary>The GGUF name of a Hugging Face tensor name, or null for one llama.cpp has no place for.</summary>
     public static string? ToGguf(string hf)
     {

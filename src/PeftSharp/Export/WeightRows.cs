@@ -18,6 +18,15 @@ internal sealed record WeightRows(string HfName, int[] Shape, Action<int, int, S
         DTypeConvert.ToFloat(t.Data + (long)row0 * cols * t.DType.Size(), t.DType, dst[..(rows * cols)]);
     });
 
+    /// <summary>A norm weight as llama.cpp applies it: plain x·w, so Gemma's stored w is written as 1 + w (what
+    /// convert_hf_to_gguf does for gemma2/gemma3).</summary>
+    static WeightRows OfNorm(Norm n)
+    {
+        if (n.Offset == 0) return Of(n.Weight.Name, n.Weight.Value);
+        var shifted = n.Values.ToArray().Select(v => v + n.Offset).ToArray();
+        return new WeightRows(n.Weight.Name, [shifted.Length], (_, _, dst) => shifted.CopyTo(dst));
+    }
+
     /// <summary>The model's weights in Hugging Face naming. Projections are read through <see cref="IFrozenProjection"/>
     /// (so 4-bit bases come out dequantized); with <paramref name="mergeAdapter"/> each adapted projection is
     /// W + s·B·A (LoRA) or m/‖W + s·B·A‖_row ⊙ (W + s·B·A) (DoRA), formed in float64 per row, as PEFT merges.</summary>
@@ -26,7 +35,7 @@ internal sealed record WeightRows(string HfName, int[] Shape, Action<int, int, S
         var list = new List<WeightRows> { Of(WeightNames.Embed, model.Embed) };
         foreach (var layer in model.Layers)
         {
-            foreach (var n in layer.Norms()) list.Add(Of(n.Weight.Name, n.Weight.Value));
+            foreach (var n in layer.Norms()) list.Add(OfNorm(n));
             foreach (var p in layer.Projections)
             {
                 var frozen = CausalLM.BaseProjection(p);
@@ -41,7 +50,7 @@ internal sealed record WeightRows(string HfName, int[] Shape, Action<int, int, S
                 }
             }
         }
-        list.Add(Of(WeightNames.FinalNorm, model.FinalNorm.Weight.Value));
+        list.Add(OfNorm(model.FinalNorm));
         if (!model.Tied) list.Add(Of(WeightNames.LmHead, model.LmHead));
         return list;
     }

@@ -90,26 +90,26 @@ internal sealed unsafe class InferenceSession : IDisposable
 
         Span<int> positions = n <= 1024 ? stackalloc int[n] : new int[n];
         for (int i = 0; i < n; i++) positions[i] = start + i;
-        k.EmbeddingForward(_x!.Floats[..(n * C)], ids, _m.EmbedFor(segment).AsMatrix());
+        _m.EmbedRows(k, _x!.Floats[..(n * C)], ids, segment);
 
         _cache.Start = start;
         var cache = _cache;
         Tensor x = _x, y = _y!;
         for (int l = 0; l < c.NumLayers; l++)
         {
-            DecoderBlock.Forward(_pass, _m.Layers[l], c, rope, _acts!, x, y, positions, n, ref cache);
+            DecoderBlock.Forward(_pass, _m.Layers[l], c, _m.LayerRope(rope, l), _acts!, x, y, positions, n, ref cache);
             (x, y) = (y, x);
         }
         Length = start + n;
         _cacheLong = rope.UsesLongFactors;
 
         var final = y.Floats[..(n * C)];   // the block output's buffer is free again
-        k.RmsNormForward(final, _rstd!.Floats[..n], x.Floats[..(n * C)], _m.FinalNorm.Values, n, C, c.RmsNormEps);
+        k.NormForward(_m.FinalNorm, final, _rstd!.Floats[..n], x.Floats[..(n * C)], n, C, c.RmsNormEps);
         var head = _m.LmHeadFor(segment);
         if (!allLogits.IsEmpty)   // the fed tokens are the last newTokens rows (all of them unless recomputed)
-            fixed (float* lp = allLogits) LmHead.Logits(k, head, (float*)y.Data + (long)(n - newTokens) * C, newTokens, C, lp);
+            fixed (float* lp = allLogits) LmHead.Logits(k, head, (float*)y.Data + (long)(n - newTokens) * C, newTokens, C, lp, c.LogitSoftcap);
         if (!lastLogits.IsEmpty)
-            fixed (float* lp = lastLogits) LmHead.Logits(k, head, (float*)y.Data + (long)(n - 1) * C, 1, C, lp);
+            fixed (float* lp = lastLogits) LmHead.Logits(k, head, (float*)y.Data + (long)(n - 1) * C, 1, C, lp, c.LogitSoftcap);
     }
 
     void EnsureRows(int n)
@@ -131,13 +131,21 @@ internal sealed unsafe class InferenceSession : IDisposable
     }
 }
 
-/// <summary>Logits from final-normed hidden states: (rows, V) = hidden (rows, C) · head (V, C)ᵀ.</summary>
+/// <summary>Logits from final-normed hidden states: (rows, V) = hidden (rows, C) · head (V, C)ᵀ, soft-capped
+/// z → softcap·tanh(z / softcap) when softcap &gt; 0 (Gemma 2's final_logit_softcapping).</summary>
 internal static unsafe class LmHead
 {
-    public static void Logits(IComputeBackend k, Tensor head, float* hidden, int rows, int c, float* logits)
+    public static void Logits(IComputeBackend k, Tensor head, float* hidden, int rows, int c, float* logits, float softcap = 0)
     {
         int v = head.Shape[0];
         k.Gemm(false, true, rows, v, c, 1f, MatrixView.F32(hidden, rows, c), head.AsMatrix(), 0f, logits, v);
+        if (softcap > 0)
+        {
+            var all = new Span<float>(logits, checked(rows * v));
+            TensorPrimitives.Multiply(all, 1f / softcap, all);
+            TensorPrimitives.Tanh(all, all);
+            TensorPrimitives.Multiply(all, softcap, all);
+        }
     }
 
     /// <summary>log-softmax of one row of logits at index <paramref name="target"/>.</summary>

@@ -56,6 +56,11 @@ internal sealed record ModelReport(ModelConfig Config, IReadOnlyList<ModelReport
         sb.AppendLine($"              rope theta {c.RopeTheta}{(c.RopeScaling is { } r ? $", scaling {r.Type} ×{r.Factor}" + (r.Type == "longrope" ? $" (short/long factors switch past {r.OriginalMaxPositions}, cos/sin ×{r.AttentionFactor:0.####})" : "") : "")}, " +
                       $"max positions {c.MaxPositions}, {(c.TieWordEmbeddings ? "tied" : "untied")} embeddings" +
                       $"{(c.QkvBias ? ", qkv bias" : "")}{(c.QkNorm ? ", q/k norm" : "")}");
+        if (c.IsGemma)
+            sb.AppendLine($"              gemma: (1 + w) norms, GeGLU, query_pre_attn_scalar {c.QueryPreAttnScalar}" +
+                          $"{(c.AttnLogitSoftcapping is { } a ? $", attention soft cap {a}" : "")}{(c.FinalLogitSoftcapping is { } f ? $", final soft cap {f}" : "")}" +
+                          $"{(c.SlidingWindow is { } w ? $", sliding window {w} on {Enumerable.Range(0, c.NumLayers).Count(l => c.AttentionWindow(l) > 0)} of {c.NumLayers} layers" : "")}" +
+                          $"{(c.RopeLocalTheta is { } lt ? $", local rope theta {lt}" : "")}");
         sb.AppendLine($"{"module",-30} {"tensors",8} {"parameters",14} {"dtype",-10} {"bytes",14}");
         foreach (var g in Groups)
             sb.AppendLine($"{g.Kind,-30} {g.Tensors,8} {g.Parameters,14:N0} {g.DTypes,-10} {Format(g.Bytes),14}");

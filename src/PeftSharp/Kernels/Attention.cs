@@ -17,11 +17,13 @@ internal static unsafe partial class Attention
     // (no T×T matrix). q (N,Hq,D); k,v (N,Hkv,D); segmentIds (N) or empty: with packing, token i attends j only if
     // j ≤ i in the same row AND segmentIds[i] == segmentIds[j]. output (N,Hq,D); lse (N,Hq) log-sum-exp saved for
     // Backward. Scale 1/sqrt(D). Query head h uses kv head h / (Hq/Hkv). window > 0: sliding window, token i also needs
-    // i − j < window (index within the row, so packed segments keep their own windows); 0 = unlimited.
+    // i − j < window (index within the row, so packed segments keep their own windows); 0 = unlimited. softcap > 0:
+    // the scaled scores s become softcap·tanh(s / softcap) before masking (Gemma 2); lse is then of the capped scores.
     public static void Forward(ComputeContext ctx, Span<float> output, Span<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
-        ReadOnlySpan<int> segmentIds, int batch, int seqLen, int qHeads, int kvHeads, int headDim, int window = 0)
+        ReadOnlySpan<int> segmentIds, int batch, int seqLen, int qHeads, int kvHeads, int headDim, int window = 0, float softcap = 0)
     {
         CheckWindow(window);
+        CheckSoftcap(softcap);
         int n = batch * seqLen;
         CheckShapes(q, k, v, segmentIds, n, qHeads, kvHeads, headDim);
         Need(output.Length, (long)n * qHeads * headDim, "output");
@@ -46,6 +48,7 @@ internal static unsafe partial class Attention
                     {
                         int tile = t % tiles, bg = t / tiles, kvh = bg % kvHeads, b = bg / kvHeads;
                         var g = RowGroup(qq, kk, vv, o, l, seg, lo, b, kvh, rep, seqLen, qHeads, kvHeads, headDim, dp, scale, w);
+                        g.Softcap = softcap;
                         int i0 = tile * Br;
                         ForwardTile(sc, g, i0, Math.Min(Br, seqLen - i0));
                     }
@@ -62,9 +65,10 @@ internal static unsafe partial class Attention
     // kCache, vCache (≥ start+tNew, Hkv, D) already hold keys/values for positions 0 … start+tNew−1. Causal.
     // output (tNew,Hq,D). window > 0: query p sees only keys p−window+1 … p (the cache may hold more; they are skipped).
     public static void ForwardCached(ComputeContext ctx, Span<float> output, ReadOnlySpan<float> q, ReadOnlySpan<float> kCache, ReadOnlySpan<float> vCache,
-        int start, int tNew, int qHeads, int kvHeads, int headDim, int window = 0)
+        int start, int tNew, int qHeads, int kvHeads, int headDim, int window = 0, float softcap = 0)
     {
         CheckWindow(window);
+        CheckSoftcap(softcap);
         int w = WindowOrUnlimited(window);
         if (start < 0 || tNew < 0) throw new ArgumentException("start and tNew must be ≥ 0");
         if (qHeads <= 0 || kvHeads <= 0 || qHeads % kvHeads != 0) throw new ArgumentException($"qHeads {qHeads} must be a positive multiple of kvHeads {kvHeads}");
@@ -88,7 +92,7 @@ internal static unsafe partial class Attention
                     {
                         Q = qq + (long)kvh * rep * headDim, O = o + (long)kvh * rep * headDim, QStride = (long)qHeads * headDim,
                         K = kk + (long)kvh * headDim, V = vv + (long)kvh * headDim, KvStride = (long)kvHeads * headDim,
-                        Lse = null, PosOffset = start, Window = w, D = headDim, Dp = dp, Rep = rep, Scale = scale,
+                        Lse = null, PosOffset = start, Window = w, D = headDim, Dp = dp, Rep = rep, Scale = scale, Softcap = softcap,
                     };
                     int i0 = tile * Br;
                     ForwardTile(sc, g, i0, Math.Min(Br, tNew - i0));
@@ -118,6 +122,7 @@ internal static unsafe partial class Attention
             GatherTransposed(sc.KT, dp, g.K + j0 * g.KvStride, g.KvStride, bc, d);
             GatherRows(sc.V, dp, g.V + j0 * g.KvStride, g.KvStride, bc, d, 1f);
             Scores(sc.S, sc.Q, rows, sc.KT, dp);
+            if (g.Softcap > 0) Softcap(sc.S, rows, g.Softcap, null);
             for (int hh = 0; hh < g.Rep; hh++) Mask(sc.S + hh * br * Bc, br, bc, j0, p0, g.Seg, g.Window);
             for (int r = 0; r < rows; r++)
             {
@@ -165,6 +170,11 @@ internal static unsafe partial class Attention
         Need(k.Length, (long)n * kvHeads * headDim, "k");
         Need(v.Length, (long)n * kvHeads * headDim, "v");
         if (!seg.IsEmpty) Need(seg.Length, n, "segmentIds");
+    }
+
+    static void CheckSoftcap(float softcap)
+    {
+        if (!(softcap >= 0) || float.IsInfinity(softcap)) throw new ArgumentException($"softcap must be a finite number ≥ 0 (0 = none), got {softcap}");
     }
 
     static void CheckWindow(int window)

@@ -11,6 +11,7 @@ internal static unsafe partial class Attention
 {
     // FlashAttention-2 backward. With Qs = scale·Q, P = exp(Qs·Kᵀ − lse) (masked → 0), Di = rowsum(dO∘O):
     //   dV += Pᵀ·dO,  dP = dO·Vᵀ,  dS = P∘(dP − Di),  dK += dSᵀ·Qs,  dQ += scale · dS·K.
+    // With soft-capping, P is of the capped scores c·tanh(s/c) and dS is multiplied by 1 − tanh² before dK and dQ.
     // One task per (batch row, kv head, range of key tiles) owns dk/dv of those keys: no races. dq of the group's
     // query heads goes straight to dq when each (row, kv head) is one task; when there are too few (row, kv head)
     // pairs to keep the threads busy, the key tiles are split into ranges of equal work and each range adds into its
@@ -18,9 +19,10 @@ internal static unsafe partial class Attention
     // dq (N,Hq,D) +=, dk, dv (N,Hkv,D) +=.
     public static void Backward(ComputeContext ctx, Span<float> dq, Span<float> dk, Span<float> dv, ReadOnlySpan<float> doutput, ReadOnlySpan<float> output,
         ReadOnlySpan<float> lse, ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v, ReadOnlySpan<int> segmentIds,
-        int batch, int seqLen, int qHeads, int kvHeads, int headDim, int window = 0)
+        int batch, int seqLen, int qHeads, int kvHeads, int headDim, int window = 0, float softcap = 0)
     {
         CheckWindow(window);
+        CheckSoftcap(softcap);
         int w = WindowOrUnlimited(window);
         int n = batch * seqLen;
         CheckShapes(q, k, v, segmentIds, n, qHeads, kvHeads, headDim);
@@ -63,7 +65,7 @@ internal static unsafe partial class Attention
                                 int s = t % splits, grp = t / splits;
                                 var ps = p;
                                 if (part != null) ps.DQ = part + s * dqLen;
-                                BackwardGroup(sc, ps, grp / kvHeads, grp % kvHeads, bounds[s], bounds[s + 1], rep, seqLen, qHeads, kvHeads, headDim, dp, scale, w);
+                                BackwardGroup(sc, ps, grp / kvHeads, grp % kvHeads, bounds[s], bounds[s + 1], rep, seqLen, qHeads, kvHeads, headDim, dp, scale, w, softcap);
                             }
                         });
                         if (part != null)
@@ -118,7 +120,8 @@ internal static unsafe partial class Attention
 
     /// <summary>Key tiles [jt0, jt1) of kv head kvh in batch row b, against every query tile that can see them.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void BackwardGroup(Scratch sc, in Grads p, int b, int kvh, int jt0, int jt1, int rep, int seqLen, int qHeads, int kvHeads, int d, int dp, float scale, int window)
+    static void BackwardGroup(Scratch sc, in Grads p, int b, int kvh, int jt0, int jt1, int rep, int seqLen, int qHeads, int kvHeads, int d, int dp, float scale, int window,
+        float softcap)
     {
         long row = (long)b * seqLen, kvStride = (long)kvHeads * d, qStride = (long)qHeads * d;
         float* kRow = p.K + (row * kvHeads + kvh) * d, vRow = p.V + (row * kvHeads + kvh) * d;
@@ -152,6 +155,7 @@ internal static unsafe partial class Attention
                 }
                 // P (rows, Bc) in S
                 Scores(sc.S, sc.Q, rows, sc.KT, dp);
+                if (softcap > 0) Softcap(sc.S, rows, softcap, sc.Cap);   // P is of the capped scores; Cap = d(capped)/d(score)
                 for (int hh = 0; hh < rep; hh++) Mask(sc.S + hh * br * Bc, br, bc, j0, i0, seg, window);
                 for (int r = 0; r < rows; r++) ExpShifted(sc.S + r * Bc, sc.Lse[r]);
                 // dV_j += Pᵀ dO, one head block (br rows) at a time so its P and dO stay in L1 across the bc passes
@@ -167,6 +171,9 @@ internal static unsafe partial class Attention
                     for (int c = 0; c < Bc; c += 8)
                         Vector256.Store(Vector256.Load(pr + c) * (Vector256.Load(dpr + c) - di), dpr + c);
                 }
+                // soft-capping: dS (of the capped scores) times 1 − tanh² is dS of the raw scaled scores
+                if (softcap > 0)
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(new ReadOnlySpan<float>(sc.DP, rows * Bc), new ReadOnlySpan<float>(sc.Cap, rows * Bc), new Span<float>(sc.DP, rows * Bc));
                 // dK_j += dSᵀ Qs
                 if (p.DK != null)
                     for (int hh = 0; hh < rep; hh++)

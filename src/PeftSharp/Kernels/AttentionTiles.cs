@@ -24,17 +24,19 @@ static unsafe class AttentionTiles
         public readonly int Dp, Rows;
         // query side (Rows, ·): Q, O (= DQ in the backward), DO, S, DP, M, L, Di, Lse; key side (Bc, ·): KT, V, KRows, VT, DK, DV
         public readonly float* Q, O, DQ, DO, S, DP, M, L, Di, Lse, KT, V, KRows, VT, DK, DV;
+        /// <summary>(Rows, Bc): 1 − tanh² of the soft-capped scores, the backward's chain factor (soft-capping only).</summary>
+        public readonly float* Cap;
 
         Scratch(BufferPool pool, int dp, int rows)
         {
             Dp = dp; Rows = rows;
             int qTile = rows * dp, kTile = Bc * dp, scores = rows * Bc;
-            long total = 3L * qTile + 6L * kTile + 2L * scores + 4L * rows + 16;
+            long total = 3L * qTile + 6L * kTile + 3L * scores + 4L * rows + 16;
             _lease = pool.Rent(total);
             float* p = _lease.Pointer;   // 64-byte aligned
             Q = p; p += qTile; O = p; p += qTile; DO = p; p += qTile;
             KT = p; p += kTile; V = p; p += kTile; KRows = p; p += kTile; VT = p; p += kTile; DK = p; p += kTile; DV = p; p += kTile;
-            S = p; p += scores; DP = p; p += scores;
+            S = p; p += scores; DP = p; p += scores; Cap = p; p += scores;
             M = p; p += rows; L = p; p += rows; Di = p; p += rows; Lse = p;
             DQ = O; // the backward never uses O, the forward never uses DQ
         }
@@ -53,6 +55,7 @@ static unsafe class AttentionTiles
         public int Window;                  // sliding window: query p sees keys p−Window+1 … p; int.MaxValue = unlimited
         public int D, Dp, Rep;              // Rep query heads (adjacent, D apart) share this kv head
         public float Scale;
+        public float Softcap;               // > 0: scores s become Softcap·tanh(s / Softcap) before the mask; 0 = none
     }
 
     /// <summary>dst (rows, dp) = scale · src rows (stride srcStride) of length d, zero-padded to dp.</summary>
@@ -153,6 +156,23 @@ static unsafe class AttentionTiles
             }
             Vector256.Store(a, o + d0);
         }
+    }
+
+    /// <summary>Soft-capping of rows × Bc scores in place (Gemma 2, transformers' eager attention: s = cap·tanh(s / cap),
+    /// applied to the scaled scores before the mask); <paramref name="derivative"/>, when not null, receives
+    /// d(capped)/d(s) = 1 − tanh².</summary>
+    public static void Softcap(float* s, int rows, float cap, float* derivative)
+    {
+        var span = new Span<float>(s, rows * Bc);
+        System.Numerics.Tensors.TensorPrimitives.Multiply(span, 1f / cap, span);
+        System.Numerics.Tensors.TensorPrimitives.Tanh(span, span);
+        if (derivative != null)
+        {
+            var d = new Span<float>(derivative, rows * Bc);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(span, span, d);
+            System.Numerics.Tensors.TensorPrimitives.Subtract(1f, d, d);
+        }
+        System.Numerics.Tensors.TensorPrimitives.Multiply(span, cap, span);
     }
 
     /// <summary>Largest of the Bc scores in a row.</summary>

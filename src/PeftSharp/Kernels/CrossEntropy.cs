@@ -12,6 +12,8 @@ namespace PeftSharp.Kernels;
 /// (active rows × chunk). Pass 1 keeps an online log-sum-exp per row; pass 2 (gradients only) recomputes each chunk's
 /// logits and turns them into dlogits = gradScale · (softmax − onehot) for two GEMMs.
 /// Ignored rows (target −100) are dropped before any GEMM: they cost nothing and get zero gradient.
+/// With a soft cap c &gt; 0 (Gemma 2's final_logit_softcapping) each logit z becomes c·tanh(z / c) right after its GEMM,
+/// and every dlogit is multiplied by 1 − tanh² = 1 − (capped / c)² before the gradient GEMMs.
 /// </summary>
 internal static unsafe class CrossEntropy
 {
@@ -26,13 +28,15 @@ internal static unsafe class CrossEntropy
     // dhidden (n,c) += gradScale · d(sum of losses)/dhidden; if dLmHead is non-empty, dLmHead (V,c) += the same for
     // the head weight (full fine-tuning / modules_to_save).
     public static (double LossSum, int Count) ForwardBackward(ComputeContext ctx, ReadOnlySpan<float> hidden, in MatrixView lmHead, ReadOnlySpan<int> targets,
-        int n, int c, float gradScale, Span<float> dhidden, Span<float> dLmHead)
-        => ForwardBackward(ctx, hidden, lmHead, targets, n, c, gradScale, dhidden, dLmHead, chunk: 0);
+        int n, int c, float gradScale, Span<float> dhidden, Span<float> dLmHead, float softcap = 0)
+        => ForwardBackward(ctx, hidden, lmHead, targets, n, c, gradScale, dhidden, dLmHead, chunk: 0, softcap);
 
     /// <summary>As the public overload with an explicit vocabulary chunk (0 = choose from the row count); tests use small chunks.</summary>
     internal static (double LossSum, int Count) ForwardBackward(ComputeContext ctx, ReadOnlySpan<float> hidden, in MatrixView lmHead, ReadOnlySpan<int> targets,
-        int n, int c, float gradScale, Span<float> dhidden, Span<float> dLmHead, int chunk)
+        int n, int c, float gradScale, Span<float> dhidden, Span<float> dLmHead, int chunk, float softcap = 0)
     {
+        if (!(softcap >= 0) || float.IsInfinity(softcap)) throw new ArgumentException($"softcap must be a finite number ≥ 0 (0 = none), got {softcap}");
+        float cap = softcap;
         int vocab = lmHead.Rows;
         if (lmHead.Cols != c) throw new ArgumentException($"lm_head has {lmHead.Cols} columns, hidden has {c}");
         if (hidden.Length < (long)n * c) throw new ArgumentException($"hidden holds {hidden.Length} floats, need {(long)n * c}");
@@ -100,6 +104,7 @@ internal static unsafe class CrossEntropy
                             for (int r = r0; r < r1; r++)
                             {
                                 var s = new Span<float>(lg + (long)r * cv, cv);
+                                if (cap > 0) Softcap(s, cap);
                                 int t = tg[r] - vStart;
                                 if ((uint)t < (uint)cv) tl[r] = s[t];
                                 float mNew = Math.Max(mx[r], TensorPrimitives.Max(s));
@@ -109,7 +114,8 @@ internal static unsafe class CrossEntropy
                                 if (online)
                                 {
                                     if (rescale != 1) TensorPrimitives.Multiply(new Span<float>(ac + (long)r * c, c), (float)rescale, new Span<float>(ac + (long)r * c, c));
-                                    ScaledExpShifted(lg + (long)r * cv, cv, mNew, 1f);
+                                    if (cap > 0) ScaledExpShiftedCapped(lg + (long)r * cv, cv, mNew, 1f, cap);
+                                    else ScaledExpShifted(lg + (long)r * cv, cv, mNew, 1f);
                                 }
                             }
                         }, minPerThread: 8);
@@ -128,7 +134,7 @@ internal static unsafe class CrossEntropy
                 if (wantDh && !wantDw)
                 {
                     // The head is frozen (LoRA, QLoRA): dhidden was accumulated during pass 1, so no second pass.
-                    FinishHiddenGradient(acc!, lmHead, tg, sum, gradScale, m, c, compact ? pdhb : pdh, compact);
+                    FinishHiddenGradient(acc!, lmHead, tg, sum, gradScale, m, c, compact ? pdhb : pdh, compact, tl, cap);
                     if (compact) ScatterAddRows(pdh, pdhb, rows, m, c);
                 }
                 else if (wantDh || wantDw)
@@ -151,9 +157,18 @@ internal static unsafe class CrossEntropy
                             for (int r = r0; r < r1; r++)
                             {
                                 var s = new Span<float>(lg + (long)r * cv, cv);
-                                ScaledExpShifted(lg + (long)r * cv, cv, mx[r], g);
                                 int t = tg[r] - vStart;
-                                if ((uint)t < (uint)cv) s[t] -= g;
+                                if (cap > 0)
+                                {
+                                    Softcap(s, cap);
+                                    ScaledExpShiftedCapped(lg + (long)r * cv, cv, mx[r], g, cap);
+                                    if ((uint)t < (uint)cv) s[t] -= g * CapDerivative(tl[r], cap);
+                                }
+                                else
+                                {
+                                    ScaledExpShifted(lg + (long)r * cv, cv, mx[r], g);
+                                    if ((uint)t < (uint)cv) s[t] -= g;
+                                }
                             }
                         }, minPerThread: 8);
                         var dl = MatrixView.F32(lg, m, cv);
@@ -189,7 +204,8 @@ internal static unsafe class CrossEntropy
     }
 
     /// <summary>dhidden_r (+)= g · (acc_r / Σ_r − W[target_r]); compact rows are scattered back by the caller's path.</summary>
-    static void FinishHiddenGradient(float[] acc, in MatrixView lmHead, int* tg, double* sum, float g, int m, int c, float* dh, bool compactBuffer)
+    static void FinishHiddenGradient(float[] acc, in MatrixView lmHead, int* tg, double* sum, float g, int m, int c, float* dh, bool compactBuffer,
+        float* targetLogit, float cap)
     {
         var row = new float[c];
         var head = lmHead;
@@ -201,18 +217,45 @@ internal static unsafe class CrossEntropy
                 var dst = new Span<float>(dh + (long)r * c, c);
                 var ar = new ReadOnlySpan<float>(a + (long)r * c, c);
                 float inv = (float)(1.0 / sum[r]);
+                float gt = cap > 0 ? g * CapDerivative(targetLogit[r], cap) : g;   // the target's dlogit −g, through the cap
                 if (compactBuffer)
                 {
                     // dst is a fresh compact buffer: write, the scatter below adds it into dhidden.
                     TensorPrimitives.Multiply(ar, g * inv, dst);
-                    TensorPrimitives.MultiplyAdd(row, -g, dst, dst);
+                    TensorPrimitives.MultiplyAdd(row, -gt, dst, dst);
                 }
                 else
                 {
                     TensorPrimitives.MultiplyAdd(ar, g * inv, dst, dst);
-                    TensorPrimitives.MultiplyAdd(row, -g, dst, dst);
+                    TensorPrimitives.MultiplyAdd(row, -gt, dst, dst);
                 }
             }
+        }
+    }
+
+    /// <summary>x = cap·tanh(x / cap) in place.</summary>
+    static void Softcap(Span<float> x, float cap)
+    {
+        TensorPrimitives.Multiply(x, 1f / cap, x);
+        TensorPrimitives.Tanh(x, x);
+        TensorPrimitives.Multiply(x, cap, x);
+    }
+
+    /// <summary>d(cap·tanh(z / cap))/dz = 1 − tanh² at a capped value y = cap·tanh(z / cap).</summary>
+    static float CapDerivative(float capped, float cap)
+    {
+        float t = capped / cap;
+        return 1 - t * t;
+    }
+
+    /// <summary>x[j] = scale · exp(x[j] − shift) · (1 − (x[j] / cap)²), in place: the dlogit of a capped logit x[j].</summary>
+    static void ScaledExpShiftedCapped(float* x, int len, float shift, float scale, float cap)
+    {
+        float inv = 1f / cap;
+        for (int j = 0; j < len; j++)
+        {
+            float t = x[j] * inv;
+            x[j] = scale * MathF.Exp(x[j] - shift) * (1 - t * t);
         }
     }
 

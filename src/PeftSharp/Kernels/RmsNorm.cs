@@ -8,11 +8,14 @@ namespace PeftSharp.Kernels;
 
 /// <summary>
 /// HF Llama RMSNorm in float32: y = w · x · rsqrt(mean(x²) + eps). Also Qwen3's per-head q/k norm (n = N·heads, c = head_dim).
+/// With weightOffset 1 it is Gemma's RMSNorm, y = (1 + w) · x · rsqrt(mean(x²) + eps), the 1 + w added in float32 as
+/// Gemma2RMSNorm / Gemma3RMSNorm do; the gradient is still taken with respect to the stored w.
 /// </summary>
 internal static unsafe class RmsNorm
 {
     // output (n,c) = input · rstd · weight; rstd (n) = 1/sqrt(mean(input²) + eps) is saved for Backward.
-    public static void Forward(ComputeContext ctx, Span<float> output, Span<float> rstd, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, int n, int c, float eps)
+    public static void Forward(ComputeContext ctx, Span<float> output, Span<float> rstd, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, int n, int c, float eps,
+        float weightOffset = 0)
     {
         Check(input.Length, n, c, "input"); Check(output.Length, n, c, "output");
         if (rstd.Length < n) throw new ArgumentException("rstd shorter than n");
@@ -20,6 +23,7 @@ internal static unsafe class RmsNorm
         fixed (float* po = output) fixed (float* pr = rstd) fixed (float* px = input) fixed (float* pw = weight)
         {
             float* o = po, r = pr, x = px, w = pw;
+            float off = weightOffset;
             ctx.For(n, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (i0, i1) =>
             {
                 for (int i = i0; i < i1; i++)
@@ -32,9 +36,9 @@ internal static unsafe class RmsNorm
                     for (; j < c; j++) ss += xi[j] * xi[j];
                     float ri = 1f / MathF.Sqrt(ss / c + eps);
                     r[i] = ri;
-                    var vr = Vector256.Create(ri);
-                    for (j = 0; j + 8 <= c; j += 8) Vector256.Store(Vector256.Load(xi + j) * vr * Vector256.Load(w + j), oi + j);
-                    for (; j < c; j++) oi[j] = xi[j] * ri * w[j];
+                    var vr = Vector256.Create(ri); var voff = Vector256.Create(off);
+                    for (j = 0; j + 8 <= c; j += 8) Vector256.Store(Vector256.Load(xi + j) * vr * (Vector256.Load(w + j) + voff), oi + j);
+                    for (; j < c; j++) oi[j] = xi[j] * ri * (w[j] + off);
                 }
             }, minPerThread: Math.Max(1, 16384 / Math.Max(1, c)));
         }
@@ -43,7 +47,9 @@ internal static unsafe class RmsNorm
     // y_j = w_j x_j r, r = (mean(x²)+eps)^(-1/2), ∂r/∂x_k = −r³ x_k / c, so
     // dinput_k += r · w_k · dy_k − x_k · r³/c · Σ_j dy_j w_j x_j;   dweight_j += Σ_rows dy_j x_j r.
     // dinput (n,c) +=, dweight (c) += (empty when frozen).
-    public static void Backward(ComputeContext ctx, Span<float> dinput, Span<float> dweight, ReadOnlySpan<float> doutput, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int n, int c)
+    // With weightOffset, w above is (w + offset); dweight is unchanged (d(w + offset)/dw = 1).
+    public static void Backward(ComputeContext ctx, Span<float> dinput, Span<float> dweight, ReadOnlySpan<float> doutput, ReadOnlySpan<float> input, ReadOnlySpan<float> weight, ReadOnlySpan<float> rstd, int n, int c,
+        float weightOffset = 0)
     {
         Check(input.Length, n, c, "input"); Check(doutput.Length, n, c, "doutput");
         bool wantDx = !dinput.IsEmpty, wantDw = !dweight.IsEmpty;
@@ -59,6 +65,7 @@ internal static unsafe class RmsNorm
             fixed (float* pw = weight) fixed (float* pr = rstd) fixed (float* ppart = partial)
             {
                 float* dx = pdx, dy = pdy, x = px, w = pw, r = pr, part = ppart;
+                float off = weightOffset;
                 if (part != null) new Span<float>(part, parts * c).Clear();
                 ctx.For(parts, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (p0, p1) =>
                 {
@@ -72,17 +79,17 @@ internal static unsafe class RmsNorm
                             if (wantDx)
                             {
                                 // Σ_j dy_j w_j x_j
-                                float dot = DotOfThree(dyi, w, xi, c);
+                                float dot = DotOfThree(dyi, w, xi, c, off);
                                 float coef = ri * ri * ri * dot / c;
                                 float* dxi = dx + (long)i * c;
                                 int j = 0;
-                                var vr = Vector256.Create(ri); var vcoef = Vector256.Create(coef);
+                                var vr = Vector256.Create(ri); var vcoef = Vector256.Create(coef); var voff = Vector256.Create(off);
                                 for (; j + 8 <= c; j += 8)
                                 {
-                                    var t = Vector256.Load(dyi + j) * Vector256.Load(w + j) * vr - Vector256.Load(xi + j) * vcoef;
+                                    var t = Vector256.Load(dyi + j) * (Vector256.Load(w + j) + voff) * vr - Vector256.Load(xi + j) * vcoef;
                                     Vector256.Store(Vector256.Load(dxi + j) + t, dxi + j);
                                 }
-                                for (; j < c; j++) dxi[j] += dyi[j] * w[j] * ri - xi[j] * coef;
+                                for (; j < c; j++) dxi[j] += dyi[j] * (w[j] + off) * ri - xi[j] * coef;
                             }
                             if (part != null)
                             {
@@ -110,14 +117,15 @@ internal static unsafe class RmsNorm
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static float DotOfThree(float* a, float* b, float* x, int c)
+    static float DotOfThree(float* a, float* b, float* x, int c, float bOffset)
     {
         var acc = Vector256<float>.Zero;
+        var vo = Vector256.Create(bOffset);
         int j = 0;
         for (; j + 8 <= c; j += 8)
-            acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + j) * Vector256.Load(b + j), Vector256.Load(x + j), acc);
+            acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + j) * (Vector256.Load(b + j) + vo), Vector256.Load(x + j), acc);
         float s = Vector256.Sum(acc);
-        for (; j < c; j++) s += a[j] * b[j] * x[j];
+        for (; j < c; j++) s += a[j] * (b[j] + bOffset) * x[j];
         return s;
     }
 

@@ -31,7 +31,7 @@ internal readonly ref struct BatchAttention(ModelConfig c, ReadOnlySpan<int> seg
 
     public void Attend(PassContext pass, int layer, BlockActivations a, int n) =>
         pass.Kernels.AttentionForward(a.Attn.Floats, a.Lse.Floats, a.Q.Floats, a.K.Floats, a.V.Floats, _segmentIds, batch, seq,
-            c.NumHeads, c.NumKvHeads, c.HeadDim, c.AttentionWindow(layer));
+            c.NumHeads, c.NumKvHeads, c.HeadDim, c.AttentionWindow(layer), c.AttentionSoftcap);
 }
 
 /// <summary>
@@ -108,10 +108,10 @@ internal sealed class KvCacheAttention : IAttentionMemory, IDisposable
         var output = a.Attn.Floats[..(n * qd)];
         var q = a.Q.Floats[..(n * qd)];
         if (_sliding[layer] is { } sliding)
-            sliding.AppendAndAttend(pass, a.K.Floats[..(n * Kvd)], a.V.Floats[..(n * Kvd)], q, output, Start, n, _c.NumHeads, _c.NumKvHeads, _c.HeadDim);
+            sliding.AppendAndAttend(pass, a.K.Floats[..(n * Kvd)], a.V.Floats[..(n * Kvd)], q, output, Start, n, _c.NumHeads, _c.NumKvHeads, _c.HeadDim, _c.AttentionSoftcap);
         else
             pass.Kernels.AttentionForwardCached(output, q, _k[layer]!.Floats, _v[layer]!.Floats, Start, n,
-                _c.NumHeads, _c.NumKvHeads, _c.HeadDim, _c.AttentionWindow(layer));
+                _c.NumHeads, _c.NumKvHeads, _c.HeadDim, _c.AttentionWindow(layer), _c.AttentionSoftcap);
     }
 
     /// <summary>For a batched step: stores layer <paramref name="layer"/>'s keys/values (count, Hkv·D) of positions
@@ -121,13 +121,13 @@ internal sealed class KvCacheAttention : IAttentionMemory, IDisposable
     {
         if (_sliding[layer] is { } sliding)
         {
-            sliding.AppendAndAttend(pass, keys, values, q, output, start, count, _c.NumHeads, _c.NumKvHeads, _c.HeadDim);
+            sliding.AppendAndAttend(pass, keys, values, q, output, start, count, _c.NumHeads, _c.NumKvHeads, _c.HeadDim, _c.AttentionSoftcap);
             return;
         }
         keys[..(count * Kvd)].CopyTo(_k[layer]!.Floats.Slice(start * Kvd));
         values[..(count * Kvd)].CopyTo(_v[layer]!.Floats.Slice(start * Kvd));
         pass.Kernels.AttentionForwardCached(output, q, _k[layer]!.Floats, _v[layer]!.Floats, start, count,
-            _c.NumHeads, _c.NumKvHeads, _c.HeadDim, _c.AttentionWindow(layer));
+            _c.NumHeads, _c.NumKvHeads, _c.HeadDim, _c.AttentionWindow(layer), _c.AttentionSoftcap);
     }
 
     public void Dispose()

@@ -19,6 +19,8 @@ internal sealed class BlockActivations : IDisposable
     public readonly Tensor Xn2, Rstd2;          // (N,C), (N)      post-attention RMSNorm
     public readonly Tensor GateOut, UpOut, H;   // (N,F) each; H = silu(gate)·up
     public readonly Tensor Fused;               // (N, max(Hq·D+2·Hkv·D, 2F)) fused projection output before the split (phi3 only; shared)
+    public readonly Tensor AttnOut, RstdAttnOut; // (N,C), (N)  o_proj output before post_attention_layernorm (gemma only)
+    public readonly Tensor MlpOut, RstdMlpOut;   // (N,C), (N)  down_proj output before post_feedforward_layernorm (gemma only)
 
     readonly bool _ownsShared;
 
@@ -36,14 +38,17 @@ internal sealed class BlockActivations : IDisposable
         Xn2 = shareWith?.Xn2 ?? new Tensor(DType.F32, n, c.HiddenSize); Rstd2 = new Tensor(DType.F32, n);
         GateOut = new Tensor(DType.F32, n, f); UpOut = new Tensor(DType.F32, n, f); H = shareWith?.H ?? new Tensor(DType.F32, n, f);
         Fused = shareWith?.Fused ?? new Tensor(DType.F32, c.FusedProjections ? n : 0, FusedWidth(c));
+        int g = c.IsGemma ? n : 0;
+        AttnOut = new Tensor(DType.F32, g, c.HiddenSize); RstdAttnOut = new Tensor(DType.F32, g);
+        MlpOut = new Tensor(DType.F32, g, c.HiddenSize); RstdMlpOut = new Tensor(DType.F32, g);
     }
 
     /// <summary>Widest fused projection output: qkv (Hq·D + 2·Hkv·D) or gate_up (2F).</summary>
     public static int FusedWidth(ModelConfig c) => Math.Max(c.NumHeads * c.HeadDim + 2 * c.NumKvHeads * c.HeadDim, 2 * c.IntermediateSize);
 
     IEnumerable<Tensor> All => _ownsShared
-        ? [Xn1, Rstd1, QRaw, KRaw, RstdQ, RstdK, Q, K, V, Attn, Lse, Mid, Xn2, Rstd2, GateOut, UpOut, H, Fused]
-        : [Rstd1, QRaw, KRaw, RstdQ, RstdK, Q, K, V, Attn, Lse, Mid, Rstd2, GateOut, UpOut];
+        ? [Xn1, Rstd1, QRaw, KRaw, RstdQ, RstdK, Q, K, V, Attn, Lse, Mid, Xn2, Rstd2, GateOut, UpOut, H, Fused, AttnOut, RstdAttnOut, MlpOut, RstdMlpOut]
+        : [Rstd1, QRaw, KRaw, RstdQ, RstdK, Q, K, V, Attn, Lse, Mid, Rstd2, GateOut, UpOut, AttnOut, RstdAttnOut, MlpOut, RstdMlpOut];
     public long Bytes => All.Sum(t => t.ByteLength);
     public void Dispose() { foreach (var t in All) t.Dispose(); }
 }
@@ -53,6 +58,7 @@ internal sealed class BlockGradients : IDisposable
 {
     public readonly Tensor DXn, DAttn, DQ, DK, DV, DGate, DUp, DH, DQRaw, DKRaw;
     public readonly Tensor DFused;   // gradient of a fused projection's output (phi3 only)
+    public readonly Tensor DNormIn;  // (N,C) gradient of a sandwich norm's input: attention or MLP output (gemma only)
 
     public BlockGradients(ModelConfig c, int n)
     {
@@ -63,9 +69,10 @@ internal sealed class BlockGradients : IDisposable
         DGate = new Tensor(DType.F32, n, f); DUp = new Tensor(DType.F32, n, f); DH = new Tensor(DType.F32, n, f);
         DQRaw = new Tensor(DType.F32, c.QkNorm ? n : 0, qd); DKRaw = new Tensor(DType.F32, c.QkNorm ? n : 0, kvd);
         DFused = new Tensor(DType.F32, c.FusedProjections ? n : 0, BlockActivations.FusedWidth(c));
+        DNormIn = new Tensor(DType.F32, c.IsGemma ? n : 0, c.HiddenSize);
     }
 
-    IEnumerable<Tensor> All => [DXn, DAttn, DQ, DK, DV, DGate, DUp, DH, DQRaw, DKRaw, DFused];
+    IEnumerable<Tensor> All => [DXn, DAttn, DQ, DK, DV, DGate, DUp, DH, DQRaw, DKRaw, DFused, DNormIn];
     public long Bytes => All.Sum(t => t.ByteLength);
     public void Dispose() { foreach (var t in All) t.Dispose(); }
 }

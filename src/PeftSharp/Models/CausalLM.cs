@@ -25,6 +25,15 @@ public sealed partial class CausalLM : IDisposable
     Tensor _lmHead;                                     // (V,C); the embedding itself when tied
     Parameter? _lmHeadParam;
     internal RopeTable Rope { get; }
+    /// <summary>gemma3's RoPE of the local layers (rope_local_base_freq, no scaling); null when every layer uses <see cref="Rope"/>.</summary>
+    internal RopeTable? RopeLocal { get; }
+    /// <summary>The RoPE table layer <paramref name="layer"/> rotates with: gemma3's local table on its local layers,
+    /// otherwise <paramref name="global"/> (the table <see cref="RopeFor(ReadOnlySpan{int})"/> chose for the pass).</summary>
+    internal RopeTable LayerRope(RopeTable global, int layer) => RopeLocal != null && Config.UsesLocalRope(layer) ? RopeLocal : global;
+    /// <summary>Gemma multiplies the embedding output by √hidden_size, rounded to the embedding's dtype as
+    /// transformers computes it (Gemma2Model: a tensor in the hidden states' dtype; Gemma3TextScaledWordEmbedding:
+    /// embed_scale.to(weight.dtype)); 1 for the other architectures.</summary>
+    internal float EmbedScale { get; }
 
     /// <summary>The RoPE table of a forward over <paramref name="positions"/>: LongRoPE picks its factor set from the
     /// largest position (transformers: max(position_ids) + 1 against the original context length).</summary>
@@ -48,6 +57,27 @@ public sealed partial class CausalLM : IDisposable
         FinalNorm = finalNorm;
         _lmHead = lmHead;
         Rope = new RopeTable(config.HeadDim, config.MaxPositions, config.RopeTheta, config.RopeScaling);
+        if (config.RopeLocalTheta is double local) RopeLocal = new RopeTable(config.HeadDim, config.MaxPositions, local, null);
+        EmbedScale = config.IsGemma ? RoundedTo(embed.DType, MathF.Sqrt(config.HiddenSize)) : 1f;
+    }
+
+    static unsafe float RoundedTo(DType dtype, float v)
+    {
+        if (dtype == DType.F32) return v;
+        var bytes = stackalloc byte[8];
+        DTypeConvert.FromFloat([v], dtype, bytes);
+        Span<float> back = stackalloc float[1];
+        DTypeConvert.ToFloat(bytes, dtype, back);
+        return back[0];
+    }
+
+    /// <summary>output (rows, C) = the embedding rows of <paramref name="ids"/> from the segment's embedding, times
+    /// <see cref="EmbedScale"/>: the input of the first block. Every pass (training, scoring, generation, serving)
+    /// embeds through here.</summary>
+    internal void EmbedRows(IComputeBackend k, Span<float> output, ReadOnlySpan<int> ids, in RowSegment s)
+    {
+        k.EmbeddingForward(output, ids, EmbedFor(s).AsMatrix());
+        if (EmbedScale != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(output, EmbedScale, output);
     }
 
     /// <summary>Builds the model from named tensors (HF names); <paramref name="get"/> throws for a missing name.</summary>
@@ -124,6 +154,27 @@ public sealed partial class CausalLM : IDisposable
                     built.Add(ql);
                     return ql;
                 }
+                if (c.IsGemma)
+                {
+                    Norm GNorm(string name, int size) => new(name, Need(name, size), 1f);
+                    layers[i] = new DecoderLayer(i,
+                        GNorm(WeightNames.InputNorm(i), C),
+                        GNorm(WeightNames.PostNorm(i), C),
+                        c.QkNorm ? GNorm(WeightNames.QNorm(i), D) : null,
+                        c.QkNorm ? GNorm(WeightNames.KNorm(i), D) : null,
+                        Proj(WeightNames.Attn(i, "q_proj"), qd, C, c.QkvBias),
+                        Proj(WeightNames.Attn(i, "k_proj"), kvd, C, c.QkvBias),
+                        Proj(WeightNames.Attn(i, "v_proj"), kvd, C, c.QkvBias),
+                        Proj(WeightNames.Attn(i, "o_proj"), C, qd, c.OutputBias),
+                        Proj(WeightNames.Mlp(i, "gate_proj"), F, C, false),
+                        Proj(WeightNames.Mlp(i, "up_proj"), F, C, false),
+                        Proj(WeightNames.Mlp(i, "down_proj"), C, F, false))
+                    {
+                        PreFfnNorm = GNorm(WeightNames.PreFfnNorm(i), C),
+                        PostFfnNorm = GNorm(WeightNames.PostFfnNorm(i), C),
+                    };
+                    continue;
+                }
                 if (c.FusedProjections)
                 {
                     layers[i] = new DecoderLayer(i,
@@ -162,7 +213,7 @@ public sealed partial class CausalLM : IDisposable
         }
         var embed = Need(WeightNames.Embed, V, C);
         var head = c.TieWordEmbeddings ? embed : Need(WeightNames.LmHead, V, C);
-        var model = new CausalLM(c, embed, layers, new Norm(WeightNames.FinalNorm, Need(WeightNames.FinalNorm, C)), head);
+        var model = new CausalLM(c, embed, layers, new Norm(WeightNames.FinalNorm, Need(WeightNames.FinalNorm, C), c.NormWeightOffset), head);
         if (preQuantized + quantizedNow > 0)
         {
             var first = model.QuantizedProjections().First().Weight;
@@ -186,7 +237,8 @@ public sealed partial class CausalLM : IDisposable
     {
         var kinds = new List<string> { "embed_tokens" };
         if (!m.Tied) kinds.Add("lm_head");
-        kinds.Add("norms (input_layernorm, post_attention_layernorm, norm" + (m.Config.QkNorm ? ", q_norm, k_norm" : "") + ")");
+        kinds.Add("norms (input_layernorm, post_attention_layernorm, " + (m.Config.IsGemma ? "pre_feedforward_layernorm, post_feedforward_layernorm, " : "")
+            + "norm" + (m.Config.QkNorm ? ", q_norm, k_norm" : "") + ")");
         var denseProj = m.Layers.SelectMany(l => l.Projections).Where(p => BaseProjection(p) is Linear)
             .Select(p => p.Name.Split('.')[^1]).Distinct().ToList();
         if (denseProj.Count > 0) kinds.Add(string.Join(", ", denseProj) + " (dense in the checkpoint)");
@@ -230,7 +282,14 @@ public sealed partial class CausalLM : IDisposable
         var ckpt = SafetensorsCheckpoint.OpenDirectory(dir);
         try
         {
-            var model = FromTensors(config, name => ckpt.Contains(name) ? ckpt.Get(name) : null, dir, quantize,
+            Func<string, Tensor?> get = name => ckpt.Contains(name) ? ckpt.Get(name) : null;
+            if (config.TextOfMultimodal)
+            {
+                // Gemma 3 multimodal: the language model's tensors live under a prefix; the vision tower's are ignored.
+                var plain = get;
+                get = name => plain(name) ?? GemmaConfigFields.MultimodalNames(name).Select(plain).FirstOrDefault(t => t != null);
+            }
+            var model = FromTensors(config, get, dir, quantize,
                 (_, t) => MappedPages.Release(t), compute, packed);
             model._owned.Add(ckpt);
             return model;

@@ -15,6 +15,11 @@ internal sealed class DecoderLayer : IDisposable
     public Norm PostNorm { get; }
     public Norm? QNorm { get; }
     public Norm? KNorm { get; }
+    /// <summary>Gemma's sandwich norms: with them, <see cref="PostNorm"/> (post_attention_layernorm) norms the attention
+    /// output before the residual add, PreFfnNorm is the MLP's input norm and PostFfnNorm norms the MLP output.</summary>
+    public Norm? PreFfnNorm { get; init; }
+    public Norm? PostFfnNorm { get; init; }
+    public bool SandwichNorms => PreFfnNorm != null;
     // Separate projections (llama, mistral, qwen): Q, K, V, Gate, Up set, Qkv and GateUp null; fused (phi3): the reverse.
     public ILinear? Q { get; set; }
     public ILinear? K { get; set; }
@@ -70,6 +75,8 @@ internal sealed class DecoderLayer : IDisposable
         if (QNorm != null) yield return QNorm;
         if (KNorm != null) yield return KNorm;
         yield return PostNorm;
+        if (PreFfnNorm != null) yield return PreFfnNorm;
+        if (PostFfnNorm != null) yield return PostFfnNorm;
     }
 
     public void Dispose()

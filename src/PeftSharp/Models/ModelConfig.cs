@@ -3,10 +3,11 @@ using PeftSharp.Kernels;
 namespace PeftSharp.Models;
 
 /// <summary>The parts of a Hugging Face config.json that decide the architecture.</summary>
-public sealed record ModelConfig
+public sealed partial record ModelConfig
 {
-    /// <summary>The `model_type` values this library loads: llama, mistral, qwen2, qwen3, phi3.</summary>
-    public static readonly string[] SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3", "phi3"];
+    /// <summary>The `model_type` values this library loads: llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text, and
+    /// the multimodal gemma3 (its `text_config`: the text model only).</summary>
+    public static readonly string[] SupportedModelTypes = ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3_text", "gemma3"];
 
     /// <summary>`model_type`: one of <see cref="SupportedModelTypes"/>.</summary>
     public required string ModelType { get; init; }
@@ -64,6 +65,7 @@ public sealed record ModelConfig
         return ModelType switch
         {
             "qwen2" or "qwen3" => layer >= MaxWindowLayers ? w : 0,
+            "gemma2" or "gemma3_text" => GemmaLocalLayer(layer) ? w : 0,
             _ => w,
         };
     }
@@ -104,7 +106,7 @@ public sealed record ModelConfig
         && MaxWindowLayers == other.MaxWindowLayers
         && (SlidingLayerTypes ?? []).AsSpan().SequenceEqual(other.SlidingLayerTypes ?? []) && (SlidingLayerTypes is null) == (other.SlidingLayerTypes is null)
         && BosTokenId == other.BosTokenId && EosTokenIds.AsSpan().SequenceEqual(other.EosTokenIds)
-        && TorchDtype == other.TorchDtype;
+        && TorchDtype == other.TorchDtype && GemmaFieldsEqual(other);
 
     /// <inheritdoc/>
     public override int GetHashCode() =>

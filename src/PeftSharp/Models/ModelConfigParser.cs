@@ -41,15 +41,31 @@ internal static class ModelConfigParser
             ?? throw new PeftException($"{f.Source}: missing \"model_type\" (supported: {supported})");
         if (Array.IndexOf(ModelConfig.SupportedModelTypes, modelType) < 0)
             throw new PeftException($"{f.Source}: model_type \"{modelType}\" is not supported (supported: {supported})");
+        if (modelType == "gemma3") return GemmaConfigFields.TextOfMultimodal(f, FromObject);
+        return FromObject(f, modelType, outer: null);
+    }
 
-        // Every supported architecture uses SwiGLU; a different activation would compute a different model.
-        string act = f.OptionalString("hidden_act") ?? "silu";
-        if (act is not ("silu" or "swish"))
-            throw new PeftException($"{f.Source}: \"hidden_act\" is \"{act}\", but {modelType} is supported only with \"silu\"");
+    /// <summary>The config of <paramref name="modelType"/> from <paramref name="f"/>; <paramref name="outer"/> is the
+    /// multimodal config around a text_config (its torch_dtype and token ids are used when the text config has none).</summary>
+    internal static ModelConfig FromObject(ConfigJsonFields f, string modelType, ConfigJsonFields? outer)
+    {
+        bool gemma = modelType is "gemma2" or "gemma3_text";
+        if (gemma) GemmaConfigFields.CheckActivation(f, modelType);
+        else
+        {
+            // Every other supported architecture uses SwiGLU; a different activation would compute a different model.
+            string act = f.OptionalString("hidden_act") ?? "silu";
+            if (act is not ("silu" or "swish"))
+                throw new PeftException($"{f.Source}: \"hidden_act\" is \"{act}\", but {modelType} is supported only with \"silu\"");
+        }
+        // Gemma's config classes give every size a default (transformers fills keys a file leaves out, and the
+        // multimodal text_config leaves several out); the other architectures' sizes are required here.
+        int Size(string key) => (gemma ? f.OptionalPositiveInt(key) ?? GemmaConfigFields.DefaultSize(modelType, key) : null)
+            ?? f.RequiredPositiveInt(key);
 
-        int hidden = f.RequiredPositiveInt("hidden_size");
-        int heads = f.RequiredPositiveInt("num_attention_heads");
-        int kvHeads = f.OptionalPositiveInt("num_key_value_heads") ?? heads;
+        int hidden = Size("hidden_size");
+        int heads = Size("num_attention_heads");
+        int kvHeads = f.OptionalPositiveInt("num_key_value_heads") ?? (gemma ? Size("num_key_value_heads") : heads);
         if (heads % kvHeads != 0)
             throw new PeftException(
                 $"{f.Source}: \"num_attention_heads\" ({heads}) must be a multiple of \"num_key_value_heads\" ({kvHeads})");
@@ -58,6 +74,7 @@ internal static class ModelConfigParser
         int headDim;
         if (explicitHeadDim is int hd) headDim = hd;
         else if (modelType == "qwen3") headDim = 128; // Qwen3Config's default, not hidden/heads
+        else if (gemma) headDim = 256;                // Gemma2Config / Gemma3TextConfig default
         else
         {
             if (hidden % heads != 0)
@@ -74,36 +91,40 @@ internal static class ModelConfigParser
             "qwen2" => (true, false, false, false),          // Qwen2 always has q/k/v bias, never o_proj bias
             "qwen3" => (attentionBias, attentionBias, false, true),
             "phi3" => (false, false, false, false),          // Phi3Attention/Phi3MLP: no biases
+            "gemma2" => (attentionBias, attentionBias, false, false),
+            "gemma3_text" => (attentionBias, attentionBias, false, true),   // Gemma3Attention: q_norm, k_norm
             _ => throw new InvalidOperationException(modelType),
         };
 
-        int layers = f.RequiredPositiveInt("num_hidden_layers");
+        int layers = Size("num_hidden_layers");
+        int intermediate = Size("intermediate_size");
         // Phi-3/3.5 rotate every dimension; a partial rotary factor (Phi-4-mini) is not implemented.
         if (modelType == "phi3" && f.OptionalNumber("partial_rotary_factor") is double prf && prf != 1.0)
             throw new PeftException($"{f.Source}: \"partial_rotary_factor\" is {prf}; only 1.0 (rotary on the whole head) is supported for phi3");
-        int vocab = f.RequiredPositiveInt("vocab_size");
-        CheckSizes(f, vocab, hidden, heads, kvHeads, headDim);
+        int vocab = Size("vocab_size");
+        CheckSizes(f, vocab, hidden, intermediate, layers, heads, headDim);
+        var ids = outer is { } o && !f.TryGet("eos_token_id", out _) ? o : f;
+        int? bos = ids.OptionalInt("bos_token_id");
+        int[] eos = ids.IntOrIntList("eos_token_id");
         int maxPositions = f.OptionalPositiveInt("max_position_embeddings") ?? DefaultMaxPositions(modelType);
-        int? bos = f.OptionalInt("bos_token_id");
-        int[] eos = f.IntOrIntList("eos_token_id");
         CheckTokenId(f, "bos_token_id", bos, vocab);
         foreach (int e in eos) CheckTokenId(f, "eos_token_id", e, vocab);
 
-        return new ModelConfig
+        var config = new ModelConfig
         {
             ModelType = modelType,
             VocabSize = vocab,
             HiddenSize = hidden,
-            IntermediateSize = f.RequiredPositiveInt("intermediate_size"),
+            IntermediateSize = intermediate,
             NumLayers = layers,
             NumHeads = heads,
             NumKvHeads = kvHeads,
             HeadDim = headDim,
             RmsNormEps = (float)PositiveOr(f, "rms_norm_eps", 1e-6),
-            RopeTheta = PositiveOr(f, "rope_theta", 10000),
+            RopeTheta = PositiveOr(f, "rope_theta", modelType == "gemma3_text" ? 1_000_000 : 10000),
             RopeScaling = ParseRopeScaling(f, modelType, headDim, maxPositions),
             MaxPositions = maxPositions,
-            TieWordEmbeddings = f.OptionalBool("tie_word_embeddings") ?? false,
+            TieWordEmbeddings = f.OptionalBool("tie_word_embeddings") ?? gemma,   // Gemma's config classes default to tied
             QkvBias = qkvBias,
             OutputBias = outputBias,
             MlpBias = mlpBias,
@@ -113,15 +134,16 @@ internal static class ModelConfigParser
             SlidingLayerTypes = ParseLayerTypes(f, layers),
             BosTokenId = bos,
             EosTokenIds = eos,
-            TorchDtype = ParseDtype(f),
+            TorchDtype = outer is { } od && !f.TryGet("torch_dtype", out _) && !f.TryGet("dtype", out _) ? ParseDtype(od) : ParseDtype(f),
         };
+        return gemma ? GemmaConfigFields.Apply(f, config) : config;
     }
 
     /// <summary>Largest width, head count and vocabulary accepted: far past every real model, and small enough
     /// that no product of them used as a tensor size overflows.</summary>
     public const int MaxWidth = 1 << 20, MaxHeads = 1 << 16, MaxLayers = 1 << 12, MaxVocab = 1 << 24;
 
-    static void CheckSizes(ConfigJsonFields f, int vocab, int hidden, int heads, int kvHeads, int headDim)
+    static void CheckSizes(ConfigJsonFields f, int vocab, int hidden, int intermediate, int layers, int heads, int headDim)
     {
         void Max(string key, long value, long max)
         {
@@ -129,8 +151,8 @@ internal static class ModelConfigParser
         }
         Max("vocab_size", vocab, MaxVocab);
         Max("hidden_size", hidden, MaxWidth);
-        Max("intermediate_size", f.RequiredPositiveInt("intermediate_size"), MaxWidth);
-        Max("num_hidden_layers", f.RequiredPositiveInt("num_hidden_layers"), MaxLayers);
+        Max("intermediate_size", intermediate, MaxWidth);
+        Max("num_hidden_layers", layers, MaxLayers);
         Max("num_attention_heads", heads, MaxHeads);
         Max("head_dim", headDim, MaxWidth);
         if ((long)heads * headDim > MaxWidth)
@@ -157,6 +179,8 @@ internal static class ModelConfigParser
         "llama" => 2048,
         "mistral" => 4096 * 32,
         "phi3" => 4096,
+        "gemma2" => 8192,
+        "gemma3_text" => 131072,
         _ => 32768,
     };
 
@@ -170,6 +194,9 @@ internal static class ModelConfigParser
                 return f.HasKey("sliding_window") ? f.OptionalPositiveInt("sliding_window") : 4096;
             case "phi3":
                 return f.OptionalPositiveInt("sliding_window");   // Phi3Config default None
+            case "gemma2":
+            case "gemma3_text":
+                return f.HasKey("sliding_window") ? f.OptionalPositiveInt("sliding_window") : 4096;   // both config classes: 4096
             case "qwen2":
             case "qwen3":
                 bool use = f.OptionalBool("use_sliding_window") ?? false;
@@ -203,7 +230,7 @@ internal static class ModelConfigParser
         return types;
     }
 
-    static string ParseDtype(ConfigJsonFields f)
+    internal static string ParseDtype(ConfigJsonFields f)
     {
         string key = f.TryGet("torch_dtype", out _) ? "torch_dtype" : "dtype";
         string? v = f.OptionalString(key);

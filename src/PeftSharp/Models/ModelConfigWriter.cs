@@ -25,7 +25,7 @@ internal static class ModelConfigWriter
             w.WriteNumber("num_attention_heads", c.NumHeads);
             w.WriteNumber("num_key_value_heads", c.NumKvHeads);
             w.WriteNumber("head_dim", c.HeadDim);
-            w.WriteString("hidden_act", "silu");
+            w.WriteString("hidden_act", c.IsGemma ? "gelu_pytorch_tanh" : "silu");
             w.WriteNumber("max_position_embeddings", c.MaxPositions);
             w.WriteNumber("rms_norm_eps", c.RmsNormEps); // float overload: shortest text that reads back as the same float
             WriteFloat(w, "rope_theta", c.RopeTheta);
@@ -47,6 +47,10 @@ internal static class ModelConfigWriter
                     w.WriteBoolean("use_sliding_window", c.SlidingWindow is not null);
                     WriteNullableInt(w, "sliding_window", c.SlidingWindow);
                     w.WriteNumber("max_window_layers", c.MaxWindowLayers);
+                    break;
+                case "gemma2":
+                case "gemma3_text":
+                    GemmaConfigWriter.Write(w, c);
                     break;
             }
             if (c.SlidingLayerTypes is { } types)
@@ -80,6 +84,8 @@ internal static class ModelConfigWriter
         "qwen2" => "Qwen2ForCausalLM",
         "qwen3" => "Qwen3ForCausalLM",
         "phi3" => "Phi3ForCausalLM",
+        "gemma2" => "Gemma2ForCausalLM",
+        "gemma3_text" => "Gemma3ForCausalLM",
         _ => throw new PeftException(
             $"model_type \"{modelType}\" is not supported (supported: {string.Join(", ", ModelConfig.SupportedModelTypes)})"),
     };
@@ -138,7 +144,7 @@ internal static class ModelConfigWriter
 
     /// <summary>A double that Python reads back as a float (32.0, not 32): transformers' rope validation warns when
     /// `factor` is an int.</summary>
-    static void WriteFloat(Utf8JsonWriter w, string key, double v)
+    internal static void WriteFloat(Utf8JsonWriter w, string key, double v)
     {
         string text = v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
         if (text.IndexOfAny(['.', 'E', 'e']) < 0) text += ".0";
@@ -146,7 +152,7 @@ internal static class ModelConfigWriter
         w.WriteRawValue(text);
     }
 
-    static void WriteNullableInt(Utf8JsonWriter w, string key, int? v)
+    internal static void WriteNullableInt(Utf8JsonWriter w, string key, int? v)
     {
         if (v is int x) w.WriteNumber(key, x);
         else w.WriteNull(key);
@@ -168,6 +174,10 @@ internal static class ModelConfigWriter
             "qwen3" when c.MlpBias => "qwen3 has no MLP bias",
             "phi3" when c.QkvBias || c.OutputBias || c.MlpBias => "phi3 has no biases",
             "phi3" when c.QkNorm => "phi3 has no q/k norm",
+            "gemma2" or "gemma3_text" when c.QkvBias != c.OutputBias => "gemma has one attention_bias for q/k/v and o_proj: QkvBias must equal OutputBias",
+            "gemma2" or "gemma3_text" when c.MlpBias => "gemma has no MLP bias",
+            "gemma2" when c.QkNorm => "gemma2 has no q/k norm",
+            "gemma3_text" when !c.QkNorm => "gemma3_text always has q/k norm",
             _ => null,
         };
         if (problem is null && c.SlidingLayerTypes is { } t && t.Length != c.NumLayers)

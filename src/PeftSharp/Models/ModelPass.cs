@@ -85,16 +85,16 @@ internal sealed unsafe class ModelPass : IDisposable
         foreach (var s in Routing.Segments)
         {
             int start = s.Start, count = s.CountIn(n);
-            k.EmbeddingForward(_residual[0].Floats.Slice(start * C, count * C), ids.Slice(start, count), _m.EmbedFor(s).AsMatrix());
+            _m.EmbedRows(k, _residual[0].Floats.Slice(start * C, count * C), ids.Slice(start, count), s);
         }
         var memory = new BatchAttention(c, segmentIds, Batch, Seq);
         var rope = _m.RopeFor(positions);
         for (int l = 0; l < c.NumLayers; l++)
         {
-            DecoderBlock.Forward(Context, _m.Layers[l], c, rope, Acts(l), _residual[l], _residual[l + 1], positions, n, ref memory);
+            DecoderBlock.Forward(Context, _m.Layers[l], c, _m.LayerRope(rope, l), Acts(l), _residual[l], _residual[l + 1], positions, n, ref memory);
             if (Recompute) Context.Release(_m.Layers[l].Projections);   // saved again before this block's backward
         }
-        k.RmsNormForward(_final.Floats, _rstdFinal.Floats, _residual[c.NumLayers].Floats, _m.FinalNorm.Values, n, C, c.RmsNormEps);
+        k.NormForward(_m.FinalNorm, _final.Floats, _rstdFinal.Floats, _residual[c.NumLayers].Floats, n, C, c.RmsNormEps);
     }
 
     /// <summary>Forward only: (sum of token losses, number of scored tokens).</summary>
@@ -116,7 +116,7 @@ internal sealed unsafe class ModelPass : IDisposable
             int start = s.Start, rows = s.CountIn(n);
             var (ls, lc) = Context.Kernels.CrossEntropy(_final.Floats.Slice(start * C, rows * C), _m.LmHeadFor(s).AsMatrix(),
                 targets.Slice(start, rows), rows, C, gradScale, dHidden.IsEmpty ? dHidden : dHidden.Slice(start * C, rows * C),
-                wantWeightGrad ? _m.LmHeadGradFor(s) : Span<float>.Empty);
+                wantWeightGrad ? _m.LmHeadGradFor(s) : Span<float>.Empty, _m.Config.LogitSoftcap);
             sum += ls;
             count += lc;
         }
@@ -144,7 +144,7 @@ internal sealed unsafe class ModelPass : IDisposable
         _dB.Floats.Clear();
         var result = HeadLoss(targets, gradScale, _dB.Floats, wantWeightGrad: true);
         _dA.Floats.Clear();
-        k.RmsNormBackward(_dA.Floats, _m.FinalNorm.GradOrEmpty, _dB.Floats, _residual[c.NumLayers].Floats, _m.FinalNorm.Values, _rstdFinal.Floats, n, c.HiddenSize);
+        k.NormBackward(_m.FinalNorm, _dA.Floats, _dB.Floats, _residual[c.NumLayers].Floats, _rstdFinal.Floats, n, c.HiddenSize);
 
         Tensor dOut = _dA, dIn = _dB;
         var memory = new BatchAttention(c, segmentIds, Batch, Seq);
@@ -153,17 +153,25 @@ internal sealed unsafe class ModelPass : IDisposable
         {
             var layer = _m.Layers[l];
             if (Recompute)
-                DecoderBlock.Forward(Context, layer, c, rope, _acts[0], _residual[l], _residual[l + 1], positions, n, ref memory);
-            DecoderBlock.Backward(Context, layer, c, rope, Acts(l), _grads, _residual[l], dOut, dIn, positions, segmentIds, Batch, Seq);
+                DecoderBlock.Forward(Context, layer, c, _m.LayerRope(rope, l), _acts[0], _residual[l], _residual[l + 1], positions, n, ref memory);
+            DecoderBlock.Backward(Context, layer, c, _m.LayerRope(rope, l), Acts(l), _grads, _residual[l], dOut, dIn, positions, segmentIds, Batch, Seq);
             if (Recompute) Context.Release(layer.Projections);
             (dOut, dIn) = (dIn, dOut);
         }
-        // dOut now holds dL/d(embedding output).
+        // dOut now holds dL/d(embedding output); the lookup's gradient is that times the embedding scale (gemma).
+        var dLookup = dOut;
+        bool embedTrained = false;
+        foreach (var s in Routing.Segments) embedTrained |= _m.EmbedGradFor(s) != null;
+        if (_m.EmbedScale != 1f && embedTrained)
+        {
+            System.Numerics.Tensors.TensorPrimitives.Multiply(dOut.Floats, _m.EmbedScale, dIn.Floats);
+            dLookup = dIn;
+        }
         foreach (var s in Routing.Segments)
         {
             if (_m.EmbedGradFor(s) is not { } p) continue;
             int start = s.Start, rows = s.CountIn(n), C = c.HiddenSize;
-            k.EmbeddingBackward(p.Grad.Floats, dOut.Floats.Slice(start * C, rows * C), ids.Slice(start, rows), C);
+            k.EmbeddingBackward(p.Grad.Floats, dLookup.Floats.Slice(start * C, rows * C), ids.Slice(start, rows), C);
         }
         LastInputGradient = dOut;
         return result;

@@ -17,7 +17,9 @@ internal static class RandomWeights
         // Residual projections get std/√(2L) (GPT-2 style) so a deep random stack keeps activations O(1).
         float std = 0.02f, resStd = 0.02f / MathF.Sqrt(2f * Math.Max(1, c.NumLayers));
         void Mat(string name, int o, int i, float s) => w.Add(new Spec(name, [o, i], s));
-        void Ones(string name, int n) => w.Add(new Spec(name, [n], 0, 1f));
+        // Norms start as the identity: weight 1, or Gemma's stored 0 (its norm scales by 1 + w).
+        float normFill = c.NormWeightOffset == 0 ? 1f : 0f;
+        void Ones(string name, int n) => w.Add(new Spec(name, [n], 0, normFill));
         void Small(string name, int n) => w.Add(new Spec(name, [n], 0.01f));
         Mat(WeightNames.Embed, V, C, std);
         for (int l = 0; l < c.NumLayers; l++)
@@ -25,6 +27,7 @@ internal static class RandomWeights
             Ones(WeightNames.InputNorm(l), C);
             Ones(WeightNames.PostNorm(l), C);
             if (c.QkNorm) { Ones(WeightNames.QNorm(l), D); Ones(WeightNames.KNorm(l), D); }
+            if (c.IsGemma) { Ones(WeightNames.PreFfnNorm(l), C); Ones(WeightNames.PostFfnNorm(l), C); }
             if (c.FusedProjections)
             {
                 Mat(WeightNames.Attn(l, WeightNames.FusedQkv) + ".weight", qd + 2 * kvd, C, std);

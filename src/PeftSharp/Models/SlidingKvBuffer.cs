@@ -44,7 +44,7 @@ internal sealed class SlidingKvBuffer : IDisposable
     /// only as far as the kept window allows).
     /// </summary>
     public void AppendAndAttend(PassContext pass, ReadOnlySpan<float> keys, ReadOnlySpan<float> values, ReadOnlySpan<float> q,
-        Span<float> output, int start, int count, int qHeads, int kvHeads, int headDim)
+        Span<float> output, int start, int count, int qHeads, int kvHeads, int headDim, float softcap = 0)
     {
         Rewind(start);
         int qd = qHeads * headDim;
@@ -58,7 +58,7 @@ internal sealed class SlidingKvBuffer : IDisposable
             // Every key these queries see (from p0 − window + 1) is at or after _base: Compact keeps window − 1 positions.
             pass.Kernels.AttentionForwardCached(output.Slice(done * qd, m * qd), q.Slice(done * qd, m * qd),
                 _k.Floats[..((_held - _base) * _kvd)], _v.Floats[..((_held - _base) * _kvd)], p0 - _base, m,
-                qHeads, kvHeads, headDim, _window);
+                qHeads, kvHeads, headDim, _window, softcap);
             done += m;
         }
     }

@@ -12,6 +12,10 @@ internal static class WeightNames
     public static string PostNorm(int i) => $"{Layer(i)}.post_attention_layernorm.weight";
     public static string QNorm(int i) => $"{Layer(i)}.self_attn.q_norm.weight";
     public static string KNorm(int i) => $"{Layer(i)}.self_attn.k_norm.weight";
+    /// <summary>Gemma: the MLP's input norm (post_attention_layernorm there norms the attention output) and the norm of
+    /// the MLP output before its residual add.</summary>
+    public static string PreFfnNorm(int i) => $"{Layer(i)}.pre_feedforward_layernorm.weight";
+    public static string PostFfnNorm(int i) => $"{Layer(i)}.post_feedforward_layernorm.weight";
 
     /// <summary>Module names (no ".weight") of the seven projections of layer i, in HF order.</summary>
     public static string Attn(int i, string proj) => $"{Layer(i)}.self_attn.{proj}";

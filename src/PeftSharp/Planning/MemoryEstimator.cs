@@ -129,7 +129,8 @@ internal static class MemoryEstimator
             + qd + 2 * kvd                                           // Q, K, V
             + qd + c.NumHeads                                        // Attn, Lse
             + C + C + 1                                              // Mid, Xn2, Rstd2
-            + 3 * F;                                                 // GateOut, UpOut, H
+            + 3 * F                                                  // GateOut, UpOut, H
+            + (c.IsGemma ? 2 * (C + 1) : 0);                         // AttnOut, MlpOut and their rstd (gemma's sandwich norms)
         return 4 * n * floats;
     }
 
@@ -140,7 +141,7 @@ internal static class MemoryEstimator
     public static long BlockGradientBytes(ModelConfig c, long n)
     {
         long C = c.HiddenSize, F = c.IntermediateSize, qd = (long)c.NumHeads * c.HeadDim, kvd = (long)c.NumKvHeads * c.HeadDim;
-        return 4 * n * (C + 2 * qd + 2 * kvd + 3 * F + (c.QkNorm ? qd + kvd : 0));
+        return 4 * n * (C + 2 * qd + 2 * kvd + 3 * F + (c.QkNorm ? qd + kvd : 0) + (c.IsGemma ? C : 0));
     }
 
     /// <summary>What <see cref="ModelPass.ActivationBytes"/> reports after a training step.</summary>

@@ -49,7 +49,7 @@ internal static class ParameterCounter
         long qd = c.NumHeads * D, kvd = c.NumKvHeads * D;
         long embed = (long)c.VocabSize * C;
         long proj = L * Projections(c).Sum(p => p.WeightParameters);
-        long norms = L * (2 * C + (c.QkNorm ? 2 * D : 0)) + C;
+        long norms = L * ((c.IsGemma ? 4 : 2) * C + (c.QkNorm ? 2 * D : 0)) + C;   // gemma: + pre/post feed-forward norms
         long biasPerLayer = (c.QkvBias ? qd + 2 * kvd : 0) + (c.OutputBias ? C : 0) + (c.MlpBias ? 2 * F + C : 0);
         return new Breakdown(embed, c.TieWordEmbeddings ? 0 : embed, proj, norms, L * biasPerLayer);
     }
@@ -114,6 +114,7 @@ internal static class ParameterCounter
         for (int l = 0; l < c.NumLayers; l++)
         {
             yield return C; yield return C;
+            if (c.IsGemma) { yield return C; yield return C; }
             if (c.QkNorm) { yield return D; yield return D; }
             foreach (var p in Projections(c)) yield return p.WeightParameters;
             if (c.QkvBias) { yield return qd; yield return kvd; yield return kvd; }

@@ -46,6 +46,9 @@ public class CausalLMGradientTests
     [InlineData("mistral", false, false, 3)]  // sliding window shorter than the sequence
     [InlineData("mistral", false, true, 4)]   // … with packing
     [InlineData("phi3", false, true, 5)]      // fused projections, window, packing
+    [InlineData("gemma2", true, true, 4)]     // (1 + w) and sandwich norms, GeGLU, soft caps, √C embedding scale, tied
+    [InlineData("gemma3_text", true, false, 3)] // q/k norms, local/global RoPE
+    [InlineData("gemma3_text", false, true, 0)]
     public void FullFineTuning_GradientsMatchFiniteDifferences(string type, bool tied, bool packed, int window = 0)
     {
         var c = TinyModels.Config(type, tied) with { SlidingWindow = window > 0 ? window : null };

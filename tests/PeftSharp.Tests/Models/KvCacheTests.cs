@@ -19,6 +19,11 @@ public class KvCacheTests
     [InlineData("phi3", DType.F32, 3)]
     [InlineData("mistral", DType.F32, 1)]    // a window of one: each token attends only to itself
     [InlineData("qwen2", DType.F32, 2, 1)]   // layer 0 full, layer 1 windowed
+    [InlineData("gemma2", DType.BF16)]        // soft caps, (1 + w) norms, sandwich norms, GeGLU
+    [InlineData("gemma2", DType.F32, 4)]      // window on layer 0 shorter than the prefill
+    [InlineData("gemma2", DType.F32, 100)]    // longer than the sequence
+    [InlineData("gemma3_text", DType.F16, 7)] // q/k norms, local/global RoPE, window between prefill and sequence
+    [InlineData("gemma3_text", DType.F32, 3)]
     public void IncrementalDecoding_MatchesFullForward(string type, DType dtype, int window = 0, int maxWindowLayers = 0)
     {
         var c = TinyModels.Config(type, tied: type == "qwen3") with { SlidingWindow = window > 0 ? window : null, MaxWindowLayers = maxWindowLayers };
@@ -47,7 +52,7 @@ public class KvCacheTests
         using var pass = Passes.Model(m, 1, T, false);
         pass.Forward(ids, Enumerable.Range(0, T).ToArray(), [], training: false);
         var viaPass = new float[T * V];
-        unsafe { fixed (float* lp = viaPass) LmHead.Logits(TestCompute.Cpu.Backend, m.LmHead, (float*)pass.FinalHidden.Data, T, m.Config.HiddenSize, lp); }
+        unsafe { fixed (float* lp = viaPass) LmHead.Logits(TestCompute.Cpu.Backend, m.LmHead, (float*)pass.FinalHidden.Data, T, m.Config.HiddenSize, lp, m.Config.LogitSoftcap); }
         Numerics.AssertClose(viaPass, full.Select(x => (double)x).ToArray(), 1e-5, "training path vs inference path");
     }
 

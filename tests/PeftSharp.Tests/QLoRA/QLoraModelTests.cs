@@ -63,6 +63,8 @@ public class QLoraModelTests
     [InlineData(false)]
     [InlineData(true)]
     [InlineData(false, "phi3")]   // 4-bit fused qkv_proj / gate_up_proj
+    [InlineData(false, "gemma2")]
+    [InlineData(false, "gemma3_text")]   // QDoRA on gemma: GemmaModelTests (magnitude direction, as DoRA's detached norm needs)
     public void QLoraAndQDora_GradientsMatchFiniteDifferences(bool dora, string type = "llama")
     {
         var c = QLoraTestModels.Config(type);

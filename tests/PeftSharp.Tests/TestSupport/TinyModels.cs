@@ -9,7 +9,7 @@ namespace PeftSharp.Tests.TestSupport;
 internal static class TinyModels
 {
     public static ModelConfig Config(string type = "llama", bool tied = false, int layers = 2, int hidden = 32,
-        int heads = 4, int kvHeads = 2, int vocab = 61, int intermediate = 48, RopeScaling? rope = null) => new()
+        int heads = 4, int kvHeads = 2, int vocab = 61, int intermediate = 48, RopeScaling? rope = null) => WithGemmaFields(new()
     {
         ModelType = type,
         VocabSize = vocab,
@@ -25,10 +25,24 @@ internal static class TinyModels
         MaxPositions = 128,
         TieWordEmbeddings = tied,
         QkvBias = type == "qwen2",
-        QkNorm = type == "qwen3",
+        QkNorm = type is "qwen3" or "gemma3_text",
         BosTokenId = 1,
         EosTokenIds = [2],
         TorchDtype = "float32",
+    });
+
+    /// <summary>gemma2 / gemma3_text: settings that make every Gemma feature act at this size — query_pre_attn_scalar
+    /// unlike head_dim, soft caps the random scores and logits reach (gemma2), local and global layers alternating with
+    /// different RoPE (gemma3: local base 100, linear scaling on the global layers only). Others unchanged.</summary>
+    static ModelConfig WithGemmaFields(ModelConfig c) => c.ModelType switch
+    {
+        "gemma2" => c with { QueryPreAttnScalar = 6, AttnLogitSoftcapping = 2.5, FinalLogitSoftcapping = 4, SlidingWindowPattern = 2 },
+        "gemma3_text" => c with
+        {
+            QueryPreAttnScalar = 12, RopeLocalTheta = 100, SlidingWindowPattern = 2,
+            RopeScaling = c.RopeScaling ?? new RopeScaling("linear", Factor: 2),
+        },
+        _ => c,
     };
 
     /// <summary>Random weights with larger-than-usual scale so gradients are well above float32 noise.</summary>
@@ -40,8 +54,9 @@ internal static class TinyModels
         {
             var f = t.Floats;
             bool isNorm = name.EndsWith("norm.weight");
+            float normCenter = 1f - c.NormWeightOffset;   // Gemma stores w of its (1 + w) norm
             for (int i = 0; i < f.Length; i++)
-                f[i] = isNorm ? 1f + 0.2f * (float)(rng.NextDouble() - 0.5) : f[i] * 8f;
+                f[i] = isNorm ? normCenter + 0.2f * (float)(rng.NextDouble() - 0.5) : f[i] * 8f;
         }
         if (dtype == DType.F32) return w;
         var converted = new Dictionary<string, Tensor>();

@@ -6,7 +6,7 @@ internal static class CrossEntropyReference
     // hidden (n,c), w (V,c), targets (n) with −100 ignored. Loss = Σ_i (lse_i − logit_i[t_i]);
     // dlogits = gradScale·(softmax − onehot); dh = dlogits·W; dW = dlogitsᵀ·h.
     public static (double LossSum, int Count, double[] Dh, double[] Dw) ForwardBackward(double[] h, double[] w, int[] targets,
-        int n, int c, int vocab, double gradScale)
+        int n, int c, int vocab, double gradScale, double softcap = 0)
     {
         double loss = 0; int count = 0;
         var dh = new double[n * c]; var dw = new double[vocab * c];
@@ -20,6 +20,7 @@ internal static class CrossEntropyReference
             {
                 double s = 0;
                 for (int x = 0; x < c; x++) s += h[i * c + x] * w[v * c + x];
+                if (softcap > 0) s = softcap * Math.Tanh(s / softcap);   // Gemma 2's final_logit_softcapping
                 logits[v] = s;
                 mx = Math.Max(mx, s);
             }
@@ -30,6 +31,7 @@ internal static class CrossEntropyReference
             for (int v = 0; v < vocab; v++)
             {
                 double dl = gradScale * (Math.Exp(logits[v] - lse) - (v == targets[i] ? 1 : 0));
+                if (softcap > 0) dl *= 1 - logits[v] / softcap * (logits[v] / softcap);
                 for (int x = 0; x < c; x++)
                 {
                     dh[i * c + x] += dl * w[v * c + x];

@@ -34,13 +34,16 @@ internal sealed class LoraAdapter : IDisposable
         if (dropout is < 0 or >= 1) throw new PeftException($"{module}: lora_dropout must be in [0, 1), got {dropout}");
         Rank = rank;
         Alpha = alpha;
-        Scaling = rsLora ? alpha / MathF.Sqrt(rank) : alpha / rank;
+        Scaling = ScalingFor(alpha, rank, rsLora);
         DropoutP = dropout;
         Variant = kind.Variant;
         A = new Parameter(module + ".lora_A.weight", rank, inFeatures);
         B = new Parameter(module + ".lora_B.weight", outFeatures, rank);
         if (Variant.HasMagnitude) Magnitude = new Parameter(module + ".lora_magnitude_vector", outFeatures);
     }
+
+    /// <summary>PEFT's scaling: alpha / r, or alpha / √r with rsLoRA (float32, as the forward uses it).</summary>
+    public static float ScalingFor(float alpha, int rank, bool rsLora) => rsLora ? alpha / MathF.Sqrt(rank) : alpha / rank;
 
     public IEnumerable<Parameter> Parameters()
     {

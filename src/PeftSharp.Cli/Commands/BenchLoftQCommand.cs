@@ -86,6 +86,6 @@ internal sealed class BenchLoftQCommand : IBenchCommand
             ["total"] = o["total"]!.DeepClone(),
             ["modules"] = o["modules"]!.DeepClone(),
         };
-        Console.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
+        Console.WriteLine(result.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
     }
 }

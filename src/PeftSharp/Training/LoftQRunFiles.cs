@@ -38,7 +38,7 @@ internal static class LoftQRunFiles
         string baseDir = BaseDir(outputDir);
         var dtype = pm.Model.Config.TorchDtype switch { "bfloat16" => DType.BF16, "float16" => DType.F16, _ => DType.F32 };
         HfCheckpoint.Write(baseDir, pm.Model, modelDir, dtype);
-        AtomicFile.WriteAllText(ReportPath(outputDir), ReportJson(reports, pm.Configs["default"].LoftqConfig!).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(ReportPath(outputDir), ReportJson(reports, pm.Configs["default"].LoftqConfig!).ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
         if (writeInitialAdapter) pm.Save(InitialAdapterDir(outputDir), "default", DType.F32, Path.GetFullPath(baseDir));
         obs.OnMessage($"LoftQ base → {baseDir}{(writeInitialAdapter ? $", initial adapter → {InitialAdapterDir(outputDir)}" : "")}");
     }

@@ -95,13 +95,17 @@ public class LoftQTests
     [InlineData(4, 128, 64, 8, true)]
     public void Error_does_not_increase_with_iterations(int seed, int rows, int cols, int r, bool structured)
     {
+        // The SVD step is an exact minimizer, the quantize step is not (NF4's grid moves with each block's absmax), so
+        // LoftQ is not monotone by construction. With PEFT's format (float32 absmax) it does not increase here; with
+        // double quantization (8-bit absmax) a late step may rise by a fraction of a percent (seen: +0.13 % at step 5).
         var w = structured ? Structured(seed, rows, cols) : Gaussian(seed, rows * cols);
-        foreach (var format in new[] { Peft, new QuantizeOptions(Quant4Type.NF4, true, 64) })
+        foreach (var (format, slack) in new[] { (Peft, 1e-9), (new QuantizeOptions(Quant4Type.NF4, true, 64), 5e-3) })
         {
             var got = LoftQ.Run(TestCompute.Cpu, w, rows, cols, r, 2f, 5, format, "w");
             Assert.True(got.Errors[0] < got.PlainError, $"step 1 {got.Errors[0]} vs NF4 {got.PlainError}");
             for (int k = 1; k < got.Errors.Length; k++)
-                Assert.True(got.Errors[k] <= got.Errors[k - 1] * (1 + 1e-9), $"step {k + 1}: {got.Errors[k]} > step {k}: {got.Errors[k - 1]} ({format})");
+                Assert.True(got.Errors[k] <= got.Errors[k - 1] * (1 + slack), $"step {k + 1}: {got.Errors[k]} > step {k}: {got.Errors[k - 1]} ({format})");
+            Assert.True(got.Errors[^1] < got.Errors[0], $"step 5 {got.Errors[^1]} vs step 1 {got.Errors[0]} ({format})");
             got.Q.Dispose();
         }
     }

@@ -14,6 +14,7 @@ internal static class ModelLoading
         var pm = new PeftModel(CausalLM.Load(dir, quantize, compute), compute,
             File.Exists(Path.Combine(dir, "tokenizer.json")) ? HfTokenizer.Load(dir) : null, PeftSharp.Templates.ChatTemplateSource.TryLoad(dir));
         if (pm.Model.Quantization != null) Console.Error.WriteLine($"base: {pm.Model.Quantization}");
+        if (pm.Model.GroupQuantization != null) Console.Error.WriteLine($"base: {pm.Model.GroupQuantization}");
         try
         {
             foreach (var (path, i) in (adapters ?? []).Select((p, i) => (p, i)))

@@ -23,16 +23,23 @@ internal sealed class BenchTrainCommand : IBenchCommand
         var seq = new Option<int>("--seq") { DefaultValueFactory = _ => 256 };
         var steps = new Option<int>("--steps") { Description = "timed steps after one warm-up step (median reported)", DefaultValueFactory = _ => 3 };
         var recompute = new Option<bool>("--gradient-checkpointing") { Description = "recompute block activations in backward" };
+        var baseStorage = new Option<string?>("--base")
+        {
+            Description = "with lora/dora: gptq or awq packs the random projections as such a checkpoint does (RTN, 4-bit, group 128) " +
+                          "instead of BF16; default: BF16 (NF4 + double quant for qlora/qdora)",
+        };
         var threads = SharedOptions.Threads();
         var cmd = new Command("train", "training-step speed and peak memory on random weights of a config's shape");
-        foreach (var o in new Option[] { config, method, rank, alpha, targets, batch, seq, steps, recompute, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, method, rank, alpha, targets, batch, seq, steps, recompute, baseStorage, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => MpiLaunch.Run(comm =>   // under mpirun: each rank steps on --batch, gradients all-reduced
         {
             using var compute = SharedOptions.Compute(pr.GetValue(threads));
             var c = ModelConfig.Load(pr.GetValue(config)!);
             var m = PeftSharp.Training.TrainingMethod.Parse(pr.GetValue(method)!, "--method");
             var lora = TrainSettings.Apply(new PeftSharp.Peft.LoraConfig { R = pr.GetValue(rank), LoraAlpha = pr.GetValue(alpha) }, "target_modules", pr.GetValue(targets)!);
-            using var bench = new TrainStepBench(compute, c, m, lora, pr.GetValue(batch), pr.GetValue(seq), pr.GetValue(recompute), communicator: comm);
+            var packing = PackedBase(pr.GetValue(baseStorage), m);
+            using var bench = new TrainStepBench(compute, c, m, lora, pr.GetValue(batch), pr.GetValue(seq), pr.GetValue(recompute),
+                packing == null ? null : (Func<ModelConfig, CausalLM>)(cfg => CausalLM.CreateRandomPacked(cfg, PeftSharp.Tensors.DType.BF16, 1, packing)), comm);
             bench.Step();   // warm-up: JIT, lazily created optimizer state and scratch
             var times = Enumerable.Range(0, Math.Max(1, pr.GetValue(steps))).Select(_ => bench.Step()).ToList();
             double ms = BenchUtil.Median(times);
@@ -48,11 +55,27 @@ internal sealed class BenchTrainCommand : IBenchCommand
                 ["tokens_per_s"] = Math.Round(tokens / (ms / 1000), 2), ["step_ms"] = Math.Round(ms, 1),
                 ["peak_rss_mb"] = BenchUtil.PeakRssMb(), ["gflops"] = Math.Round(bench.FlopsPerToken() * tokens / (ms / 1000) / 1e9, 1),
                 ["gradient_checkpointing"] = pr.GetValue(recompute),
+                ["base"] = packing != null ? packing.ToString() : m.QuantizedBase ? "nf4 + double quant, blocksize 64" : "bf16",
                 ["activations_mb"] = Math.Round(bench.Memory().ActivationBytes / 1048576.0, 1), ["compute"] = compute.Describe(),
             }.ToJsonString());
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>The packing of --base (null: the method's default base). GPTQ: AutoGPTQ's format, sym, no act-order.</summary>
+    static PeftSharp.Quantization.IntGroup.IntGroupConfig? PackedBase(string? name, PeftSharp.Training.TrainingMethod m)
+    {
+        if (name == null) return null;
+        var packing = name.Trim().ToLowerInvariant() switch
+        {
+            "gptq" => new PeftSharp.Quantization.IntGroup.IntGroupConfig("gptq", PeftSharp.Quantization.IntGroup.IntGroupPacking.GptqV1, 4, 128, false, true),
+            "awq" => new PeftSharp.Quantization.IntGroup.IntGroupConfig("awq", PeftSharp.Quantization.IntGroup.IntGroupPacking.AwqGemm, 4, 128, false, false),
+            _ => throw new PeftException($"--base: expected gptq or awq, got '{name}'"),
+        };
+        if (m.IsFull || m.QuantizedBase)
+            throw new PeftException($"--base {name}: the packed base is trained with lora or dora (got --method {m.Name})");
+        return packing;
     }
 
     /// <summary>Wall time of one all-reduce of <paramref name="bytes"/> of floats (the gradient buffer's size), ranks aligned first.</summary>

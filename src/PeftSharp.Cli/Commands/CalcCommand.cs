@@ -56,7 +56,8 @@ internal sealed class CalcCommand : ICliCommand
                 using var compute = SharedOptions.Compute(t);
                 probe = ThroughputProbe.Measure(compute, config);
             }
-            var report = new CalcReport(config, path, request, probe);
+            var packed = PeftSharp.Quantization.IntGroup.IntGroupConfig.Read(Directory.Exists(path) ? Path.Combine(path, "config.json") : path);
+            var report = new CalcReport(config, path, request, probe, packed);
             Console.WriteLine(pr.GetValue(json) ? report.ToJson() : report.ToText());
             return 0;
         }));

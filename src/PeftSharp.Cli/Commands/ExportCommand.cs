@@ -65,6 +65,8 @@ internal sealed class ExportCommand : ICliCommand
                 if (pr.GetValue(asLora) != null) throw new PeftException("--as-lora is for DoRA adapters; this adapter is a plain LoRA");
                 factors = GgufAdapterExporter.LoraFactorsOf(pm, "default");
             }
+            if (model.GroupQuantization != null)
+                Console.Error.WriteLine($"note: the adapter was trained on a {model.GroupQuantization.Method.ToUpperInvariant()} base; export that base with `peft export gguf {modelDir} --out base.gguf` (it is dequantized to --type)");
             if (model.Quantization != null)
                 Console.Error.WriteLine($"note: the adapter was trained on a 4-bit base; export that base with `peft export gguf {modelDir} --out base.gguf` (it is dequantized to --type)");
             float alpha = GgufAdapterExporter.Export(factors, model.Config, outPath, Path.GetFileName(Path.GetFullPath(adapterDir)));

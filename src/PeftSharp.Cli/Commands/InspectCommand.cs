@@ -38,6 +38,16 @@ internal sealed class InspectCommand : ICliCommand
                         ["unquantized"] = new System.Text.Json.Nodes.JsonArray(model.Quantization.UnquantizedModules.Select(u => (System.Text.Json.Nodes.JsonNode)u!).ToArray()),
                     };
                 }
+                if (model.GroupQuantization is { } g)
+                    node["quantization"] = new System.Text.Json.Nodes.JsonObject
+                    {
+                        ["method"] = g.Method, ["bits"] = g.Bits, ["group_size"] = g.GroupSize, ["desc_act"] = g.DescAct, ["sym"] = g.Sym,
+                        ["checkpoint_format"] = g.CheckpointFormat, ["scheme"] = g.Scheme,
+                        ["quantized_modules"] = g.QuantizedModules, ["permuted_modules"] = g.PermutedModules,
+                        ["quantized_parameters"] = model.PackedProjections().Sum(p => p.Weight.ElementCount),
+                        ["bits_per_parameter"] = Math.Round(g.BitsPerParameter, 4),
+                        ["unquantized"] = new System.Text.Json.Nodes.JsonArray(g.UnquantizedModules.Select(u => (System.Text.Json.Nodes.JsonNode)u!).ToArray()),
+                    };
                 Console.WriteLine(node.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             }
             else
@@ -49,6 +59,8 @@ internal sealed class InspectCommand : ICliCommand
                     Console.WriteLine($"quantization  {model.Quantization}");
                     Console.WriteLine($"              {QuantizedFileStats.Measure(ckpt, ModelLocator.Value(pr, dir))}");
                 }
+                if (model.GroupQuantization is { } g)
+                    Console.WriteLine($"quantization  {g}");
             }
             return 0;
         }));

@@ -16,7 +16,7 @@ internal sealed class MergeCommand : ICliCommand
 {
     public Command Build()
     {
-        var dir = ModelLocator.Argument("base model folder (dense, or a bitsandbytes 4-bit checkpoint)");
+        var dir = ModelLocator.Argument("base model folder (dense, a bitsandbytes 4-bit, GPTQ or AWQ checkpoint)");
         var adapter = new Option<string>("--adapter") { Description = "PEFT adapter folder", Required = true };
         var output = new Option<string>("--out") { Description = "output model folder", Required = true };
         var into = new Option<string>("--into")
@@ -42,6 +42,13 @@ internal sealed class MergeCommand : ICliCommand
             using var pm = new PeftModel(model, compute);
             if (model.Quantization != null && target is "bf16" or "dense")
                 throw new PeftException($"{modelDir}: the base is a 4-bit checkpoint; merge into the BF16 base by passing that folder, or use --into 4bit");
+            if (model.GroupQuantization is { } packed)
+            {
+                if (target == "4bit")
+                    throw new PeftException($"{modelDir}: the base is a {packed.Method.ToUpperInvariant()} checkpoint; it merges into BF16 only " +
+                                            "(re-packing needs GPTQ/AWQ calibration): drop --into 4bit");
+                Console.Error.WriteLine($"base: {packed}; merged weights are dequant(W) + ΔW, written dense");
+            }
             var report = pm.LoadAdapter(pr.GetValue(adapter)!, "default");
             if (report.Missing.Count > 0)
                 throw new PeftException($"{pr.GetValue(adapter)}: {report.Missing.Count} adapter tensors missing, e.g. {report.Missing[0]}; refusing to merge a partial adapter");
@@ -55,9 +62,9 @@ internal sealed class MergeCommand : ICliCommand
             }
             var result = AdapterMerge.MergeActive(pm);
             var outDtype = pr.GetValue(dtype) is { } d ? BenchUtil.ParseDType(d) : BenchUtil.ParseDType(TorchDtypeFlag(model.Config.TorchDtype));
-            HfCheckpoint.Write(pr.GetValue(output)!, model, modelDir, outDtype);
+            HfCheckpoint.Write(pr.GetValue(output)!, model, modelDir, outDtype, compute: compute);
             Console.WriteLine($"merged {pm.LoraModules.Count(m => m.IsMerged("default"))} modules into the " +
-                $"{(result.IntoQuantizedBase ? "4-bit" : "dense")} base → {pr.GetValue(output)}");
+                $"{(result.IntoQuantizedBase ? "4-bit" : model.GroupQuantization != null ? "dequantized " + model.GroupQuantization.Method.ToUpperInvariant() : "dense")} base → {pr.GetValue(output)}");
             Console.WriteLine($"merged error: max relative logit difference {result.MaxRelativeLogitDifference:E2} on a {AdapterMerge.ProbeIds(model.Config.VocabSize).Length}-token probe" +
                 (result.IntoQuantizedBase ? $"; max weight re-quantization error {result.MaxRequantizationError:E2}" : ""));
             return 0;

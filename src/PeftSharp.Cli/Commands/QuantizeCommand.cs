@@ -31,6 +31,8 @@ internal sealed class QuantizeCommand : ICliCommand
             var options = QuantizeOptions.Parse(pr.GetValue(to)!, pr.GetValue(doubleQuant), pr.GetValue(blockSize), "--to/--blocksize");
             using var model = CausalLM.Load(src, options, compute);
             if (model.Quantization?.PreQuantized == true) throw new PeftException($"{src}: already a bitsandbytes 4-bit checkpoint");
+            if (model.GroupQuantization is { } g)
+                throw new PeftException($"{src}: a {g.Method.ToUpperInvariant()} checkpoint; its projections are already packed ({g.Scheme}) — train over it as it is, or merge to BF16 first");
             double loadPeak = BenchUtil.PeakRssMb();
             HfCheckpoint.Write(dst, model, src, BenchUtil.ParseDType(model.Config.TorchDtype switch { "bfloat16" => "bf16", "float16" => "f16", _ => "f32" }));
             using var ckpt = SafetensorsCheckpoint.OpenDirectory(dst);

@@ -42,6 +42,9 @@ internal static class GgufModelExporter
         var notes = new List<string>();
         if (model.Quantization != null)
             notes.Add($"the base's {model.Quantization.QuantizedModules} 4-bit projections were dequantized to {type} (llama.cpp has no NF4/FP4)");
+        if (model.GroupQuantization is { } g)
+            notes.Add($"the base's {g.QuantizedModules} {g.Method.ToUpperInvariant()} projections ({g.Scheme}) were dequantized to {type} " +
+                      "(llama.cpp has no GPTQ/AWQ packing; its own quantizers re-quantize from the dense weights)");
 
         var meta = new GgufMetadata(outPath);
         meta.Set("general.type", "model");

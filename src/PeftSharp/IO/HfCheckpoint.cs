@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using PeftSharp.Compute;
 using PeftSharp.Models;
 using PeftSharp.Quantization;
 using PeftSharp.Tensors;
@@ -18,8 +19,10 @@ internal static class HfCheckpoint
     /// time), config.json with that torch_dtype, and the tokenizer files copied from <paramref name="sourceDir"/>.
     /// 4-bit projections are written in bitsandbytes' serialized form (weight, absmax, quant_map, nested_*, quant_state)
     /// and config.json gets transformers' quantization_config, so transformers + bitsandbytes and our loader read it.
+    /// GPTQ/AWQ projections are written dense in <paramref name="dtype"/> (dequantized, plus any merged adapter).
     /// </summary>
-    public static void Write(string dir, CausalLM model, string? sourceDir, DType dtype, long maxShardBytes = DefaultShardBytes)
+    public static void Write(string dir, CausalLM model, string? sourceDir, DType dtype, long maxShardBytes = DefaultShardBytes,
+        ComputeContext? compute = null)
     {
         Directory.CreateDirectory(dir);
         var converted = new List<Tensor>();
@@ -49,6 +52,18 @@ internal static class HfCheckpoint
                     converted.Add(t);
                     tensors.Add((name, t));
                 }
+            // GPTQ/AWQ projections are written dense: merged ones hold dequant(W) + ΔW, the others dequant(W) (nothing here
+            // re-runs GPTQ or AWQ, so a written checkpoint never claims their packing)
+            if (model.GroupQuantization != null)
+            {
+                using var ctx = compute == null ? ComputeContext.CreateCpu(new ComputeOptions { Threads = 1 }) : null;
+                foreach (var p in model.PackedProjections())
+                {
+                    var t = DenseRows(ctx ?? compute!, p, dtype);
+                    converted.Add(t);
+                    tensors.Add((p.Name + ".weight", t));
+                }
+            }
             SafetensorsWriter.WriteSharded(dir, tensors, maxShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
         }
         finally { foreach (var c in converted) c.Dispose(); }
@@ -70,5 +85,21 @@ internal static class HfCheckpoint
                 if (File.Exists(src))
                     AtomicFile.Write(Path.Combine(dir, f), s => { using var from = File.OpenRead(src); from.CopyTo(s); });
             }
+    }
+
+    /// <summary>A packed projection's weight, [out, in] in <paramref name="dtype"/>, converted a chunk of rows at a time.</summary>
+    static unsafe Tensor DenseRows(ComputeContext ctx, Nn.IntGroupLinear p, DType dtype)
+    {
+        var t = new Tensor(dtype, p.OutFeatures, p.InFeatures);
+        int chunk = Math.Max(1, (1 << 20) / p.InFeatures);
+        var rows = new float[(long)chunk * p.InFeatures];
+        for (int r0 = 0; r0 < p.OutFeatures; r0 += chunk)
+        {
+            int n = Math.Min(chunk, p.OutFeatures - r0);
+            var span = rows.AsSpan(0, n * p.InFeatures);
+            p.ReadRows(ctx, r0, n, span);
+            DTypeConvert.FromFloat(span, dtype, t.Data + (long)r0 * p.InFeatures * dtype.Size());
+        }
+        return t;
     }
 }

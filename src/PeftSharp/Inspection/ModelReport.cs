@@ -35,7 +35,11 @@ internal sealed record ModelReport(ModelConfig Config, IReadOnlyList<ModelReport
         // 4-bit projections: real storage (packed codes + absmax + nested absmax and maps)
         var quantized = model.QuantizedProjections().Select(q => (Name: q.Name + ".weight", Count: q.Weight.ElementCount, Bytes: q.StorageBytes,
             DType: q.Weight.QuantType.ToString() + (q.Weight.DoubleQuant ? "+DQ" : "")));
-        var groups = dense.Concat(quantized)
+        // GPTQ/AWQ projections: their checkpoint bytes (codes, zeros, fp16 scales, g_idx), labelled by scheme
+        var packed = model.PackedProjections().Select(q => (Name: q.Name + ".weight", Count: q.Weight.ElementCount,
+            Bytes: q.Weight.Config.CheckpointBytes(q.OutFeatures, q.InFeatures),
+            DType: $"{q.Weight.Config.Method.ToUpperInvariant()}{q.Weight.Bits}-g{q.Weight.Config.GroupSize}{(q.Weight.Permuted ? "+act" : "")}"));
+        var groups = dense.Concat(quantized).Concat(packed)
             .GroupBy(w => KindOf(w.Name))
             .Select(g => new Group(g.Key, g.Sum(w => w.Count), g.Sum(w => w.Bytes),
                 string.Join(",", g.Select(w => w.DType).Distinct()), g.Count()))

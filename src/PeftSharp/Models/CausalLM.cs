@@ -3,6 +3,7 @@ using PeftSharp.IO;
 using PeftSharp.Kernels;
 using PeftSharp.Nn;
 using PeftSharp.Quantization;
+using PeftSharp.Quantization.IntGroup;
 using PeftSharp.Tensors;
 
 namespace PeftSharp.Models;
@@ -11,7 +12,7 @@ namespace PeftSharp.Models;
 /// A Llama-family causal language model: embedding → N decoder blocks → final RMSNorm → LM head.
 /// Frozen weights stay in their storage dtype (views into the memory-mapped checkpoint, or owned tensors).
 /// </summary>
-public sealed class CausalLM : IDisposable
+public sealed partial class CausalLM : IDisposable
 {
     readonly List<IDisposable> _owned = [];
 
@@ -50,8 +51,10 @@ public sealed class CausalLM : IDisposable
     /// <paramref name="released"/> (so the caller can free the source tensor before the next is read). Embeddings,
     /// norms and lm_head stay in their dtype (transformers' default: lm_head is skipped, embeddings are not Linear).
     /// </summary>
+    /// <remarks>With <paramref name="packed"/> (a GPTQ/AWQ config.json), projections stored as P.qweight/qzeros/scales
+    /// become <see cref="IntGroupLinear"/>s; the others stay dense.</remarks>
     internal static CausalLM FromTensors(ModelConfig c, Func<string, Tensor?> get, string source, QuantizeOptions? quantize,
-        Action<string, Tensor>? released, ComputeContext? compute)
+        Action<string, Tensor>? released, ComputeContext? compute, IntGroupConfig? packed = null)
     {
         if (quantize != null && compute == null) throw new ArgumentException("load-time quantization needs a compute context", nameof(compute));
         Tensor Need(string name, params int[] shape)
@@ -67,7 +70,7 @@ public sealed class CausalLM : IDisposable
         int qd = c.NumHeads * D, kvd = c.NumKvHeads * D;
         var layers = new DecoderLayer[c.NumLayers];
         var built = new List<IDisposable>();
-        int preQuantized = 0, quantizedNow = 0;
+        int preQuantized = 0, quantizedNow = 0, packedCount = 0;
         try
         {
             for (int i = 0; i < c.NumLayers; i++)
@@ -89,6 +92,18 @@ public sealed class CausalLM : IDisposable
                         var pl = new QuantizedLinear(module, q, b);
                         built.Add(pl);
                         return pl;
+                    }
+                    if (IntGroupTensors.IsQuantized(module, get))
+                    {
+                        if (packed == null)
+                            throw new PeftException($"{source}: tensor '{module}.qweight' is a GPTQ/AWQ packed weight, but config.json has no quantization_config saying how it is packed");
+                        var pw = IntGroupTensors.Read(module, get, source, packed, outF, inF);
+                        foreach (var t in new[] { "qweight", "qzeros", "scales", "g_idx" })
+                            if (get(module + "." + t) is { } copied) released?.Invoke(module + "." + t, copied);   // copied: give the pages back
+                        packedCount++;
+                        var il = new IntGroupLinear(module, pw, b);
+                        built.Add(il);
+                        return il;
                     }
                     var w = Need(module + ".weight", outF, inF);
                     if (quantize == null) return new Linear(module, w, b);
@@ -129,6 +144,12 @@ public sealed class CausalLM : IDisposable
             foreach (var d in built) d.Dispose();
             throw;
         }
+        if (packed != null && packedCount == 0)
+        {
+            foreach (var d in built) d.Dispose();
+            throw new PeftException($"{Path.Combine(source, "config.json")}: quantization_config.quant_method is \"{packed.Method}\", but no projection is " +
+                $"stored packed (no tensor '{layers[0].Projections.First().Name}.qweight' or any other *.qweight)");
+        }
         var embed = Need(WeightNames.Embed, V, C);
         var head = c.TieWordEmbeddings ? embed : Need(WeightNames.LmHead, V, C);
         var model = new CausalLM(c, embed, layers, new Norm(WeightNames.FinalNorm, Need(WeightNames.FinalNorm, C)), head);
@@ -138,6 +159,14 @@ public sealed class CausalLM : IDisposable
             model.Quantization = new QuantizationInfo(
                 new QuantizeOptions(first.QuantType, first.DoubleQuant, first.BlockSize), preQuantized > 0,
                 preQuantized + quantizedNow, layers.Sum(l => l.Projections.Count()) - preQuantized - quantizedNow,
+                UnquantizedModuleKinds(model));
+        }
+        if (packedCount > 0)
+        {
+            var pl = model.PackedProjections().ToList();
+            double bits = 8.0 * pl.Sum(p => packed!.CheckpointBytes(p.OutFeatures, p.InFeatures)) / pl.Sum(p => (double)p.Weight.ElementCount);
+            model.GroupQuantization = new GroupQuantizationInfo(packed!.Method, packed.Bits, packed.GroupSize, packed.DescAct, packed.Sym,
+                packed.FormatName, packedCount, layers.Sum(l => l.Projections.Count()) - packedCount, bits, pl.Count(p => p.Weight.Permuted),
                 UnquantizedModuleKinds(model));
         }
         return model;
@@ -157,31 +186,12 @@ public sealed class CausalLM : IDisposable
     /// <summary>How the projections are quantized (null: a dense model).</summary>
     public QuantizationInfo? Quantization { get; private set; }
 
-    /// <summary>
-    /// Quantizes every projection that is still a bare dense <see cref="Linear"/> to 4 bits in <paramref name="options"/>
-    /// and records the model's quantization. A LoftQ run calls it after LoftQ made the targeted projections 4-bit, so
-    /// the whole base is stored as QLoRA stores it. A dense projection already wrapped by an adapter cannot be swapped
-    /// and is an error.
-    /// </summary>
-    internal void QuantizeDenseProjections(ComputeContext ctx, QuantizeOptions options)
-    {
-        foreach (var l in Layers)
-            foreach (var p in l.Projections.ToList())
-            {
-                if (p is Linear lin)
-                {
-                    var q = Quantized4Bit.Quantize(ctx, lin.Weight, options.Type, options.BlockSize, options.DoubleQuant, lin.Name + ".weight");
-                    var ql = new QuantizedLinear(lin.Name, q, lin.Bias);
-                    l.Replace(lin.Name, _ => ql);
-                    lin.Dispose();
-                }
-                else if (BaseProjection(p) is Linear)
-                    throw new PeftException($"{p.Name}: cannot quantize a dense projection that already carries an adapter");
-            }
-        int quantized = QuantizedProjections().Count();
-        Quantization = new QuantizationInfo(options, Quantization?.PreQuantized ?? false, quantized,
-            Layers.Sum(l => l.Projections.Count()) - quantized, UnquantizedModuleKinds(this));
-    }
+    /// <summary>How GPTQ/AWQ projections are packed (null: none are).</summary>
+    public GroupQuantizationInfo? GroupQuantization { get; private set; }
+
+    /// <summary>The GPTQ/AWQ projections, in model order.</summary>
+    internal IEnumerable<IntGroupLinear> PackedProjections() =>
+        Layers.SelectMany(l => l.Projections).Select(BaseProjection).OfType<IntGroupLinear>();
 
     /// <summary>The 4-bit projections, in model order.</summary>
     internal IEnumerable<QuantizedLinear> QuantizedProjections() =>
@@ -206,12 +216,12 @@ public sealed class CausalLM : IDisposable
         }
         if (!Directory.Exists(dir)) throw new PeftException($"model folder '{dir}' does not exist");
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
-        CheckQuantizationConfig(Path.Combine(dir, "config.json"));
+        var packed = CheckQuantizationConfig(Path.Combine(dir, "config.json"));
         var ckpt = SafetensorsCheckpoint.OpenDirectory(dir);
         try
         {
             var model = FromTensors(config, name => ckpt.Contains(name) ? ckpt.Get(name) : null, dir, quantize,
-                (_, t) => MappedPages.Release(t), compute);
+                (_, t) => MappedPages.Release(t), compute, packed);
             model._owned.Add(ckpt);
             return model;
         }
@@ -222,20 +232,20 @@ public sealed class CausalLM : IDisposable
         }
     }
 
-    /// <summary>config.json's quantization_config: bitsandbytes 4-bit is read from the weights' quant-state keys; anything
-    /// else (8-bit LLM.int8, GPTQ, AWQ …) is refused by name instead of failing later on a tensor shape.</summary>
-    static void CheckQuantizationConfig(string path)
+    /// <summary>config.json's quantization_config: GPTQ and AWQ are returned (their packing is in the config);
+    /// bitsandbytes 4-bit is read from the weights' quant-state keys; anything else (8-bit LLM.int8, other methods) is
+    /// refused by name instead of failing later on a tensor shape.</summary>
+    static IntGroupConfig? CheckQuantizationConfig(string path)
     {
         System.Text.Json.Nodes.JsonNode? q;
         try { q = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))?["quantization_config"]; }
-        catch (System.Text.Json.JsonException) { return; }   // ModelConfig.Load has already validated the file
-        if (q is not System.Text.Json.Nodes.JsonObject o) return;
-        string method = o["quant_method"] is System.Text.Json.Nodes.JsonValue m && m.TryGetValue<string>(out var ms) ? ms : "bitsandbytes";
+        catch (System.Text.Json.JsonException) { return null; }   // ModelConfig.Load has already validated the file
+        if (q is not System.Text.Json.Nodes.JsonObject o) return null;
+        if (IntGroupConfig.Parse(o, path) is { } packed) return packed;   // throws for an unknown quant_method
         bool Flag(string k) => o[k] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue<bool>(out var b) && b;
-        if (method != "bitsandbytes")
-            throw new PeftException($"{path}: quantization_config.quant_method \"{method}\" is not supported (only bitsandbytes 4-bit checkpoints load)");
         if (Flag("load_in_8bit") || Flag("_load_in_8bit"))
             throw new PeftException($"{path}: quantization_config has load_in_8bit (LLM.int8); only bitsandbytes 4-bit (nf4/fp4) checkpoints are supported");
+        return null;
     }
 
     /// <summary>
@@ -297,6 +307,9 @@ public sealed class CausalLM : IDisposable
                     case QuantizedLinear q:
                         if (q.Bias != null) yield return (q.Name + ".bias", q.Bias);
                         break;
+                    case IntGroupLinear q:
+                        if (q.Bias != null) yield return (q.Name + ".bias", q.Bias);
+                        break;
                 }
             }
         }
@@ -318,17 +331,19 @@ public sealed class CausalLM : IDisposable
 
     /// <summary>Parameter count of every base weight (dense tensors and 4-bit projections).</summary>
     public long BaseParameterCount => NamedWeights().Sum(w => w.Tensor.ElementCount)
-        + QuantizedProjections().Sum(q => q.Weight.ElementCount);
+        + QuantizedProjections().Sum(q => q.Weight.ElementCount) + PackedProjections().Sum(q => q.Weight.ElementCount);
 
     /// <summary>Bytes of the frozen base as stored (4-bit projections at their packed size), excluding <paramref name="exclude"/>.</summary>
     internal long BaseBytes(ISet<Tensor>? exclude = null) =>
         NamedWeights().Where(w => exclude == null || !exclude.Contains(w.Tensor)).Sum(w => w.Tensor.ByteLength)
-        + QuantizedProjections().Sum(q => q.StorageBytes);
+        + QuantizedProjections().Sum(q => q.StorageBytes) + PackedProjections().Sum(q => q.StorageBytes);
 
     /// <summary>Full fine-tuning: every weight becomes a float32 trainable parameter.</summary>
     public void MakeFullyTrainable()
     {
         if (Quantization != null) throw new PeftException("full fine-tuning needs a dense base; a 4-bit model trains with qlora or qdora");
+        if (GroupQuantization != null)
+            throw new PeftException($"full fine-tuning needs a dense base; this {GroupQuantization.Method.ToUpperInvariant()} checkpoint trains with lora or dora over its packed projections");
         foreach (var l in Layers)
         {
             foreach (var n in l.Norms()) n.Trainable = true;

@@ -145,6 +145,10 @@ internal sealed unsafe class Linear : IFrozenProjection, IDisposable
 
     bool _weightOwned;
 
+    /// <summary>The weight tensor becomes this layer's (a copy its creator made for it): in-place merges write it
+    /// directly and <see cref="Dispose"/> frees it.</summary>
+    internal void OwnWeight() => _weightOwned = true;
+
     /// <summary>Mapped checkpoint weights are read-only: copy once into owned memory before the first in-place change.</summary>
     void EnsureOwnedWeight()
     {

@@ -35,6 +35,9 @@ internal sealed class CalcReport
     /// <summary>The probe the time estimates come from (null: no time estimate).</summary>
     public MachineThroughput? Throughput { get; }
     public IReadOnlyList<TimeEstimate> Time { get; } = [];
+    /// <summary>A GPTQ/AWQ checkpoint's packing (null: a dense or bitsandbytes config): the memory rows are lora and
+    /// dora over the packed projections.</summary>
+    public Quantization.IntGroup.IntGroupConfig? PackedBase { get; }
 
     /// <summary>A fused-projection model (phi3) has no q_proj/v_proj: its attention-only row is qkv_proj, the module PEFT
     /// users target there.</summary>
@@ -45,7 +48,8 @@ internal sealed class CalcReport
         return request with { TargetSets = request.TargetSets.Select(Map).ToArray(), MemoryTargets = Map(request.MemoryTargets) };
     }
 
-    public CalcReport(ModelConfig config, string source, CalcRequest request, MachineThroughput? throughput = null)
+    public CalcReport(ModelConfig config, string source, CalcRequest request, MachineThroughput? throughput = null,
+        Quantization.IntGroup.IntGroupConfig? packedBase = null)
     {
         foreach (var r in request.Ranks.Append(request.MemoryRank))
             if (r <= 0) throw new PeftException($"--ranks: rank must be > 0, got {r}");
@@ -53,16 +57,19 @@ internal sealed class CalcReport
         foreach (var t in request.TargetSets.Append(request.MemoryTargets)) ParameterCounter.ParseTargets(t, config);
         Config = config; Source = source; Request = request;
         Parameters = ParameterCounter.Count(config);
-        Memory = MemoryEstimator.Methods.SelectMany(m => new[] { false, true }.Select(ck =>
-            MemoryEstimator.Estimate(config, m, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, ck, request.Optimizer))).ToList();
+        PackedBase = packedBase;
+        string[] methods = packedBase != null ? ["lora", "dora"] : MemoryEstimator.Methods;
+        Memory = methods.SelectMany(m => new[] { false, true }.Select(ck =>
+            MemoryEstimator.Estimate(config, m, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, ck, request.Optimizer, packedBase))).ToList();
         if (throughput != null)
         {
             if (request.Steps <= 0) throw new PeftException($"--steps: must be > 0, got {request.Steps}");
             Throughput = throughput;
-            Time = MemoryEstimator.Methods.SelectMany(m => new[] { false, true }.Select(ck =>
+            // a packed base costs what a 4-bit one does per step: a dequantization of every projection per product
+            Time = (packedBase != null ? new[] { "qlora", "qdora" } : MemoryEstimator.Methods).SelectMany(m => new[] { false, true }.Select(ck =>
                 TimeEstimator.Estimate(config, m, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, ck, throughput))).ToList();
         }
-        if (request.BudgetBytes is long budget)
+        if (request.BudgetBytes is long budget && packedBase == null)
             Advice = MethodAdvisor.Advise(config, budget, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, request.Optimizer);
     }
 
@@ -78,6 +85,16 @@ internal sealed class CalcReport
         sb.AppendLine($"{Source}: {c.ModelType}, {c.NumLayers} layers, hidden {c.HiddenSize}, intermediate {c.IntermediateSize}, " +
                       $"heads {c.NumHeads} (kv {c.NumKvHeads}, head_dim {c.HeadDim}), vocab {c.VocabSize}, {(c.TieWordEmbeddings ? "tied" : "untied")} embeddings, {c.TorchDtype}");
         sb.AppendLine($"parameters: {N(p.Total)} = embedding {N(p.Embedding)}{(p.LmHead > 0 ? $" + lm_head {N(p.LmHead)}" : " (tied lm_head)")} + projections {N(p.Projections)} + norms {N(p.Norms)}{(p.Biases > 0 ? $" + biases {N(p.Biases)}" : "")}");
+        if (PackedBase is { } pb)
+        {
+            var shapes = ParameterCounter.Projections(c).ToList();
+            double weights = shapes.Sum(m => (double)m.WeightParameters);
+            double fileBits = 8 * shapes.Sum(m => (double)pb.CheckpointBytes(m.Out, m.In)) / weights;
+            double memBits = 8 * shapes.Sum(m => (double)pb.MemoryBytes(m.Out, m.In)) / weights;
+            sb.AppendLine($"base: {pb} — projections {fileBits.ToString("0.###", CultureInfo.InvariantCulture)} bits/parameter in the checkpoint, " +
+                          $"{memBits.ToString("0.###", CultureInfo.InvariantCulture)} loaded (float32 zeros and scales); the memory rows train lora/dora over it" +
+                          (Request.BudgetBytes != null ? "; no budget advice for a packed base" : ""));
+        }
         sb.AppendLine();
 
         sb.AppendLine($"Adapter parameters per target module, all {c.NumLayers} layers (exact; LoRA = r·(in+out), DoRA adds m = out)");
@@ -116,6 +133,7 @@ internal sealed class CalcReport
             sb.AppendLine($"  from a {tp.ProbeSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s probe of this machine: {tp.Description}");
             sb.AppendLine("  every FLOP is charged at the probe's GEMM rate, so real steps take longer (attention softmax, norms and DoRA's");
             sb.AppendLine("  elementwise work run slower than a GEMM; on small models much longer); measure with `peft bench train`");
+            if (PackedBase != null) sb.AppendLine("  packed base: lora/dora over it cost what qlora/qdora do (every projection dequantized per product), listed under those names");
             var tt2 = new TextTable("  ", "method", "ckpt", "GFLOP/step", "dequantized", "est. s/step", "est. tokens/s", $"est. {N(q.Steps)} steps");
             foreach (var e in Time)
                 tt2.Add(e.Method, e.GradientCheckpointing ? "on" : "off", (e.Flops / 1e9).ToString("0.0", CultureInfo.InvariantCulture),
@@ -191,6 +209,18 @@ internal sealed class CalcReport
             ["memory_estimates"] = new JsonArray(Memory.Select(e => (JsonNode)EstimateJson(e)).ToArray()),
             ["runtime_baseline_bytes"] = MemoryEstimator.RuntimeBaselineBytes,
         };
+        if (PackedBase is { } pb)
+        {
+            var shapes = ParameterCounter.Projections(c).ToList();
+            double weights = shapes.Sum(m => (double)m.WeightParameters);
+            o["packed_base"] = new JsonObject
+            {
+                ["method"] = pb.Method, ["bits"] = pb.Bits, ["group_size"] = pb.GroupSize, ["desc_act"] = pb.DescAct, ["sym"] = pb.Sym,
+                ["checkpoint_format"] = pb.FormatName,
+                ["checkpoint_bits_per_parameter"] = 8 * shapes.Sum(m => (double)pb.CheckpointBytes(m.Out, m.In)) / weights,
+                ["loaded_bits_per_parameter"] = 8 * shapes.Sum(m => (double)pb.MemoryBytes(m.Out, m.In)) / weights,
+            };
+        }
         if (Throughput is { } tp)
             o["time_estimates"] = new JsonObject
             {

@@ -39,8 +39,10 @@ internal static class MemoryEstimator
     const int NestedBlockSize = 256;
     const int MinSize8Bit = 4096, Block8Bit = 256;
 
+    /// <summary>The estimate for one method; with a GPTQ/AWQ checkpoint's packing (<c>packedBase</c>) the projections
+    /// stay packed whatever the method (lora/dora train over them; full fine-tuning is refused).</summary>
     public static MemoryEstimate Estimate(ModelConfig c, string method, int batch, int seq, int rank, string targets,
-        bool gradientCheckpointing, string optimizer)
+        bool gradientCheckpointing, string optimizer, Quantization.IntGroup.IntGroupConfig? packedBase = null)
     {
         var parsed = Training.TrainingMethod.Parse(method);
         if (!Optimizers.Contains(optimizer)) throw new PeftException($"optimizer \"{optimizer}\" is not one of {string.Join(", ", Optimizers)}");
@@ -48,7 +50,8 @@ internal static class MemoryEstimator
         if (seq <= 0) throw new PeftException($"--seq: must be > 0, got {seq}");
         if (rank <= 0) throw new PeftException($"--rank: must be > 0, got {rank}");
         var targetList = ParameterCounter.ParseTargets(targets, c);
-        bool full = parsed.IsFull, dora = parsed.Adapter == Peft.AdapterKind.Dora, quantized = parsed.QuantizedBase;
+        bool full = parsed.IsFull, dora = parsed.Adapter == Peft.AdapterKind.Dora, quantized = parsed.QuantizedBase || packedBase != null;
+        if (full && packedBase != null) throw new PeftException($"full fine-tuning needs a dense base; this is a {packedBase.Method.ToUpperInvariant()} checkpoint");
         long n = (long)batch * seq;
         int b = StorageBytes(c);
         var count = ParameterCounter.Count(c);
@@ -65,7 +68,9 @@ internal static class MemoryEstimator
         }
         else
         {
-            long projections = quantized
+            long projections = packedBase != null
+                ? c.NumLayers * ParameterCounter.Projections(c).Sum(p => packedBase.MemoryBytes(p.Out, p.In))
+                : quantized
                 ? c.NumLayers * ParameterCounter.Projections(c).Sum(p => Nf4Bytes(p.WeightParameters))
                 : count.Projections * b;
             weights = (count.Embedding + count.LmHead) * b + projections + (count.Norms + count.Biases) * b + normAndBiasCopies;

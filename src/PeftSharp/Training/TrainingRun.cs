@@ -68,6 +68,7 @@ public sealed class TrainingRun : IDisposable
             }
             else _pm.AddAdapter("default", options.Lora with { UseDora = method.Adapter == AdapterKind.Dora }, (ulong)options.Seed);
             if (_pm.Model.Quantization != null) _obs.OnMessage($"base model: {_pm.Model.Quantization}");
+            if (_pm.Model.GroupQuantization != null) _obs.OnMessage($"base model: {_pm.Model.GroupQuantization}");
             _trainer = new Trainer(_pm, compute, options, _comm);
         }
         catch

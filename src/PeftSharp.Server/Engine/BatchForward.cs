@@ -42,10 +42,11 @@ internal sealed unsafe class BatchForward : IDisposable
             k.EmbeddingForward(_x!.Floats.Slice(s.Start * C, s.Count * C), ids.Slice(s.Start, s.Count), _m.EmbedFor(s).AsMatrix());
 
         var memory = new BatchedKvAttention(c, sequences);
+        var rope = _m.RopeFor(positions);   // ServeEngine never mixes LongRoPE's short and long sequences in a step
         Tensor x = _x!, y = _y!;
         for (int l = 0; l < c.NumLayers; l++)
         {
-            DecoderBlock.Forward(_pass, _m.Layers[l], c, _m.Rope, _acts!, x, y, positions, n, ref memory);
+            DecoderBlock.Forward(_pass, _m.Layers[l], c, rope, _acts!, x, y, positions, n, ref memory);
             (x, y) = (y, x);
         }
 

@@ -9,7 +9,7 @@ internal readonly record struct SequenceRows(KvCacheAttention Cache, int Row, in
 /// <summary>
 /// Attention memory of a continuous-batching step: the step's rows are grouped by sequence, each sequence with its own
 /// KV cache. The block writes every row's new keys/values into the step's activations; <see cref="Attend"/> copies
-/// each sequence's rows into its cache and attends its queries to that cache alone (the same cached-attention kernel
+/// each sequence's rows into its cache (a sliding-window layer's keeps only its window) and attends its queries to that cache alone (the same cached-attention kernel
 /// a single-sequence session uses, so a sequence's result does not depend on what else is in the batch).
 /// </summary>
 internal sealed class BatchedKvAttention(ModelConfig c, IReadOnlyList<SequenceRows> sequences) : IAttentionMemory
@@ -22,11 +22,7 @@ internal sealed class BatchedKvAttention(ModelConfig c, IReadOnlyList<SequenceRo
     public void Attend(PassContext pass, int layer, BlockActivations a, int n)
     {
         foreach (var s in sequences)
-        {
-            a.K.Floats.Slice(s.Row * _kvd, s.Count * _kvd).CopyTo(s.Cache.LayerKeys(layer).Slice(s.Start * _kvd));
-            a.V.Floats.Slice(s.Row * _kvd, s.Count * _kvd).CopyTo(s.Cache.LayerValues(layer).Slice(s.Start * _kvd));
-            pass.Kernels.AttentionForwardCached(a.Attn.Floats.Slice(s.Row * _qd, s.Count * _qd), a.Q.Floats.Slice(s.Row * _qd, s.Count * _qd),
-                s.Cache.LayerKeys(layer), s.Cache.LayerValues(layer), s.Start, s.Count, c.NumHeads, c.NumKvHeads, c.HeadDim, c.AttentionWindow(layer));
-        }
+            s.Cache.AppendAndAttend(pass, layer, a.K.Floats.Slice(s.Row * _kvd, s.Count * _kvd), a.V.Floats.Slice(s.Row * _kvd, s.Count * _kvd),
+                a.Q.Floats.Slice(s.Row * _qd, s.Count * _qd), a.Attn.Floats.Slice(s.Row * _qd, s.Count * _qd), s.Start, s.Count);
     }
 }

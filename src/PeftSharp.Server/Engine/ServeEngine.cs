@@ -136,6 +136,8 @@ public sealed class ServeEngine : IDisposable
         var rows = new List<Engine.SequenceRows>();
         var segments = new List<Nn.RowSegment>();
         var logits = new List<float[]>();
+        var step = new List<GenerationStream>();
+        bool longTurn = false;
         int vocab = _pm.Model.Config.VocabSize;
         while (!_stopping)
         {
@@ -145,18 +147,20 @@ public sealed class ServeEngine : IDisposable
             // Rows grouped by adapter (stable by arrival), one routing segment per adapter.
             _running.Sort((a, b) => string.CompareOrdinal(a.Request.Adapter, b.Request.Adapter) is var c && c != 0 ? c : a.Order.CompareTo(b.Order));
             ids.Clear(); positions.Clear(); rows.Clear(); segments.Clear();
-            while (logits.Count < _running.Count) logits.Add(new float[vocab]);
-            foreach (var s in _running)
+            longTurn = !longTurn;
+            LongRopeStep.Select(_running, _pm.Model.Rope.FactorSwitchLength, longTurn, step);
+            while (logits.Count < step.Count) logits.Add(new float[vocab]);
+            foreach (var s in step)
             {
-                int row = ids.Count, start = s.Fed;
-                int count = s.Fed == 0 ? s.PromptTokens : 1;
+                var (start, count) = LongRopeStep.Rows(s, _pm.Model.Rope.FactorSwitchLength);
+                int row = ids.Count;
                 for (int i = 0; i < count; i++) { ids.Add(s.Context[start + i]); positions.Add(start + i); }
                 rows.Add(new SequenceRows(s.Cache!, row, count, start));
                 if (segments.Count > 0 && segments[^1].Adapter == s.Request.Adapter)
                     segments[^1] = segments[^1] with { Count = segments[^1].Count + count };
                 else segments.Add(s.Route with { Start = row, Count = count });
             }
-            _peakSequences = Math.Max(_peakSequences, _running.Count);
+            _peakSequences = Math.Max(_peakSequences, step.Count);
             _peakAdapters = Math.Max(_peakAdapters, segments.Count);
             Interlocked.Increment(ref _steps);
             try
@@ -171,10 +175,10 @@ public sealed class ServeEngine : IDisposable
                 continue;
             }
 
-            for (int i = 0; i < _running.Count; i++)
+            for (int i = 0; i < step.Count; i++)
             {
-                var s = _running[i];
-                s.Fed += rows[i].Count;
+                var s = step[i];
+                s.Fed = rows[i].Start + rows[i].Count;
                 var row = logits[i];
                 int next = s.Sampler.Next(row, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(s.Context));
                 s.Context.Add(next);

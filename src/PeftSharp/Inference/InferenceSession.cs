@@ -17,6 +17,8 @@ internal sealed unsafe class InferenceSession : IDisposable
     readonly CausalLM _m;
     readonly KvCacheAttention _cache;
     readonly PassContext _pass;
+    readonly List<int>? _history;   // LongRoPE: every token fed, to recompute the cache with the long factors
+    bool _cacheLong;                // LongRoPE: the cached keys were rotated with the long factors
     BlockActivations? _acts;
     Tensor? _x, _y, _rstd;
     int _rows;
@@ -34,24 +36,54 @@ internal sealed unsafe class InferenceSession : IDisposable
         MaxLength = maxLength;
         _cache = new KvCacheAttention(model.Config, maxLength);
         _pass = new PassContext(compute, routing ?? AdapterRouting.None);
+        if (model.Rope.FactorSwitchLength is not null) _history = [];
     }
 
     public long CacheBytes => _cache.Bytes;
 
     /// <summary>Forgets the sequence (the cache is overwritten from position 0).</summary>
-    public void Reset() => Length = 0;
+    public void Reset()
+    {
+        Length = 0;
+        _history?.Clear();
+    }
+
+    /// <summary>The length the whole sequence will reach when it is known up front (scoring a text in chunks): RoPE's
+    /// factor set is then chosen for that length from the first chunk on, as one forward over the text would.</summary>
+    public int? WholeLength { get; set; }
+
+    /// <summary>Times the cache was dropped and the whole sequence recomputed (LongRoPE crossing its original length).</summary>
+    public int Recomputes { get; private set; }
 
     /// <summary>
     /// Feeds <paramref name="ids"/> at positions Length…Length+n−1. Writes the logits of every fed token into
     /// <paramref name="allLogits"/> (n·V) if it is non-empty, and those of the last token into <paramref name="lastLogits"/> (V).
+    /// LongRoPE follows transformers' Phi3ForCausalLM: a pass uses the long factors when the sequence then exceeds the
+    /// original context length (or <see cref="WholeLength"/> does), and the first such pass after a cache built with
+    /// the short factors drops the cache and recomputes every position (prepare_inputs_for_generation drops the cache
+    /// when the length first passes original_max_position_embeddings), so cached keys never mix the two factor sets.
     /// </summary>
     public void Feed(ReadOnlySpan<int> ids, Span<float> lastLogits, Span<float> allLogits = default)
     {
         var c = _m.Config;
-        int n = ids.Length, start = Length, C = c.HiddenSize;
+        int n = ids.Length, C = c.HiddenSize;
         if (n == 0) throw new ArgumentException("no tokens to feed");
-        if (start + n > MaxLength) throw new PeftException($"sequence would grow to {start + n} tokens, beyond the session's {MaxLength}");
+        if (Length + n > MaxLength) throw new PeftException($"sequence would grow to {Length + n} tokens, beyond the session's {MaxLength}");
         foreach (var id in ids) if ((uint)id >= (uint)c.VocabSize) throw new PeftException($"token id {id} is outside the vocabulary (size {c.VocabSize})");
+        int newTokens = n, start = Length;
+        var rope = _m.Rope.ForLength(Math.Max(start + n, WholeLength ?? 0));
+        if (_history is not null)
+        {
+            _history.AddRange(ids);
+            if (start > 0 && rope.UsesLongFactors && !_cacheLong)
+            {
+                ids = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_history);
+                n = ids.Length;
+                start = 0;
+                Recomputes++;
+            }
+        }
+        if (!allLogits.IsEmpty && allLogits.Length < newTokens * c.VocabSize) throw new ArgumentException("allLogits too small");
         EnsureRows(n);
         var k = _pass.Kernels;
         var segment = _pass.Routing.First;
@@ -65,19 +97,17 @@ internal sealed unsafe class InferenceSession : IDisposable
         Tensor x = _x, y = _y!;
         for (int l = 0; l < c.NumLayers; l++)
         {
-            DecoderBlock.Forward(_pass, _m.Layers[l], c, _m.Rope, _acts!, x, y, positions, n, ref cache);
+            DecoderBlock.Forward(_pass, _m.Layers[l], c, rope, _acts!, x, y, positions, n, ref cache);
             (x, y) = (y, x);
         }
         Length = start + n;
+        _cacheLong = rope.UsesLongFactors;
 
         var final = y.Floats[..(n * C)];   // the block output's buffer is free again
         k.RmsNormForward(final, _rstd!.Floats[..n], x.Floats[..(n * C)], _m.FinalNorm.Values, n, C, c.RmsNormEps);
         var head = _m.LmHeadFor(segment);
-        if (!allLogits.IsEmpty)
-        {
-            if (allLogits.Length < n * c.VocabSize) throw new ArgumentException("allLogits too small");
-            fixed (float* lp = allLogits) LmHead.Logits(k, head, (float*)y.Data, n, C, lp);
-        }
+        if (!allLogits.IsEmpty)   // the fed tokens are the last newTokens rows (all of them unless recomputed)
+            fixed (float* lp = allLogits) LmHead.Logits(k, head, (float*)y.Data + (long)(n - newTokens) * C, newTokens, C, lp);
         if (!lastLogits.IsEmpty)
             fixed (float* lp = lastLogits) LmHead.Logits(k, head, (float*)y.Data + (long)(n - 1) * C, 1, C, lp);
     }

@@ -30,12 +30,13 @@ public sealed record ScoreResult(int[] Ids, double?[] LogProbs)
 
 internal static class Scorer
 {
-    /// <summary>Scores in chunks through a KV cache so memory stays O(chunk × vocab).</summary>
+    /// <summary>Scores in chunks through a KV cache so memory stays O(chunk × vocab); the same numbers as one forward
+    /// over the whole sequence (LongRoPE: its factor set is the whole length's from the first chunk).</summary>
     public static ScoreResult Score(CausalLM model, ComputeContext compute, AdapterRouting routing, int[] ids, int chunk = 64)
     {
         int V = model.Config.VocabSize;
         var logprobs = new double?[ids.Length];
-        using var session = new InferenceSession(model, compute, Math.Max(1, ids.Length), routing);
+        using var session = new InferenceSession(model, compute, Math.Max(1, ids.Length), routing) { WholeLength = ids.Length };
         var logits = new float[Math.Min(chunk, ids.Length) * V];
         for (int start = 0; start < ids.Length; start += chunk)
         {

@@ -53,7 +53,7 @@ internal sealed record ModelReport(ModelConfig Config, IReadOnlyList<ModelReport
         var sb = new StringBuilder();
         sb.AppendLine($"architecture  {c.ModelType}: {c.NumLayers} layers, hidden {c.HiddenSize}, intermediate {c.IntermediateSize}, " +
                       $"heads {c.NumHeads} (kv {c.NumKvHeads}, head_dim {c.HeadDim}), vocab {c.VocabSize}");
-        sb.AppendLine($"              rope theta {c.RopeTheta}{(c.RopeScaling is { } r ? $", scaling {r.Type} ×{r.Factor}" : "")}, " +
+        sb.AppendLine($"              rope theta {c.RopeTheta}{(c.RopeScaling is { } r ? $", scaling {r.Type} ×{r.Factor}" + (r.Type == "longrope" ? $" (short/long factors switch past {r.OriginalMaxPositions}, cos/sin ×{r.AttentionFactor:0.####})" : "") : "")}, " +
                       $"max positions {c.MaxPositions}, {(c.TieWordEmbeddings ? "tied" : "untied")} embeddings" +
                       $"{(c.QkvBias ? ", qkv bias" : "")}{(c.QkNorm ? ", q/k norm" : "")}");
         sb.AppendLine($"{"module",-30} {"tensors",8} {"parameters",14} {"dtype",-10} {"bytes",14}");

@@ -3,7 +3,10 @@ namespace PeftSharp.Kernels;
 /// <summary>cos/sin for every (position, frequency) pair, HF conventions (inv_freq = theta^(-2i/D), scaling applied).</summary>
 /// <remarks>Frequencies and angles are computed in double and stored as float: table (positions, HeadDim/2). Rows are
 /// built when a position first needs them (doubling), not for all of max_position_embeddings up front: a config that
-/// claims 20,000,000 positions costs nothing until a sequence that long is run.</remarks>
+/// claims 20,000,000 positions costs nothing until a sequence that long is run.
+/// LongRoPE has two factor sets: this table is the short one and <see cref="ForLength"/> hands out the long one
+/// (built when first asked) for a forward whose longest sequence exceeds the original context length, as
+/// transformers' `longrope_frequency_update` does; both multiply cos and sin by the attention factor.</remarks>
 internal sealed class RopeTable
 {
     /// <summary>The rows built so far; replaced whole (never changed) when more are needed, so a reader that holds
@@ -11,18 +14,62 @@ internal sealed class RopeTable
     sealed record Rows(float[] Cos, float[] Sin, int Count);
 
     readonly double[] _invFreq;
+    readonly double _attention;
+    readonly RopeScaling? _scaling;
     readonly object _grow = new();
+    readonly RopeTable? _short;   // the long table's short sibling; null on a short (or only) table
+    RopeTable? _long;
     Rows _rows;
 
     public RopeTable(int headDim, int maxPositions, double theta, RopeScaling? scaling)
+        : this(headDim, maxPositions, theta, scaling, longFactors: false, shortSibling: null) { }
+
+    RopeTable(int headDim, int maxPositions, double theta, RopeScaling? scaling, bool longFactors, RopeTable? shortSibling)
     {
         if (headDim <= 0 || headDim % 2 != 0) throw new PeftException($"RoPE head_dim must be a positive even number, got {headDim}");
         if (maxPositions <= 0) throw new PeftException($"RoPE table needs at least one position, got {maxPositions}");
         if (!(theta > 0)) throw new PeftException($"rope_theta must be positive, got {theta}");
         HeadDim = headDim;
         MaxPositions = maxPositions;
-        _invFreq = InverseFrequencies(headDim, theta, scaling);
+        Theta = theta;
+        _scaling = scaling;
+        _short = shortSibling;
+        UsesLongFactors = longFactors;
+        _invFreq = InverseFrequencies(headDim, theta, scaling, longFactors);
+        _attention = scaling?.Type == "longrope" ? scaling.AttentionFactor : 1;
+        if (!(_attention > 0) || double.IsInfinity(_attention))
+            throw new PeftException($"rope_scaling.attention_factor must be a positive number, got {_attention}");
         _rows = Build(Math.Min(maxPositions, InitialRows));
+    }
+
+    double Theta { get; }
+
+    /// <summary>true on LongRoPE's long-factor table.</summary>
+    public bool UsesLongFactors { get; }
+
+    /// <summary>The multiplier already applied to every cos and sin (LongRoPE's attention factor; 1 otherwise).</summary>
+    public double AttentionScaling => _attention;
+
+    /// <summary>LongRoPE: the original context length past which the long factors apply; null for other scalings.</summary>
+    public int? FactorSwitchLength => _scaling?.Type == "longrope" ? _scaling.OriginalMaxPositions : null;
+
+    /// <summary>The table for a forward whose longest sequence has <paramref name="length"/> tokens (its largest
+    /// position + 1): LongRoPE's long factors when length exceeds the original context, its short ones otherwise;
+    /// this table for every other scaling.</summary>
+    public RopeTable ForLength(int length)
+    {
+        if (FactorSwitchLength is not int original) return this;
+        var shortTable = _short ?? this;
+        if (length <= original) return shortTable;
+        if (_short is null)
+        {
+            var built = Volatile.Read(ref _long);
+            if (built is null)
+                lock (_grow)
+                    built = _long ??= new RopeTable(HeadDim, MaxPositions, Theta, _scaling, longFactors: true, shortSibling: this);
+            return built;
+        }
+        return this;
     }
 
     const int InitialRows = 256;
@@ -85,14 +132,20 @@ internal sealed class RopeTable
             for (int i = 0; i < half; i++)
             {
                 double angle = p * _invFreq[i];
-                cos[(long)p * half + i] = (float)Math.Cos(angle);
-                sin[(long)p * half + i] = (float)Math.Sin(angle);
+                cos[(long)p * half + i] = (float)(Math.Cos(angle) * _attention);
+                sin[(long)p * half + i] = (float)(Math.Sin(angle) * _attention);
             }
         return new Rows(cos, sin, count);
     }
 
-    /// <summary>HF `rope_init_fn`s: default, linear (inv_freq / factor) and llama3 (per-wavelength smoothing).</summary>
-    public static double[] InverseFrequencies(int headDim, double theta, RopeScaling? scaling)
+    /// <summary>HF `rope_init_fn`s: default, linear (inv_freq / factor), llama3 (per-wavelength smoothing) and
+    /// longrope (inv_freq / short_factor[i]).</summary>
+    public static double[] InverseFrequencies(int headDim, double theta, RopeScaling? scaling) =>
+        InverseFrequencies(headDim, theta, scaling, longFactors: false);
+
+    /// <summary>As <see cref="InverseFrequencies(int, double, RopeScaling?)"/>; <paramref name="longFactors"/> picks
+    /// LongRoPE's long factor set (ignored by the other scalings).</summary>
+    public static double[] InverseFrequencies(int headDim, double theta, RopeScaling? scaling, bool longFactors)
     {
         int half = headDim / 2;
         var inv = new double[half];
@@ -109,8 +162,11 @@ internal sealed class RopeTable
             case "llama3":
                 ApplyLlama3(inv, scaling!);
                 break;
+            case "longrope":
+                ApplyLongRope(inv, scaling!, longFactors);
+                break;
             default:
-                throw new PeftException($"rope_scaling type '{type}' is not supported (expected default, linear or llama3)");
+                throw new PeftException($"rope_scaling type '{type}' is not supported (expected default, linear, llama3 or longrope)");
         }
         return inv;
     }
@@ -131,6 +187,22 @@ internal sealed class RopeTable
             if (wavelen > lowFreqWavelen) { inv[i] /= s.Factor; continue; }          // low frequency: interpolated
             double smooth = (orig / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
             inv[i] = (1 - smooth) * inv[i] / s.Factor + smooth * inv[i];
+        }
+    }
+
+    /// <summary>transformers' longrope: inv_freq[i] = 1 / (ext_factor[i] · theta^(2i/D)).</summary>
+    static void ApplyLongRope(double[] inv, RopeScaling s, bool longFactors)
+    {
+        string key = longFactors ? "long_factor" : "short_factor";
+        var factors = (longFactors ? s.LongFactor : s.ShortFactor)
+            ?? throw new PeftException($"rope_scaling type 'longrope' needs rope_scaling.{key}");
+        if (factors.Count != inv.Length)
+            throw new PeftException($"rope_scaling.{key} has {factors.Count} entries; head_dim {2 * inv.Length} needs {inv.Length}");
+        for (int i = 0; i < inv.Length; i++)
+        {
+            double f = factors[i];
+            if (!(f > 0) || double.IsInfinity(f)) throw new PeftException($"rope_scaling.{key}[{i}] must be a positive number, got {f}");
+            inv[i] /= f;
         }
     }
 }

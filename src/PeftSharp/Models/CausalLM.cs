@@ -26,6 +26,16 @@ public sealed partial class CausalLM : IDisposable
     Parameter? _lmHeadParam;
     internal RopeTable Rope { get; }
 
+    /// <summary>The RoPE table of a forward over <paramref name="positions"/>: LongRoPE picks its factor set from the
+    /// largest position (transformers: max(position_ids) + 1 against the original context length).</summary>
+    internal RopeTable RopeFor(ReadOnlySpan<int> positions)
+    {
+        if (Rope.FactorSwitchLength is null || positions.IsEmpty) return Rope;
+        int max = 0;
+        foreach (int p in positions) max = Math.Max(max, p);
+        return Rope.ForLength(max + 1);
+    }
+
     internal Tensor LmHead => _lmHead;
     /// <summary>True when the LM head is the embedding matrix (`tie_word_embeddings`).</summary>
     public bool Tied => Config.TieWordEmbeddings;

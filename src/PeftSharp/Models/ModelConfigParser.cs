@@ -9,7 +9,7 @@ namespace PeftSharp.Models;
 /// </summary>
 internal static class ModelConfigParser
 {
-    public static readonly string[] SupportedRopeTypes = ["default", "linear", "llama3"];
+    public static readonly string[] SupportedRopeTypes = ["default", "linear", "llama3", "longrope"];
 
     public static ModelConfig Parse(string json, string source)
     {
@@ -83,6 +83,7 @@ internal static class ModelConfigParser
             throw new PeftException($"{f.Source}: \"partial_rotary_factor\" is {prf}; only 1.0 (rotary on the whole head) is supported for phi3");
         int vocab = f.RequiredPositiveInt("vocab_size");
         CheckSizes(f, vocab, hidden, heads, kvHeads, headDim);
+        int maxPositions = f.OptionalPositiveInt("max_position_embeddings") ?? DefaultMaxPositions(modelType);
         int? bos = f.OptionalInt("bos_token_id");
         int[] eos = f.IntOrIntList("eos_token_id");
         CheckTokenId(f, "bos_token_id", bos, vocab);
@@ -100,8 +101,8 @@ internal static class ModelConfigParser
             HeadDim = headDim,
             RmsNormEps = (float)PositiveOr(f, "rms_norm_eps", 1e-6),
             RopeTheta = PositiveOr(f, "rope_theta", 10000),
-            RopeScaling = ParseRopeScaling(f),
-            MaxPositions = f.OptionalPositiveInt("max_position_embeddings") ?? DefaultMaxPositions(modelType),
+            RopeScaling = ParseRopeScaling(f, modelType, headDim, maxPositions),
+            MaxPositions = maxPositions,
             TieWordEmbeddings = f.OptionalBool("tie_word_embeddings") ?? false,
             QkvBias = qkvBias,
             OutputBias = outputBias,
@@ -213,7 +214,7 @@ internal static class ModelConfigParser
         return v;
     }
 
-    static RopeScaling? ParseRopeScaling(ConfigJsonFields f)
+    static RopeScaling? ParseRopeScaling(ConfigJsonFields f, string modelType, int headDim, int maxPositions)
     {
         if (!f.TryGet("rope_scaling", out var e)) return null;
         if (e.ValueKind != JsonValueKind.Object) throw f.Error("rope_scaling", "an object or null", e);
@@ -222,10 +223,14 @@ internal static class ModelConfigParser
         string supported = string.Join(", ", SupportedRopeTypes);
         string type = r.OptionalString(typeKey)
             ?? throw new PeftException($"{f.Source}: \"rope_scaling\" needs \"rope_type\" (or \"type\"): one of {supported}");
+        // Phi3Config maps the names of earlier releases ("su", "yarn") to longrope.
+        if (modelType == "phi3" && type is "su" or "yarn") type = "longrope";
         switch (type)
         {
             case "default":
                 return null;
+            case "longrope":
+                return ParseLongRope(f, r, headDim, maxPositions);
             case "linear":
                 return new RopeScaling("linear", Factor: r.RequiredPositiveNumber("factor"));
             case "llama3":
@@ -240,5 +245,38 @@ internal static class ModelConfigParser
                 throw new PeftException(
                     $"{f.Source}: \"rope_scaling.{typeKey}\" is \"{type}\", which is not supported (supported: {supported})");
         }
+    }
+
+    /// <summary>transformers' longrope (`_compute_longrope_parameters`): the original length is the top-level
+    /// `original_max_position_embeddings` (Phi-3) or the one inside rope_scaling; with one, the scaling factor is
+    /// max_position_embeddings / original; without, original = max_position_embeddings and `factor` is read.</summary>
+    static RopeScaling ParseLongRope(ConfigJsonFields f, ConfigJsonFields r, int headDim, int maxPositions)
+    {
+        var shortFactor = FactorList(r, "short_factor", headDim / 2);
+        var longFactor = FactorList(r, "long_factor", headDim / 2);
+        int? original = f.OptionalPositiveInt("original_max_position_embeddings") ?? r.OptionalPositiveInt("original_max_position_embeddings");
+        double factor = original is int o ? (double)maxPositions / o : r.OptionalNumber("factor") ?? 1;
+        if (!(factor > 0)) throw new PeftException($"{f.Source}: \"rope_scaling.factor\" must be a positive number, found {factor}");
+        double? attention = r.OptionalNumber("attention_factor");
+        if (attention is double a && !(a > 0))
+            throw new PeftException($"{f.Source}: \"rope_scaling.attention_factor\" must be a positive number, found {a}");
+        return RopeScaling.LongRope(shortFactor, longFactor, original ?? maxPositions, factor, attention);
+    }
+
+    static double[] FactorList(ConfigJsonFields r, string key, int count)
+    {
+        if (!r.TryGet(key, out var e)) throw r.Missing(key, $"a list of {count} positive numbers (one per rotated frequency, head_dim / 2)");
+        if (e.ValueKind != JsonValueKind.Array) throw r.Error(key, $"a list of {count} positive numbers", e);
+        if (e.GetArrayLength() != count)
+            throw new PeftException($"{r.Source}: \"{r.KeyName(key)}\" has {e.GetArrayLength()} entries; head_dim / 2 = {count} are needed");
+        var values = new double[count];
+        int i = 0;
+        foreach (var v in e.EnumerateArray())
+        {
+            if (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out double x) || !(x > 0) || double.IsInfinity(x))
+                throw new PeftException($"{r.Source}: \"{r.KeyName(key)}\"[{i}] is {v.GetRawText()}; expected a positive number");
+            values[i++] = x;
+        }
+        return values;
     }
 }

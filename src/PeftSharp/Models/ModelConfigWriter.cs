@@ -92,6 +92,11 @@ internal static class ModelConfigWriter
             w.WriteNull("rope_scaling");
             return;
         }
+        if (r.Type == "longrope")
+        {
+            WriteLongRope(w, r);
+            return;
+        }
         w.WriteStartObject("rope_scaling");
         w.WriteString("rope_type", r.Type);
         WriteFloat(w, "factor", r.Factor);
@@ -102,6 +107,33 @@ internal static class ModelConfigWriter
             w.WriteNumber("original_max_position_embeddings", r.OriginalMaxPositions);
         }
         w.WriteEndObject();
+    }
+
+    /// <summary>Phi-3's form: the factor lists and the resolved attention factor in rope_scaling ("type" too, which
+    /// Phi3Config of transformers 4.40–4.44 reads), the original length at the top level.</summary>
+    static void WriteLongRope(Utf8JsonWriter w, Kernels.RopeScaling r)
+    {
+        w.WriteStartObject("rope_scaling");
+        w.WriteString("rope_type", "longrope");
+        w.WriteString("type", "longrope");
+        WriteFloat(w, "factor", r.Factor);
+        WriteFloat(w, "attention_factor", r.AttentionFactor);
+        WriteFloats(w, "short_factor", r.ShortFactor ?? []);
+        WriteFloats(w, "long_factor", r.LongFactor ?? []);
+        w.WriteEndObject();
+        w.WriteNumber("original_max_position_embeddings", r.OriginalMaxPositions);
+    }
+
+    static void WriteFloats(Utf8JsonWriter w, string key, IReadOnlyList<double> values)
+    {
+        w.WriteStartArray(key);
+        foreach (double v in values)
+        {
+            string text = v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+            if (text.IndexOfAny(['.', 'E', 'e']) < 0) text += ".0";
+            w.WriteRawValue(text);
+        }
+        w.WriteEndArray();
     }
 
     /// <summary>A double that Python reads back as a float (32.0, not 32): transformers' rope validation warns when

@@ -88,9 +88,10 @@ internal sealed unsafe class ModelPass : IDisposable
             k.EmbeddingForward(_residual[0].Floats.Slice(start * C, count * C), ids.Slice(start, count), _m.EmbedFor(s).AsMatrix());
         }
         var memory = new BatchAttention(c, segmentIds, Batch, Seq);
+        var rope = _m.RopeFor(positions);
         for (int l = 0; l < c.NumLayers; l++)
         {
-            DecoderBlock.Forward(Context, _m.Layers[l], c, _m.Rope, Acts(l), _residual[l], _residual[l + 1], positions, n, ref memory);
+            DecoderBlock.Forward(Context, _m.Layers[l], c, rope, Acts(l), _residual[l], _residual[l + 1], positions, n, ref memory);
             if (Recompute) Context.Release(_m.Layers[l].Projections);   // saved again before this block's backward
         }
         k.RmsNormForward(_final.Floats, _rstdFinal.Floats, _residual[c.NumLayers].Floats, _m.FinalNorm.Values, n, C, c.RmsNormEps);
@@ -147,12 +148,13 @@ internal sealed unsafe class ModelPass : IDisposable
 
         Tensor dOut = _dA, dIn = _dB;
         var memory = new BatchAttention(c, segmentIds, Batch, Seq);
+        var rope = _m.RopeFor(positions);
         for (int l = c.NumLayers - 1; l >= 0; l--)
         {
             var layer = _m.Layers[l];
             if (Recompute)
-                DecoderBlock.Forward(Context, layer, c, _m.Rope, _acts[0], _residual[l], _residual[l + 1], positions, n, ref memory);
-            DecoderBlock.Backward(Context, layer, c, _m.Rope, Acts(l), _grads, _residual[l], dOut, dIn, positions, segmentIds, Batch, Seq);
+                DecoderBlock.Forward(Context, layer, c, rope, _acts[0], _residual[l], _residual[l + 1], positions, n, ref memory);
+            DecoderBlock.Backward(Context, layer, c, rope, Acts(l), _grads, _residual[l], dOut, dIn, positions, segmentIds, Batch, Seq);
             if (Recompute) Context.Release(layer.Projections);
             (dOut, dIn) = (dIn, dOut);
         }

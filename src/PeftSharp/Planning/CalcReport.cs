@@ -77,6 +77,16 @@ internal sealed class CalcReport
     string Pct(long part) => SquareModel.FormatPercent(100.0 * part / Parameters.Total);
     static string Mb(long bytes) => (bytes / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture);
 
+    /// <summary>The generation KV cache (float32) of one sequence at the full context; a sliding-window layer keeps
+    /// only its window (<see cref="Models.KvCacheAttention.BytesFor"/>).</summary>
+    static string KvCacheLine(ModelConfig c)
+    {
+        long kept = Models.KvCacheAttention.BytesFor(c, c.MaxPositions);
+        long all = 2L * c.NumLayers * c.NumKvHeads * c.HeadDim * sizeof(float) * c.MaxPositions;
+        return $"generation KV cache (float32, one sequence of {N(c.MaxPositions)} tokens): {Mb(kept)} MiB" +
+               (kept < all ? $" (sliding-window layers keep only their window; {Mb(all)} MiB if every layer kept every position)" : "");
+    }
+
     public string ToText()
     {
         var c = Config;
@@ -85,6 +95,7 @@ internal sealed class CalcReport
         sb.AppendLine($"{Source}: {c.ModelType}, {c.NumLayers} layers, hidden {c.HiddenSize}, intermediate {c.IntermediateSize}, " +
                       $"heads {c.NumHeads} (kv {c.NumKvHeads}, head_dim {c.HeadDim}), vocab {c.VocabSize}, {(c.TieWordEmbeddings ? "tied" : "untied")} embeddings, {c.TorchDtype}");
         sb.AppendLine($"parameters: {N(p.Total)} = embedding {N(p.Embedding)}{(p.LmHead > 0 ? $" + lm_head {N(p.LmHead)}" : " (tied lm_head)")} + projections {N(p.Projections)} + norms {N(p.Norms)}{(p.Biases > 0 ? $" + biases {N(p.Biases)}" : "")}");
+        sb.AppendLine(KvCacheLine(c));
         if (PackedBase is { } pb)
         {
             var shapes = ParameterCounter.Projections(c).ToList();

@@ -19,7 +19,7 @@ internal sealed class BpeModel
     readonly Dictionary<long, (int Rank, int NewId)> merges;
     readonly int? unkId;
     readonly bool fuseUnk, byteFallback, ignoreMerges;
-    readonly int[]? byteFallbackIds; // byte → id of "<0xXX>", when every one exists
+    readonly int[]? byteFallbackIds; // byte → id of "<0xXX>", −1 where the vocabulary lacks it (Gemma 2 has no <0x09>)
     readonly Dictionary<string, int[]> cache = new(StringComparer.Ordinal);
     readonly Dictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> cacheBySpan;
     readonly Lock cacheLock = new();
@@ -44,9 +44,13 @@ internal sealed class BpeModel
         if (byteFallback)
         {
             var ids = new int[256];
-            bool all = true;
-            for (int b = 0; b < 256 && all; b++) all = vocab.TryGetValue($"<0x{b:X2}>", out ids[b]);
-            byteFallbackIds = all ? ids : null;
+            bool any = false;
+            for (int b = 0; b < 256; b++)
+            {
+                ids[b] = vocab.TryGetValue($"<0x{b:X2}>", out int id) ? id : -1;
+                any |= ids[b] >= 0;
+            }
+            byteFallbackIds = any ? ids : null;
         }
     }
 
@@ -210,6 +214,13 @@ internal sealed class BpeModel
         else pairRank[i] = int.MaxValue;
     }
 
+    bool HasEveryByte(ReadOnlySpan<char> ch, Span<byte> utf8, out int n)
+    {
+        n = Encoding.UTF8.GetBytes(ch, utf8);
+        for (int k = 0; k < n; k++) if (byteFallbackIds![utf8[k]] < 0) return false;
+        return true;
+    }
+
     /// <summary>The merge loop: symbols in a doubly linked list, candidate merges in a min-heap on (rank, position).</summary>
     void Merge(ReadOnlySpan<char> word, List<int> output)
     {
@@ -221,9 +232,9 @@ internal sealed class BpeModel
             int len = char.IsHighSurrogate(word[i]) && i + 1 < word.Length && char.IsLowSurrogate(word[i + 1]) ? 2 : 1;
             var ch = word.Slice(i, len);
             if (vocabBySpan.TryGetValue(ch, out int id)) ids.Add(id);
-            else if (byteFallbackIds != null)
+            else if (byteFallbackIds != null && HasEveryByte(ch, utf8, out int n))
             {
-                int n = Encoding.UTF8.GetBytes(ch, utf8);
+                // HF: a character's bytes as "<0xXX>" tokens when each of them exists, otherwise the unk path.
                 for (int k = 0; k < n; k++) ids.Add(byteFallbackIds[utf8[k]]);
             }
             else if (unkId is int unk)

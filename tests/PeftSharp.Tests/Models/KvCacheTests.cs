@@ -17,9 +17,11 @@ public class KvCacheTests
     [InlineData("mistral", DType.F32, 100)]  // longer than the sequence
     [InlineData("phi3", DType.BF16)]          // fused qkv_proj / gate_up_proj
     [InlineData("phi3", DType.F32, 3)]
-    public void IncrementalDecoding_MatchesFullForward(string type, DType dtype, int window = 0)
+    [InlineData("mistral", DType.F32, 1)]    // a window of one: each token attends only to itself
+    [InlineData("qwen2", DType.F32, 2, 1)]   // layer 0 full, layer 1 windowed
+    public void IncrementalDecoding_MatchesFullForward(string type, DType dtype, int window = 0, int maxWindowLayers = 0)
     {
-        var c = TinyModels.Config(type, tied: type == "qwen3") with { SlidingWindow = window > 0 ? window : null };
+        var c = TinyModels.Config(type, tied: type == "qwen3") with { SlidingWindow = window > 0 ? window : null, MaxWindowLayers = maxWindowLayers };
         var w = TinyModels.Weights(c, 17, dtype);
         using var m = TinyModels.Build(c, w);
         var rng = new Random(8);
@@ -47,6 +49,57 @@ public class KvCacheTests
         var viaPass = new float[T * V];
         unsafe { fixed (float* lp = viaPass) LmHead.Logits(TestCompute.Cpu.Backend, m.LmHead, (float*)pass.FinalHidden.Data, T, m.Config.HiddenSize, lp); }
         Numerics.AssertClose(viaPass, full.Select(x => (double)x).ToArray(), 1e-5, "training path vs inference path");
+    }
+
+    [Fact]
+    public void SlidingWindowLayers_KeepOnlyTheirWindow_AndLongPrefillsAreAttendedInPieces()
+    {
+        // qwen2 with max_window_layers 1: layer 0 full attention, layer 1 a window of 3 (a buffer of 2 + 3 rows).
+        var c = TinyModels.Config("qwen2") with { SlidingWindow = 3, MaxWindowLayers = 1 };
+        int rowBytes = 2 * c.NumKvHeads * c.HeadDim * sizeof(float);
+        Assert.Equal(5, SlidingKvBuffer.RowsFor(3));
+        using (var cache = new KvCacheAttention(c, 64))
+        {
+            Assert.Equal((64L + 5) * rowBytes, cache.Bytes);
+            Assert.Equal(cache.Bytes, KvCacheAttention.BytesFor(c, 64));
+        }
+        // A capacity within the buffer size keeps the plain layout (nothing to save).
+        using (var small = new KvCacheAttention(c, 4)) Assert.Equal(2L * 4 * rowBytes, small.Bytes);
+        Assert.Equal(2L * 4 * rowBytes, KvCacheAttention.BytesFor(c, 4));
+
+        var w = TinyModels.Weights(c, 31);
+        using var m = TinyModels.Build(c, w);
+        var ids = TinyModels.RandomIds(new Random(2), 30, c.VocabSize);
+        int V = c.VocabSize;
+        // The training path's batch attention (its own window mask, no cache) is the yardstick.
+        using var pass = Passes.Model(m, 1, ids.Length, false);
+        pass.Forward(ids, Enumerable.Range(0, ids.Length).ToArray(), [], training: false);
+        var full = new float[ids.Length * V];
+        unsafe { fixed (float* lp = full) LmHead.Logits(TestCompute.Cpu.Backend, m.LmHead, (float*)pass.FinalHidden.Data, ids.Length, c.HiddenSize, lp); }
+        // A 20-token prefill (longer than the 3-row slack) then single tokens, then a reset and the same again.
+        using var s = Passes.Session(m, 64);
+        for (int round = 0; round < 2; round++)
+        {
+            var inc = new float[ids.Length * V];
+            s.Reset();
+            s.Feed(ids.AsSpan(0, 20), Span<float>.Empty, inc.AsSpan(0, 20 * V));
+            for (int t = 20; t < ids.Length; t++) s.Feed(ids.AsSpan(t, 1), inc.AsSpan(t * V, V));
+            Numerics.AssertClose(inc, full.Select(x => (double)x).ToArray(), 1e-5, $"round {round}: windowed cache vs full forward");
+        }
+        Assert.Equal((64L + 5) * rowBytes, s.CacheBytes);
+        foreach (var t in w.Values) t.Dispose();
+    }
+
+    [Fact]
+    public void Phi3MiniCache_KeepsTheWindowOnEveryLayer_AndCalcReportsIt()
+    {
+        var c = ModelConfig.Load(PeftSharp.Tests.IO.IoTestPaths.ModelConfig("phi-3-mini-4k-instruct.json"));
+        long row = 2L * 32 * 3072 * sizeof(float);                 // K and V of one position, all 32 layers
+        Assert.Equal(row * (2046 + 256), KvCacheAttention.BytesFor(c, 4096));   // window 2047: 2046 kept + 256 slack
+        Assert.Equal(row * 1000, KvCacheAttention.BytesFor(c, 1000));          // shorter than the buffer: as many rows
+        var text = new PeftSharp.Planning.CalcReport(c, "phi3.json", new PeftSharp.Planning.CalcRequest()).ToText();
+        Assert.Contains("generation KV cache (float32, one sequence of 4,096 tokens): 1726.5 MiB", text);
+        Assert.Contains("3072.0 MiB if every layer kept every position", text);
     }
 
     [Fact]

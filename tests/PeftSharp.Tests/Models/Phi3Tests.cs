@@ -21,8 +21,9 @@ public class Phi3Tests
 
     static double[] D(ReadOnlySpan<float> x) { var d = new double[x.Length]; for (int i = 0; i < x.Length; i++) d[i] = x[i]; return d; }
 
-    /// <summary>Phi3ForCausalLM's forward in float64, from the transformers source (eager attention, no dropout).</summary>
-    static double[] ReferenceLogits(ModelConfig c, Dictionary<string, Tensor> w, int[] ids)
+    /// <summary>Phi3ForCausalLM's forward in float64, from the transformers source (eager attention, no dropout);
+    /// <paramref name="invFreq"/> and <paramref name="ropeScale"/> override plain RoPE (LongRoPE).</summary>
+    internal static double[] ReferenceLogits(ModelConfig c, Dictionary<string, Tensor> w, int[] ids, double[]? invFreq = null, double ropeScale = 1)
     {
         int T = ids.Length, C = c.HiddenSize, Dh = c.HeadDim, hq = c.NumHeads, hkv = c.NumKvHeads, F = c.IntermediateSize;
         int qd = hq * Dh, kvd = hkv * Dh;
@@ -42,7 +43,7 @@ public class Phi3Tests
         var emb = W(WeightNames.Embed);
         var h = new double[T * C];
         for (int t = 0; t < T; t++) Array.Copy(emb, ids[t] * C, h, t * C, C);
-        var invFreq = Enumerable.Range(0, Dh / 2).Select(i => 1.0 / Math.Pow(c.RopeTheta, 2.0 * i / Dh)).ToArray();
+        invFreq ??= Enumerable.Range(0, Dh / 2).Select(i => 1.0 / Math.Pow(c.RopeTheta, 2.0 * i / Dh)).ToArray();
         var pos = Enumerable.Range(0, T).ToArray();
         for (int l = 0; l < c.NumLayers; l++)
         {
@@ -55,8 +56,8 @@ public class Phi3Tests
                 Array.Copy(qkv, t * (qd + 2 * kvd) + qd, k, t * kvd, kvd);
                 Array.Copy(qkv, t * (qd + 2 * kvd) + qd + kvd, v, t * kvd, kvd);
             }
-            q = RopeReference.Rotate(q, pos, hq, Dh, invFreq);
-            k = RopeReference.Rotate(k, pos, hkv, Dh, invFreq);
+            q = RopeReference.Rotate(q, pos, hq, Dh, invFreq, scale: ropeScale);
+            k = RopeReference.Rotate(k, pos, hkv, Dh, invFreq, scale: ropeScale);
             var attn = AttentionReference.Forward(q, k, v, null, 1, T, hq, hkv, Dh, c.SlidingWindow ?? 0).Out;
             var o = MatVecRows(attn, W(WeightNames.Attn(l, "o_proj") + ".weight"), T, C, qd);
             for (int i = 0; i < h.Length; i++) h[i] += o[i];

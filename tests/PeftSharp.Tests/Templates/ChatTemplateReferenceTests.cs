@@ -3,7 +3,7 @@ using PeftSharp.Templates;
 
 namespace PeftSharp.Tests.Templates;
 
-/// <summary>The Llama 3, Qwen3 and Llama 2 chat templates rendered here must equal @huggingface/jinja's output
+/// <summary>The Llama 3, Qwen3, Llama 2 and Gemma 3 chat templates rendered here must equal @huggingface/jinja's output
 /// (tests/fixtures/templates/expected.json, made by make-fixtures.mjs) character for character.</summary>
 public class ChatTemplateReferenceTests
 {
@@ -39,6 +39,12 @@ public class ChatTemplateReferenceTests
                 m.AsObject().Where(kv => kv.Key is not ("role" or "content")).ToDictionary(kv => kv.Key, kv => (object?)kv.Value)))
             .ToList();
         var extra = JsonNode.Parse(extraJson)!.AsObject().ToDictionary(kv => kv.Key, kv => (object?)kv.Value);
+        if (c["error"] is { } error)
+        {
+            var ex = Assert.Throws<TemplateRaisedException>(() => LoadTemplate(template).Render(messages, addGenerationPrompt, extra));
+            Assert.Equal(error.GetValue<string>(), ex.Message);
+            return;
+        }
         string actual = LoadTemplate(template).Render(messages, addGenerationPrompt, extra);
         Assert.Equal(c["expected"]!.GetValue<string>(), actual);
     }
@@ -58,10 +64,10 @@ public class ChatTemplateReferenceTests
     }
 
     [Fact]
-    public void FixtureCoversAllThreeTemplatesWithAndWithoutSystem()
+    public void FixtureCoversEveryTemplateWithAndWithoutSystem()
     {
         var cases = Expected["cases"]!.AsArray();
-        foreach (var t in new[] { "llama3", "qwen3", "llama2" })
+        foreach (var t in new[] { "llama3", "qwen3", "llama2", "gemma3" })
         {
             Assert.Contains(cases, c => c!["template"]!.GetValue<string>() == t && c["conversation"]!.GetValue<string>() == "multi-turn");
             Assert.Contains(cases, c => c!["template"]!.GetValue<string>() == t && c["conversation"]!.GetValue<string>() == "system-multi-turn");
@@ -74,6 +80,16 @@ public class ChatTemplateReferenceTests
         var t = LoadTemplate("llama2");
         var messages = new List<ChatMessage> { new("user", "a"), new("user", "b") };
         var ex = Assert.Throws<TemplateRaisedException>(() => t.Render(messages));
+        Assert.Equal("Conversation roles must alternate user/assistant/user/assistant/...", ex.Message);
+    }
+
+    [Fact]
+    public void Gemma3FoldsTheSystemTurnIntoTheFirstUserTurnAndRejectsNonAlternatingRoles()
+    {
+        var t = LoadTemplate("gemma3");
+        string text = t.Render([new("system", "Be brief."), new("user", "Hi"), new("assistant", "Hello")], addGenerationPrompt: true);
+        Assert.Equal("<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello<end_of_turn>\n<start_of_turn>model\n", text);
+        var ex = Assert.Throws<TemplateRaisedException>(() => t.Render([new("user", "a"), new("user", "b")]));
         Assert.Equal("Conversation roles must alternate user/assistant/user/assistant/...", ex.Message);
     }
 }

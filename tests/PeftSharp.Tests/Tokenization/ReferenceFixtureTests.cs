@@ -2,7 +2,7 @@ namespace PeftSharp.Tests.Tokenization;
 
 /// <summary>
 /// Every id must match the independent reference (@lenml/tokenizers, a transformers.js fork, run by
-/// tests/fixtures/tokenizers/make-fixtures.mjs) on the real Llama 2 / Llama 3 / Qwen3 files.
+/// tests/fixtures/tokenizers/make-fixtures.mjs) on the real Llama 2 / Llama 3 / Qwen3 / Gemma 2 / Gemma 3 files.
 /// </summary>
 public class ReferenceFixtureTests
 {

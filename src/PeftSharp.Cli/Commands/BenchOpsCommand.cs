@@ -68,7 +68,7 @@ internal sealed class BenchOpsCommand : IBenchCommand
 
     /// <summary>User + system CPU time of the whole process. getrusage on Linux (µs resolution); Process.TotalProcessorTime
     /// elsewhere (it reads /proc in 10 ms ticks on Linux, too coarse for these kernels).</summary>
-    static unsafe double ProcessCpuMs()
+    internal static unsafe double ProcessCpuMs()
     {
         if (OperatingSystem.IsLinux())
         {

@@ -50,26 +50,29 @@ internal sealed unsafe class BatchForward : IDisposable
             (x, y) = (y, x);
         }
 
-        // Final norm of each sequence's last row only, then one LM-head product per segment over its sequences' rows.
-        int si = 0;
+        // Final norm of each sequence's last row only, then one LM-head product per run of consecutive segments that
+        // share a head (all of them unless an adapter replaces it): per-adapter products would read the V × C head
+        // once per adapter. A row's logits do not depend on the other rows of the product.
         var last = _last!.Floats;
-        foreach (var seg in segments)
+        for (int i = 0; i < sequences.Count; i++)
         {
-            int first = si, count = 0;
-            while (si < sequences.Count && sequences[si].Row < seg.Start + seg.Count)
-            {
-                var s = sequences[si];
-                int row = s.Row + s.Count - 1;
-                k.RmsNormForward(last.Slice(count * C, C), _rstd!.Floats.Slice(count, 1), x.Floats.Slice(row * C, C), _m.FinalNorm.Values, 1, C, c.RmsNormEps);
-                count++; si++;
-            }
-            if (count == 0) continue;
-            var head = _m.LmHeadFor(seg);
-            int v = c.VocabSize;
-            using var buf = _pass.Buffers.Rent((long)count * v);
-            LmHead.Logits(k, head, (float*)_last.Data, count, C, buf.Pointer);
-            for (int j = 0; j < count; j++) new ReadOnlySpan<float>(buf.Pointer + (long)j * v, v).CopyTo(logits[first + j]);
+            var s = sequences[i];
+            int row = s.Row + s.Count - 1;
+            k.RmsNormForward(last.Slice(i * C, C), _rstd!.Floats.Slice(i, 1), x.Floats.Slice(row * C, C), _m.FinalNorm.Values, 1, C, c.RmsNormEps);
         }
+        int v = c.VocabSize, si = 0, seg = 0;
+        using var buf = _pass.Buffers.Rent((long)sequences.Count * v);
+        while (seg < segments.Count)
+        {
+            var head = _m.LmHeadFor(segments[seg]);
+            int end = seg + 1;
+            while (end < segments.Count && ReferenceEquals(_m.LmHeadFor(segments[end]), head)) end++;
+            int rowsEnd = end < segments.Count ? segments[end].Start : n, first = si;
+            while (si < sequences.Count && sequences[si].Row < rowsEnd) si++;
+            if (si > first) LmHead.Logits(k, head, (float*)_last.Data + (long)first * C, si - first, C, buf.Pointer + (long)first * v);
+            seg = end;
+        }
+        for (int j = 0; j < sequences.Count; j++) new ReadOnlySpan<float>(buf.Pointer + (long)j * v, v).CopyTo(logits[j]);
     }
 
     void Ensure(int n)

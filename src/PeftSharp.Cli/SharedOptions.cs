@@ -13,6 +13,23 @@ internal static class SharedOptions
         DefaultValueFactory = _ => Environment.ProcessorCount,
     };
 
+    public static Option<string> Device() => new("--device")
+    {
+        Description = "where training steps run: cpu, cuda or cuda:N (an NVIDIA GPU, through PeftSharp.Cuda)",
+        DefaultValueFactory = _ => "cpu",
+    };
+
+    /// <summary>The compute context for --threads and --device: a CUDA device when one is named (the host threads still
+    /// load and quantize the model), else the CPU.</summary>
+    public static ComputeContext Compute(int threads, string device)
+    {
+        var cpu = Compute(threads);
+        if (!DeviceName.Parse(device).IsCuda) return cpu;
+        var options = cpu.Options with { Device = device };
+        cpu.Dispose();
+        return PeftSharp.Cuda.CudaCompute.Create(options);
+    }
+
     /// <summary>
     /// The command's compute context: --threads, and the CLI's measurement switches from the environment
     /// (PEFTSHARP_GEMM=auto|managed|openblas, PEFTSHARP_GEMM_SIMD=avx512|avx2|portable, PEFTSHARP_Q4_CHUNK_ROWS=N,

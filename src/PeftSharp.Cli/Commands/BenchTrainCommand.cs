@@ -29,11 +29,12 @@ internal sealed class BenchTrainCommand : IBenchCommand
                           "instead of BF16; default: BF16 (NF4 + double quant for qlora/qdora)",
         };
         var threads = SharedOptions.Threads();
+        var device = SharedOptions.Device();
         var cmd = new Command("train", "training-step speed and peak memory on random weights of a config's shape");
-        foreach (var o in new Option[] { config, method, rank, alpha, targets, batch, seq, steps, recompute, baseStorage, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, method, rank, alpha, targets, batch, seq, steps, recompute, baseStorage, threads, device }) cmd.Options.Add(o);
         cmd.SetAction(pr => MpiLaunch.Run(comm =>   // under mpirun: each rank steps on --batch, gradients all-reduced
         {
-            using var compute = SharedOptions.Compute(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads), pr.GetValue(device)!);
             var c = ModelConfig.Load(pr.GetValue(config)!);
             var m = PeftSharp.Training.TrainingMethod.Parse(pr.GetValue(method)!, "--method");
             var lora = TrainSettings.Apply(new PeftSharp.Peft.LoraConfig { R = pr.GetValue(rank), LoraAlpha = pr.GetValue(alpha) }, "target_modules", pr.GetValue(targets)!);
@@ -57,6 +58,9 @@ internal sealed class BenchTrainCommand : IBenchCommand
                 ["gradient_checkpointing"] = pr.GetValue(recompute),
                 ["base"] = packing != null ? packing.ToString() : m.QuantizedBase ? "nf4 + double quant, blocksize 64" : "bf16",
                 ["activations_mb"] = Math.Round(bench.Memory().ActivationBytes / 1048576.0, 1), ["compute"] = compute.Describe(),
+                ["device"] = pr.GetValue(device),
+                ["device_allocated_mb"] = Math.Round(bench.Trainer.DeviceBytes / 1048576.0, 1),
+                ["device_used_mb"] = bench.Trainer.DeviceUsedBytes < 0 ? null : Math.Round(bench.Trainer.DeviceUsedBytes / 1048576.0, 1),
             }.ToJsonString());
             return 0;
         }));

@@ -19,6 +19,7 @@ internal sealed class TrainCommand : ICliCommand
         var config = new Option<string?>("--config") { Description = "YAML file of settings (same names as the flags, snake_case)" };
         var taskEval = new Option<int>("--task-eval") { Description = "eval examples for the exact-match task metric, before and after (0 = off)", DefaultValueFactory = _ => 64 };
         var threads = SharedOptions.Threads();
+        var device = SharedOptions.Device();
         var settings = TrainSettings.CreateOptions(DemoSettings());
         var cmd = new Command("train",
             "fine-tune a model (LoRA, DoRA, QLoRA, QDoRA or full). With no --model, --data or --config it runs the demo: " +
@@ -27,10 +28,11 @@ internal sealed class TrainCommand : ICliCommand
         cmd.Options.Add(config);
         cmd.Options.Add(taskEval);
         cmd.Options.Add(threads);
+        cmd.Options.Add(device);
         foreach (var (_, o) in settings) cmd.Options.Add(o);
         cmd.SetAction(pr => MpiLaunch.Run(comm =>   // under mpirun: data parallel over its ranks
         {
-            using var compute = SharedOptions.Compute(pr.GetValue(threads));
+            using var compute = SharedOptions.Compute(pr.GetValue(threads), pr.GetValue(device)!);
             var request = Resolve(pr, pr.GetValue(config), settings);
             var options = TrainSettings.Finish(request, o => EpochSteps.BatchesPerEpoch(o, comm.Size));
             if (request.NumTrainEpochs != null)

@@ -15,9 +15,10 @@ public sealed class ComputeContext : IDisposable
 {
     readonly ParallelOptions _parallel;
 
-    ComputeContext(ComputeOptions options)
+    ComputeContext(ComputeOptions options, IDeviceTraining? device = null)
     {
         options.Validate();
+        Device = device;
         Options = options;
         Threads = options.Threads;
         Simd = options.Simd ?? WidestSimd();
@@ -35,7 +36,20 @@ public sealed class ComputeContext : IDisposable
     }
 
     /// <summary>A CPU context; <paramref name="options"/> null takes every default (all cores, widest SIMD).</summary>
-    public static ComputeContext CreateCpu(ComputeOptions? options = null) => new(options ?? new ComputeOptions());
+    public static ComputeContext CreateCpu(ComputeOptions? options = null)
+    {
+        options ??= new ComputeOptions();
+        if (DeviceName.Parse(options.Device).IsCuda)
+            throw new PeftException($"device '{options.Device}': a CUDA context is created by PeftSharp.Cuda (CudaCompute.Create); CreateCpu runs on the CPU");
+        return new(options);
+    }
+
+    /// <summary>A context whose training steps run on <paramref name="device"/> (host kernels still run model loading,
+    /// quantization and everything outside the step). Used by device packages.</summary>
+    internal static ComputeContext CreateWithDevice(ComputeOptions options, IDeviceTraining device) => new(options, device);
+
+    /// <summary>The device that runs training steps, or null on the CPU.</summary>
+    internal IDeviceTraining? Device { get; }
 
     /// <summary>The settings this context was created with.</summary>
     public ComputeOptions Options { get; }
@@ -50,7 +64,9 @@ public sealed class ComputeContext : IDisposable
     public bool UsesOpenBlas => DensePath == GemmPath.OpenBlas;
 
     /// <summary>One line for logs and benchmark output, e.g. "cpu, 2 threads, gemm managed-avx512".</summary>
-    public string Describe() => $"cpu, {Threads} thread{(Threads == 1 ? "" : "s")}, gemm {PathName(DensePath)}" +
+    public string Describe() => Device != null ? $"{Device.Describe()}; host {DescribeCpu()}" : DescribeCpu();
+
+    string DescribeCpu() => $"cpu, {Threads} thread{(Threads == 1 ? "" : "s")}, gemm {PathName(DensePath)}" +
         (DensePath != ManagedPath ? $" (bf16/f16 operands: {PathName(ManagedPath)})" : "");
 
     internal static string PathName(GemmPath p) => p switch
@@ -96,5 +112,9 @@ public sealed class ComputeContext : IDisposable
         Gemm.IsSupported(GemmSimd.Avx512) ? GemmSimd.Avx512 : Gemm.IsSupported(GemmSimd.Avx2Fma) ? GemmSimd.Avx2Fma : GemmSimd.Portable;
 
     /// <summary>Frees the scratch pool.</summary>
-    public void Dispose() => Buffers.Dispose();
+    public void Dispose()
+    {
+        Buffers.Dispose();
+        Device?.Dispose();
+    }
 }

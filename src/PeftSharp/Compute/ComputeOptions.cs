@@ -28,8 +28,13 @@ public sealed record ComputeOptions
     /// false runs the scalar reference paths, for tests and measurements).</summary>
     public bool VectorKernels { get; init; } = true;
 
+    /// <summary>Where training steps run: "cpu" (default), or "cuda" / "cuda:N" for the N-th CUDA device. A CUDA
+    /// context is created by the PeftSharp.Cuda package (<c>CudaCompute.Create</c>); this library alone runs on the CPU.</summary>
+    public string Device { get; init; } = "cpu";
+
     internal void Validate()
     {
+        DeviceName.Parse(Device);
         if (Threads < 1) throw new PeftException($"threads must be ≥ 1, got {Threads}");
         if (Quant4ChunkRows < 1) throw new PeftException($"4-bit chunk rows must be ≥ 1, got {Quant4ChunkRows}");
         if (Simd is GemmSimd s && !Kernels.Gemm.IsSupported(s))

@@ -62,6 +62,14 @@ internal sealed class AdamW : Optimizer
     /// <summary>The float32 states of parameter i (m, v), or null before its first step.</summary>
     public override long StateBytes => _state.Values.Sum(s => 4L * (s.m.Length + s.v.Length));
 
+    /// <summary>Replaces the state with one computed elsewhere (a device): the step count and (m, v) per parameter index.</summary>
+    internal void Restore(int stepCount, IReadOnlyList<(float[] m, float[] v)> state)
+    {
+        _state.Clear();
+        for (int i = 0; i < state.Count; i++) _state[i] = state[i];
+        StepCount = stepCount;
+    }
+
     public (float[] m, float[] v)? State(int paramIndex) => _state.TryGetValue(paramIndex, out var s) ? s : null;
 
     public override Dictionary<string, Tensor> SaveState()

@@ -41,6 +41,7 @@ internal sealed class TrainStepBench : IDisposable
         _trainer = new Trainer(_pm, compute, new TrainerOptions
         {
             LearningRate = 1e-4, LrScheduler = "constant", BatchSize = batch, MaxLength = seq, GradientCheckpointing = recompute, MaxSteps = int.MaxValue,
+            DeviceSyncsOptimizerState = false,
         }, communicator);
         var rng = new Random(1);
         int n = batch * seq;

@@ -30,6 +30,7 @@ public sealed class Trainer : IDisposable
     readonly Dictionary<(int, int), ModelPass> _passes = new();
     readonly ICommunicator _comm;
     float[]? _flatGrads;
+    readonly IDeviceStepEngine? _engine;     // steps on a device (CUDA) when the context has one
 
     /// <summary>A trainer of <paramref name="model"/>'s active adapter (or its fully trainable base).</summary>
     /// <param name="model">The model with its active adapter (or fully trainable base).</param>
@@ -50,7 +51,18 @@ public sealed class Trainer : IDisposable
         Optimizer = options.Optimizer == "adamw8bit"
             ? new AdamW8bit(compute) { Beta1 = (float)options.AdamBeta1, Beta2 = (float)options.AdamBeta2, Eps = (float)options.AdamEpsilon, WeightDecay = (float)options.WeightDecay }
             : new AdamW(compute) { Beta1 = (float)options.AdamBeta1, Beta2 = (float)options.AdamBeta2, Eps = (float)options.AdamEpsilon, WeightDecay = (float)options.WeightDecay };
+        if (compute.Device is { } device)
+        {
+            if (_comm.Size > 1) throw new PeftException("data-parallel training over MPI runs on the CPU; the CUDA device trains in one process");
+            _engine = device.CreateEngine(model, options, _params, Optimizer);
+        }
     }
+
+    /// <summary>Bytes the device engine holds on the device (0 on the CPU).</summary>
+    internal long DeviceBytes => _engine?.DeviceBytes ?? 0;
+
+    /// <summary>Device memory in use as the driver reports it (-1 on the CPU or when unknown).</summary>
+    internal long DeviceUsedBytes => _engine?.DeviceUsedBytes ?? -1;
 
     /// <summary>The model being trained.</summary>
     public PeftModel Model => _pm;
@@ -209,6 +221,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     internal (double Loss, double GradNorm, double Lr) Step(IReadOnlyList<Batch> batches, int step, LrSchedule schedule, string? lastCheckpoint = null)
     {
+        if (_engine != null) return _engine.Step(batches, step, schedule, lastCheckpoint);
         foreach (var p in _params) p.ZeroGrad();
         int trained = batches.Sum(b => b.Targets.Count(t => t != EncodedExample.IgnoreIndex));
         if (_comm.Size > 1) trained = GlobalCount(trained);   // the loss is the mean over the group's tokens
@@ -286,6 +299,7 @@ public sealed class Trainer : IDisposable
     {
         foreach (var p in _passes.Values) p.Dispose();
         _passes.Clear();
+        _engine?.Dispose();
     }
 }
 

@@ -47,6 +47,10 @@ public record TrainerOptions
     /// <summary>Seed of data order, dropout masks and adapter initialization (default 42).</summary>
     public int Seed { get; init; } = 42;
 
+    /// <summary>On a device, copy the optimizer state back to the host after every step (so checkpoints hold it);
+    /// benchmarks turn it off. The trained values are always copied back.</summary>
+    internal bool DeviceSyncsOptimizerState { get; init; } = true;
+
     /// <summary>Throws a <see cref="PeftException"/> naming the first setting out of range.</summary>
     public virtual void Validate()
     {

@@ -67,6 +67,7 @@ public class ParameterCounterTests
     [InlineData("llama-3.2-1b.json", 1_235_814_400L)]
     [InlineData("mistral-7b-v0.1.json", 7_241_732_096L)]
     [InlineData("qwen3-0.6b.json", 596_049_920L)]
+    [InlineData("llama-3-8b.json", 8_030_261_248L)]
     public void RealConfigsGiveThePublishedTotals(string file, long total) =>
         Assert.Equal(total, ParameterCounter.TotalParameters(ModelConfig.Load(IoTestPaths.ModelConfig(file))));
 

@@ -179,7 +179,7 @@ internal sealed class BenchGemmCommand : IBenchCommand
     }
 
     // A path to a config.json, or a name looked up in assets/model-configs from the working directory or the install upward.
-    static string ResolveConfig(string nameOrPath)
+    internal static string ResolveConfig(string nameOrPath)
     {
         if (File.Exists(nameOrPath)) return nameOrPath;
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })

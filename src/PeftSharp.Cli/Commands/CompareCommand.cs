@@ -23,7 +23,7 @@ internal sealed class CompareCommand : ICliCommand
         var data = new Option<string?>("--data") { Description = "training data .jsonl/.json (default: the demo task)" };
         var evalData = new Option<string?>("--eval-data") { Description = "evaluation data (default: the demo eval split; with --data: held out by the trainer)" };
         var config = new Option<string?>("--config") { Description = "YAML of further training settings for every method (default with the demo: assets/demo/train.yaml)" };
-        var methods = new Option<string>("--methods") { Description = "comma list of methods, run in this order", DefaultValueFactory = _ => string.Join(",", ComparisonSettings.DefaultMethods) };
+        var methods = new Option<string>("--methods") { Description = "comma list of methods, run in this order (full, lora, dora, qlora, qdora, loftq)", DefaultValueFactory = _ => string.Join(",", ComparisonSettings.DefaultMethods) };
         var output = new Option<string>("--output-dir") { Description = "one sub-folder per method, plus the reports", DefaultValueFactory = _ => DefaultOutputDir };
         var maxSteps = new Option<int>("--max-steps") { Description = "optimizer steps per method", DefaultValueFactory = _ => defaults.MaxSteps };
         var seed = new Option<int>("--seed") { Description = "seed of the first run of every method", DefaultValueFactory = _ => defaults.Seed };
@@ -39,10 +39,11 @@ internal sealed class CompareCommand : ICliCommand
         var r = new Option<int>("--r") { Description = "LoRA rank (all adapter methods)", DefaultValueFactory = _ => defaults.R };
         var alpha = new Option<double>("--lora-alpha") { DefaultValueFactory = _ => defaults.LoraAlpha };
         var taskEval = new Option<int>("--task-eval") { Description = "eval examples for the exact-match task metric (0 = off)", DefaultValueFactory = _ => defaults.TaskEval };
+        var loftqIter = new Option<int>("--loftq-iter") { Description = "LoftQ steps of the loftq method (QLoRA initialized by LoftQ)", DefaultValueFactory = _ => defaults.LoftqIter };
         var force = new Option<bool>("--force") { Description = "rerun methods that already finished" };
         var threads = SharedOptions.Threads();
-        var cmd = new Command("compare", "compare fine-tuning methods (full, LoRA, DoRA, QLoRA, QDoRA) on one model and data set; writes report.md/.json/.html");
-        foreach (var o in new Option[] { model, data, evalData, config, methods, output, maxSteps, seed, seeds, lr, lrFull, lrOverride, scheduler, r, alpha, taskEval, force, threads })
+        var cmd = new Command("compare", "compare fine-tuning methods (full, LoRA, DoRA, QLoRA, QDoRA; also loftq: QLoRA initialized by LoftQ) on one model and data set; writes report.md/.json/.html");
+        foreach (var o in new Option[] { model, data, evalData, config, methods, output, maxSteps, seed, seeds, lr, lrFull, lrOverride, scheduler, r, alpha, taskEval, loftqIter, force, threads })
             cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
@@ -65,7 +66,7 @@ internal sealed class CompareCommand : ICliCommand
                 Methods = pr.GetValue(methods)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(m => m.ToLowerInvariant()).ToList(),
                 MaxSteps = pr.GetValue(maxSteps), Seed = pr.GetValue(seed), Seeds = pr.GetValue(seeds), LearningRate = pr.GetValue(lr), LrScheduler = pr.GetValue(scheduler)!,
                 R = pr.GetValue(r), LoraAlpha = pr.GetValue(alpha), TaskEval = pr.GetValue(taskEval), Threads = Math.Max(1, pr.GetValue(threads)),
-                LearningRateOverrides = overrides, Force = pr.GetValue(force),
+                LearningRateOverrides = overrides, Force = pr.GetValue(force), LoftqIter = pr.GetValue(loftqIter),
             };
             return Run(settings);
         }));

@@ -41,6 +41,16 @@ internal sealed record ComparisonSettings
     public int TaskEval { get; init; } = 32;
     public int Threads { get; init; } = Environment.ProcessorCount;
     public IReadOnlyDictionary<string, double> LearningRateOverrides { get; init; } = DefaultLearningRateOverrides;
+    /// <summary>LoftQ steps of the "loftq" method (PEFT's loftq_config.loftq_iter).</summary>
+    public int LoftqIter { get; init; } = 1;
+
+    /// <summary>Methods that are a training method plus settings: "loftq" is QLoRA whose base and adapter start from
+    /// LoftQ (init_lora_weights loftq). Every other name goes to `peft train --method` as it is.</summary>
+    public (string TrainMethod, IReadOnlyList<string> Extra) MethodArguments(string method) => method switch
+    {
+        "loftq" => ("qlora", ["--init-lora-weights", "loftq", "--loftq-iter", I(LoftqIter)]),
+        _ => (method, []),
+    };
     /// <summary>Rerun methods that already finished.</summary>
     public bool Force { get; init; }
 
@@ -63,7 +73,8 @@ internal sealed record ComparisonSettings
     /// (when overridden) learning rate; identical for all seeds except seed and output folder.</summary>
     public IReadOnlyList<string> TrainArguments(string method, int seed)
     {
-        var args = new List<string> { "train", "--method", method, "--output-dir", RunDir(method, seed) };
+        var (trainMethod, extra) = MethodArguments(method);
+        var args = new List<string> { "train", "--method", trainMethod, "--output-dir", RunDir(method, seed) };
         if (ConfigFile != null) args.AddRange(["--config", ConfigFile]);
         args.AddRange(["--model", ModelDir, "--data", DataFile]);
         if (EvalFile != null) args.AddRange(["--eval-data", EvalFile]);
@@ -72,6 +83,7 @@ internal sealed record ComparisonSettings
             "--lr-scheduler-type", LrScheduler, "--r", I(R), "--lora-alpha", D(LoraAlpha),
             "--task-eval", I(TaskEval), "--threads", I(Threads),
         ]);
+        args.AddRange(extra);
         return args;
     }
 
@@ -90,6 +102,7 @@ internal sealed record ComparisonSettings
         if (MaxSteps <= 0) throw new PeftException($"--max-steps must be > 0, got {MaxSteps}");
         if (LearningRate <= 0 || LearningRateOverrides.Values.Any(v => v <= 0)) throw new PeftException("learning rates must be > 0");
         if (R <= 0) throw new PeftException($"--r must be > 0, got {R}");
+        if (LoftqIter < 1) throw new PeftException($"--loftq-iter must be ≥ 1, got {LoftqIter}");
         if (!File.Exists(DataFile)) throw new PeftException($"--data: file '{DataFile}' not found");
         if (EvalFile != null && !File.Exists(EvalFile)) throw new PeftException($"--eval-data: file '{EvalFile}' not found");
         if (ConfigFile != null && !File.Exists(ConfigFile)) throw new PeftException($"--config: file '{ConfigFile}' not found");

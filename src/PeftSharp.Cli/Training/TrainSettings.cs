@@ -57,7 +57,8 @@ internal static class TrainSettings
         S("modules_to_save", "comma list of modules trained in full (lm_head, embed_tokens)", typeof(string), (o, v) => o with { Lora = L(o) with { ModulesToSave = List((string)v) } }, o => Join(o.Lora.ModulesToSave)),
         S("ensure_weight_tying", "with modules_to_save on a model with tied embeddings: keep them tied (one trained copy for embed_tokens and lm_head, PEFT ≥ 0.18); otherwise only the named module is replaced", typeof(bool), (o, v) => o with { Lora = L(o) with { EnsureWeightTying = (bool)v } }, o => o.Lora.EnsureWeightTying),
         S("use_rslora", "scaling alpha/√r (rank-stabilized LoRA)", typeof(bool), (o, v) => o with { Lora = L(o) with { UseRsLora = (bool)v } }, o => o.Lora.UseRsLora),
-        S("init_lora_weights", "true, gaussian, false, pissa or pissa_niter_K (PiSSA: saved as a rank-2r LoRA of the original base)", typeof(string), (o, v) => o with { Lora = L(o) with { InitLoraWeights = ((string)v).ToLowerInvariant() } }, o => o.Lora.InitLoraWeights),
+        S("init_lora_weights", "true, gaussian, false, pissa, pissa_niter_K (PiSSA: saved as a rank-2r LoRA of the original base) or loftq (qlora/qdora: the base becomes the NF4 of W − s·B·A, saved to OUTPUT_DIR/loftq-base)", typeof(string), (o, v) => o with { Lora = Init(L(o), ((string)v).ToLowerInvariant()) }, o => o.Lora.InitLoraWeights),
+        S("loftq_iter", "init_lora_weights loftq: alternating quantize/SVD steps (PEFT's loftq_config.loftq_iter)", typeof(int), (o, v) => o with { Lora = L(o) with { LoftqConfig = (L(o).LoftqConfig ?? new()) with { LoftqIter = (int)v } } }, o => o.Lora.LoftqConfig?.LoftqIter ?? new LoftQConfig().LoftqIter),
         S("bias", "none, all (train every bias) or lora_only (the targeted modules' biases)", typeof(string), (o, v) => o with { Lora = L(o) with { Bias = (string)v } }, o => o.Lora.Bias),
         S("learning_rate", "peak learning rate", typeof(double), (o, v) => o with { LearningRate = (double)v }, o => o.LearningRate),
         S("lr_scheduler_type", "constant, linear or cosine", typeof(string), (o, v) => o with { LrScheduler = (string)v }, o => o.LrScheduler),
@@ -120,6 +121,14 @@ internal static class TrainSettings
             return c with { TargetModulesRegex = v, TargetModules = null };
         return c with { TargetModules = List(v), TargetModulesRegex = null };
     }
+
+    /// <summary>init_lora_weights; "loftq" brings PEFT's default loftq_config unless loftq_iter gave one, and another
+    /// init given later (a flag over a YAML file) drops a default one again.</summary>
+    static LoraConfig Init(LoraConfig c, string v) => c with
+    {
+        InitLoraWeights = v,
+        LoftqConfig = v == "loftq" ? c.LoftqConfig ?? new LoftQConfig() : c.LoftqConfig == new LoftQConfig() ? null : c.LoftqConfig,
+    };
 
     static LoraConfig Exclude(LoraConfig c, string v) => v.IndexOfAny(['*', '\\', '(', '|', '^', '$', '[']) >= 0
         ? c with { ExcludeModulesRegex = v } : c with { ExcludeModules = List(v) };

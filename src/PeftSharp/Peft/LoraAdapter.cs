@@ -36,13 +36,17 @@ internal sealed class LoraAdapter : IDisposable
         if (dropout is < 0 or >= 1) throw new PeftException($"{module}: lora_dropout must be in [0, 1), got {dropout}");
         Rank = rank;
         Alpha = alpha;
-        Scaling = (float)(rsLora ? alpha / Math.Sqrt(rank) : alpha / rank);
+        Scaling = ScalingFor(alpha, rank, rsLora);
         DropoutP = dropout;
         Variant = kind.Variant;
         A = new Parameter(module + ".lora_A.weight", rank, inFeatures);
         B = new Parameter(module + ".lora_B.weight", outFeatures, rank);
         if (Variant.HasMagnitude) Magnitude = new Parameter(module + ".lora_magnitude_vector", outFeatures);
     }
+
+    /// <summary>PEFT's scaling: alpha / r, or alpha / √r with rsLoRA (float32, as the forward uses it).</summary>
+    // Computed in double and rounded once (PEFT's alpha / math.sqrt(r) is a Python float).
+    public static float ScalingFor(double alpha, int rank, bool rsLora) => (float)(rsLora ? alpha / Math.Sqrt(rank) : alpha / rank);
 
     public IEnumerable<Parameter> Parameters()
     {

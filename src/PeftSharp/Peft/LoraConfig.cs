@@ -39,8 +39,11 @@ public sealed record LoraConfig
     /// embedding named in <see cref="ModulesToSave"/> keeps the tie: one trained copy serves embed_tokens and lm_head.
     /// Without it (and in every older PEFT) only the named module is replaced and the other keeps the original weight.</summary>
     public bool EnsureWeightTying { get; init; }
-    /// <summary>"true" (PEFT default: A ~ U(±1/√in), B = 0), "false", "gaussian", "pissa", "pissa_niter_K".</summary>
+    /// <summary>"true" (PEFT default: A ~ U(±1/√in), B = 0), "false", "gaussian", "pissa", "pissa_niter_K", "loftq".</summary>
     public string InitLoraWeights { get; init; } = "true";
+    /// <summary>`loftq_config`: the LoftQ settings, required when <see cref="InitLoraWeights"/> is "loftq" (PEFT raises
+    /// without it) and ignored otherwise (written as {}, as PEFT does).</summary>
+    public LoftQConfig? LoftqConfig { get; init; }
     /// <summary>`layers_to_transform` (an int or a list): only these layer indices are targeted; needs
     /// <see cref="TargetModules"/> as a list.</summary>
     public IReadOnlyList<int>? LayersToTransform { get; init; }
@@ -98,7 +101,7 @@ public sealed record LoraConfig
             ["layer_replication"] = null,
             ["layers_pattern"] = LayersPattern,
             ["layers_to_transform"] = List(LayersToTransform),
-            ["loftq_config"] = new JsonObject(),
+            ["loftq_config"] = InitLoraWeights == "loftq" && LoftqConfig != null ? LoftqConfig.ToJson() : new JsonObject(),
             ["lora_alpha"] = Number(LoraAlpha),
             ["lora_dropout"] = LoraDropout,
             ["megatron_config"] = null,
@@ -192,6 +195,14 @@ public sealed record LoraConfig
             JsonValue v when v.TryGetValue<string>(out var s) => c with { InitLoraWeights = s },
             _ => throw new PeftException($"{source}: \"init_lora_weights\" must be a bool or a string"),
         };
+        // PEFT keeps loftq_config only for init_lora_weights "loftq" (otherwise it resets it to {} with a warning).
+        if (c.InitLoraWeights == "loftq")
+            c = root["loftq_config"] switch
+            {
+                null => c,
+                JsonObject lq => c with { LoftqConfig = lq.Count == 0 ? null : LoftQConfig.Parse(lq, source) },
+                _ => throw new PeftException($"{source}: \"loftq_config\" must be an object such as {{\"loftq_bits\": 4, \"loftq_iter\": 1}}"),
+            };
         c = root["layers_to_transform"] switch
         {
             null => c,
@@ -232,8 +243,14 @@ public sealed record LoraConfig
         if (Bias is not ("none" or "all" or "lora_only")) throw new PeftException($"{source}: bias must be \"none\", \"all\" or \"lora_only\", got \"{Bias}\"");
         if (LayersToTransform != null && TargetModulesRegex != null)
             throw new PeftException($"{source}: layers_to_transform needs target_modules as a list, not a regex string");
-        if (InitLoraWeights is not ("true" or "false" or "gaussian") && !Pissa.IsPissa(InitLoraWeights))
-            throw new PeftException($"{source}: init_lora_weights \"{InitLoraWeights}\" is not supported (expected true, false, \"gaussian\", \"pissa\" or \"pissa_niter_K\")");
+        if (InitLoraWeights is not ("true" or "false" or "gaussian" or "loftq") && !Pissa.IsPissa(InitLoraWeights))
+            throw new PeftException($"{source}: init_lora_weights \"{InitLoraWeights}\" is not supported (expected true, false, \"gaussian\", \"pissa\", \"pissa_niter_K\" or \"loftq\")");
+        if (InitLoraWeights == "loftq")
+        {
+            if (LoftqConfig == null)
+                throw new PeftException($"{source}: init_lora_weights \"loftq\" needs loftq_config (e.g. {{\"loftq_bits\": 4, \"loftq_iter\": 1}}); PEFT raises here too");
+            LoftqConfig.Validate(source);
+        }
         if (Pissa.IsPissa(InitLoraWeights)) Pissa.Niter(InitLoraWeights, source);
     }
 

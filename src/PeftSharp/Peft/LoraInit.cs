@@ -14,6 +14,9 @@ internal static class LoraInit
             case var p when Pissa.IsPissa(p):
                 // PiSSA needs the base weight (and rewrites it): PeftModel calls Pissa.Initialize instead.
                 throw new PeftException($"init_lora_weights \"{init}\" is initialized from the base weight by Pissa.Initialize, not LoraInit");
+            case LoftQ.Init:
+                // LoftQ needs the base weight (and replaces it): PeftModel runs LoftQInit instead.
+                throw new PeftException($"init_lora_weights \"{init}\" is initialized from the base weight by LoftQInit, not LoraInit");
             case "true":
                 // kaiming_uniform_(a=√5) on A [r, in]: bound = 1/√in; B = 0 → the adapter starts as a no-op.
                 Uniform(rng, a, 1.0 / Math.Sqrt(inF));

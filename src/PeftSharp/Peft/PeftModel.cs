@@ -81,11 +81,24 @@ public sealed partial class PeftModel : IDisposable
     /// <remarks>
     /// init_lora_weights "pissa"/"pissa_niter_K" rewrites the targeted base weights to the residual W − s·B·A (see
     /// <see cref="Pissa"/>); <see cref="Save"/> then writes the adapter as a rank-2r LoRA of the original base.
+    /// init_lora_weights "loftq" replaces them by LoftQ's quantized weight Q (4-bit with <paramref name="loftqBase"/>, else dense dequant(Q)), so that Q + s·B·A approximates W.
     /// bias "all"/"lora_only" makes the model's (or the targeted modules') biases trainable while this adapter is active.
     /// </remarks>
-    public IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed = 0) => AddAdapter(name, config, seed, loading: false);
+    /// <param name="name">The adapter's name.</param>
+    /// <param name="config">Its settings.</param>
+    /// <param name="seed">Seeds the random inits (LoftQ itself is deterministic).</param>
+    /// <param name="loftqBase">Only for init_lora_weights "loftq": the 4-bit format the targeted (dense) projections
+    /// become, holding LoftQ's Q (a QLoRA/QDoRA base; nf4 only); null keeps them dense, holding dequant(Q) as PEFT's
+    /// loftq_init does. The other projections are left as they are.</param>
+    public IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed = 0, QuantizeOptions? loftqBase = null) =>
+        AddAdapter(name, config, seed, loading: false, loftqBase, null);
 
-    IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed, bool loading)
+    /// <summary>As the public AddAdapter, collecting LoftQ's per-module errors.</summary>
+    internal IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed, QuantizeOptions? loftqBase, List<LoftQModuleReport> loftqReport) =>
+        AddAdapter(name, config, seed, loading: false, loftqBase, loftqReport);
+
+    IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed, bool loading, QuantizeOptions? loftqBase = null,
+        List<LoftQModuleReport>? loftqReport = null)
     {
         if (_configs.ContainsKey(name)) throw new PeftException($"adapter '{name}' already exists");
         config.Validate($"adapter '{name}'");
@@ -93,6 +106,9 @@ public sealed partial class PeftModel : IDisposable
         var allLinear = Model.Layers.SelectMany(l => l.Projections).Select(p => p.Name).ToList();
         foreach (var t in matcher.UnsupportedExplicitTargets(allLinear))
             throw new PeftException($"target_modules: LoRA on '{t}' is not supported; list it in modules_to_save to train it in full");
+        // LoftQ swaps the targeted base projections before they are wrapped (a fresh adapter's loading does not).
+        var loftq = LoftQ.IsLoftQ(config.InitLoraWeights) && !loading ? LoftQInit.Apply(Compute, Model, matcher, config, loftqBase) : null;
+        loftqReport?.AddRange(loftq?.Reports ?? []);
         var targeted = new List<string>();
         int moduleId = 0;
         foreach (var layer in Model.Layers)
@@ -120,8 +136,9 @@ public sealed partial class PeftModel : IDisposable
             try
             {
                 // A loaded adapter's values come from its file: PiSSA must not rewrite the base again.
-                if (Pissa.IsPissa(config.InitLoraWeights) && !loading) Pissa.Initialize(Compute, m, ad, config.InitLoraWeights, moduleSeed);
-                else LoraInit.Initialize(ad, Pissa.IsPissa(config.InitLoraWeights) ? "true" : config.InitLoraWeights, moduleSeed);
+                if (loftq != null) LoftQInit.SetFactors(ad, loftq.Factors[m.Name]);
+                else if (Pissa.IsPissa(config.InitLoraWeights) && !loading) Pissa.Initialize(Compute, m, ad, config.InitLoraWeights, moduleSeed);
+                else LoraInit.Initialize(ad, Pissa.IsPissa(config.InitLoraWeights) || LoftQ.IsLoftQ(config.InitLoraWeights) ? "true" : config.InitLoraWeights, moduleSeed);
             }
             catch
             {

@@ -78,6 +78,10 @@ public sealed record TrainingOptions : TrainerOptions
         if (SaveSteps < 0) throw new PeftException($"save_steps must be ≥ 0 (0 = only at the end), got {SaveSteps}");
         if (SaveTotalLimit <= 0) throw new PeftException($"save_total_limit must be > 0, got {SaveTotalLimit}");
         if (LoggingSteps <= 0) throw new PeftException($"logging_steps must be > 0, got {LoggingSteps}");
+        if (Lora.LoftqConfig != null && Lora.InitLoraWeights != "loftq")
+            throw new PeftException($"loftq_iter is set but init_lora_weights is \"{Lora.InitLoraWeights}\"; LoftQ needs init_lora_weights loftq");
+        if (Method == "full" && Lora.InitLoraWeights == "loftq")
+            throw new PeftException("init_lora_weights loftq initializes an adapter; full fine-tuning has none (use qlora or qdora)");
         if (Method != "full")
         {
             Lora.Validate("training options");

@@ -28,6 +28,7 @@ public sealed class TrainingRun : IDisposable
     readonly PeftModel _pm;
     readonly Trainer _trainer;
     readonly ICommunicator _comm;
+    readonly List<LoftQModuleReport>? _loftq;   // LoftQ runs: what the init measured per module
 
     /// <summary>Loads the model and data that <paramref name="options"/> name; <paramref name="compute"/> runs everything.</summary>
     /// <param name="options">The model, data, method and loop settings.</param>
@@ -42,7 +43,9 @@ public sealed class TrainingRun : IDisposable
         _obs = _comm.Rank == 0 ? observer ?? NullObserver.Instance : NullObserver.Instance;
         _compute = compute;
         var method = options.ParsedMethod;
-        _pm = PeftModel.Load(options.ModelDir, compute, method.QuantizedBase ? options.Quantize : null);
+        bool loftq = !method.IsFull && LoftQ.IsLoftQ(options.Lora.InitLoraWeights);
+        // LoftQ quantizes the base itself (the NF4 of W − s·B·A replaces the NF4 of W): it loads the dense weights.
+        _pm = PeftModel.Load(options.ModelDir, compute, method.QuantizedBase && !loftq ? options.Quantize : null);
         try
         {
             Data = TrainingData.Prepare(options.DataFile, _pm.Tokenizer!, _pm.ChatTemplate, new DataOptions
@@ -55,6 +58,14 @@ public sealed class TrainingRun : IDisposable
                 Seed = options.Seed,
             });
             if (method.IsFull) _pm.Model.MakeFullyTrainable();
+            else if (loftq)
+            {
+                _loftq = [];
+                _pm.AddAdapter("default", options.Lora with { UseDora = method.Adapter == AdapterKind.Dora }, (ulong)options.Seed,
+                    method.QuantizedBase ? options.Quantize : null, _loftq);
+                if (method.QuantizedBase) _pm.Model.QuantizeDenseProjections(compute, options.Quantize);
+                _obs.OnMessage(LoftQRunFiles.Summary(_loftq));
+            }
             else _pm.AddAdapter("default", options.Lora with { UseDora = method.Adapter == AdapterKind.Dora }, (ulong)options.Seed);
             if (_pm.Model.Quantization != null) _obs.OnMessage($"base model: {_pm.Model.Quantization}");
             if (_pm.Model.GroupQuantization != null) _obs.OnMessage($"base model: {_pm.Model.GroupQuantization}");
@@ -125,6 +136,8 @@ public sealed class TrainingRun : IDisposable
         if (_comm.Size > 1) _obs.OnMessage($"data parallel: {_comm.Name}, global batch {_comm.Size} × {_o.BatchSize} = {globalBatch}, " +
             $"{_trainer.AllReducedBytesPerStep / 1048576.0:F1} MiB of gradients all-reduced per step");
 
+        if (_loftq != null && Writes) LoftQRunFiles.Write(_o.OutputDir, _pm, _o.ModelDir, _loftq, writeInitialAdapter: startStep == 0, _obs);
+
         long trainable = _trainer.TrainableParameterCount;
         long total = _pm.Model.BaseParameterCount + (_o.ParsedMethod.IsFull ? 0 : trainable);
         _obs.OnStart(new TrainingPlan(_o.Method, trainable, total, Data.Train.Count, Data.Eval.Count, Data.SkippedCount,
@@ -175,7 +188,9 @@ public sealed class TrainingRun : IDisposable
             HfCheckpoint.Write(dir, _pm.Model, _o.ModelDir, DType.F32);
             return;
         }
-        _pm.Save(dir, "default", _o.SaveBf16 ? DType.BF16 : DType.F32, Path.GetFullPath(_o.ModelDir));
+        // A LoftQ adapter applies to LoftQ's base, not to the original model.
+        string baseDir = _loftq != null ? LoftQRunFiles.BaseDir(_o.OutputDir) : _o.ModelDir;
+        _pm.Save(dir, "default", _o.SaveBf16 ? DType.BF16 : DType.F32, Path.GetFullPath(baseDir));
     }
 
     void AppendMetrics(JsonObject o) => File.AppendAllText(MetricsPath, o.ToJsonString() + "\n");

@@ -147,6 +147,12 @@ internal sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
         return result;
     }
 
+    /// <summary>The frozen W was rewritten in place (PiSSA's residual): cached ‖W_i‖² no longer hold.</summary>
+    internal void BaseWeightChanged()
+    {
+        lock (_lock) _baseRowNormSq = null;
+    }
+
     double[] BaseRowNormsSquared(ComputeContext ctx)
     {
         var cached = _baseRowNormSq;

@@ -238,6 +238,36 @@ public class Phi3GgufTests(ITestOutputHelper output)
         });
     }
 
+    /// <summary>The published configs' keys as convert_hf_to_gguf's Phi3MiniModel writes them: Phi-3.5-mini's LongRoPE
+    /// (48 + 48 factors, original 4096, attn_factor √(1 + ln 32 / ln 4096) = √(17/12)), Phi-3-mini-4k without scaling.</summary>
+    [Theory]
+    [InlineData("phi-3.5-mini-instruct.json", 131072, 262144, true)]
+    [InlineData("phi-3-mini-4k-instruct.json", 4096, 2047, false)]
+    public void Published_configs_give_the_converter_keys(string file, int context, int window, bool longRope)
+    {
+        var c = ModelConfig.Load(PeftSharp.Tests.IO.IoTestPaths.ModelConfig(file));
+        var m = new GgufMetadata(file);
+        GgufArchitecture.WriteHyperParameters(m, c);
+        Assert.Equal("phi3", m.GetString("general.architecture"));
+        Assert.Equal(context, m.GetInt("phi3.context_length"));
+        Assert.Equal(4096, m.GetInt("phi3.rope.scaling.original_context_length"));
+        Assert.Equal(96, m.GetInt("phi3.rope.dimension_count"));
+        Assert.Equal(window, m.GetInt("phi3.attention.sliding_window"));
+        Assert.Null(m.GetString("phi3.rope.scaling.type"));
+        var factors = GgufPhi3.RopeFactorTensors(c).ToDictionary(t => t.Name, t => t.Values);
+        if (longRope)
+        {
+            Assert.Equal(Math.Sqrt(17.0 / 12), m.GetFloat("phi3.rope.scaling.attn_factor")!.Value, 6);
+            Assert.Equal(48, factors[GgufPhi3.ShortFactors].Length);
+            Assert.Equal(c.RopeScaling!.LongFactor!.Select(f => (float)f), factors[GgufPhi3.LongFactors]);
+        }
+        else
+        {
+            Assert.Null(m.GetFloat("phi3.rope.scaling.attn_factor"));
+            Assert.Empty(factors);
+        }
+    }
+
     [Fact]
     public void Configs_llama_cpp_cannot_represent_are_refused_by_key()
     {

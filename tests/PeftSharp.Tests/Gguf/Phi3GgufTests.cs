@@ -154,6 +154,34 @@ public class Phi3GgufTests(ITestOutputHelper output)
         });
     }
 
+    /// <summary>`peft export gguf` on a phi3 folder and a saved PEFT adapter (qkv_proj … down_proj) end to end.</summary>
+    [Fact]
+    public void Command_exports_a_saved_phi3_adapter_that_llama_cpp_applies()
+    {
+        var c = Config();
+        WithFolder(c, dir =>
+        {
+            string adapterDir = Path.Combine(dir, "adapter"), baseGguf = Path.Combine(dir, "base.gguf"), adapterGguf = Path.Combine(dir, "adapter.gguf");
+            using (var model = CausalLM.Load(dir))
+            using (var trained = GgufLlamaCppAdapterTests.WithAdapter(model, new LoraConfig { R = 4, LoraAlpha = 8, TargetModules = ["qkv_proj", "gate_up_proj"] }))
+                trained.Save(adapterDir);
+            int Run(params string[] args) => new PeftSharp.Cli.Commands.ExportCommand().Build().Parse(args).Invoke();
+            Assert.Equal(0, Run("gguf", dir, "--out", baseGguf, "--type", "f32", "--threads", "1"));
+            Assert.Equal(0, Run("gguf", dir, "--adapter", adapterDir, "--out", adapterGguf, "--threads", "1"));
+            using var reloaded = CausalLM.Load(dir);
+            using var pm = new PeftModel(reloaded, TestCompute.Cpu);
+            pm.LoadAdapter(adapterDir);
+            var ids = GgufLlamaCppAdapterTests.Ids(2048);
+            var ours = GgufLlamaCppAdapterTests.Rows(Passes.Logits(pm, ids), ids.Length, c.VocabSize);
+            double err = GgufTestModels.RelativeError(LlamaCpp.Logits(baseGguf, ids, adapterGguf), ours);
+            double effect = GgufTestModels.RelativeError(LlamaCpp.Logits(baseGguf, ids), ours);
+            output.WriteLine($"CLI phi3 adapter: {err:E2} (adapter effect {effect:E2})");
+            Assert.True(effect > 1e-2 && err < 1e-4, $"CLI-exported phi3 adapter: {err:E2}, effect {effect:E2}");
+            using var f = GgufFile.Open(adapterGguf);
+            Assert.Equal(2 * c.NumLayers * 2, f.Tensors.Count);   // lora_a and lora_b of qkv_proj and gate_up_proj per layer
+        });
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

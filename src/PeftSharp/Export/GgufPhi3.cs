@@ -1,4 +1,5 @@
 using PeftSharp.IO.Gguf;
+using PeftSharp.Kernels;
 using PeftSharp.Models;
 
 namespace PeftSharp.Export;
@@ -10,7 +11,8 @@ namespace PeftSharp.Export;
 /// equal hidden_size. LongRoPE is written as F32 tensors rope_factors_short / rope_factors_long (head_dim / 2 divisors
 /// of the angle), phi3.rope.scaling.attn_factor (the cos/sin multiplier) and original_context_length; llama.cpp takes
 /// the long set when its context size exceeds that length, where transformers (and PeftSharp) decide by the sequence
-/// length. llama.cpp disables Phi-3's sliding window when it loads the file (a warning): attention is full.
+/// length. llama.cpp disables Phi-3's sliding window when it loads the file (a warning): attention is full. Reading a
+/// phi3 file back takes the same keys and tensors.
 /// </summary>
 internal static class GgufPhi3
 {
@@ -48,6 +50,36 @@ internal static class GgufPhi3
         if (factors.Count != c.HeadDim / 2)
             throw new PeftException($"cannot export phi3 to GGUF: a longrope factor list has {factors.Count} entries, head_dim / 2 = {c.HeadDim / 2} are needed");
         return factors.Select(f => (float)f).ToArray();
+    }
+
+    /// <summary>True for a tensor that is LongRoPE configuration rather than a weight.</summary>
+    public static bool IsRopeFactors(string ggufName) => ggufName is ShortFactors or LongFactors;
+
+    /// <summary>LongRoPE read back from a phi3 file (null when it has no factor tensors): the factor sets, the original
+    /// length, the extension ratio context_length / original and the stored attn_factor.</summary>
+    public static RopeScaling? ReadLongRope(GgufFile f, int headDim, int maxPositions)
+    {
+        bool hasShort = f.Contains(ShortFactors), hasLong = f.Contains(LongFactors);
+        if (!hasShort && !hasLong) return null;
+        if (!hasShort || !hasLong) throw new PeftException($"{f.Path}: LongRoPE needs both {ShortFactors} and {LongFactors}; one is missing");
+        int original = f.Metadata.RequireInt("phi3.rope.scaling.original_context_length");
+        if (original <= 0) throw new PeftException($"{f.Path}: phi3.rope.scaling.original_context_length must be positive, got {original}");
+        double? attention = f.Metadata.GetFloat("phi3.rope.scaling.attn_factor");
+        if (attention is double a && !(a > 0)) throw new PeftException($"{f.Path}: phi3.rope.scaling.attn_factor must be positive, got {a}");
+        return RopeScaling.LongRope(ReadFactors(f, ShortFactors, headDim / 2), ReadFactors(f, LongFactors, headDim / 2),
+            original, (double)maxPositions / original, attention);
+    }
+
+    static double[] ReadFactors(GgufFile f, string name, int count)
+    {
+        var info = f.Tensor(name);
+        if (info.Type != GgmlType.F32 || info.Dims.Length != 1 || info.Dims[0] != count)
+            throw new PeftException($"{f.Path}: tensor '{name}' is {info.Type} [{string.Join(", ", info.Dims)}]; expected F32 [{count}] (head_dim / 2)");
+        var values = new float[count];
+        f.ReadBytes(info, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()));
+        if (values.Any(v => !(v > 0) || float.IsInfinity(v)))
+            throw new PeftException($"{f.Path}: tensor '{name}' holds a factor that is not a finite positive number");
+        return values.Select(v => (double)v).ToArray();
     }
 
     /// <summary>What the user should know about running the file in llama.cpp instead of transformers.</summary>

@@ -22,8 +22,8 @@ internal static partial class GgufTensorNames
         ("mlp.down_proj.weight", "ffn_down.weight"), ("mlp.down_proj.bias", "ffn_down.bias"),
     ];
 
-    /// <summary>phi3's fused projections (llama.cpp's attn_qkv, and ffn_up holding gate | up); export only, since
-    /// ffn_up reads back as up_proj in the other architectures.</summary>
+    /// <summary>phi3's fused projections (llama.cpp's attn_qkv, and ffn_up holding gate | up); read back only for phi3,
+    /// since ffn_up is up_proj in the other architectures.</summary>
     static readonly (string Hf, string Gguf)[] FusedParts =
     [
         ("self_attn.qkv_proj.weight", "attn_qkv.weight"),
@@ -69,6 +69,15 @@ internal static partial class GgufTensorNames
         foreach (var (h, g) in LayerParts.Concat(FusedParts))
             if (m.Groups[2].Value == h) return $"blk.{m.Groups[1].Value}.{g}";
         return null;
+    }
+
+    /// <summary>The Hugging Face name of a GGUF tensor name in llama.cpp architecture <paramref name="arch"/>, or null.</summary>
+    public static string? ToHf(string gguf, string arch)
+    {
+        if (arch == "phi3" && GgufLayer().Match(gguf) is { Success: true } m)
+            foreach (var (h, g) in FusedParts)
+                if (m.Groups[2].Value == g) return $"model.layers.{m.Groups[1].Value}.{h}";
+        return ToHf(gguf);
     }
 
     /// <summary>The Hugging Face name of a GGUF tensor name, or null.</summary>

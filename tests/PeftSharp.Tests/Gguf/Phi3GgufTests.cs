@@ -266,6 +266,49 @@ public class Phi3GgufTests(ITestOutputHelper output)
         });
     }
 
+    /// <summary>PeftSharp reads its phi3 export back: the same config (LongRoPE from the factor tensors, the window) and
+    /// bit-identical logits, with factors and attention factor that float32 holds exactly.</summary>
+    [Fact]
+    public void F32_phi3_export_reads_back_as_the_same_model()
+    {
+        var rope = RopeScaling.LongRope([1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0], [2.0, 3.0, 4.5, 6.0, 8.0, 12.0, 16.0, 24.0], 64, 4, 1.125);
+        var c = Config(rope: rope) with { SlidingWindow = 16 };
+        WithFolder(c, dir =>
+        {
+            var gguf = Path.Combine(dir, "model.gguf");
+            using var model = CausalLM.Load(dir);
+            GgufModelExporter.Export(model, TestCompute.Cpu, dir, gguf, GgmlType.F32);
+            using var imported = CausalLM.Load(gguf);
+            Assert.Equal(c with { BosTokenId = imported.Config.BosTokenId, EosTokenIds = imported.Config.EosTokenIds }, imported.Config);
+            foreach (int n in new[] { 24, 80 })   // short and long factors
+                Assert.Equal(Passes.Logits(model, Ids(n)), Passes.Logits(imported, Ids(n)));
+        });
+    }
+
+    [Fact]
+    public void A_phi3_file_with_one_longrope_factor_tensor_is_refused_by_name()
+    {
+        var c = Config(rope: LongRope());
+        WithFolder(c, dir =>
+        {
+            string gguf = Path.Combine(dir, "model.gguf"), broken = Path.Combine(dir, "broken.gguf");
+            using (var model = CausalLM.Load(dir)) GgufModelExporter.Export(model, TestCompute.Cpu, dir, gguf, GgmlType.F32);
+            using (var f = GgufFile.Open(gguf))
+            {
+                var kept = f.Tensors.Where(t => t.Name != GgufPhi3.ShortFactors).Select(t => new GgufTensorSource(t.Name, t.Type, t.RowMajorShape, t.ByteLength, s =>
+                {
+                    var bytes = new byte[t.ByteLength];
+                    f.ReadBytes(t, bytes);
+                    s.Write(bytes);
+                })).ToList();
+                GgufWriter.Write(broken, f.Metadata, kept);
+            }
+            var e = Assert.Throws<PeftException>(() => CausalLM.Load(broken));
+            Assert.Contains(GgufPhi3.ShortFactors, e.Message);
+            Assert.Contains("broken.gguf", e.Message);
+        });
+    }
+
     /// <summary>The published configs' keys as convert_hf_to_gguf's Phi3MiniModel writes them: Phi-3.5-mini's LongRoPE
     /// (48 + 48 factors, original 4096, attn_factor √(1 + ln 32 / ln 4096) = √(17/12)), Phi-3-mini-4k without scaling.</summary>
     [Theory]

@@ -85,7 +85,7 @@ internal static class GgufPhi3
     /// <summary>What the user should know about running the file in llama.cpp instead of transformers.</summary>
     public static IEnumerable<string> Notes(ModelConfig c)
     {
-        if (c.SlidingWindow is int sw)
+        if (c.SlidingWindow is int sw && sw < c.MaxPositions)   // Phi-3.5's 262144 never binds at 131072 positions
             yield return $"llama.cpp disables Phi-3's sliding window ({sw} tokens) and attends to every earlier position: " +
                          $"its outputs equal this model's for contexts up to {sw} tokens and differ beyond";
         if (c.RopeScaling is { Type: "longrope" } r)

@@ -326,6 +326,9 @@ public class Phi3GgufTests(ITestOutputHelper output)
         Assert.Equal(window, m.GetInt("phi3.attention.sliding_window"));
         Assert.Null(m.GetString("phi3.rope.scaling.type"));
         var factors = GgufPhi3.RopeFactorTensors(c).ToDictionary(t => t.Name, t => t.Values);
+        var notes = GgufPhi3.Notes(c).ToList();
+        Assert.Equal(longRope, notes.Any(n => n.StartsWith("LongRoPE") && n.Contains("exceeds 4096")));
+        Assert.Equal(window < context, notes.Any(n => n.Contains($"sliding window ({window} tokens)")));   // Phi-3.5's never binds
         if (longRope)
         {
             Assert.Equal(Math.Sqrt(17.0 / 12), m.GetFloat("phi3.rope.scaling.attn_factor")!.Value, 6);

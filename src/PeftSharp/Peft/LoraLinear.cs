@@ -166,8 +166,10 @@ internal sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
         }
     }
 
+    /// <summary>Disposes the adapters and the wrapped base: the layer holds only this wrapper, so it owns both.</summary>
     public void Dispose()
     {
         foreach (var a in _adapters.Values) a.Dispose();
+        (Base as IDisposable)?.Dispose();
     }
 }

@@ -28,9 +28,10 @@ internal sealed class BenchServeCommand : IBenchCommand
         var streams = new Option<string>("--streams") { DefaultValueFactory = _ => "1,4,16" };
         var stepCount = new Option<int>("--steps") { Description = "alternated decode steps of the step-by-step comparison", DefaultValueFactory = _ => 16 };
         var dtype = new Option<string>("--dtype") { Description = "weight storage dtype: bf16, f16, f32", DefaultValueFactory = _ => "bf16" };
+        var dora = new Option<bool>("--dora") { Description = "DoRA adapters instead of LoRA" };
         var threads = SharedOptions.Threads();
         var cmd = new Command("serve", "continuous-batching decode throughput over 1 and 4 adapters");
-        foreach (var o in new Option[] { config, prompt, tokens, rank, streams, stepCount, dtype, threads }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { config, prompt, tokens, rank, streams, stepCount, dtype, dora, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {
             using var compute = SharedOptions.Compute(pr.GetValue(threads));
@@ -41,7 +42,7 @@ internal sealed class BenchServeCommand : IBenchCommand
             long adapterBytes = 0;
             foreach (var n in names)
             {
-                pm.AddAdapter(n, new LoraConfig { R = pr.GetValue(rank), LoraAlpha = 2 * pr.GetValue(rank), TargetModulesRegex = "all-linear" }, (ulong)n[1]);
+                pm.AddAdapter(n, new LoraConfig { R = pr.GetValue(rank), LoraAlpha = 2 * pr.GetValue(rank), TargetModulesRegex = "all-linear", UseDora = pr.GetValue(dora) }, (ulong)n[1]);
                 foreach (var (_, t) in pm.AdapterTensors(n))
                 {
                     adapterBytes += t.ByteLength;
@@ -63,7 +64,7 @@ internal sealed class BenchServeCommand : IBenchCommand
                     rate[(adapters, s)] = r.TokensPerSecond;
                     Console.WriteLine(JsonSerializer.Serialize(new
                     {
-                        bench = "serve", streams = s, adapters, prompt_tokens = p, new_tokens = newTokens, rank = pr.GetValue(rank),
+                        bench = "serve", streams = s, adapters, kind = pr.GetValue(dora) ? "dora" : "lora", prompt_tokens = p, new_tokens = newTokens, rank = pr.GetValue(rank),
                         decode_tokens_per_s = Math.Round(r.TokensPerSecond, 2), p50_ms_per_token = Math.Round(r.P50, 2), p95_ms_per_token = Math.Round(r.P95, 2),
                         adapter_mib_each = Math.Round(adapterBytes / 4.0 / (1 << 20), 2), threads = compute.Options.Threads,
                     }));

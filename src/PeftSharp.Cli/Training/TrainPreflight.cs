@@ -16,7 +16,10 @@ public static class TrainPreflight
         var config = ModelConfig.Load(configPath);
         string targets = o.Lora.TargetModules is { } list && list.All(ParameterCounter.AllLinear.Contains) && list.Count > 0
             ? string.Join(",", list) : "all-linear";   // a regex or other names: count every projection (an upper bound)
-        var e = MemoryEstimator.Estimate(config, o.Method, o.BatchSize, o.MaxLength, o.Lora.R, targets, o.GradientCheckpointing, o.Optimizer);
+        var mts = o.Lora.ModulesToSave is { Count: > 0 } saved && saved.All(ModulesToSaveCount.Supported.Contains)
+            ? ModulesToSaveCount.Of(config, saved, o.Lora.EnsureWeightTying) : null;
+        var e = MemoryEstimator.Estimate(config, o.Method, o.BatchSize, o.MaxLength, o.Lora.R, targets, o.GradientCheckpointing, o.Optimizer,
+            modulesToSave: mts);
         MemoryGuard.EnsureFits(e.TotalBytes,
             $"training ({o.Method}, r {o.Lora.R}, batch {o.BatchSize} × {o.MaxLength} tokens)",
             $"weights {ByteSize.Format(e.WeightsBytes)}, adapter {ByteSize.Format(e.AdapterBytes)}, gradients {ByteSize.Format(e.GradientBytes)}, " +

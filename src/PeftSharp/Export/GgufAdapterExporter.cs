@@ -9,7 +9,8 @@ namespace PeftSharp.Export;
 /// <c>&lt;base tensor&gt;.lora_a</c> (r, in) and <c>.lora_b</c> (out, r). llama.cpp scales each pair by alpha / r with r
 /// read from lora_b, so one alpha is stored: that of the first module (alpha·√r for rsLoRA, giving alpha/√r); a module
 /// whose scale differs (rank_pattern, alpha_pattern, rsLoRA with mixed ranks) has the ratio folded into its B. For the
-/// "llama" architecture B's rows of q/k get the same permutation as the base weights.
+/// "llama" architecture B's rows of q/k get the same permutation as the base weights; phi3's fused qkv_proj and
+/// gate_up_proj adapt llama.cpp's fused attn_qkv and ffn_up, whose rows are in the Hugging Face order.
 /// </summary>
 internal static class GgufAdapterExporter
 {
@@ -50,7 +51,7 @@ internal static class GgufAdapterExporter
         var tensors = new List<GgufTensorSource>();
         foreach (var f in factors)
         {
-            string baseName = GgufTensorNames.ToGguf(f.Module + ".weight") ?? throw new PeftException($"{f.Module}: no llama.cpp tensor name");
+            string baseName = GgufTensorNames.ToGguf(f.Module + ".weight", arch) ?? throw new PeftException($"{f.Module}: no llama.cpp tensor name");
             double fold = f.Scale / (alpha / (double)f.Rank);
             var b = f.B;
             if (Math.Abs(fold - 1) > 1e-12) b = b.Select(x => (float)(x * fold)).ToArray();

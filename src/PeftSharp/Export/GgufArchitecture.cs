@@ -7,7 +7,8 @@ namespace PeftSharp.Export;
 /// The llama.cpp architecture of a Hugging Face model type and the <c>{arch}.*</c> hyper-parameter keys
 /// (convert_hf_to_gguf: Mistral is written as "llama"; Qwen2 and Qwen3 have their own). llama.cpp's "llama"
 /// architecture applies RoPE to adjacent pairs, so its converter permutes the rows of q_proj and k_proj; qwen2/qwen3
-/// use the NeoX (half-split) form as HF does and are written unpermuted.
+/// use the NeoX (half-split) form as HF does and are written unpermuted, as are phi3 (fused q|k|v, see
+/// <see cref="GgufPhi3"/>) and gemma.
 /// </summary>
 internal static class GgufArchitecture
 {
@@ -18,7 +19,8 @@ internal static class GgufArchitecture
         "qwen3" => "qwen3",
         "gemma2" => "gemma2",
         "gemma3_text" => "gemma3",
-        _ => throw new PeftException($"model_type '{modelType}' has no GGUF mapping (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text)"),
+        "phi3" => "phi3",
+        _ => throw new PeftException($"model_type '{modelType}' has no GGUF mapping (supported: llama, mistral, qwen2, qwen3, phi3, gemma2, gemma3_text)"),
     };
 
     /// <summary>True when q/k rows are stored interleaved (llama.cpp's "llama" RoPE) and must be permuted.</summary>
@@ -28,6 +30,7 @@ internal static class GgufArchitecture
     public static void WriteHyperParameters(GgufMetadata m, ModelConfig c)
     {
         string a = For(c.ModelType);
+        if (a == "phi3") GgufPhi3.RefuseUnrepresentable(c);   // llama3 RoPE, before the switch below accepts it
         m.Set("general.architecture", a);
         m.Set($"{a}.context_length", (uint)c.MaxPositions);
         m.Set($"{a}.embedding_length", (uint)c.HiddenSize);
@@ -51,10 +54,14 @@ internal static class GgufArchitecture
             case "llama3":
                 // llama.cpp reads llama3 scaling from the rope_freqs.weight tensor (see RopeFrequencyFactors)
                 break;
+            case "longrope" when a == "phi3":
+                // the factor tensors and attn_factor (GgufPhi3)
+                break;
             default: throw new PeftException($"rope_scaling type '{c.RopeScaling.Type}' has no GGUF form");
         }
         if (c.SlidingWindow is { } sw && a != "llama") m.Set($"{a}.attention.sliding_window", (uint)sw);
         if (c.IsGemma) GgufGemma.WriteHyperParameters(m, a, c);
+        if (a == "phi3") GgufPhi3.WriteHyperParameters(m, c);
     }
 
     /// <summary>llama3 RoPE scaling as llama.cpp takes it: per-frequency divisors of the angle (rope_freqs.weight),

@@ -57,6 +57,9 @@ internal static class GgufModelExporter
         var tensors = new List<GgufTensorSource>();
         if (GgufArchitecture.RopeFrequencyFactors(c) is { } factors)
             tensors.Add(Encode(new WeightRows("rope_freqs.weight", [factors.Length], (_, _, d) => factors.CopyTo(d)), "rope_freqs.weight", GgmlType.F32, 0));
+        foreach (var (ropeName, values) in GgufPhi3.RopeFactorTensors(c))
+            tensors.Add(Encode(new WeightRows(ropeName, [values.Length], (_, _, d) => values.CopyTo(d)), ropeName, GgmlType.F32, 0));
+        if (arch == "phi3") notes.AddRange(GgufPhi3.Notes(c));
         int keptF16 = 0;
         foreach (var w in WeightRows.FromModel(model, mergeAdapter, ctx))
         {

@@ -22,6 +22,14 @@ internal static partial class GgufTensorNames
         ("mlp.down_proj.weight", "ffn_down.weight"), ("mlp.down_proj.bias", "ffn_down.bias"),
     ];
 
+    /// <summary>phi3's fused projections (llama.cpp's attn_qkv, and ffn_up holding gate | up); read back only for phi3,
+    /// since ffn_up is up_proj in the other architectures.</summary>
+    static readonly (string Hf, string Gguf)[] FusedParts =
+    [
+        ("self_attn.qkv_proj.weight", "attn_qkv.weight"),
+        ("mlp.gate_up_proj.weight", "ffn_up.weight"),
+    ];
+
     [GeneratedRegex(@"^model\.layers\.(\d+)\.(.+)$")]
     private static partial Regex HfLayer();
 
@@ -58,9 +66,18 @@ internal static partial class GgufTensorNames
         }
         var m = HfLayer().Match(hf);
         if (!m.Success) return null;
-        foreach (var (h, g) in LayerParts)
+        foreach (var (h, g) in LayerParts.Concat(FusedParts))
             if (m.Groups[2].Value == h) return $"blk.{m.Groups[1].Value}.{g}";
         return null;
+    }
+
+    /// <summary>The Hugging Face name of a GGUF tensor name in llama.cpp architecture <paramref name="arch"/>, or null.</summary>
+    public static string? ToHf(string gguf, string arch)
+    {
+        if (arch == "phi3" && GgufLayer().Match(gguf) is { Success: true } m)
+            foreach (var (h, g) in FusedParts)
+                if (m.Groups[2].Value == g) return $"model.layers.{m.Groups[1].Value}.{h}";
+        return ToHf(gguf);
     }
 
     /// <summary>The Hugging Face name of a GGUF tensor name, or null.</summary>

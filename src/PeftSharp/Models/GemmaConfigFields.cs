@@ -30,7 +30,7 @@ internal static class GemmaConfigFields
     }
 
     /// <summary>Adds the Gemma fields to a config parsed by the common path.</summary>
-    public static ModelConfig Apply(ConfigJsonFields f, ModelConfig c)
+    public static ModelConfig Apply(ConfigJsonFields f, ModelConfig c, RopeFields rope)
     {
         bool g2 = c.ModelType == "gemma2";
         // An explicit null turns a soft cap off; a missing key takes the class default (gemma2 50 / 30, gemma3 none).
@@ -44,12 +44,7 @@ internal static class GemmaConfigFields
         double scalar = f.OptionalNumber("query_pre_attn_scalar") ?? 256;
         if (scalar <= 0) throw new PeftException($"{f.Source}: \"{f.KeyName("query_pre_attn_scalar")}\" must be a positive number, found {scalar}");
         int pattern = g2 ? 2 : f.OptionalPositiveInt("sliding_window_pattern") ?? 6;
-        double? localTheta = null;
-        if (!g2)
-        {
-            localTheta = f.OptionalNumber("rope_local_base_freq") ?? 10000;
-            if (localTheta <= 0) throw new PeftException($"{f.Source}: \"{f.KeyName("rope_local_base_freq")}\" must be a positive number, found {localTheta}");
-        }
+        double? localTheta = g2 ? null : rope.LocalTheta(f);
         return c with
         {
             QueryPreAttnScalar = scalar,

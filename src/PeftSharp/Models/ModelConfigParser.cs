@@ -98,9 +98,12 @@ internal static class ModelConfigParser
 
         int layers = Size("num_hidden_layers");
         int intermediate = Size("intermediate_size");
-        // Phi-3/3.5 rotate every dimension; a partial rotary factor (Phi-4-mini) is not implemented.
-        if (modelType == "phi3" && f.OptionalNumber("partial_rotary_factor") is double prf && prf != 1.0)
-            throw new PeftException($"{f.Source}: \"partial_rotary_factor\" is {prf}; only 1.0 (rotary on the whole head) is supported for phi3");
+        var rope = RopeFields.Of(f);
+        if (!(gemma && modelType == "gemma3_text")) rope.CheckSingle(f, modelType);
+        // transformers' default RoPE reads partial_rotary_factor for every model; rotating part of the head (Phi-4-mini)
+        // is not implemented, so anything but 1 is refused rather than computed as a different model.
+        if (rope.PartialRotaryFactor(f) is double prf && prf != 1.0)
+            throw new PeftException($"{f.Source}: \"partial_rotary_factor\" is {prf}; only 1.0 (rotary on the whole head) is supported");
         int vocab = Size("vocab_size");
         CheckSizes(f, vocab, hidden, intermediate, layers, heads, headDim);
         var ids = outer is { } o && !f.TryGet("eos_token_id", out _) ? o : f;
@@ -121,8 +124,8 @@ internal static class ModelConfigParser
             NumKvHeads = kvHeads,
             HeadDim = headDim,
             RmsNormEps = (float)PositiveOr(f, "rms_norm_eps", 1e-6),
-            RopeTheta = PositiveOr(f, "rope_theta", modelType == "gemma3_text" ? 1_000_000 : 10000),
-            RopeScaling = ParseRopeScaling(f, modelType, headDim, maxPositions),
+            RopeTheta = rope.Theta(f, modelType == "gemma3_text" ? 1_000_000 : 10000),
+            RopeScaling = ParseRopeScaling(f, rope, modelType, headDim, maxPositions),
             MaxPositions = maxPositions,
             TieWordEmbeddings = f.OptionalBool("tie_word_embeddings") ?? gemma,   // Gemma's config classes default to tied
             QkvBias = qkvBias,
@@ -136,7 +139,7 @@ internal static class ModelConfigParser
             EosTokenIds = eos,
             TorchDtype = outer is { } od && !f.TryGet("torch_dtype", out _) && !f.TryGet("dtype", out _) ? ParseDtype(od) : ParseDtype(f),
         };
-        return gemma ? GemmaConfigFields.Apply(f, config) : config;
+        return gemma ? GemmaConfigFields.Apply(f, config, rope) : config;
     }
 
     /// <summary>Largest width, head count and vocabulary accepted: far past every real model, and small enough
@@ -241,15 +244,15 @@ internal static class ModelConfigParser
         return v;
     }
 
-    static RopeScaling? ParseRopeScaling(ConfigJsonFields f, string modelType, int headDim, int maxPositions)
+    static RopeScaling? ParseRopeScaling(ConfigJsonFields f, RopeFields rope, string modelType, int headDim, int maxPositions)
     {
-        if (!f.TryGet("rope_scaling", out var e)) return null;
-        if (e.ValueKind != JsonValueKind.Object) throw f.Error("rope_scaling", "an object or null", e);
-        var r = new ConfigJsonFields(e, f.Source, "rope_scaling.");
+        if (rope.Global is not { } r) return null;
         string typeKey = r.TryGet("rope_type", out _) ? "rope_type" : "type";
         string supported = string.Join(", ", SupportedRopeTypes);
-        string type = r.OptionalString(typeKey)
-            ?? throw new PeftException($"{f.Source}: \"rope_scaling\" needs \"rope_type\" (or \"type\"): one of {supported}");
+        // transformers 5 fills a missing rope_type with "default"; transformers 4 has no default for rope_scaling.
+        string type = r.OptionalString(typeKey) ?? (rope.Legacy
+            ? throw new PeftException($"{f.Source}: \"rope_scaling\" needs \"rope_type\" (or \"type\"): one of {supported}")
+            : "default");
         // Phi3Config maps the names of earlier releases ("su", "yarn") to longrope.
         if (modelType == "phi3" && type is "su" or "yarn") type = "longrope";
         switch (type)
@@ -265,12 +268,12 @@ internal static class ModelConfigParser
                 double high = r.RequiredPositiveNumber("high_freq_factor");
                 if (high <= low)
                     throw new PeftException(
-                        $"{f.Source}: \"rope_scaling.high_freq_factor\" ({high}) must be larger than \"rope_scaling.low_freq_factor\" ({low})");
+                        $"{f.Source}: \"{r.KeyName("high_freq_factor")}\" ({high}) must be larger than \"{r.KeyName("low_freq_factor")}\" ({low})");
                 int original = r.RequiredPositiveInt("original_max_position_embeddings");
                 return new RopeScaling("llama3", r.RequiredPositiveNumber("factor"), low, high, original);
             default:
                 throw new PeftException(
-                    $"{f.Source}: \"rope_scaling.{typeKey}\" is \"{type}\", which is not supported (supported: {supported})");
+                    $"{f.Source}: \"{r.KeyName(typeKey)}\" is \"{type}\", which is not supported (supported: {supported})");
         }
     }
 
@@ -283,10 +286,10 @@ internal static class ModelConfigParser
         var longFactor = FactorList(r, "long_factor", headDim / 2);
         int? original = f.OptionalPositiveInt("original_max_position_embeddings") ?? r.OptionalPositiveInt("original_max_position_embeddings");
         double factor = original is int o ? (double)maxPositions / o : r.OptionalNumber("factor") ?? 1;
-        if (!(factor > 0)) throw new PeftException($"{f.Source}: \"rope_scaling.factor\" must be a positive number, found {factor}");
+        if (!(factor > 0)) throw new PeftException($"{f.Source}: \"{r.KeyName("factor")}\" must be a positive number, found {factor}");
         double? attention = r.OptionalNumber("attention_factor");
         if (attention is double a && !(a > 0))
-            throw new PeftException($"{f.Source}: \"rope_scaling.attention_factor\" must be a positive number, found {a}");
+            throw new PeftException($"{f.Source}: \"{r.KeyName("attention_factor")}\" must be a positive number, found {a}");
         return RopeScaling.LongRope(shortFactor, longFactor, original ?? maxPositions, factor, attention);
     }
 

@@ -26,6 +26,16 @@ public sealed record LoftQConfig
         if (LoftqIter < 1) throw new PeftException($"{source}: loftq_config.loftq_iter must be ≥ 1, got {LoftqIter}");
     }
 
+    /// <summary>
+    /// The config a LoftQ adapter is saved with, as PEFT's own LoftQ example saves it (quantize_save_load.py sets
+    /// init_lora_weights = True before save_pretrained): the factors are already fitted and the base already holds Q,
+    /// and PEFT's from_pretrained would run loftq_init again on a config that says "loftq" (it needs a dense base and
+    /// fails on a 4-bit one). loftq_config becomes {} as PEFT's LoraConfig resets it for any other init; what LoftQ did
+    /// is kept in the run's loftq.json.
+    /// </summary>
+    internal static LoraConfig SavedForm(LoraConfig c) =>
+        c.InitLoraWeights == "loftq" ? c with { InitLoraWeights = "true", LoftqConfig = null } : c;
+
     /// <summary>The JSON object PEFT writes (vars(LoftQConfig)): {"loftq_bits": 4, "loftq_iter": N}.</summary>
     internal JsonObject ToJson() => new() { ["loftq_bits"] = LoftqBits, ["loftq_iter"] = LoftqIter };
 

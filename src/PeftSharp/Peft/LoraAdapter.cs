@@ -27,6 +27,9 @@ internal sealed class LoraAdapter : IDisposable
     public float[]? InitialA { get; internal set; }
     public float[]? InitialB { get; internal set; }
 
+    /// <summary>DoRA's last row norms ‖W + s·B·A‖², reused while nothing they depend on changed (null for LoRA).</summary>
+    internal RowNormCache? NormCache { get; }
+
     public LoraAdapter(string module, int inFeatures, int outFeatures, int rank, double alpha, bool rsLora, float dropout, bool useDora)
         : this(module, inFeatures, outFeatures, rank, alpha, rsLora, dropout, useDora ? AdapterKind.Dora : AdapterKind.Lora) { }
 
@@ -41,7 +44,11 @@ internal sealed class LoraAdapter : IDisposable
         Variant = kind.Variant;
         A = new Parameter(module + ".lora_A.weight", rank, inFeatures);
         B = new Parameter(module + ".lora_B.weight", outFeatures, rank);
-        if (Variant.HasMagnitude) Magnitude = new Parameter(module + ".lora_magnitude_vector", outFeatures);
+        if (Variant.HasMagnitude)
+        {
+            Magnitude = new Parameter(module + ".lora_magnitude_vector", outFeatures);
+            NormCache = new RowNormCache();
+        }
     }
 
     /// <summary>PEFT's scaling: alpha / r, or alpha / √r with rsLoRA (float32, as the forward uses it).</summary>

@@ -22,7 +22,7 @@ internal sealed unsafe partial class LoraLinear
         lock (_lock)
         {
             op.Adapter.Variant.Merge(op);
-            _baseRowNormSq = null;
+            BaseChanged();
             _merged.Add(adapterName);
         }
     }
@@ -33,7 +33,7 @@ internal sealed unsafe partial class LoraLinear
         lock (_lock)
         {
             op.Adapter.Variant.Unmerge(op);
-            _baseRowNormSq = null;
+            BaseChanged();
             _merged.Remove(adapterName);
         }
     }

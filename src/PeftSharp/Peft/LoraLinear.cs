@@ -18,6 +18,7 @@ internal sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
     readonly HashSet<string> _merged = new();
     readonly Dictionary<LoraAdapter, float[]> _mergeFactors = new();
     volatile double[]? _baseRowNormSq;                 // ‖W_i‖², W frozen → computed once (until a merge)
+    long _baseGeneration;                              // bumped whenever W is rewritten (merge, PiSSA): DoRA's norm caches check it
 
     public ILinear Base { get; }
     public string Name => Base.Name;
@@ -120,6 +121,14 @@ internal sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
     /// ‖W_i‖² + 2s·⟨B_i, (W·Aᵀ)_i⟩ + s²·⟨B_i, (B·A·Aᵀ)_i⟩.</summary>
     internal void RowNormsSquared(ComputeContext ctx, LoraAdapter ad, Span<double> result)
     {
+        long generation = Interlocked.Read(ref _baseGeneration);
+        if (ad.NormCache?.TryGet(generation, ad.A.Value.Floats, ad.B.Value.Floats, result) == true) return;
+        ComputeRowNormsSquared(ctx, ad, result);
+        ad.NormCache?.Set(generation, ad.A.Value.Floats, ad.B.Value.Floats, result);
+    }
+
+    void ComputeRowNormsSquared(ComputeContext ctx, LoraAdapter ad, Span<double> result)
+    {
         int r = ad.Rank, outF = OutFeatures, inF = InFeatures;
         float s = ad.Scaling;
         var baseSq = BaseRowNormsSquared(ctx);
@@ -147,6 +156,19 @@ internal sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
         return result;
     }
 
+    /// <summary>The frozen W was rewritten in place (PiSSA's residual): cached ‖W_i‖² no longer hold.</summary>
+    internal void BaseWeightChanged()
+    {
+        lock (_lock) BaseChanged();
+    }
+
+    /// <summary>Under _lock: W changed, so ‖W_i‖² and every adapter's cached DoRA norms are stale.</summary>
+    void BaseChanged()
+    {
+        _baseRowNormSq = null;
+        Interlocked.Increment(ref _baseGeneration);
+    }
+
     double[] BaseRowNormsSquared(ComputeContext ctx)
     {
         var cached = _baseRowNormSq;
@@ -160,8 +182,10 @@ internal sealed unsafe partial class LoraLinear : IWrapsLinear, IDisposable
         }
     }
 
+    /// <summary>Disposes the adapters and the wrapped base: the layer holds only this wrapper, so it owns both.</summary>
     public void Dispose()
     {
         foreach (var a in _adapters.Values) a.Dispose();
+        (Base as IDisposable)?.Dispose();
     }
 }

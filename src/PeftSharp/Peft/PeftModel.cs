@@ -303,7 +303,8 @@ public sealed partial class PeftModel : IDisposable
     /// A PiSSA adapter (which rewrote the base weights) is saved, by default, converted to a standard LoRA of rank 2r
     /// that applies to the ORIGINAL base (PEFT's path_initial_model_for_weight_conversion; see
     /// <see cref="PissaConversion"/>). <paramref name="convertPissa"/> = false writes the raw adapter instead, which only
-    /// reproduces the model on top of the residual base weights.
+    /// reproduces the model on top of the residual base weights. A LoftQ adapter is saved with init_lora_weights true
+    /// (its factors are fitted), so that PEFT loads it as it is instead of running LoftQ again.
     /// </summary>
     public void Save(string dir, string? name = null, DType dtype = DType.F32, string? baseModelNameOrPath = null, bool convertPissa = true)
     {
@@ -328,7 +329,7 @@ public sealed partial class PeftModel : IDisposable
             SafetensorsWriter.Write(Path.Combine(dir, "adapter_model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
         }
         finally { foreach (var t in owned) t.Dispose(); }
-        var cfg = config with { InferenceMode = true, BaseModelNameOrPath = baseModelNameOrPath ?? config.BaseModelNameOrPath };
+        var cfg = LoftQConfig.SavedForm(config) with { InferenceMode = true, BaseModelNameOrPath = baseModelNameOrPath ?? config.BaseModelNameOrPath };
         AtomicFile.WriteAllText(Path.Combine(dir, "adapter_config.json"), cfg.ToJson());
     }
 

@@ -74,5 +74,6 @@ internal static class Pissa
         fixed (float* d = delta)
             ctx.Backend.Gemm(false, false, outF, inF, r, ad.Scaling, ad.B.Value.AsMatrix(), ad.A.Value.AsMatrix(), 0f, d, inF);
         frozen.AddToWeight(ctx, delta, -1f);
+        module.BaseWeightChanged();   // another (DoRA) adapter on this module may have cached the old ‖W_i‖
     }
 }

@@ -66,7 +66,7 @@ internal sealed class CalcReport
         PackedBase = packedBase;
         string[] methods = packedBase != null ? ["lora", "dora"] : MemoryEstimator.Methods;
         Memory = methods.SelectMany(m => new[] { false, true }.Select(ck =>
-            MemoryEstimator.Estimate(config, m, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, ck, request.Optimizer, packedBase))).ToList();
+            MemoryEstimator.Estimate(config, m, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, ck, request.Optimizer, packedBase, ModulesToSave))).ToList();
         if (throughput != null)
         {
             if (request.Steps <= 0) throw new PeftException($"--steps: must be > 0, got {request.Steps}");
@@ -76,7 +76,7 @@ internal sealed class CalcReport
                 TimeEstimator.Estimate(config, m, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, ck, throughput))).ToList();
         }
         if (request.BudgetBytes is long budget && packedBase == null)
-            Advice = MethodAdvisor.Advise(config, budget, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, request.Optimizer);
+            Advice = MethodAdvisor.Advise(config, budget, request.Batch, request.Seq, request.MemoryRank, request.MemoryTargets, request.Optimizer, ModulesToSave);
     }
 
     static string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
@@ -135,7 +135,8 @@ internal sealed class CalcReport
         sb.AppendLine();
 
         var q = Request;
-        sb.AppendLine($"Memory ESTIMATE for training (MiB; not a measurement): batch {q.Batch} × seq {q.Seq}, r {q.MemoryRank}, {q.MemoryTargets}, {q.Optimizer}");
+        sb.AppendLine($"Memory ESTIMATE for training (MiB; not a measurement): batch {q.Batch} × seq {q.Seq}, r {q.MemoryRank}, {q.MemoryTargets}, {q.Optimizer}" +
+                      (ModulesToSave is { } saved ? $", modules_to_save {string.Join(",", saved.Modules)} (in the trainable, gradient and optimizer columns)" : ""));
         sb.AppendLine("  weights: frozen base (NF4 projections for q-methods) | trainable: float32 values | optimizer: AdamW state |");
         sb.AppendLine($"  activations: saved for backward | overhead: runtime {Mb(MemoryEstimator.RuntimeBaselineBytes)} MiB + scratch");
         var memt = new TextTable("  ", "method", "ckpt", "trainable params", "weights", "trainable", "grads", "optimizer", "activations", "overhead", "total");

@@ -41,8 +41,11 @@ internal static class MemoryEstimator
 
     /// <summary>The estimate for one method; with a GPTQ/AWQ checkpoint's packing (<c>packedBase</c>) the projections
     /// stay packed whatever the method (lora/dora train over them; full fine-tuning is refused).</summary>
+    /// <remarks><paramref name="modulesToSave"/>: embedding/lm_head copies trained in full beside the adapter (their
+    /// float32 values, gradients and optimizer state; full fine-tuning already trains every weight).</remarks>
     public static MemoryEstimate Estimate(ModelConfig c, string method, int batch, int seq, int rank, string targets,
-        bool gradientCheckpointing, string optimizer, Quantization.IntGroup.IntGroupConfig? packedBase = null)
+        bool gradientCheckpointing, string optimizer, Quantization.IntGroup.IntGroupConfig? packedBase = null,
+        ModulesToSaveCount? modulesToSave = null)
     {
         var parsed = Training.TrainingMethod.Parse(method);
         if (!Optimizers.Contains(optimizer)) throw new PeftException($"optimizer \"{optimizer}\" is not one of {string.Join(", ", Optimizers)}");
@@ -76,6 +79,11 @@ internal static class MemoryEstimator
             weights = (count.Embedding + count.LmHead) * b + projections + (count.Norms + count.Biases) * b + normAndBiasCopies;
             trainableCount = ParameterCounter.AdapterParameters(c, targetList, rank, dora);
             trainableTensors = ParameterCounter.AdapterTensorSizes(c, targetList, rank, dora);
+            if (modulesToSave is { Copies: > 0 } mts)
+            {
+                trainableCount += mts.TrainableParameters;
+                trainableTensors = trainableTensors.Concat(Enumerable.Repeat((long)c.VocabSize * c.HiddenSize, mts.Copies));
+            }
         }
 
         long activations = ModelPassActivationBytes(c, batch, seq, gradientCheckpointing)

@@ -35,14 +35,15 @@ internal static class MethodAdvisor
         return seqs;
     }
 
-    public static Advice Advise(ModelConfig c, long budgetBytes, int batch, int seq, int rank, string targets, string optimizer)
+    public static Advice Advise(ModelConfig c, long budgetBytes, int batch, int seq, int rank, string targets, string optimizer,
+        ModulesToSaveCount? modulesToSave = null)
     {
         if (budgetBytes <= 0) throw new PeftException($"--budget: must be > 0 bytes, got {budgetBytes}");
         var fits = new List<MethodFit>();
         foreach (var method in QualityOrder)
             foreach (var ckpt in new[] { false, true })
             {
-                MemoryEstimate Est(int b, int s) => MemoryEstimator.Estimate(c, method, b, s, rank, targets, ckpt, optimizer);
+                MemoryEstimate Est(int b, int s) => MemoryEstimator.Estimate(c, method, b, s, rank, targets, ckpt, optimizer, modulesToSave: modulesToSave);
                 var at = Est(batch, seq);
                 int maxBatch = BatchGrid.Where(b => Est(b, seq).TotalBytes <= budgetBytes).DefaultIfEmpty(0).Max();
                 MemoryEstimate? largest = null;
@@ -95,8 +96,8 @@ internal static class MethodAdvisor
                 $"{(best.Checkpointing ? " with gradient checkpointing" : "")} ({Gib(e.TotalBytes)} of {Gib(budgetBytes)}); " +
                 "use gradient accumulation to keep the effective batch");
         }
-        var smallest = fits.MinBy(f => MemoryEstimator.Estimate(c, f.Method, 1, SeqsFor(c).First(), rank, targets, f.Checkpointing, optimizer).TotalBytes)!;
-        long need = MemoryEstimator.Estimate(c, smallest.Method, 1, SeqsFor(c).First(), rank, targets, smallest.Checkpointing, optimizer).TotalBytes;
+        var smallest = fits.MinBy(f => MemoryEstimator.Estimate(c, f.Method, 1, SeqsFor(c).First(), rank, targets, f.Checkpointing, optimizer, modulesToSave: modulesToSave).TotalBytes)!;
+        long need = MemoryEstimator.Estimate(c, smallest.Method, 1, SeqsFor(c).First(), rank, targets, smallest.Checkpointing, optimizer, modulesToSave: modulesToSave).TotalBytes;
         return new Advice(budgetBytes, batch, seq, fits, null, false, 0, 0,
             $"no method fits in {Gib(budgetBytes)}: the smallest estimate is {smallest.Method}" +
             $"{(smallest.Checkpointing ? " with gradient checkpointing" : "")} at batch 1 × seq {SeqsFor(c).First()}: {Gib(need)}" +

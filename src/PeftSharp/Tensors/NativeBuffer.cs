@@ -27,6 +27,8 @@ internal sealed unsafe class NativeBuffer : IDisposable
         Interlocked.Add(ref s_liveBytes, byteLength);
     }
 
+    public bool IsDisposed => _ptr == null;
+
     public byte* Pointer => _ptr != null ? _ptr : throw new ObjectDisposedException(nameof(NativeBuffer));
 
     public Span<T> AsSpan<T>() where T : unmanaged

@@ -77,6 +77,9 @@ internal sealed unsafe class Tensor : IDisposable
         return t;
     }
 
+    /// <summary>Owned bytes that were freed (borrowed memory reports false).</summary>
+    public bool IsDisposed => _owned is { IsDisposed: true };
+
     public string ShapeString => "[" + string.Join(", ", Shape) + "]";
 
     public void Dispose()

@@ -12,7 +12,7 @@ namespace PeftSharp.Training;
 /// with LoftQ's quantized base: a bitsandbytes 4-bit checkpoint for qlora/qdora, readable by transformers and by this
 /// project; for lora/dora the dense dequant(Q) as PEFT's loftq_init leaves it), loftq-init/ (the adapter before the
 /// first step, a PEFT adapter whose base_model_name_or_path is loftq-base/) and loftq.json (the relative errors LoftQ
-/// measured per module).
+/// measured per module, also written into each LoftQ adapter folder).
 /// </summary>
 internal static class LoftQRunFiles
 {
@@ -38,10 +38,21 @@ internal static class LoftQRunFiles
         string baseDir = BaseDir(outputDir);
         var dtype = pm.Model.Config.TorchDtype switch { "bfloat16" => DType.BF16, "float16" => DType.F16, _ => DType.F32 };
         HfCheckpoint.Write(baseDir, pm.Model, modelDir, dtype);
-        AtomicFile.WriteAllText(ReportPath(outputDir), ReportJson(reports, pm.Configs["default"].LoftqConfig!).ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-        if (writeInitialAdapter) pm.Save(InitialAdapterDir(outputDir), "default", DType.F32, Path.GetFullPath(baseDir));
+        var config = pm.Configs["default"].LoftqConfig!;
+        WriteReport(outputDir, reports, config);
+        if (writeInitialAdapter)
+        {
+            pm.Save(InitialAdapterDir(outputDir), "default", DType.F32, Path.GetFullPath(baseDir));
+            WriteReport(InitialAdapterDir(outputDir), reports, config);
+        }
         obs.OnMessage($"LoftQ base → {baseDir}{(writeInitialAdapter ? $", initial adapter → {InitialAdapterDir(outputDir)}" : "")}");
     }
+
+    /// <summary>Writes loftq.json into <paramref name="dir"/> (a run folder or an adapter folder: the saved
+    /// adapter_config.json says init_lora_weights true, as PEFT loads it, so this file is where its LoftQ origin is kept).</summary>
+    public static void WriteReport(string dir, IReadOnlyList<LoftQModuleReport> reports, LoftQConfig config) =>
+        AtomicFile.WriteAllText(ReportPath(dir), ReportJson(reports, config).ToJsonString(
+            new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
 
     /// <summary>{"loftq_config": …, "total": {"plain_nf4", "loftq": [per step]}, "modules": [{"module", "shape", "plain_nf4", "loftq"}]}.</summary>
     public static JsonObject ReportJson(IReadOnlyList<LoftQModuleReport> reports, LoftQConfig config)

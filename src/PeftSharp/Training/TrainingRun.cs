@@ -191,6 +191,7 @@ public sealed class TrainingRun : IDisposable
         // A LoftQ adapter applies to LoftQ's base, not to the original model.
         string baseDir = _loftq != null ? LoftQRunFiles.BaseDir(_o.OutputDir) : _o.ModelDir;
         _pm.Save(dir, "default", _o.SaveBf16 ? DType.BF16 : DType.F32, Path.GetFullPath(baseDir));
+        if (_loftq != null) LoftQRunFiles.WriteReport(dir, _loftq, _pm.Configs["default"].LoftqConfig!);
     }
 
     void AppendMetrics(JsonObject o) => File.AppendAllText(MetricsPath, o.ToJsonString() + "\n");

@@ -25,6 +25,8 @@ public class GgufQuantizedExportTests(ITestOutputHelper output)
     [InlineData("qwen2", "bf16", 3e-2)]
     [InlineData("llama", "q8_0", 5e-2)]
     [InlineData("qwen3", "q8_0", 5e-2)]
+    [InlineData("phi3", "f16", 3e-3)]
+    [InlineData("phi3", "q8_0", 5e-2)]
     public void ExportImportedByPeftSharpMatchesLlamaCpp(string type, string ggmlType, double bound)
     {
         var c = GgufTestModels.Config(type, 2048);

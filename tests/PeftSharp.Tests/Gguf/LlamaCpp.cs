@@ -17,11 +17,11 @@ public static class LlamaCpp
         if (level is LLamaLogLevel.Warning or LLamaLogLevel.Error) Console.Error.Write(message);
     });
 
-    static ModelParams Params(string gguf, bool vocabOnly = false) => new(gguf)
+    static ModelParams Params(string gguf, bool vocabOnly = false, uint contextSize = 256) => new(gguf)
     {
-        ContextSize = 256,
-        BatchSize = 256,
-        UBatchSize = 256,
+        ContextSize = contextSize,
+        BatchSize = contextSize,   // every test sequence is decoded as one batch
+        UBatchSize = contextSize,
         GpuLayerCount = 0,
         Threads = 2,
         BatchThreads = 2,
@@ -32,12 +32,13 @@ public static class LlamaCpp
         VocabOnly = vocabOnly,
     };
 
-    /// <summary>Logits (one row of vocab-size floats per position) of <paramref name="ids"/> in one batch.</summary>
-    public static float[][] Logits(string gguf, int[] ids, string? lora = null, float loraScale = 1f)
+    /// <summary>Logits (one row of vocab-size floats per position) of <paramref name="ids"/> in one batch, in a context
+    /// of <paramref name="contextSize"/> tokens (which decides, e.g., Phi-3's LongRoPE factor set in llama.cpp).</summary>
+    public static float[][] Logits(string gguf, int[] ids, string? lora = null, float loraScale = 1f, uint contextSize = 256)
     {
         lock (Gate)
         {
-            var p = Params(gguf);
+            var p = Params(gguf, contextSize: contextSize);
             using var weights = LLamaWeights.LoadFromFile(p);
             using var ctx = weights.CreateContext(p);
             if (lora != null)

@@ -159,9 +159,13 @@ public class LoftQModelTests
         foreach (var adapter in new[] { result.AdapterDir!, initDir })
         {
             var raw = JsonNode.Parse(File.ReadAllText(Path.Combine(adapter, "adapter_config.json")))!;
-            Assert.Equal("loftq", raw["init_lora_weights"]!.GetValue<string>());
-            Assert.Equal(2, raw["loftq_config"]!["loftq_iter"]!.GetValue<int>());
-            Assert.Equal(4, raw["loftq_config"]!["loftq_bits"]!.GetValue<int>());
+            // Saved as PEFT's LoftQ example saves it: PEFT's from_pretrained would run loftq_init again on "loftq".
+            Assert.True(raw["init_lora_weights"]!.GetValue<bool>());
+            Assert.Empty(raw["loftq_config"]!.AsObject());
+            var origin = JsonNode.Parse(File.ReadAllText(Path.Combine(adapter, "loftq.json")))!;
+            Assert.Equal(2, origin["loftq_config"]!["loftq_iter"]!.GetValue<int>());
+            Assert.Equal(4, origin["loftq_config"]!["loftq_bits"]!.GetValue<int>());
+            Assert.Equal(14, origin["modules"]!.AsArray().Count);
             Assert.Equal(Path.GetFullPath(baseDir), raw["base_model_name_or_path"]!.GetValue<string>());
             Assert.Equal(method == "qdora", raw["use_dora"]!.GetValue<bool>());
         }
@@ -174,9 +178,26 @@ public class LoftQModelTests
         {
             Assert.True(back.Model.Quantization!.PreQuantized);
             back.LoadAdapter(result.AdapterDir!);
-            Assert.Equal(2, back.Configs["default"].LoftqConfig!.LoftqIter);
+            Assert.Equal("true", back.Configs["default"].InitLoraWeights);
+            Assert.Null(back.Configs["default"].LoftqConfig);
             double e = Numerics.RelativeError(Passes.Logits(back, Ids), trained.Select(x => (double)x).ToArray());
             Assert.True(e < 1e-5, $"reloaded trained adapter vs the run's model: {e:E2}");
+        }
+        // A config as PEFT's save_pretrained writes it when init_lora_weights was left at "loftq": loading reads the
+        // fitted factors from the file and does not run LoftQ again.
+        string asPeft = TinyRun.Temp("loftq-peft-config");
+        foreach (var f in Directory.GetFiles(result.AdapterDir!)) File.Copy(f, Path.Combine(asPeft, Path.GetFileName(f)));
+        var cfgPath = Path.Combine(asPeft, "adapter_config.json");
+        var peftCfg = JsonNode.Parse(File.ReadAllText(cfgPath))!.AsObject();
+        peftCfg["init_lora_weights"] = "loftq";
+        peftCfg["loftq_config"] = new JsonObject { ["loftq_bits"] = 4, ["loftq_iter"] = 2 };
+        File.WriteAllText(cfgPath, peftCfg.ToJsonString());
+        using (var back = PeftModel.Load(baseDir, TestCompute.Cpu))
+        {
+            back.LoadAdapter(asPeft);
+            Assert.Equal(2, back.Configs["default"].LoftqConfig!.LoftqIter);
+            double e = Numerics.RelativeError(Passes.Logits(back, Ids), trained.Select(x => (double)x).ToArray());
+            Assert.True(e < 1e-5, $"adapter whose config says \"loftq\" vs the run's model: {e:E2}");
         }
         // The initial adapter on the saved base is LoftQ's step-0 model, recomputed here from the original weights.
         using var fresh = PeftModel.Load(model, TestCompute.Cpu);

@@ -257,4 +257,17 @@ public class PeftModelTests
         Assert.Equal(22.627, c.LoraAlpha, 6);
         Assert.Equal("gaussian", c.InitLoraWeights);
     }
+
+    [Fact]
+    public void Disposing_a_LoRA_module_frees_the_base_it_wraps()
+    {
+        var w = new Tensor(DType.F32, 4, 6);
+        var lin = new PeftSharp.Nn.Linear("model.layers.0.self_attn.q_proj", w, null);
+        lin.OwnWeight();
+        var m = new LoraLinear(lin, 0);
+        m.Add("default", new LoraAdapter(lin.Name, 6, 4, 2, 4f, false, 0f, false));
+        Assert.False(w.IsDisposed);
+        m.Dispose();
+        Assert.True(w.IsDisposed);
+    }
 }

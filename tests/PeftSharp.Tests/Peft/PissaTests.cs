@@ -293,4 +293,27 @@ public unsafe class PissaTests
         var e = Assert.Throws<PeftException>(() => pm.Combine(["p", "l"], [1, 1], "c"));
         Assert.Contains("PiSSA", e.Message);
     }
+
+    [Fact]
+    public void A_PiSSA_init_on_a_module_refreshes_the_base_row_norms_another_DoRA_adapter_cached()
+    {
+        var (lin, _, _) = KnownLayer(DType.F32, 3);
+        var m = new LoraLinear(lin, 0);
+        var dora = new LoraAdapter(lin.Name, In, Out, R, 8f, false, 0f, true);
+        LoraInit.Initialize(dora, "gaussian", 11);
+        for (int i = 0; i < dora.B.Value.Floats.Length; i++) dora.B.Value.Floats[i] = 0.01f * (i % 7 - 3);
+        m.Add("d", dora);
+        _ = m.RowNormsSquared(TestCompute.Cpu, dora);            // caches ‖W_i‖² of the original W
+        Pissa.Initialize(TestCompute.Cpu, m, new LoraAdapter(lin.Name, In, Out, R, 8f, false, 0f, false), "pissa", 7);
+
+        var w = Weight(lin);                                      // now the PiSSA residual
+        var delta = LoraMath.Delta(dora);
+        var got = m.RowNormsSquared(TestCompute.Cpu, dora);
+        for (int o = 0; o < Out; o++)
+        {
+            double want = 0;
+            for (int i = 0; i < In; i++) want += Math.Pow(w[o * In + i] + delta[o * In + i], 2);
+            Assert.True(Math.Abs(got[o] - want) <= 1e-5 * want, $"row {o}: ‖W + s·B·A‖² {got[o]} vs {want}");
+        }
+    }
 }

@@ -82,4 +82,24 @@ public class CalcCommandTests
         Assert.Equal(126492, row.GetProperty("lora_parameters").GetInt64());
         Assert.Equal("0.0032%", row.GetProperty("percent_text").GetString());
     }
+
+    [Fact]
+    public void Modules_to_save_copies_are_in_the_memory_rows()
+    {
+        var path = IoTestPaths.ModelConfig("smollm2-135m.json");
+        var c = ModelConfig.Load(path);
+        var plain = new CalcReport(c, path, new CalcRequest());
+        var saved = new CalcReport(c, path, new CalcRequest { ModulesToSave = ["lm_head"] });
+        long copy = (long)c.VocabSize * c.HiddenSize;   // one float32 copy of the tied embedding
+        foreach (var (a, b) in plain.Memory.Zip(saved.Memory))
+        {
+            Assert.Equal(a.Method, b.Method);
+            long extra = a.Method == "full" ? 0 : copy;   // full fine-tuning trains every weight already
+            Assert.Equal(a.AdapterBytes + 4 * extra, b.AdapterBytes);
+            Assert.Equal(a.GradientBytes + 4 * extra, b.GradientBytes);
+            Assert.Equal(a.OptimizerBytes + 8 * extra, b.OptimizerBytes);   // AdamW: m and v in float32
+            Assert.Equal(a.WeightsBytes, b.WeightsBytes);
+        }
+        Assert.Contains("modules_to_save lm_head (in the trainable, gradient and optimizer columns)", saved.ToText());
+    }
 }

@@ -6,9 +6,9 @@ using PeftSharp.Tensors;
 namespace PeftSharp.IO.Gguf;
 
 /// <summary>
-/// Reads a llama.cpp GGUF model (llama, qwen2, qwen3 architectures; F32, F16, BF16 and Q8_0 tensors) back into this
-/// project's form: a <see cref="ModelConfig"/> from the <c>{arch}.*</c> keys and the Hugging Face-named tensors, with
-/// llama's q/k rows returned to HF order. F32/F16/BF16 tensors keep their type; Q8_0 is decoded exactly to F32 (q·d is
+/// Reads a llama.cpp GGUF model (llama, qwen2, qwen3, phi3 architectures; F32, F16, BF16 and Q8_0 tensors) back into
+/// this project's form: a <see cref="ModelConfig"/> from the <c>{arch}.*</c> keys (phi3's LongRoPE from its factor
+/// tensors) and the Hugging Face-named tensors, with llama's q/k rows returned to HF order. F32/F16/BF16 tensors keep their type; Q8_0 is decoded exactly to F32 (q·d is
 /// exact in float32, not always in a 16-bit type).
 /// </summary>
 internal static class GgufModelLoader
@@ -22,8 +22,8 @@ internal static class GgufModelLoader
         string arch = m.RequireString("general.architecture");
         string modelType = arch switch
         {
-            "llama" or "qwen2" or "qwen3" => arch,
-            _ => throw new PeftException($"{f.Path}: general.architecture '{arch}' is not supported (llama, qwen2, qwen3)"),
+            "llama" or "qwen2" or "qwen3" or "phi3" => arch,
+            _ => throw new PeftException($"{f.Path}: general.architecture '{arch}' is not supported (llama, qwen2, qwen3, phi3)"),
         };
         if (m.GetString("general.type") is { } gt && gt != "model")
             throw new PeftException($"{f.Path}: general.type is '{gt}'; this is not a model file (an adapter loads with --adapter on its base)");
@@ -39,6 +39,13 @@ internal static class GgufModelLoader
         }
         if (f.Contains("rope_freqs.weight"))
             throw new PeftException($"{f.Path}: rope_freqs.weight (llama3 RoPE scaling) cannot be mapped back to rope_scaling; load the Hugging Face folder instead");
+        int maxPositions = m.GetInt($"{arch}.context_length") ?? 2048;
+        int headDim = m.GetInt($"{arch}.attention.key_length") ?? hidden / heads;
+        if (arch == "phi3" && GgufPhi3.ReadLongRope(f, headDim, maxPositions) is { } longRope)
+        {
+            if (rope != null) throw new PeftException($"{f.Path}: both {arch}.rope.scaling.type '{rope.Type}' and LongRoPE factor tensors");
+            rope = longRope;
+        }
         int? eos = m.GetInt("tokenizer.ggml.eos_token_id");
         return new ModelConfig
         {
@@ -49,17 +56,18 @@ internal static class GgufModelLoader
             NumLayers = m.RequireInt($"{arch}.block_count"),
             NumHeads = heads,
             NumKvHeads = m.GetInt($"{arch}.attention.head_count_kv") ?? heads,
-            HeadDim = m.GetInt($"{arch}.attention.key_length") ?? hidden / heads,
+            HeadDim = headDim,
             RmsNormEps = (float)(m.GetFloat($"{arch}.attention.layer_norm_rms_epsilon") ?? 1e-6),
             RopeTheta = m.GetFloat($"{arch}.rope.freq_base") ?? 10000,
             RopeScaling = rope,
-            MaxPositions = m.GetInt($"{arch}.context_length") ?? 2048,
+            MaxPositions = maxPositions,
             TieWordEmbeddings = !f.Contains("output.weight"),
             QkvBias = f.Contains("blk.0.attn_q.bias"),
             OutputBias = f.Contains("blk.0.attn_output.bias"),
             MlpBias = f.Contains("blk.0.ffn_gate.bias"),
             QkNorm = f.Contains("blk.0.attn_q_norm.weight"),
-            SlidingWindow = m.GetInt($"{arch}.attention.sliding_window"),
+            // convert_hf_to_gguf writes phi3's window as 0 when the config has none
+            SlidingWindow = m.GetInt($"{arch}.attention.sliding_window") is int sw && sw > 0 ? sw : null,
             BosTokenId = m.GetInt("tokenizer.ggml.bos_token_id"),
             EosTokenIds = eos is { } e ? [e] : [],
             TorchDtype = embd.Type switch { GgmlType.BF16 => "bfloat16", GgmlType.F16 => "float16", _ => "float32" },
@@ -70,13 +78,15 @@ internal static class GgufModelLoader
     /// error rather than silently dropped.</summary>
     public static Dictionary<string, Tensor> ReadTensors(GgufFile f, ModelConfig c)
     {
-        bool permute = GgufArchitecture.PermutesQk(GgufArchitecture.For(c.ModelType));
+        string arch = GgufArchitecture.For(c.ModelType);
+        bool permute = GgufArchitecture.PermutesQk(arch);
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         try
         {
             foreach (var info in f.Tensors)
             {
-                string hf = GgufTensorNames.ToHf(info.Name)
+                if (arch == "phi3" && GgufPhi3.IsRopeFactors(info.Name)) continue;   // read into the config
+                string hf = GgufTensorNames.ToHf(info.Name, arch)
                     ?? throw new PeftException($"{f.Path}: tensor '{info.Name}' has no place in a {c.ModelType} model");
                 bool qk = permute && (hf.EndsWith("q_proj.weight") || hf.EndsWith("k_proj.weight") || hf.EndsWith("q_proj.bias") || hf.EndsWith("k_proj.bias"));
                 result[hf] = Read(f, info, qk ? c.HeadDim : 0);

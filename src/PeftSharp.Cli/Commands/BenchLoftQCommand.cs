@@ -59,7 +59,8 @@ internal sealed class BenchLoftQCommand : IBenchCommand
                 string cfgPath = BenchGemmCommand.ResolveConfig(pr.GetValue(randomConfig)!);
                 var cfg = ModelConfig.Load(cfgPath) with { NumLayers = pr.GetValue(layers) };
                 using var m = CausalLM.CreateRandom(cfg, DType.BF16, 1234);
-                Print(compute, $"random {Path.GetFileNameWithoutExtension(cfgPath)} ({cfg.NumLayers} layer{(cfg.NumLayers == 1 ? "" : "s")}, N(0, 0.02) BF16)", m, r, scaling, steps, format, method);
+                Print(compute, $"random {Path.GetFileNameWithoutExtension(cfgPath)} ({cfg.NumLayers} layer{(cfg.NumLayers == 1 ? "" : "s")}, " +
+                    "BF16 N(0, 0.02), o_proj and down_proj N(0, 0.02/√(2·layers)))", m, r, scaling, steps, format, method);
             }
             return 0;
         }));

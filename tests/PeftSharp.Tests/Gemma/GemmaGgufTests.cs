@@ -18,10 +18,9 @@ public class GemmaGgufTests(ITestOutputHelper output)
         return type == "gemma3_text" ? c with { NumLayers = 6, SlidingWindowPattern = 6, RopeLocalTheta = 10000 } : c;
     }
 
-    [Theory]
-    [InlineData("gemma2")]
-    [InlineData("gemma3_text")]
-    public void F32_export_matches_llama_cpp(string type)
+    /// <summary>A tiny model of <paramref name="type"/> in a temp folder, exported there as F32 GGUF, given to
+    /// <paramref name="check"/> (config, folder, model, GGUF path); the folder is removed afterwards.</summary>
+    static void WithF32Export(string type, Action<ModelConfig, string, CausalLM, string> check)
     {
         var c = Config(type);
         var dir = GgufTestModels.Folder(c, GgufTestModels.DefaultModel);
@@ -30,6 +29,16 @@ public class GemmaGgufTests(ITestOutputHelper output)
         {
             using var model = CausalLM.Load(dir);
             GgufModelExporter.Export(model, TestCompute.Cpu, dir, gguf, GgmlType.F32);
+            check(c, dir, model, gguf);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Theory]
+    [InlineData("gemma2")]
+    [InlineData("gemma3_text")]
+    public void F32_export_matches_llama_cpp(string type) => WithF32Export(type, (c, dir, model, gguf) =>
+        {
             var ids = Enumerable.Range(0, 24).Select(i => (int)((3 + 7919L * i) % c.VocabSize)).ToArray();   // longer than the window
             var flat = Passes.Logits(model, ids);
             var ours = Enumerable.Range(0, ids.Length).Select(i => flat.AsSpan(i * c.VocabSize, c.VocabSize).ToArray()).ToArray();
@@ -48,9 +57,7 @@ public class GemmaGgufTests(ITestOutputHelper output)
                 output.WriteLine($"{type}: relative error against the model without its window {off:E2}");
                 Assert.True(off > 10 * err && off > 2e-3, $"{type}: the comparison cannot tell the window ({off:E2} vs {err:E2})");
             }
-        }
-        finally { Directory.Delete(dir, true); }
-    }
+        });
 
     [Theory]
     [InlineData("gemma2")]
@@ -104,15 +111,8 @@ public class GemmaGgufTests(ITestOutputHelper output)
     [Theory]
     [InlineData("gemma2")]
     [InlineData("gemma3_text")]
-    public void F32_gemma_export_reads_back_as_the_same_model(string type)
-    {
-        var c = Config(type);
-        var dir = GgufTestModels.Folder(c, GgufTestModels.DefaultModel);
-        var gguf = Path.Combine(dir, "model.gguf");
-        try
+    public void F32_gemma_export_reads_back_as_the_same_model(string type) => WithF32Export(type, (c, _, model, gguf) =>
         {
-            using var model = CausalLM.Load(dir);
-            GgufModelExporter.Export(model, TestCompute.Cpu, dir, gguf, GgmlType.F32);
             using var imported = CausalLM.Load(gguf);
             var expected = model.Config with { BosTokenId = imported.Config.BosTokenId, EosTokenIds = imported.Config.EosTokenIds };
             Assert.Equal(expected, imported.Config);
@@ -129,9 +129,7 @@ public class GemmaGgufTests(ITestOutputHelper output)
             double err = Numerics.RelativeError(got, want.Select(x => (double)x).ToArray());
             output.WriteLine($"{type}: read-back logits vs the exported model {err:E2}");
             Assert.True(err < 1e-5, $"{type}: read-back logits differ by {err:E2}");
-        }
-        finally { Directory.Delete(dir, true); }
-    }
+        });
 
     [Theory]
     [InlineData(46, 4608, 32, 128, 144.0)]   // gemma-2-27b's sizes: llama.cpp scales by 1/√(hidden / heads)

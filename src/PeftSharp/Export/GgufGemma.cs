@@ -8,7 +8,8 @@ namespace PeftSharp.Export;
 /// architectures fix what the Hugging Face config states explicitly — the local/global pattern (gemma2: even layers
 /// local; gemma3: five local, then one global), gemma3's local RoPE base 10000, and the attention scale
 /// 1/√head_dim (1/√(hidden/heads) for the 27B sizes). A config that differs would run as another model in llama.cpp,
-/// so it is refused by name.
+/// so it is refused by name. Reading a gemma file back restores those fixed settings (and llama.cpp's 27B attention
+/// scale rule) as the Hugging Face config states them.
 /// </summary>
 internal static class GgufGemma
 {
@@ -37,4 +38,27 @@ internal static class GgufGemma
             if (c.FinalLogitSoftcapping is double f) m.Set("gemma2.final_logit_softcapping", (float)f);
         }
     }
+
+    /// <summary>
+    /// The Gemma settings of a config read from a gemma2/gemma3 GGUF, as llama.cpp runs the file: the soft caps from
+    /// metadata (gemma2; llama.cpp's defaults 50 and 30 when absent) or none (gemma3), the fixed layer patterns, gemma3's
+    /// local RoPE base 10000, and the attention scale 1/√head_dim, or 1/√(hidden/heads) for the 27B sizes (gemma2 with 46
+    /// layers, gemma3 with 62), which llama.cpp picks by layer count.
+    /// </summary>
+    public static ModelConfig ReadHyperParameters(GgufMetadata m, string arch, ModelConfig c)
+    {
+        bool g2 = arch == "gemma2";
+        bool large = c.NumLayers == (g2 ? 46 : 62);
+        return c with
+        {
+            QueryPreAttnScalar = large ? (double)c.HiddenSize / c.NumHeads : c.HeadDim,
+            AttnLogitSoftcapping = g2 ? m.GetFloat("gemma2.attn_logit_softcapping") ?? 50 : null,
+            FinalLogitSoftcapping = g2 ? m.GetFloat("gemma2.final_logit_softcapping") ?? 30 : null,
+            RopeLocalTheta = g2 ? null : 10000,
+            SlidingWindowPattern = g2 ? 2 : 6,
+        };
+    }
+
+    /// <summary>True for a norm weight that llama.cpp's gemma files store as 1 + w.</summary>
+    public static bool IsShiftedNorm(string hfName) => hfName.EndsWith("norm.weight", StringComparison.Ordinal);
 }

@@ -77,6 +77,9 @@ internal static partial class GgufTensorNames
         if (arch == "phi3" && GgufLayer().Match(gguf) is { Success: true } m)
             foreach (var (h, g) in FusedParts)
                 if (m.Groups[2].Value == g) return $"model.layers.{m.Groups[1].Value}.{h}";
+        if (arch is "gemma2" or "gemma3" && GgufLayer().Match(gguf) is { Success: true } gm)
+            foreach (var (h, g) in GemmaNorms)
+                if (gm.Groups[2].Value == g) return $"model.layers.{gm.Groups[1].Value}.{h}";
         return ToHf(gguf);
     }
 

@@ -18,10 +18,9 @@ public class GemmaGgufTests(ITestOutputHelper output)
         return type == "gemma3_text" ? c with { NumLayers = 6, SlidingWindowPattern = 6, RopeLocalTheta = 10000 } : c;
     }
 
-    [Theory]
-    [InlineData("gemma2")]
-    [InlineData("gemma3_text")]
-    public void F32_export_matches_llama_cpp(string type)
+    /// <summary>A tiny model of <paramref name="type"/> in a temp folder, exported there as F32 GGUF, given to
+    /// <paramref name="check"/> (config, folder, model, GGUF path); the folder is removed afterwards.</summary>
+    static void WithF32Export(string type, Action<ModelConfig, string, CausalLM, string> check)
     {
         var c = Config(type);
         var dir = GgufTestModels.Folder(c, GgufTestModels.DefaultModel);
@@ -30,6 +29,16 @@ public class GemmaGgufTests(ITestOutputHelper output)
         {
             using var model = CausalLM.Load(dir);
             GgufModelExporter.Export(model, TestCompute.Cpu, dir, gguf, GgmlType.F32);
+            check(c, dir, model, gguf);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Theory]
+    [InlineData("gemma2")]
+    [InlineData("gemma3_text")]
+    public void F32_export_matches_llama_cpp(string type) => WithF32Export(type, (c, dir, model, gguf) =>
+        {
             var ids = Enumerable.Range(0, 24).Select(i => (int)((3 + 7919L * i) % c.VocabSize)).ToArray();   // longer than the window
             var flat = Passes.Logits(model, ids);
             var ours = Enumerable.Range(0, ids.Length).Select(i => flat.AsSpan(i * c.VocabSize, c.VocabSize).ToArray()).ToArray();
@@ -48,9 +57,7 @@ public class GemmaGgufTests(ITestOutputHelper output)
                 output.WriteLine($"{type}: relative error against the model without its window {off:E2}");
                 Assert.True(off > 10 * err && off > 2e-3, $"{type}: the comparison cannot tell the window ({off:E2} vs {err:E2})");
             }
-        }
-        finally { Directory.Delete(dir, true); }
-    }
+        });
 
     [Theory]
     [InlineData("gemma2")]
@@ -97,5 +104,46 @@ public class GemmaGgufTests(ITestOutputHelper output)
             Assert.False(File.Exists(path));
             foreach (var t in w.Values) t.Dispose();
         }
+    }
+
+    /// <summary>A gemma GGUF is a model input: the config comes back as llama.cpp runs the file, the 1 + w norms as w
+    /// (float32 rounding of (1 + w) − 1 is the only difference), and the logits are the exported model's.</summary>
+    [Theory]
+    [InlineData("gemma2")]
+    [InlineData("gemma3_text")]
+    public void F32_gemma_export_reads_back_as_the_same_model(string type) => WithF32Export(type, (c, _, model, gguf) =>
+        {
+            using var imported = CausalLM.Load(gguf);
+            var expected = model.Config with { BosTokenId = imported.Config.BosTokenId, EosTokenIds = imported.Config.EosTokenIds };
+            Assert.Equal(expected, imported.Config);
+            foreach (var (a, b) in model.Layers.Zip(imported.Layers))
+                foreach (var (na, nb) in a.Norms().Zip(b.Norms()))
+                {
+                    Assert.Equal(na.Weight.Name, nb.Weight.Name);
+                    var (x, y) = (na.Values.ToArray(), nb.Values.ToArray());
+                    for (int i = 0; i < x.Length; i++) Assert.True(Math.Abs(x[i] - y[i]) <= 1e-7f, $"{na.Weight.Name}[{i}]: {y[i]} vs {x[i]}");
+                }
+            var ids = Enumerable.Range(0, 24).Select(i => (int)((3 + 7919L * i) % c.VocabSize)).ToArray();
+            var want = Passes.Logits(model, ids);
+            var got = Passes.Logits(imported, ids);
+            double err = Numerics.RelativeError(got, want.Select(x => (double)x).ToArray());
+            output.WriteLine($"{type}: read-back logits vs the exported model {err:E2}");
+            Assert.True(err < 1e-5, $"{type}: read-back logits differ by {err:E2}");
+        });
+
+    [Theory]
+    [InlineData(46, 4608, 32, 128, 144.0)]   // gemma-2-27b's sizes: llama.cpp scales by 1/√(hidden / heads)
+    [InlineData(26, 2304, 8, 256, 256.0)]    // gemma-2-2b: 1/√head_dim
+    public void Reading_gemma2_takes_llama_cpps_attention_scale_rule(int layers, int hidden, int heads, int headDim, double scalar)
+    {
+        var meta = new GgufMetadata("x.gguf");
+        var c = new ModelConfig { ModelType = "gemma2", NumLayers = layers, HiddenSize = hidden, NumHeads = heads, HeadDim = headDim, NumKvHeads = heads, IntermediateSize = 4 * hidden, VocabSize = 256 };
+        meta.Set("gemma2.final_logit_softcapping", 30f);
+        var read = GgufGemma.ReadHyperParameters(meta, "gemma2", c);
+        Assert.Equal(scalar, read.QueryPreAttnScalar);
+        Assert.Equal(50, read.AttnLogitSoftcapping);   // llama.cpp's default when the key is absent
+        Assert.Equal(30, read.FinalLogitSoftcapping);
+        Assert.Equal(2, read.SlidingWindowPattern);
+        Assert.Null(read.RopeLocalTheta);
     }
 }

@@ -6,9 +6,9 @@ using PeftSharp.Tensors;
 namespace PeftSharp.IO.Gguf;
 
 /// <summary>
-/// Reads a llama.cpp GGUF model (llama, qwen2, qwen3, phi3 architectures; F32, F16, BF16 and Q8_0 tensors) back into
-/// this project's form: a <see cref="ModelConfig"/> from the <c>{arch}.*</c> keys (phi3's LongRoPE from its factor
-/// tensors) and the Hugging Face-named tensors, with llama's q/k rows returned to HF order. F32/F16/BF16 tensors keep their type; Q8_0 is decoded exactly to F32 (q·d is
+/// Reads a llama.cpp GGUF model (llama, qwen2, qwen3, phi3, gemma2, gemma3 architectures; F32, F16, BF16 and Q8_0
+/// tensors) back into this project's form: a <see cref="ModelConfig"/> from the <c>{arch}.*</c> keys (phi3's LongRoPE
+/// from its factor tensors; Gemma's fixed settings as llama.cpp runs them, its 1 + w norms back to w) and the Hugging Face-named tensors, with llama's q/k rows returned to HF order. F32/F16/BF16 tensors keep their type; Q8_0 is decoded exactly to F32 (q·d is
 /// exact in float32, not always in a 16-bit type).
 /// </summary>
 internal static class GgufModelLoader
@@ -22,8 +22,9 @@ internal static class GgufModelLoader
         string arch = m.RequireString("general.architecture");
         string modelType = arch switch
         {
-            "llama" or "qwen2" or "qwen3" or "phi3" => arch,
-            _ => throw new PeftException($"{f.Path}: general.architecture '{arch}' is not supported (llama, qwen2, qwen3, phi3)"),
+            "llama" or "qwen2" or "qwen3" or "phi3" or "gemma2" => arch,
+            "gemma3" => "gemma3_text",
+            _ => throw new PeftException($"{f.Path}: general.architecture '{arch}' is not supported (llama, qwen2, qwen3, phi3, gemma2, gemma3)"),
         };
         if (m.GetString("general.type") is { } gt && gt != "model")
             throw new PeftException($"{f.Path}: general.type is '{gt}'; this is not a model file (an adapter loads with --adapter on its base)");
@@ -47,7 +48,7 @@ internal static class GgufModelLoader
             rope = longRope;
         }
         int? eos = m.GetInt("tokenizer.ggml.eos_token_id");
-        return new ModelConfig
+        var config = new ModelConfig
         {
             ModelType = modelType,
             VocabSize = checked((int)embd.Dims[1]),
@@ -72,6 +73,7 @@ internal static class GgufModelLoader
             EosTokenIds = eos is { } e ? [e] : [],
             TorchDtype = embd.Type switch { GgmlType.BF16 => "bfloat16", GgmlType.F16 => "float16", _ => "float32" },
         };
+        return config.IsGemma ? GgufGemma.ReadHyperParameters(m, arch, config) : config;
     }
 
     /// <summary>All tensors of the file under their HF names (owned; the caller disposes them). Unknown names are an
@@ -89,7 +91,8 @@ internal static class GgufModelLoader
                 string hf = GgufTensorNames.ToHf(info.Name, arch)
                     ?? throw new PeftException($"{f.Path}: tensor '{info.Name}' has no place in a {c.ModelType} model");
                 bool qk = permute && (hf.EndsWith("q_proj.weight") || hf.EndsWith("k_proj.weight") || hf.EndsWith("q_proj.bias") || hf.EndsWith("k_proj.bias"));
-                result[hf] = Read(f, info, qk ? c.HeadDim : 0);
+                var t = Read(f, info, qk ? c.HeadDim : 0);
+                result[hf] = c.IsGemma && GgufGemma.IsShiftedNorm(hf) ? Unshifted(t) : t;
             }
             return result;
         }
@@ -97,6 +100,20 @@ internal static class GgufModelLoader
         {
             foreach (var t in result.Values) t.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Gemma's stored norm weight w from llama.cpp's 1 + w, in float32 (consumes <paramref name="shifted"/>).</summary>
+    static unsafe Tensor Unshifted(Tensor shifted)
+    {
+        using (shifted)
+        {
+            var values = new float[shifted.ElementCount];
+            DTypeConvert.ToFloat(shifted.Data, shifted.DType, values);
+            var t = new Tensor(DType.F32, shifted.Shape);
+            var dst = t.Floats;
+            for (int i = 0; i < values.Length; i++) dst[i] = values[i] - 1f;
+            return t;
         }
     }
 

@@ -11,8 +11,8 @@ internal sealed record KrylovStats(int Basis, int Blocks, double MaxRelativeResi
 
 internal static partial class TruncatedSvd
 {
-    /// <summary>Stopping tolerance of <see cref="Krylov"/> for LoftQ and PiSSA: every kept θ = σ² is within 1e-9·σ₁² of
-    /// an eigenvalue of the Gram matrix, far below float32's resolution of the weights.</summary>
+    /// <summary>Stopping tolerance of <see cref="Krylov"/> in LoftQ: every kept θ = σ² is within 1e-9·σ₁² of an
+    /// eigenvalue of the Gram matrix, far below float32's resolution of the weights.</summary>
     public const double KrylovTolerance = 1e-9;
 
     /// <summary>
@@ -22,10 +22,12 @@ internal static partial class TruncatedSvd
     /// start block, orthonormalized twice against everything before it; T = Vᵀ·A·V comes from the stored products, and
     /// the Ritz pairs (θ, v = V·y) of T's top k eigenpairs are checked by their true residuals r = A·v − θ·v, from
     /// the stored A·V. It stops when every ‖r‖ ≤ tolerance·θ₁, or when V spans the whole space (then it is exact).
-    /// Guarantees: θᵢ ≤ λᵢ (Cauchy interlacing), and each θᵢ lies within ‖rᵢ‖ of an eigenvalue of A, so the captured
-    /// energy Σσᵢ² is a lower bound that is within k·tolerance·σ₁² of the optimum. Unlike subspace iteration, whose
-    /// rate is σ_{k+1}/σ_k per step and stalls on the flat spectrum of a noise-like residual, the Krylov space's
-    /// Chebyshev polynomials separate a cluster in O(1/√gap) steps.
+    /// Guarantees: θᵢ ≤ λᵢ (Cauchy interlacing), so the captured energy Σσᵢ² never exceeds the optimum, and each θᵢ lies
+    /// within ‖rᵢ‖ ≤ tolerance·θ₁ of an eigenvalue of A (Kahan's bound for Rayleigh–Ritz). Those eigenvalues are the
+    /// top k unless the start block was (numerically) orthogonal to a leading eigenvector, which a Gaussian block is
+    /// not; then Σσᵢ² is within k·tolerance·σ₁² of the optimum. Unlike subspace iteration, whose rate is σ_{k+1}/σ_k
+    /// per step and stalls on the flat spectrum of a noise-like residual, the Krylov space's Chebyshev polynomials
+    /// separate a cluster with relative gap γ in O(log(1/tolerance)/√γ) steps.
     /// </summary>
     public static SvdResult Krylov(ComputeContext ctx, ReadOnlySpan<double> w, int rows, int cols, int k,
         double tolerance = KrylovTolerance, int blockSize = 0, int seed = 0x10F7)
@@ -63,7 +65,7 @@ internal static partial class TruncatedSvd
             int m = basis.Count;
             if (m >= nextCheck || m == n)
             {
-                    var (theta, y) = RayleighRitz(coef, m);
+                var (theta, y) = RayleighRitz(coef, m);
                 double worst = 0;
                 var vy = new double[n];
                 var ay = new double[n];
@@ -129,6 +131,7 @@ internal static partial class TruncatedSvd
     /// <summary>q_j −= Σ_i c[j][i]·basis_i (one classical Gram–Schmidt pass, coefficients given).</summary>
     static void SubtractProjections(ComputeContext ctx, List<double[]> basis, List<double[]> q, List<double[]> c)
     {
+        if (q.Count == 0) return;
         ctx.For(q.Count, (s, e) =>
         {
             for (int i = 0; i < c[s].Length && i < basis.Count; i++)

@@ -31,7 +31,7 @@ internal sealed class BenchLoftQCommand : IBenchCommand
         var doubleQuant = new Option<bool>("--double-quant") { Description = "NF4 with double quantization (QLoRA's default; PEFT's own LoftQ uses none)", DefaultValueFactory = _ => true };
         var svd = new Option<string>("--svd") { Description = "top-r SVD: krylov (block Lanczos to a tolerance, the default) or exact (full Gram eigen-decomposition, the reference)", DefaultValueFactory = _ => "krylov" };
         var threads = SharedOptions.Threads();
-        var cmd = new Command("loftq", "LoftQ vs plain NF4: relative error ‖W − (Q + s·B·A)‖/‖W‖ against ‖W − Q‖/‖W‖ per module and in total, after 1 … --iters steps");
+        var cmd = new Command("loftq", "LoftQ vs plain NF4: relative error ‖W − (Q + s·B·A)‖/‖W‖ against ‖W − Q‖/‖W‖ per module and in total, after 1 … --iters steps, and the SVD time per module");
         foreach (var o in new Option[] { model, randomConfig, layers, iters, rank, alpha, doubleQuant, svd, threads }) cmd.Options.Add(o);
         cmd.SetAction(pr => CliErrors.Run(() =>
         {

@@ -21,6 +21,15 @@ namespace PeftSharp.Peft;
 /// The quantizer is the run's 4-bit format (PEFT's is NF4, blocksize 64, no double quantization), so the Q the factors
 /// were fitted to is exactly the frozen base the run trains over.
 /// </summary>
+/// <summary>Which top-r SVD LoftQ uses.</summary>
+internal enum LoftQSvd
+{
+    /// <summary><see cref="TruncatedSvd.Krylov"/> to <see cref="TruncatedSvd.KrylovTolerance"/>: the default.</summary>
+    Krylov,
+    /// <summary><see cref="TruncatedSvd.Exact"/> (full eigen-decomposition of the Gram matrix): the reference.</summary>
+    Exact,
+}
+
 internal static class LoftQ
 {
     public const string Init = "loftq";
@@ -38,11 +47,14 @@ internal static class LoftQ
     /// <param name="Errors">‖W − (Q_k + s·B_k·A_k)‖ / ‖W‖ after step k = 1 … loftq_iter; step k's state is exactly what
     /// loftq_iter = k returns, so one run gives the curve.</param>
     /// <param name="WeightNorm">‖W‖ (Frobenius, float64), to combine modules into a total.</param>
-    public sealed record Result(Quantized4Bit Q, float[] A, float[] B, double PlainError, double[] Errors, double WeightNorm);
+    /// <param name="SvdSeconds">Wall time spent in the SVDs, all steps together.</param>
+    /// <param name="Krylov">How each step's <see cref="TruncatedSvd.Krylov"/> ended (null entries with <see cref="LoftQSvd.Exact"/>).</param>
+    public sealed record Result(Quantized4Bit Q, float[] A, float[] B, double PlainError, double[] Errors, double WeightNorm,
+        double SvdSeconds, KrylovStats?[] Krylov);
 
     /// <summary>Runs the iteration on w (out·in, row-major float32). <paramref name="name"/> names the tensor in errors.</summary>
     public static Result Run(ComputeContext ctx, ReadOnlySpan<float> w, int outF, int inF, int rank, float scaling, int iterations,
-        QuantizeOptions format, string name)
+        QuantizeOptions format, string name, LoftQSvd svdMethod = LoftQSvd.Krylov)
     {
         if (w.Length != (long)outF * inF) throw new ArgumentException($"{name}: expected {outF}×{inF} values, got {w.Length}");
         if (iterations < 1) throw new PeftException($"{name}: loftq_iter must be ≥ 1, got {iterations}");
@@ -58,6 +70,8 @@ internal static class LoftQ
         var a = new float[rank * inF];
         var b = new float[outF * rank];
         var errors = new double[iterations];
+        var krylov = new KrylovStats?[iterations];
+        var svdClock = new System.Diagnostics.Stopwatch();
         double plain = 0;
         Quantized4Bit? q = null;
         try
@@ -69,7 +83,11 @@ internal static class LoftQ
                 q.Dequantize(ctx, deq);
                 for (int i = 0; i < n; i++) e[i] = (double)weight[i] - deq[i];
                 if (it == 0) plain = Math.Sqrt(SumSquares(e)) / Math.Max(norm, double.Epsilon);
-                var svd = TruncatedSvd.Exact(ctx, e, outF, inF, rank);
+                svdClock.Start();
+                SvdResult svd;
+                if (svdMethod == LoftQSvd.Exact) svd = TruncatedSvd.Exact(ctx, e, outF, inF, rank);
+                else (svd, krylov[it]) = TruncatedSvd.KrylovWithStats(ctx, e, outF, inF, rank);
+                svdClock.Stop();
                 for (int j = 0; j < rank; j++)
                 {
                     float root = (float)Math.Sqrt(svd.S[j] / scaling);
@@ -87,7 +105,7 @@ internal static class LoftQ
                 if (it + 1 == iterations) break;
                 TensorPrimitives.Subtract(weight, sba, res);
             }
-            return new Result(q!, a, b, plain, errors, norm);
+            return new Result(q!, a, b, plain, errors, norm, svdClock.Elapsed.TotalSeconds, krylov);
         }
         catch
         {

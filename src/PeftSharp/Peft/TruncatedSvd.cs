@@ -19,7 +19,7 @@ internal sealed record SvdResult(double[] U, double[] S, double[] Vt, int Rows, 
 /// as W·v/σ (accurate for the leading triplets PiSSA keeps). <see cref="Randomized"/>: torch.svd_lowrank's algorithm
 /// (Halko et al. 2009, q = k, no oversampling, niter subspace iterations with re-orthonormalization), seeded.
 /// </summary>
-internal static class TruncatedSvd
+internal static partial class TruncatedSvd
 {
     public static SvdResult Exact(ComputeContext ctx, ReadOnlySpan<double> w, int rows, int cols, int k)
     {

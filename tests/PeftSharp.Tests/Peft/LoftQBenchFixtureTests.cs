@@ -44,4 +44,34 @@ public class LoftQBenchFixtureTests
             Assert.All(line["modules"]!.AsArray(), mod => Assert.True((double)mod!["loftq"]![0]! < (double)mod["plain_nf4"]!));
         }
     }
+
+    /// <summary>
+    /// The Krylov SVD's runs on random TinyLlama-1.1B-shaped weights against the exact SVD's earlier run of the same
+    /// layer (which took 56 minutes, so it is not recomputed here): every figure equal to the 6 digits written, and the
+    /// whole 22-layer model's layer 0 equal to them too where its weights are the same draws (o_proj and down_proj are
+    /// drawn with std 0.02/√(2·layers), so they differ between the 1- and 22-layer models).
+    /// </summary>
+    [Fact]
+    public void Krylov_runs_on_the_random_TinyLlama_layer_give_the_exact_runs_figures()
+    {
+        var lines = File.ReadAllLines(IoTestPaths.Fixture("bench", "loftq.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+        var oneLayer = lines.Where(o => ((string)o["model"]!).StartsWith("random tinyllama-1.1b (1 layer,")).ToList();
+        var exact = oneLayer.Single(o => o["svd"] is null);    // written before the SVD was named: TruncatedSvd.Exact
+        var krylov = oneLayer.Single(o => ((string?)o["svd"])?.StartsWith("krylov") == true);
+        var whole = lines.Single(o => ((string)o["model"]!).StartsWith("random tinyllama-1.1b (22 layers,"));
+        Assert.StartsWith("krylov", (string)whole["svd"]!);
+        Assert.Equal(22 * 7, whole["modules"]!.AsArray().Count);
+        static double[] Figures(JsonNode m) => [(double)m["plain_nf4"]!, .. m["loftq"]!.AsArray().Select(x => (double)x!)];
+        var byName = whole["modules"]!.AsArray().ToDictionary(m => (string)m!["module"]!, m => m!);
+        foreach (var (e, k) in exact["modules"]!.AsArray().Zip(krylov["modules"]!.AsArray()))
+        {
+            string name = (string)e!["module"]!;
+            Assert.Equal(name, (string)k!["module"]!);
+            Assert.Equal(Figures(e), Figures(k));
+            if (!name.EndsWith("o_proj") && !name.EndsWith("down_proj")) Assert.Equal(Figures(e), Figures(byName[name]));
+        }
+        Assert.Equal(Figures(exact["total"]!), Figures(krylov["total"]!));
+        // Every module of the whole model gains from each of the first steps, and step 5 is below step 1.
+        Assert.All(whole["modules"]!.AsArray(), m => Assert.True(Figures(m!)[5] < Figures(m!)[1] && Figures(m!)[1] < Figures(m!)[0], (string)m!["module"]!));
+    }
 }

@@ -47,7 +47,7 @@ public class TruncatedSvdTests
         return w;
     }
 
-    static double[] Reconstruct(SvdResult r)
+    internal static double[] Reconstruct(SvdResult r)
     {
         var w = new double[r.Rows * r.Cols];
         for (int i = 0; i < r.Rows; i++)
@@ -60,10 +60,10 @@ public class TruncatedSvdTests
         return w;
     }
 
-    static double FrobeniusDiff(double[] a, double[] b) => Math.Sqrt(a.Zip(b, (x, y) => (x - y) * (x - y)).Sum());
+    internal static double FrobeniusDiff(double[] a, double[] b) => Math.Sqrt(a.Zip(b, (x, y) => (x - y) * (x - y)).Sum());
 
     /// <summary>max |UᵀU − I| over the k columns of U (rows, k).</summary>
-    static double OrthoError(double[] u, int rows, int k, bool columns)
+    internal static double OrthoError(double[] u, int rows, int k, bool columns)
     {
         double worst = 0;
         for (int a = 0; a < k; a++)

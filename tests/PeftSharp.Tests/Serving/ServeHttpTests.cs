@@ -139,7 +139,9 @@ public sealed class ServeHttpTests(ServeFixture f) : IClassFixture<ServeFixture>
         while (f.Served.UsersOf("c2") == 0 && !running.IsCompleted) await Task.Delay(1);
         using var del = await Http.DeleteAsync(f.Url + "/v1/adapters/c2");
         Assert.Equal(HttpStatusCode.OK, del.StatusCode);
-        Assert.True(running.IsCompleted);                                          // the unload answered after the request ended
+        // The unload answered only once no request used c2 any more, so the running request ran to its end on c2: its
+        // text is c2's in full (an adapter removed mid-way would leave the rest to the base model). Whether the client
+        // has read the last bytes of that response yet is a race the server does not decide.
         Assert.Equal(expectedC, (string)(await running).Body["choices"]![0]!["text"]!);
         Assert.Equal(expectedA, (string)(await other).Body["choices"]![0]!["text"]!);
         var (gone, err) = await Post("/v1/completions", Completion("c2", "gamma", 4));

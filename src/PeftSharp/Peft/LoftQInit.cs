@@ -54,7 +54,8 @@ internal static class LoftQInit
     /// Runs LoftQ on every targeted projection of <paramref name="model"/> and swaps in the new base
     /// (<paramref name="fourBit"/>: 4-bit in that format; null: dense, holding dequant(Q)). All targets are checked first.
     /// </summary>
-    public static Prepared Apply(ComputeContext ctx, CausalLM model, TargetMatcher matcher, LoraConfig config, QuantizeOptions? fourBit)
+    public static Prepared Apply(ComputeContext ctx, CausalLM model, TargetMatcher matcher, LoraConfig config, QuantizeOptions? fourBit,
+        Action<string>? progress = null)
     {
         var cfg = config.LoftqConfig ?? throw new PeftException("init_lora_weights \"loftq\" needs loftq_config");
         if (fourBit is { Type: not Quant4Type.NF4 })
@@ -62,6 +63,8 @@ internal static class LoftQInit
         var targets = model.Layers.SelectMany(l => l.Projections.Select(p => (Layer: l, Proj: p))).Where(x => matcher.IsTarget(x.Proj.Name)).ToList();
         foreach (var (_, p) in targets) Check(p, matcher.RankFor(p.Name));
         var prepared = new Prepared(new Dictionary<string, (float[], float[])>(), new List<LoftQModuleReport>());
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        int done = 0, every = Math.Max(1, (targets.Count + 9) / 10);   // about ten lines
         foreach (var (layer, p) in targets)
         {
             var lin = (Linear)p;
@@ -87,6 +90,9 @@ internal static class LoftQInit
             }
             prepared.Factors[p.Name] = (r.A, r.B);
             prepared.Reports.Add(new LoftQModuleReport(p.Name, lin.OutFeatures, lin.InFeatures, r.PlainError, r.Errors, r.WeightNorm));
+            if (++done % every == 0 || done == targets.Count)
+                progress?.Invoke(FormattableString.Invariant(
+                    $"LoftQ {done}/{targets.Count} modules ({clock.Elapsed.TotalSeconds:0} s): {p.Name} ‖W − (Q + s·B·A)‖/‖W‖ {r.PlainError:0.0000} → {r.Errors[^1]:0.0000}"));
         }
         return prepared;
     }

@@ -93,12 +93,15 @@ public sealed partial class PeftModel : IDisposable
     public IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed = 0, QuantizeOptions? loftqBase = null) =>
         AddAdapter(name, config, seed, loading: false, loftqBase, null);
 
-    /// <summary>As the public AddAdapter, collecting LoftQ's per-module errors.</summary>
-    internal IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed, QuantizeOptions? loftqBase, List<LoftQModuleReport> loftqReport) =>
-        AddAdapter(name, config, seed, loading: false, loftqBase, loftqReport);
+    /// <summary>As the public AddAdapter, collecting LoftQ's per-module errors and reporting progress.</summary>
+    /// <param name="progress">Hears a line now and then while LoftQ or PiSSA works through the modules (minutes on a real
+    /// model).</param>
+    internal IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed, QuantizeOptions? loftqBase, List<LoftQModuleReport> loftqReport,
+        Action<string>? progress = null) =>
+        AddAdapter(name, config, seed, loading: false, loftqBase, loftqReport, progress);
 
     IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed, bool loading, QuantizeOptions? loftqBase = null,
-        List<LoftQModuleReport>? loftqReport = null)
+        List<LoftQModuleReport>? loftqReport = null, Action<string>? progress = null)
     {
         if (_configs.ContainsKey(name)) throw new PeftException($"adapter '{name}' already exists");
         config.Validate($"adapter '{name}'");
@@ -107,7 +110,7 @@ public sealed partial class PeftModel : IDisposable
         foreach (var t in matcher.UnsupportedExplicitTargets(allLinear))
             throw new PeftException($"target_modules: LoRA on '{t}' is not supported; list it in modules_to_save to train it in full");
         // LoftQ swaps the targeted base projections before they are wrapped (a fresh adapter's loading does not).
-        var loftq = LoftQ.IsLoftQ(config.InitLoraWeights) && !loading ? LoftQInit.Apply(Compute, Model, matcher, config, loftqBase) : null;
+        var loftq = LoftQ.IsLoftQ(config.InitLoraWeights) && !loading ? LoftQInit.Apply(Compute, Model, matcher, config, loftqBase, progress) : null;
         loftqReport?.AddRange(loftq?.Reports ?? []);
         var targeted = new List<string>();
         int moduleId = 0;
@@ -128,6 +131,9 @@ public sealed partial class PeftModel : IDisposable
             foreach (var m in LoraModules.Where(m => targeted.Contains(m.Name)))
                 Pissa.Check(m, matcher.RankFor(m.Name), config.InitLoraWeights);   // before any base weight is rewritten
 
+        bool pissa = Pissa.IsPissa(config.InitLoraWeights) && !loading;
+        var pissaClock = System.Diagnostics.Stopwatch.StartNew();
+        int pissaDone = 0, pissaEvery = Math.Max(1, (targeted.Count + 9) / 10);   // about ten lines
         foreach (var m in LoraModules.Where(m => targeted.Contains(m.Name)))
         {
             var ad = new LoraAdapter(m.Name, m.InFeatures, m.OutFeatures, matcher.RankFor(m.Name), matcher.AlphaFor(m.Name),
@@ -137,7 +143,12 @@ public sealed partial class PeftModel : IDisposable
             {
                 // A loaded adapter's values come from its file: PiSSA must not rewrite the base again.
                 if (loftq != null) LoftQInit.SetFactors(ad, loftq.Factors[m.Name]);
-                else if (Pissa.IsPissa(config.InitLoraWeights) && !loading) Pissa.Initialize(Compute, m, ad, config.InitLoraWeights, moduleSeed);
+                else if (pissa)
+                {
+                    Pissa.Initialize(Compute, m, ad, config.InitLoraWeights, moduleSeed);
+                    if (++pissaDone % pissaEvery == 0 || pissaDone == targeted.Count)
+                        progress?.Invoke(FormattableString.Invariant($"PiSSA {pissaDone}/{targeted.Count} modules ({pissaClock.Elapsed.TotalSeconds:0} s): {m.Name}"));
+                }
                 else LoraInit.Initialize(ad, Pissa.IsPissa(config.InitLoraWeights) || LoftQ.IsLoftQ(config.InitLoraWeights) ? "true" : config.InitLoraWeights, moduleSeed);
             }
             catch

@@ -62,11 +62,11 @@ public sealed class TrainingRun : IDisposable
             {
                 _loftq = [];
                 _pm.AddAdapter("default", options.Lora with { UseDora = method.Adapter == AdapterKind.Dora }, (ulong)options.Seed,
-                    method.QuantizedBase ? options.Quantize : null, _loftq);
+                    method.QuantizedBase ? options.Quantize : null, _loftq, _obs.OnMessage);
                 if (method.QuantizedBase) _pm.Model.QuantizeDenseProjections(compute, options.Quantize);
                 _obs.OnMessage(LoftQRunFiles.Summary(_loftq));
             }
-            else _pm.AddAdapter("default", options.Lora with { UseDora = method.Adapter == AdapterKind.Dora }, (ulong)options.Seed);
+            else _pm.AddAdapter("default", options.Lora with { UseDora = method.Adapter == AdapterKind.Dora }, (ulong)options.Seed, null, [], _obs.OnMessage);
             if (_pm.Model.Quantization != null) _obs.OnMessage($"base model: {_pm.Model.Quantization}");
             if (_pm.Model.GroupQuantization != null) _obs.OnMessage($"base model: {_pm.Model.GroupQuantization}");
             if (_pm.Model.Tied && options.Lora.ModulesToSave is { Count: > 0 } mts && !options.Lora.EnsureWeightTying && !method.IsFull)

@@ -38,10 +38,15 @@ public class LoftQModelTests
 
         using var loftq = new PeftModel(TinyModels.Build(c, w), TestCompute.Cpu);
         var report = new List<LoftQModuleReport>();
-        var targeted = loftq.AddAdapter("default", Loftq(3), 0, Nf4Dq, report);
+        var progress = new List<string>();
+        var targeted = loftq.AddAdapter("default", Loftq(3), 0, Nf4Dq, report, progress.Add);
         loftq.Model.QuantizeDenseProjections(TestCompute.Cpu, Nf4Dq);
         Assert.Equal(targeted.Count, report.Count);
         Assert.Equal(14, targeted.Count);
+        // Long work says how far it got: about ten lines (every second module of 14 here), the last at 14/14.
+        Assert.Equal(7, progress.Count);
+        Assert.StartsWith("LoftQ 14/14 modules", progress[^1]);
+        Assert.Contains(report[^1].Module, progress[^1]);
         Assert.Equal(14, loftq.Model.Quantization!.QuantizedModules);
 
         double plainError = Distance(Passes.Logits(qlora, Ids), reference), loftqError = Distance(Passes.Logits(loftq, Ids), reference);

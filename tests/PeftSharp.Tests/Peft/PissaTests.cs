@@ -316,4 +316,19 @@ public unsafe class PissaTests
             Assert.True(Math.Abs(got[o] - want) <= 1e-5 * want, $"row {o}: ‖W + s·B·A‖² {got[o]} vs {want}");
         }
     }
+
+    [Fact]
+    public void A_PiSSA_init_reports_its_progress()
+    {
+        using var pm = Tiny(out _);
+        var lines = new List<string>();
+        var targeted = pm.AddAdapter("default", new LoraConfig { R = 2, LoraAlpha = 4, TargetModules = ["q_proj", "o_proj"], InitLoraWeights = "pissa" },
+            0, null, [], lines.Add);
+        Assert.NotEmpty(lines);
+        Assert.StartsWith($"PiSSA {targeted.Count}/{targeted.Count} modules", lines[^1]);
+        using var plain = Tiny(out _);
+        var none = new List<string>();
+        plain.AddAdapter("default", new LoraConfig { R = 2, LoraAlpha = 4, TargetModules = ["q_proj"] }, 0, null, [], none.Add);
+        Assert.Empty(none);   // a plain init takes no time worth reporting
+    }
 }

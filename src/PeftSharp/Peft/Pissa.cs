@@ -9,7 +9,9 @@ namespace PeftSharp.Peft;
 /// PiSSA initialization (PEFT layer.py pissa_init): on W (out, in) in float32, the top-r SVD W ≈ U_r·S_r·V_rᵀ,
 /// S_r /= scaling, A = diag(√S_r)·V_rᵀ (r, in), B = U_r·diag(√S_r) (out, r), and the base weight becomes the residual
 /// W − s·B·A, so the model's output is unchanged at step 0 (up to rounding the residual to the storage dtype).
-/// "pissa" uses the exact SVD; "pissa_niter_K" the randomized one with K subspace iterations (torch.svd_lowrank).
+/// "pissa" uses a full-accuracy SVD (PEFT: torch.linalg.svd): the block Krylov one, whose kept pairs are accurate to
+/// 1e-9·σ₁² (<see cref="TruncatedSvd.Krylov"/>), minutes faster per module than the full eigen-decomposition at 2048
+/// wide; "pissa_niter_K" the randomized one with K subspace iterations (torch.svd_lowrank).
 /// The initial factors are kept on the adapter (A0, B0) so the adapter can be saved as a rank-2r LoRA of the
 /// original base (see <see cref="PissaConversion"/>).
 /// </summary>
@@ -55,7 +57,7 @@ internal static class Pissa
                 throw new PeftException($"{module.Name}.weight: element [{i / inF}, {i % inF}] is {wf[i]}; PiSSA needs finite base weights");
             w[i] = wf[i];
         }
-        var svd = niter is int k ? TruncatedSvd.Randomized(ctx, w, outF, inF, r, k, seed) : TruncatedSvd.Exact(ctx, w, outF, inF, r);
+        var svd = niter is int k ? TruncatedSvd.Randomized(ctx, w, outF, inF, r, k, seed) : TruncatedSvd.Krylov(ctx, w, outF, inF, r);
 
         // PEFT computes in float32: S_r / scaling, then √ on both sides.
         var a = ad.A.Value.Floats;   // (r, in)

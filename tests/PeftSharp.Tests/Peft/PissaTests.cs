@@ -331,4 +331,35 @@ public unsafe class PissaTests
         plain.AddAdapter("default", new LoraConfig { R = 2, LoraAlpha = 4, TargetModules = ["q_proj"] }, 0, null, [], none.Add);
         Assert.Empty(none);   // a plain init takes no time worth reporting
     }
+
+    [Fact]
+    public void Exact_pissa_on_a_larger_weight_is_the_best_rank_r_approximation()
+    {
+        // Large enough that the block Krylov SVD stops before its basis spans the space.
+        const int rows = 160, cols = 300, r = 6;
+        var rng = new Random(17);
+        var sigma = Enumerable.Range(0, rows).Select(i => 5.0 * Math.Pow(0.7, i) + 0.01 * (rows - i) / rows).ToArray();
+        var w = TruncatedSvdTests.WithSingularValues(rng, rows, cols, sigma);
+        var t = new Tensor(DType.F32, rows, cols);
+        var wf = t.Floats;
+        for (int i = 0; i < wf.Length; i++) wf[i] = (float)w[i];
+        var lin = new Linear("model.layers.0.self_attn.q_proj", t, null);
+        lin.OwnWeight();
+        using var m = new LoraLinear(lin, 0);
+        var ad = new LoraAdapter(lin.Name, cols, rows, r, 2 * r, false, 0f, false);
+        var exact = TruncatedSvd.Exact(TestCompute.Cpu, wf.ToArray().Select(x => (double)x).ToArray(), rows, cols, r);   // before W becomes the residual
+        Pissa.Initialize(TestCompute.Cpu, m, ad, "pissa", 7);
+        var got = LoraMath.Delta(ad);
+
+        double diff = 0, norm = 0;
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++)
+            {
+                double best = 0;
+                for (int l = 0; l < r; l++) best += exact.U[i * r + l] * exact.S[l] * exact.Vt[l * cols + j];
+                diff += Math.Pow(got[i * cols + j] - best, 2);
+                norm += best * best;
+            }
+        Assert.True(Math.Sqrt(diff / norm) < 1e-6, $"PiSSA's s·B·A vs the exact rank-{r} approximation: {Math.Sqrt(diff / norm):E2}");
+    }
 }

@@ -10,7 +10,7 @@ namespace PeftSharp.Peft;
 /// S_r /= scaling, A = diag(√S_r)·V_rᵀ (r, in), B = U_r·diag(√S_r) (out, r), and the base weight becomes the residual
 /// W − s·B·A, so the model's output is unchanged at step 0 (up to rounding the residual to the storage dtype).
 /// "pissa" uses a full-accuracy SVD (PEFT: torch.linalg.svd): the block Krylov one, whose kept pairs are accurate to
-/// 1e-9·σ₁² (<see cref="TruncatedSvd.Krylov"/>), minutes faster per module than the full eigen-decomposition at 2048
+/// 1e-9·σ₁² (<see cref="TruncatedSvd.Krylov"/>), about five times faster than the full eigen-decomposition at 2048
 /// wide; "pissa_niter_K" the randomized one with K subspace iterations (torch.svd_lowrank).
 /// The initial factors are kept on the adapter (A0, B0) so the adapter can be saved as a rank-2r LoRA of the
 /// original base (see <see cref="PissaConversion"/>).

@@ -93,9 +93,8 @@ public sealed partial class PeftModel : IDisposable
     public IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed = 0, QuantizeOptions? loftqBase = null) =>
         AddAdapter(name, config, seed, loading: false, loftqBase, null);
 
-    /// <summary>As the public AddAdapter, collecting LoftQ's per-module errors and reporting progress.</summary>
-    /// <param name="progress">Hears a line now and then while LoftQ or PiSSA works through the modules (minutes on a real
-    /// model).</param>
+    /// <summary>As the public AddAdapter, collecting LoftQ's per-module errors; <c>progress</c> hears a line now and then
+    /// while LoftQ or PiSSA works through the modules (minutes on a real model).</summary>
     internal IReadOnlyList<string> AddAdapter(string name, LoraConfig config, ulong seed, QuantizeOptions? loftqBase, List<LoftQModuleReport> loftqReport,
         Action<string>? progress = null) =>
         AddAdapter(name, config, seed, loading: false, loftqBase, loftqReport, progress);

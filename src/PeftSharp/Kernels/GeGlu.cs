@@ -12,30 +12,38 @@ internal static unsafe class GeGlu
     const int Block = 1024; // elements per unit of parallel work
     const float Sqrt2OverPi = 0.7978845608028654f, Cubic = 0.044715f;
 
+    /// <summary>One block's work: <paramref name="t"/> = tanh(√(2/π)(g + 0.044715 g³)) of the block's gate values
+    /// <paramref name="g"/>, which start at element <paramref name="start"/>.</summary>
+    delegate void TanhBlock(int start, ReadOnlySpan<float> g, ReadOnlySpan<float> t);
+
+    /// <summary>Runs <paramref name="body"/> over the blocks of the gate (g at <paramref name="gate"/>), in parallel.</summary>
+    static void ForTanhBlocks(ComputeContext ctx, float* gate, int len, TanhBlock body) =>
+        ctx.For((len + Block - 1) / Block, (b0, b1) =>
+        {
+            Span<float> t = stackalloc float[Block];
+            for (int b = b0; b < b1; b++)
+            {
+                int s = b * Block, m = Math.Min(len, s + Block) - s;
+                var gs = new ReadOnlySpan<float>(gate + s, m);
+                var ts = t[..m];
+                TanhArgument(gs, ts);
+                TensorPrimitives.Tanh(ts, ts);
+                body(s, gs, ts);
+            }
+        }, minPerThread: 16);
+
     // output (N,F) = gelu_tanh(gate) · up
     public static void Forward(ComputeContext ctx, Span<float> output, ReadOnlySpan<float> gate, ReadOnlySpan<float> up)
     {
         int len = gate.Length;
         if (up.Length != len || output.Length < len) throw new ArgumentException("gate, up and output must have the same length");
-        unsafe
+        fixed (float* po = output) fixed (float* pg = gate) fixed (float* pu = up)
         {
-            fixed (float* po = output) fixed (float* pg = gate) fixed (float* pu = up)
+            float* o = po, u = pu;
+            ForTanhBlocks(ctx, pg, len, (s, gs, ts) =>
             {
-                float* o = po, g = pg, u = pu;
-                ctx.For((len + Block - 1) / Block, (b0, b1) =>
-                {
-                    Span<float> t = stackalloc float[Block];
-                    for (int b = b0; b < b1; b++)
-                    {
-                        int s = b * Block, e = Math.Min(len, s + Block), m = e - s;
-                        var gs = new ReadOnlySpan<float>(g + s, m);
-                        var ts = t[..m];
-                        TanhArgument(gs, ts);
-                        TensorPrimitives.Tanh(ts, ts);
-                        for (int j = 0; j < m; j++) o[s + j] = 0.5f * gs[j] * (1 + ts[j]) * u[s + j];
-                    }
-                }, minPerThread: 16);
-            }
+                for (int j = 0; j < gs.Length; j++) o[s + j] = 0.5f * gs[j] * (1 + ts[j]) * u[s + j];
+            });
         }
     }
 
@@ -48,34 +56,22 @@ internal static unsafe class GeGlu
         bool wantDg = !dgate.IsEmpty, wantDu = !dup.IsEmpty;
         if ((wantDg && dgate.Length < len) || (wantDu && dup.Length < len)) throw new ArgumentException("gradient output too short");
         if (!wantDg && !wantDu) return;
-        unsafe
+        fixed (float* pdg = dgate) fixed (float* pdu = dup) fixed (float* pdo = doutput) fixed (float* pg = gate) fixed (float* pu = up)
         {
-            fixed (float* pdg = dgate) fixed (float* pdu = dup) fixed (float* pdo = doutput) fixed (float* pg = gate) fixed (float* pu = up)
+            float* dg = pdg, du = pdu, dout = pdo, u = pu;
+            ForTanhBlocks(ctx, pg, len, (s, gs, ts) =>
             {
-                float* dg = pdg, du = pdu, dout = pdo, g = pg, u = pu;
-                ctx.For((len + Block - 1) / Block, (b0, b1) =>
+                for (int j = 0; j < gs.Length; j++)
                 {
-                    Span<float> t = stackalloc float[Block];
-                    for (int b = b0; b < b1; b++)
+                    float gj = gs[j], tj = ts[j], dj = dout[s + j];
+                    if (wantDu) du[s + j] += dj * 0.5f * gj * (1 + tj);
+                    if (wantDg)
                     {
-                        int s = b * Block, e = Math.Min(len, s + Block), m = e - s;
-                        var gs = new ReadOnlySpan<float>(g + s, m);
-                        var ts = t[..m];
-                        TanhArgument(gs, ts);
-                        TensorPrimitives.Tanh(ts, ts);
-                        for (int j = 0; j < m; j++)
-                        {
-                            float gj = gs[j], tj = ts[j], dj = dout[s + j];
-                            if (wantDu) du[s + j] += dj * 0.5f * gj * (1 + tj);
-                            if (wantDg)
-                            {
-                                float dGelu = 0.5f * (1 + tj) + 0.5f * gj * (1 - tj * tj) * Sqrt2OverPi * (1 + 3 * Cubic * gj * gj);
-                                dg[s + j] += dj * u[s + j] * dGelu;
-                            }
-                        }
+                        float dGelu = 0.5f * (1 + tj) + 0.5f * gj * (1 - tj * tj) * Sqrt2OverPi * (1 + 3 * Cubic * gj * gj);
+                        dg[s + j] += dj * u[s + j] * dGelu;
                     }
-                }, minPerThread: 16);
-            }
+                }
+            });
         }
     }
 

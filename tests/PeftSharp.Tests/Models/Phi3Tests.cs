@@ -127,41 +127,6 @@ public class Phi3Tests
         Numerics.AssertClose(Passes.Logits(phi, ids), D(Passes.Logits(mistral, ids)), 1e-6, "phi3 vs split-weight mistral");
     }
 
-    static double DirectionalCheck(PeftModel pm, int B, int T, int[] ids, int[] pos, int[] seg, int[] tgt, out double numeric,
-        Func<string, bool>? along = null)
-    {
-        using (var pass = Passes.Model(pm, B, T, recompute: false))
-            pass.ForwardBackward(ids, pos, seg, tgt, 1f);
-        var rng = new Random(6);
-        var parameters = pm.TrainableParameters().ToList();
-        var dirs = parameters.Select(p => along == null || along(p.Name) ? Numerics.RandomFloats(rng, (int)p.Count) : new float[p.Count]).ToList();
-        double analytic = 0;
-        for (int i = 0; i < parameters.Count; i++)
-        {
-            var g = parameters[i].Grad.Floats;
-            for (int j = 0; j < g.Length; j++) analytic += g[j] * dirs[i][j];
-        }
-        double Loss()
-        {
-            using var pass = Passes.Model(pm, B, T, recompute: false);
-            return pass.Loss(ids, pos, seg, tgt).LossSum;
-        }
-        const float eps = 1e-3f;
-        void Shift(float s)
-        {
-            for (int i = 0; i < parameters.Count; i++)
-            {
-                var v = parameters[i].Value.Floats;
-                for (int j = 0; j < v.Length; j++) v[j] += s * dirs[i][j];
-            }
-        }
-        Shift(eps); double plus = Loss();
-        Shift(-2 * eps); double minus = Loss();
-        Shift(eps);
-        numeric = (plus - minus) / (2 * eps);
-        return analytic;
-    }
-
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -172,21 +137,9 @@ public class Phi3Tests
         using var pm = new PeftModel(TinyModels.Build(c, w), TestCompute.Cpu);
         var targeted = pm.AddAdapter("default", new LoraConfig { R = 4, LoraAlpha = 8, TargetModulesRegex = "all-linear", UseDora = dora }, 9);
         Assert.Equal(["qkv_proj", "o_proj", "gate_up_proj", "down_proj"], targeted.Take(4).Select(n => n.Split('.')[^1]));
-        var rng = new Random(4);
-        foreach (var p in pm.TrainableParameters().Where(p => p.Name.Contains("lora_B")))
-        {
-            var v = p.Value.Floats;
-            for (int i = 0; i < v.Length; i++) v[i] = (float)(rng.NextDouble() - 0.5) * 0.2f;
-        }
+        DirectionalDerivative.RandomizeB(pm);
         const int B = 2, T = 9;
-        var ids = TinyModels.RandomIds(new Random(8), B * T, c.VocabSize);
-        var pos = new int[B * T]; var seg = new int[B * T]; var tgt = new int[B * T];
-        for (int i = 0; i < B * T; i++)
-        {
-            int t = i % T; bool second = t >= 4;
-            pos[i] = second ? t - 4 : t; seg[i] = second ? 1 : 0;
-            tgt[i] = t == T - 1 || t == 3 ? -100 : ids[i + 1];
-        }
+        var (ids, pos, seg, tgt) = DirectionalDerivative.PackedPairs(c.VocabSize, B, T);
         foreach (var (what, along) in new (string, Func<string, bool>?)[] { ("magnitude", n => n.Contains("magnitude")), ("A,B", n => n.Contains("lora_")), ("all", null) })
         {
             if (!dora && what == "magnitude") continue;
@@ -194,7 +147,7 @@ public class Phi3Tests
             // magnitude direction is a finite-difference check (A/B wiring is the LoRA case's, checked above).
             if (dora && what != "magnitude") continue;
             foreach (var p in pm.TrainableParameters()) p.Grad.Floats.Clear();
-            double analytic = DirectionalCheck(pm, B, T, ids, pos, seg, tgt, out double numeric, along);
+            double analytic = DirectionalDerivative.Check(pm, B, T, ids, pos, seg, tgt, out double numeric, along);
             Assert.True(Math.Abs(analytic) > 1e-3, $"degenerate check: {analytic}");
             Assert.True(Math.Abs(analytic - numeric) / Math.Abs(numeric) < 2e-2, $"dora={dora} along {what}: analytic {analytic} vs numeric {numeric}");
         }
